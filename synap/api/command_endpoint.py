@@ -1,0 +1,244 @@
+"""``POST /api/v1/command``: the envelope the ``synap-sdk`` HTTP transport speaks.
+
+``{"command": "kv.set", "request_id": ..., "payload": {...}}`` is answered with
+``{"success", "request_id", "payload", "error"}``; a failed command is still HTTP 200
+with ``success: false``.  Each ``kv.*`` command maps onto the same command layer calls as
+REST and RESP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from synap.api.json_values import from_stored, to_stored
+from synap.commands.errors import CommandError, ForbiddenError
+from synap.commands.layer import parse_int
+from synap.store.keyspace import now_ms
+
+if TYPE_CHECKING:
+    from synap.node import Node
+
+Payload = dict[str, Any]
+
+
+class BadPayload(CommandError):
+    pass
+
+
+def _key(p: Payload, name: str = "key") -> bytes:
+    value = p.get(name)
+    if not isinstance(value, str) or value == "":
+        raise BadPayload(f"ERR payload field '{name}' must be a non-empty string")
+    return value.encode()
+
+
+def _keys(p: Payload) -> list[bytes]:
+    value = p.get("keys")
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise BadPayload("ERR payload field 'keys' must be a list of strings")
+    return [k.encode() for k in value]
+
+
+def _ttl_secs(p: Payload, *names: str) -> int | None:
+    for name in names:
+        if name in p and p[name] is not None:
+            value = p[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise BadPayload(f"ERR payload field '{name}' must be a positive integer (seconds)")
+            return value
+    return None
+
+
+def value_reply(node: Node, key: bytes) -> Payload:
+    raw = node.commands.get(key)
+    if raw is None:
+        return {"found": False, "value": None, "ttl": None}
+    value, encoding = from_stored(raw)
+    ttl = node.commands.ttl(key)
+    out: Payload = {"found": True, "value": value, "ttl": ttl if ttl >= 0 else None}
+    if encoding:
+        out["encoding"] = encoding
+    return out
+
+
+def kv_set(node: Node, p: Payload) -> Payload:
+    if "value" not in p:
+        raise BadPayload("ERR payload field 'value' is required")
+    ttl = _ttl_secs(p, "ttl")
+    expire_at = now_ms() + ttl * 1000 if ttl else 0
+    node.commands.set(_key(p), to_stored(p["value"]), expire_at_ms=expire_at)
+    return {"success": True}
+
+
+def kv_get(node: Node, p: Payload) -> Payload:
+    return value_reply(node, _key(p))
+
+
+def kv_del(node: Node, p: Payload) -> Payload:
+    return {"deleted": node.commands.delete([_key(p)]) == 1}
+
+
+def kv_mdel(node: Node, p: Payload) -> Payload:
+    return {"deleted": node.commands.delete(_keys(p))}
+
+
+def kv_exists(node: Node, p: Payload) -> Payload:
+    return {"exists": node.commands.exists([_key(p)]) == 1}
+
+
+def _amount(p: Payload) -> int:
+    raw = p.get("amount", p.get("delta", 1))
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise BadPayload("ERR payload field 'amount' must be an integer")
+    return parse_int(raw)
+
+
+def kv_incr(node: Node, p: Payload) -> Payload:
+    return {"value": node.commands.incr_by(_key(p), _amount(p))}
+
+
+def kv_decr(node: Node, p: Payload) -> Payload:
+    return {"value": node.commands.incr_by(_key(p), -_amount(p))}
+
+
+def kv_mset(node: Node, p: Payload) -> Payload:
+    pairs = p.get("pairs")
+    if isinstance(pairs, dict):
+        items = list(pairs.items())
+    elif isinstance(pairs, list):
+        items = []
+        for pair in pairs:
+            if isinstance(pair, dict) and "key" in pair and "value" in pair:
+                items.append((pair["key"], pair["value"]))
+            elif isinstance(pair, list) and len(pair) == 2:
+                items.append((pair[0], pair[1]))
+            else:
+                raise BadPayload('ERR each pair must be {"key": ..., "value": ...}')
+    else:
+        raise BadPayload("ERR payload field 'pairs' must be a list of {key, value}")
+    if not items:
+        raise BadPayload("ERR payload field 'pairs' is empty")
+    for key, _ in items:
+        if not isinstance(key, str) or not key:
+            raise BadPayload("ERR every key in 'pairs' must be a non-empty string")
+    node.commands.mset([(k.encode(), to_stored(v)) for k, v in items])
+    return {"success": True}
+
+
+def kv_mget(node: Node, p: Payload) -> Payload:
+    values = []
+    for raw in node.commands.mget(_keys(p)):
+        values.append(None if raw is None else from_stored(raw)[0])
+    return {"values": values}
+
+
+def _decode_keys(keys: list[bytes]) -> list[str]:
+    return [k.decode(errors="replace") for k in keys]
+
+
+def kv_scan(node: Node, p: Payload) -> Payload:
+    prefix = p.get("prefix") or ""
+    limit = p.get("limit", p.get("count", 100))
+    if not isinstance(prefix, str):
+        raise BadPayload("ERR payload field 'prefix' must be a string")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise BadPayload("ERR payload field 'limit' must be a positive integer")
+    keys = _decode_keys(node.commands.scan_prefix(prefix.encode(), limit))
+    return {"keys": keys, "count": len(keys)}
+
+
+def kv_keys(node: Node, p: Payload) -> Payload:
+    pattern = p.get("pattern") or "*"
+    if not isinstance(pattern, str):
+        raise BadPayload("ERR payload field 'pattern' must be a string")
+    keys = _decode_keys(node.commands.keys(pattern.encode()))
+    return {"keys": keys, "count": len(keys)}
+
+
+def kv_dbsize(node: Node, p: Payload) -> Payload:
+    return {"size": node.commands.dbsize()}
+
+
+def kv_flush(node: Node, p: Payload) -> Payload:
+    if not node.config.kv_store.allow_flush_commands:
+        raise ForbiddenError(
+            "ERR flush commands are disabled; set kv_store.allow_flush_commands: true to allow them"
+        )
+    return {"flushed": node.commands.flushall()}
+
+
+def kv_expire(node: Node, p: Payload) -> Payload:
+    ttl = _ttl_secs(p, "ttl", "seconds")
+    if ttl is None:
+        raise BadPayload("ERR payload field 'ttl' (seconds) is required")
+    return {"result": node.commands.expire_at(_key(p), now_ms() + ttl * 1000)}
+
+
+def kv_persist(node: Node, p: Payload) -> Payload:
+    return {"result": node.commands.persist(_key(p))}
+
+
+def kv_ttl(node: Node, p: Payload) -> Payload:
+    key = _key(p)
+    ttl = node.commands.ttl(key)
+    if ttl == -2:
+        raise CommandError(f"ERR key '{key.decode(errors='replace')}' not found")
+    return {"ttl": ttl if ttl >= 0 else None}
+
+
+def kv_stats(node: Node, p: Payload) -> Payload:
+    return node.kv_stats()
+
+
+COMMANDS: dict[str, Callable[[Node, Payload], Payload]] = {
+    "kv.set": kv_set,
+    "kv.get": kv_get,
+    "kv.del": kv_del,
+    "kv.delete": kv_del,
+    "kv.mdel": kv_mdel,
+    "kv.exists": kv_exists,
+    "kv.incr": kv_incr,
+    "kv.incrby": kv_incr,
+    "kv.decr": kv_decr,
+    "kv.decrby": kv_decr,
+    "kv.mset": kv_mset,
+    "kv.mget": kv_mget,
+    "kv.scan": kv_scan,
+    "kv.keys": kv_keys,
+    "kv.dbsize": kv_dbsize,
+    "kv.flushdb": kv_flush,
+    "kv.flushall": kv_flush,
+    "kv.expire": kv_expire,
+    "kv.persist": kv_persist,
+    "kv.ttl": kv_ttl,
+    "kv.stats": kv_stats,
+}
+
+
+def execute(node: Node, body: Any) -> tuple[int, Payload]:
+    """Run one envelope; returns (HTTP status, response envelope)."""
+    if not isinstance(body, dict):
+        return 400, {"success": False, "request_id": None, "payload": None,
+                     "error": "request body must be a JSON object with 'command' and 'payload'"}  # fmt: skip
+    request_id = body.get("request_id")
+    command = body.get("command")
+    payload = body.get("payload") or {}
+    handler = COMMANDS.get(command) if isinstance(command, str) else None
+    if handler is None:
+        return 200, {"success": False, "request_id": request_id, "payload": None,
+                     "error": f"unknown command {command!r}"}  # fmt: skip
+    if not isinstance(payload, dict):
+        return 200, {"success": False, "request_id": request_id, "payload": None,
+                     "error": "'payload' must be a JSON object"}  # fmt: skip
+    try:
+        result = handler(node, payload)
+    except CommandError as exc:
+        return 200, {"success": False, "request_id": request_id, "payload": None,
+                     "error": _error_text(exc)}  # fmt: skip
+    return 200, {"success": True, "request_id": request_id, "payload": result, "error": None}
+
+
+def _error_text(exc: CommandError) -> str:
+    detail = getattr(exc, "detail", None)
+    return f"{exc.message} ({detail})" if detail else exc.message

@@ -1,0 +1,364 @@
+"""RESP handlers for the string and key commands: parse Redis syntax, call the command
+layer, encode the reply.  Connection, server and replication commands live in
+:mod:`synap.api.resp_admin`.
+
+A handler takes the connection and the full argument list (``args[0]`` is the command
+name) and returns the encoded reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from synap.api import resp_codec as R
+from synap.commands.errors import SYNTAX, CommandError, wrong_args
+from synap.commands.layer import ExpireFlags, parse_float, parse_int
+from synap.store.keyspace import now_ms
+
+if TYPE_CHECKING:
+    from synap.api.resp import RespConnection
+
+Handler = Callable[["RespConnection", list[bytes]], object]
+
+
+def _arity(args: list[bytes], exact: int = 0, minimum: int = 0) -> None:
+    n = len(args)
+    if (exact and n != exact) or (minimum and n < minimum):
+        raise wrong_args(args[0].decode(errors="replace"))
+
+
+def _positive_expire(raw: bytes, name: str) -> int:
+    value = parse_int(raw)
+    if value <= 0:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    return value
+
+
+def cmd_get(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.bulk_or_null(c.cmds.get(args[1]), c.resp3)
+
+
+def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, minimum=3)
+    key, value = args[1], args[2]
+    expire_at = 0
+    nx = xx = keepttl = want_get = False
+    seen_expiry = False
+    i = 3
+    n = len(args)
+    while i < n:
+        opt = args[i].upper()
+        if opt in (b"EX", b"PX", b"EXAT", b"PXAT"):
+            if seen_expiry or keepttl or i + 1 >= n:
+                raise CommandError(SYNTAX)
+            amount = _positive_expire(args[i + 1], "set")
+            if opt == b"EX":
+                expire_at = now_ms() + amount * 1000
+            elif opt == b"PX":
+                expire_at = now_ms() + amount
+            elif opt == b"EXAT":
+                expire_at = amount * 1000
+            else:
+                expire_at = amount
+            seen_expiry = True
+            i += 2
+            continue
+        if opt == b"NX" and not xx:
+            nx = True
+        elif opt == b"XX" and not nx:
+            xx = True
+        elif opt == b"KEEPTTL" and not seen_expiry:
+            keepttl = True
+        elif opt == b"GET":
+            want_get = True
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    done, old = c.cmds.set(key, value, expire_at_ms=expire_at, keepttl=keepttl, nx=nx, xx=xx)
+    if want_get:
+        return R.bulk_or_null(old, c.resp3)
+    return R.OK if done else R.null(c.resp3)
+
+
+def cmd_setnx(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    done, _ = c.cmds.set(args[1], args[2], nx=True)
+    return R.integer(int(done))
+
+
+def _setex(c: RespConnection, args: list[bytes], unit_ms: int) -> bytes:
+    _arity(args, 4)
+    amount = _positive_expire(args[2], args[0].decode().lower())
+    c.cmds.set(args[1], args[3], expire_at_ms=now_ms() + amount * unit_ms)
+    return R.OK
+
+
+def cmd_setex(c: RespConnection, args: list[bytes]) -> bytes:
+    return _setex(c, args, 1000)
+
+
+def cmd_psetex(c: RespConnection, args: list[bytes]) -> bytes:
+    return _setex(c, args, 1)
+
+
+def cmd_getset(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    _, old = c.cmds.set(args[1], args[2])
+    return R.bulk_or_null(old, c.resp3)
+
+
+def cmd_getdel(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.bulk_or_null(c.cmds.getdel(args[1]), c.resp3)
+
+
+def cmd_mget(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, minimum=2)
+    return R.bulk_array(c.cmds.mget(args[1:]), c.resp3)
+
+
+def _pairs(args: list[bytes]) -> list[tuple[bytes, bytes]]:
+    if len(args) < 3 or len(args) % 2 == 0:
+        raise wrong_args(args[0].decode(errors="replace"))
+    return [(args[i], args[i + 1]) for i in range(1, len(args), 2)]
+
+
+def cmd_mset(c: RespConnection, args: list[bytes]) -> bytes:
+    c.cmds.mset(_pairs(args))
+    return R.OK
+
+
+def cmd_msetnx(c: RespConnection, args: list[bytes]) -> bytes:
+    return R.integer(int(c.cmds.mset(_pairs(args), nx=True)))
+
+
+def cmd_del(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, minimum=2)
+    return R.integer(c.cmds.delete(args[1:]))
+
+
+def cmd_exists(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, minimum=2)
+    return R.integer(c.cmds.exists(args[1:]))
+
+
+def cmd_incr(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(c.cmds.incr_by(args[1], 1))
+
+
+def cmd_decr(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(c.cmds.incr_by(args[1], -1))
+
+
+def cmd_incrby(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    return R.integer(c.cmds.incr_by(args[1], parse_int(args[2])))
+
+
+def cmd_decrby(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    delta = parse_int(args[2])
+    if delta == -(2**63):
+        raise CommandError("ERR decrement would overflow")
+    return R.integer(c.cmds.incr_by(args[1], -delta))
+
+
+def cmd_incrbyfloat(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    return R.bulk(c.cmds.incr_by_float(args[1], parse_float(args[2])))
+
+
+def cmd_append(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    return R.integer(c.cmds.append(args[1], args[2]))
+
+
+def cmd_strlen(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(c.cmds.strlen(args[1]))
+
+
+def _expire_flags(args: list[bytes]) -> ExpireFlags | None:
+    if not args:
+        return None
+    flags = ExpireFlags()
+    for raw in args:
+        opt = raw.upper()
+        if opt == b"NX":
+            flags.nx = True
+        elif opt == b"XX":
+            flags.xx = True
+        elif opt == b"GT":
+            flags.gt = True
+        elif opt == b"LT":
+            flags.lt = True
+        else:
+            raise CommandError(f"ERR Unsupported option {raw.decode(errors='replace')}")
+    if flags.nx and (flags.xx or flags.gt or flags.lt):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if flags.gt and flags.lt:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    return flags
+
+
+def _expire(c: RespConnection, args: list[bytes], to_abs_ms: Callable[[int], int]) -> bytes:
+    _arity(args, minimum=3)
+    amount = parse_int(args[2])
+    try:
+        at = to_abs_ms(amount)
+    except OverflowError:
+        raise CommandError(
+            f"ERR invalid expire time in '{args[0].decode().lower()}' command"
+        ) from None
+    if abs(at) > 2**62:
+        raise CommandError(f"ERR invalid expire time in '{args[0].decode().lower()}' command")
+    return R.integer(int(c.cmds.expire_at(args[1], at, _expire_flags(args[3:]))))
+
+
+def cmd_expire(c: RespConnection, args: list[bytes]) -> bytes:
+    return _expire(c, args, lambda s: now_ms() + s * 1000)
+
+
+def cmd_pexpire(c: RespConnection, args: list[bytes]) -> bytes:
+    return _expire(c, args, lambda ms: now_ms() + ms)
+
+
+def cmd_expireat(c: RespConnection, args: list[bytes]) -> bytes:
+    return _expire(c, args, lambda s: s * 1000)
+
+
+def cmd_pexpireat(c: RespConnection, args: list[bytes]) -> bytes:
+    return _expire(c, args, lambda ms: ms)
+
+
+def cmd_ttl(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(c.cmds.ttl(args[1]))
+
+
+def cmd_pttl(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(c.cmds.pttl(args[1]))
+
+
+def cmd_persist(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.integer(int(c.cmds.persist(args[1])))
+
+
+def cmd_keys(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.bulk_array(list(c.cmds.keys(args[1])))
+
+
+def cmd_scan(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, minimum=2)
+    try:
+        cursor = int(args[1])
+        if cursor < 0:
+            raise ValueError
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    match: bytes | None = None
+    count = 10
+    i = 2
+    while i < len(args):
+        opt = args[i].upper()
+        if i + 1 >= len(args):
+            raise CommandError(SYNTAX)
+        if opt == b"MATCH":
+            match = args[i + 1]
+        elif opt == b"COUNT":
+            count = parse_int(args[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif opt == b"TYPE":
+            if args[i + 1].lower() != b"string":
+                return R.array([R.bulk(b"0"), R.EMPTY_ARRAY])
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    next_cursor, keys = c.cmds.scan(cursor, match, count)
+    return R.array([R.bulk(b"%d" % next_cursor), R.bulk_array(list(keys))])
+
+
+def cmd_type(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 2)
+    return R.simple(c.cmds.type_of(args[1]))
+
+
+def cmd_rename(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    c.cmds.rename(args[1], args[2])
+    return R.OK
+
+
+def cmd_renamenx(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 3)
+    return R.integer(int(c.cmds.rename(args[1], args[2], nx=True)))
+
+
+def cmd_dbsize(c: RespConnection, args: list[bytes]) -> bytes:
+    _arity(args, 1)
+    return R.integer(c.cmds.dbsize())
+
+
+def cmd_flushall(c: RespConnection, args: list[bytes]) -> bytes:
+    for opt in args[1:]:
+        if opt.upper() not in (b"ASYNC", b"SYNC"):
+            raise CommandError(SYNTAX)
+    c.cmds.flushall()
+    return R.OK
+
+
+DATA_COMMANDS: dict[bytes, Handler] = {
+    b"GET": cmd_get,
+    b"SET": cmd_set,
+    b"SETNX": cmd_setnx,
+    b"SETEX": cmd_setex,
+    b"PSETEX": cmd_psetex,
+    b"GETSET": cmd_getset,
+    b"GETDEL": cmd_getdel,
+    b"MGET": cmd_mget,
+    b"MSET": cmd_mset,
+    b"MSETNX": cmd_msetnx,
+    b"DEL": cmd_del,
+    b"UNLINK": cmd_del,
+    b"EXISTS": cmd_exists,
+    b"INCR": cmd_incr,
+    b"DECR": cmd_decr,
+    b"INCRBY": cmd_incrby,
+    b"DECRBY": cmd_decrby,
+    b"INCRBYFLOAT": cmd_incrbyfloat,
+    b"APPEND": cmd_append,
+    b"STRLEN": cmd_strlen,
+    b"EXPIRE": cmd_expire,
+    b"PEXPIRE": cmd_pexpire,
+    b"EXPIREAT": cmd_expireat,
+    b"PEXPIREAT": cmd_pexpireat,
+    b"TTL": cmd_ttl,
+    b"PTTL": cmd_pttl,
+    b"PERSIST": cmd_persist,
+    b"KEYS": cmd_keys,
+    b"SCAN": cmd_scan,
+    b"TYPE": cmd_type,
+    b"RENAME": cmd_rename,
+    b"RENAMENX": cmd_renamenx,
+    b"DBSIZE": cmd_dbsize,
+    b"FLUSHALL": cmd_flushall,
+    b"FLUSHDB": cmd_flushall,
+}
+
+# Commands that change data (used by COMMAND INFO flags and by replicas' READONLY check).
+WRITE_COMMANDS = frozenset(
+    {
+        b"SET", b"SETNX", b"SETEX", b"PSETEX", b"GETSET", b"GETDEL", b"MSET", b"MSETNX",
+        b"DEL", b"UNLINK", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT",
+        b"APPEND", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST",
+        b"RENAME", b"RENAMENX", b"FLUSHALL", b"FLUSHDB",
+    }
+)  # fmt: skip

@@ -1,0 +1,1 @@
+"""The command layer: the single write path shared by every front end."""

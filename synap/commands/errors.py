@@ -1,0 +1,75 @@
+"""Errors the command layer reports, worded as Redis words them.
+
+Each error carries its Redis prefix (``ERR``, ``WRONGTYPE``, ``READONLY``, ``OOM``...) as
+the first word of its message and the HTTP status and code the JSON front ends use.
+"""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    http_status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def prefix(self) -> str:
+        return self.message.split(" ", 1)[0]
+
+    def resp(self) -> bytes:
+        return b"-" + self.message.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+
+
+class ReadOnlyError(CommandError):
+    http_status = 409
+    code = "READONLY"
+
+    def __init__(self, master: str | None) -> None:
+        super().__init__("READONLY You can't write against a read only replica.")
+        self.master = master
+
+    @property
+    def detail(self) -> str:
+        where = f" of master {self.master}" if self.master else ""
+        return f"this node is a read-only replica{where}; send writes to the master"
+
+
+class OutOfMemoryError(CommandError):
+    http_status = 507
+    code = "OUT_OF_MEMORY"
+
+    def __init__(self) -> None:
+        super().__init__("OOM command not allowed when used memory > 'maxmemory'.")
+
+
+class NotFoundError(CommandError):
+    http_status = 404
+    code = "NOT_FOUND"
+
+
+class ForbiddenError(CommandError):
+    http_status = 403
+    code = "FORBIDDEN"
+
+
+class WritesPausedError(CommandError):
+    """Writes are paused for a planned failover; clients should retry shortly."""
+
+    http_status = 503
+    code = "TRYAGAIN"
+
+    def __init__(self) -> None:
+        super().__init__("TRYAGAIN writes are paused for a failover; retry shortly")
+
+
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+SYNTAX = "ERR syntax error"
+OVERFLOW = "ERR increment or decrement would overflow"
+
+
+def wrong_args(name: str) -> CommandError:
+    return CommandError(f"ERR wrong number of arguments for '{name.lower()}' command")

@@ -1,0 +1,439 @@
+"""The command layer: every read and write of every front end goes through here.
+
+Front ends (RESP, REST, ``/api/v1/command``) parse their own syntax into the typed calls
+of :class:`Commands`; this class checks that the node may write, enforces size and
+memory limits, changes the keyspace and commits exactly one deterministic effect record
+per write to the node's :class:`~synap.store.history.History`.  Keys the keyspace removed
+by itself (lazy expiry, eviction) are committed as ``DEL`` records first, so the effect
+stream alone reproduces the dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from synap.commands.errors import (
+    NOT_FLOAT,
+    NOT_INTEGER,
+    OVERFLOW,
+    CommandError,
+    NotFoundError,
+    OutOfMemoryError,
+)
+from synap.commands.glob import glob_match
+from synap.store.effects import OP_DEL, OP_EXPIRE, OP_FLUSH, OP_PERSIST, OP_SET, Op
+from synap.store.history import History
+from synap.store.keyspace import Keyspace, OutOfMemory, now_ms
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# Open SCAN iterations kept (each holds a list of key references).
+MAX_OPEN_SCANS = 64
+
+
+@dataclass
+class OpStats:
+    gets: int = 0
+    sets: int = 0
+    dels: int = 0
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass
+class Limits:
+    max_key_bytes: int = 64 * 1024
+    max_value_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass
+class _Scan:
+    keys: list[bytes]
+    pos: int = 0
+
+
+@dataclass
+class ExpireFlags:
+    nx: bool = False
+    xx: bool = False
+    gt: bool = False
+    lt: bool = False
+
+
+def parse_int(raw: bytes | str | int) -> int:
+    if isinstance(raw, int):
+        return raw
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise CommandError(NOT_INTEGER) from None
+    if isinstance(raw, (bytes, str)) and (raw != raw.strip() or raw[:1] in ("+", b"+")):
+        raise CommandError(NOT_INTEGER)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise CommandError(NOT_INTEGER)
+    return value
+
+
+def parse_float(raw: bytes | str | float) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise CommandError(NOT_FLOAT) from None
+    if math.isnan(value) or math.isinf(value):
+        raise CommandError(NOT_FLOAT)
+    return value
+
+
+def format_float(value: float) -> bytes:
+    """Redis's human float format: shortest round-trip digits, no exponent."""
+    if value == int(value) and abs(value) < 1e17:
+        return b"%d" % int(value)
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = f"{value:.17f}".rstrip("0").rstrip(".")
+    return text.encode()
+
+
+def _no_guard() -> None:
+    return None
+
+
+@dataclass
+class Commands:
+    keyspace: Keyspace
+    history: History
+    limits: Limits = field(default_factory=Limits)
+    # Raises ReadOnlyError / WritesPausedError when this node may not write.
+    check_writable: Callable[[], None] = _no_guard
+    stats: OpStats = field(default_factory=OpStats)
+    _scans: OrderedDict[int, _Scan] = field(default_factory=OrderedDict)
+    _scan_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # ------------------------------------------------------------ plumbing
+    def _begin_write(self, key: bytes | None = None, value: bytes | None = None) -> None:
+        self.check_writable()
+        extra = 0
+        if key is not None:
+            if len(key) > self.limits.max_key_bytes:
+                raise CommandError(
+                    f"ERR key is {len(key)} bytes, over the {self.limits.max_key_bytes}-byte limit"
+                )
+            extra += len(key)
+        if value is not None:
+            if len(value) > self.limits.max_value_bytes:
+                raise CommandError(
+                    f"ERR value is {len(value)} bytes, over the "
+                    f"{self.limits.max_value_bytes}-byte limit (kv_store.max_value_bytes)"
+                )
+            extra += len(value)
+        ks = self.keyspace
+        if ks.max_memory_bytes and ks.over_limit(extra):
+            try:
+                ks.make_room(extra)
+            except OutOfMemory:
+                self.flush_removed()
+                raise OutOfMemoryError() from None
+
+    def _commit(self, ops: list[Op]) -> None:
+        if self.keyspace.removed:
+            self.flush_removed()
+        self.history.commit(ops)
+
+    def flush_removed(self) -> None:
+        """Commit DELs for keys the keyspace expired or evicted by itself."""
+        removed = self.keyspace.removed
+        if removed:
+            self.keyspace.removed = []
+            self.history.commit([[OP_DEL, key] for key in removed])
+
+    def active_expire(self, limit: int = 200) -> int:
+        """Expire a sample of keys (masters only) and propagate the deletions."""
+        done = self.keyspace.expire_some(now_ms(), limit)
+        self.flush_removed()
+        return done
+
+    def _lookup(self, key: bytes, now: int) -> bytes | None:
+        value = self.keyspace.lookup(key, now)
+        if self.keyspace.removed:
+            self.flush_removed()
+        return value
+
+    # ------------------------------------------------------------ reads
+    def get(self, key: bytes) -> bytes | None:
+        value = self._lookup(key, now_ms())
+        stats = self.stats
+        stats.gets += 1
+        if value is None:
+            stats.misses += 1
+        else:
+            stats.hits += 1
+        return value
+
+    def mget(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+    def exists(self, keys: list[bytes]) -> int:
+        now = now_ms()
+        return sum(1 for k in keys if self._lookup(k, now) is not None)
+
+    def strlen(self, key: bytes) -> int:
+        value = self._lookup(key, now_ms())
+        return 0 if value is None else len(value)
+
+    def type_of(self, key: bytes) -> str:
+        return "none" if self._lookup(key, now_ms()) is None else "string"
+
+    def pttl(self, key: bytes) -> int:
+        """Milliseconds to live; -2 when the key is missing, -1 when it has no expiry."""
+        now = now_ms()
+        if self._lookup(key, now) is None:
+            return -2
+        at = self.keyspace.expiry_of(key)
+        return -1 if at == 0 else max(0, at - now)
+
+    def ttl(self, key: bytes) -> int:
+        ms = self.pttl(key)
+        return ms if ms < 0 else (ms + 500) // 1000
+
+    def keys(self, pattern: bytes = b"*") -> list[bytes]:
+        return [k for k in self.keyspace.live_keys() if glob_match(pattern, k)]
+
+    def dbsize(self) -> int:
+        return len(self.keyspace)
+
+    def scan(
+        self, cursor: int, match: bytes | None = None, count: int = 10
+    ) -> tuple[int, list[bytes]]:
+        """Cursor iteration: every key present for the whole iteration is returned once.
+
+        Cursor 0 takes a list of the current keys (O(n) once per iteration); later calls
+        walk it.  Keys added during the iteration may be missed, as Redis allows."""
+        if cursor == 0:
+            state = _Scan(list(self.keyspace.data))
+            scan_id = next(self._scan_ids) & 0xFFFFFF
+            self._scans[scan_id] = state
+            while len(self._scans) > MAX_OPEN_SCANS:
+                self._scans.popitem(last=False)
+        else:
+            scan_id = cursor & 0xFFFFFF
+            found = self._scans.get(scan_id)
+            if found is None:
+                return 0, []
+            state = found
+        now = now_ms()
+        data = self.keyspace.data
+        expires = self.keyspace.expires
+        out: list[bytes] = []
+        end = min(len(state.keys), state.pos + max(count, 1))
+        for key in state.keys[state.pos : end]:
+            if key in data and (key not in expires or expires[key] > now):
+                if match is None or glob_match(match, key):
+                    out.append(key)
+        state.pos = end
+        if end >= len(state.keys):
+            self._scans.pop(scan_id, None)
+            return 0, out
+        return (end << 24) | scan_id, out
+
+    def scan_prefix(self, prefix: bytes, limit: int) -> list[bytes]:
+        out: list[bytes] = []
+        for key in self.keyspace.live_keys():
+            if key.startswith(prefix):
+                out.append(key)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # ------------------------------------------------------------ writes
+    def set(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        expire_at_ms: int = 0,
+        keepttl: bool = False,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> tuple[bool, bytes | None]:
+        """SET with its options; returns (whether it was set, the old value)."""
+        self._begin_write(key, value)
+        now = now_ms()
+        ks = self.keyspace
+        old = ks.lookup(key, now)
+        if (nx and old is not None) or (xx and old is None):
+            self.flush_removed()
+            return False, old
+        expiry = ks.expiry_of(key) if keepttl and old is not None else expire_at_ms
+        self.stats.sets += 1
+        if expiry and expiry <= now:
+            # An absolute expiry in the past: the key is gone at once.
+            if old is not None:
+                ks.remove(key)
+                self._commit([[OP_DEL, key]])
+            return True, old
+        ks.put(key, value, expiry)
+        self._commit([[OP_SET, key, value, expiry]])
+        return True, old
+
+    def mset(self, pairs: list[tuple[bytes, bytes]], *, nx: bool = False) -> bool:
+        self.check_writable()
+        for key, value in pairs:
+            self._begin_write(key, value)
+        now = now_ms()
+        ks = self.keyspace
+        if nx and any(ks.lookup(k, now) is not None for k, _ in pairs):
+            self.flush_removed()
+            return False
+        ops: list[Op] = []
+        for key, value in pairs:
+            ks.put(key, value, 0)
+            ops.append([OP_SET, key, value, 0])
+        self.stats.sets += len(pairs)
+        self._commit(ops)
+        return True
+
+    def delete(self, keys: list[bytes]) -> int:
+        self.check_writable()
+        now = now_ms()
+        ks = self.keyspace
+        ops: list[Op] = []
+        for key in keys:
+            if ks.lookup(key, now) is not None:
+                ks.remove(key)
+                ops.append([OP_DEL, key])
+        self.stats.dels += 1
+        if ops:
+            self._commit(ops)
+        else:
+            self.flush_removed()
+        return len(ops)
+
+    def getdel(self, key: bytes) -> bytes | None:
+        self.check_writable()
+        value = self._lookup(key, now_ms())
+        if value is not None:
+            self.keyspace.remove(key)
+            self._commit([[OP_DEL, key]])
+        return value
+
+    def incr_by(self, key: bytes, delta: int) -> int:
+        self._begin_write(key)
+        now = now_ms()
+        ks = self.keyspace
+        old = ks.lookup(key, now)
+        current = 0 if old is None else _int_value(old)
+        result = current + delta
+        if not INT64_MIN <= result <= INT64_MAX:
+            self.flush_removed()
+            raise CommandError(OVERFLOW)
+        value = b"%d" % result
+        expiry = ks.expiry_of(key) if old is not None else 0
+        ks.put(key, value, expiry)
+        self.stats.sets += 1
+        self._commit([[OP_SET, key, value, expiry]])
+        return result
+
+    def incr_by_float(self, key: bytes, delta: float) -> bytes:
+        self._begin_write(key)
+        now = now_ms()
+        ks = self.keyspace
+        old = ks.lookup(key, now)
+        current = 0.0 if old is None else _float_value(old)
+        result = current + delta
+        if math.isnan(result) or math.isinf(result):
+            self.flush_removed()
+            raise CommandError("ERR increment would produce NaN or Infinity")
+        value = format_float(result)
+        expiry = ks.expiry_of(key) if old is not None else 0
+        ks.put(key, value, expiry)
+        self.stats.sets += 1
+        self._commit([[OP_SET, key, value, expiry]])
+        return value
+
+    def append(self, key: bytes, suffix: bytes) -> int:
+        self._begin_write(key, suffix)
+        now = now_ms()
+        ks = self.keyspace
+        old = ks.lookup(key, now)
+        value = suffix if old is None else old + suffix
+        if len(value) > self.limits.max_value_bytes:
+            self.flush_removed()
+            raise CommandError("ERR string exceeds maximum allowed size")
+        expiry = ks.expiry_of(key) if old is not None else 0
+        ks.put(key, value, expiry)
+        self.stats.sets += 1
+        self._commit([[OP_SET, key, value, expiry]])
+        return len(value)
+
+    def expire_at(self, key: bytes, at_ms: int, flags: ExpireFlags | None = None) -> bool:
+        self.check_writable()
+        now = now_ms()
+        ks = self.keyspace
+        if self._lookup(key, now) is None:
+            return False
+        current = ks.expiry_of(key)
+        if flags is not None:
+            if flags.nx and current:
+                return False
+            if flags.xx and not current:
+                return False
+            # No expiry counts as infinite for GT/LT, as in Redis.
+            if flags.gt and (not current or at_ms <= current):
+                return False
+            if flags.lt and current and at_ms >= current:
+                return False
+        if at_ms <= now:
+            ks.remove(key)
+            self._commit([[OP_DEL, key]])
+            return True
+        ks.set_expiry(key, at_ms)
+        self._commit([[OP_EXPIRE, key, at_ms]])
+        return True
+
+    def persist(self, key: bytes) -> bool:
+        self.check_writable()
+        ks = self.keyspace
+        if self._lookup(key, now_ms()) is None or not ks.expiry_of(key):
+            return False
+        ks.set_expiry(key, 0)
+        self._commit([[OP_PERSIST, key]])
+        return True
+
+    def rename(self, src: bytes, dst: bytes, *, nx: bool = False) -> bool:
+        self._begin_write(dst)
+        now = now_ms()
+        ks = self.keyspace
+        value = self._lookup(src, now)
+        if value is None:
+            raise NotFoundError("ERR no such key")
+        if nx and ks.lookup(dst, now) is not None:
+            self.flush_removed()
+            return False
+        if src == dst:
+            return True
+        expiry = ks.expiry_of(src)
+        ks.remove(src)
+        ks.put(dst, value, expiry)
+        self._commit([[OP_DEL, src], [OP_SET, dst, value, expiry]])
+        return True
+
+    def flushall(self) -> int:
+        self.check_writable()
+        count = self.keyspace.clear()
+        self.keyspace.removed = []
+        self._commit([[OP_FLUSH]])
+        return count
+
+
+def _int_value(raw: bytes) -> int:
+    if len(raw) > 20:
+        raise CommandError(NOT_INTEGER)
+    return parse_int(raw)
+
+
+def _float_value(raw: bytes) -> float:
+    return parse_float(raw)

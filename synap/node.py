@@ -1,0 +1,395 @@
+"""A node: wires the keyspace, command layer, persistence, replication and front ends
+together, and owns start-up, the periodic tasks and shutdown.
+
+How a write travels::
+
+    client -> front end (RESP / REST / command endpoint) -> Commands (synap.commands)
+           -> Keyspace change + one effect record -> History.commit
+           -> listeners: WAL (synap.persistence), replication log -> replica streams
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from synap import __version__
+from synap.api.http import HttpApi
+from synap.api.resp import RespConnection
+from synap.commands.layer import Commands, Limits
+from synap.config import Config
+from synap.replication.manager import ReplicationManager
+from synap.replication.roles import Role, RoleMachine
+from synap.store.digest import dataset_digest
+from synap.store.history import History
+from synap.store.keyspace import EvictionPolicy, Keyspace
+
+from synap.persistence.manager import Persistence, Position
+
+log = logging.getLogger("synap.node")
+
+
+class StartupError(Exception):
+    """The node cannot start; the message tells the operator what to change."""
+
+
+def banner(line: str) -> None:
+    """Startup lines the spec shows go to stdout, unbuffered, as well as to the log."""
+    print(line, flush=True)
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        kv = config.kv_store
+        repl = config.replication
+        initial_role = Role(repl.role) if repl.enabled else Role.STANDALONE
+        self.roles = RoleMachine()
+        self.keyspace = Keyspace(
+            kv.max_memory_mb * 1024 * 1024,
+            EvictionPolicy(kv.eviction_policy),
+            expire_on_access=initial_role is not Role.REPLICA,
+        )
+        self.history = History()
+        self.commands = Commands(
+            self.keyspace,
+            self.history,
+            Limits(kv.max_key_bytes, kv.max_value_bytes),
+            check_writable=self.roles.check_writable,
+        )
+        self.persistence: Persistence | None = None
+        if config.persistence.enabled:
+            from synap.persistence.manager import Persistence
+
+            p = config.persistence
+            self.persistence = Persistence(
+                Path(p.data_dir).resolve(),
+                p.fsync_mode,
+                p.fsync_interval_ms,
+                p.snapshot_interval_secs,
+            )
+        self.replication = ReplicationManager(self, initial_role)
+        self._clients: dict[int, RespConnection] = {}
+        self._client_ids = itertools.count(1)
+        self._resp_server: asyncio.base_events.Server | None = None
+        self._http_server: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self.resp_address: tuple[str, int] | None = None
+        self.http_address: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self.persistence is not None:
+            self._recover()
+            self.history.subscribe(self.persistence.append)
+        await self._start_http()
+        await self._start_resp()
+        await self.replication.start()
+        self._tasks.append(asyncio.create_task(self._active_expiry(), name="active-expiry"))
+        if self.persistence is not None:
+            self._tasks.append(
+                asyncio.create_task(self._persistence_periodic(), name="persistence")
+            )
+        self._print_banner()
+
+    def _recover(self) -> None:
+        assert self.persistence is not None
+        from synap.persistence.lock import DataDirLocked
+
+        try:
+            self.persistence.open()
+        except DataDirLocked as exc:
+            raise StartupError(str(exc)) from None
+        state = self.persistence.recover(self.keyspace)
+        if state.replid:
+            self.history.replid = state.replid
+            self.history.offset = state.offset
+            if state.replid2:
+                self.history.replid2 = state.replid2
+                self.history.second_offset = state.second_offset
+        log.info(
+            "recovered %d keys (snapshot %s, %d WAL records replayed), replication id %s offset %d",
+            len(self.keyspace),
+            state.snapshot_file or "none",
+            state.records_replayed,
+            self.history.replid,
+            self.history.offset,
+        )
+
+    async def _start_http(self) -> None:
+        server_cfg = self.config.server
+        if server_cfg.port == 0 and not server_cfg.host:
+            return
+        sock = _bind(server_cfg.host, server_cfg.port, "HTTP API", "--port / server.port")
+        self.http_address = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            HttpApi(self),
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            http="httptools",
+            loop="none",
+            limit_concurrency=server_cfg.max_clients,
+            timeout_keep_alive=30,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._http_server = server
+        self._http_task = asyncio.create_task(server.main_loop(), name="http-main-loop")
+
+    async def _start_resp(self) -> None:
+        server_cfg = self.config.server
+        if server_cfg.resp_port == 0:
+            return
+        sock = _bind(
+            server_cfg.host,
+            server_cfg.resp_port,
+            "Redis protocol",
+            "--resp-port / server.resp_port",
+        )
+        loop = asyncio.get_running_loop()
+        self._resp_server = await loop.create_server(lambda: RespConnection(self), sock=sock)
+        self.resp_address = sock.getsockname()[:2]
+
+    def _print_banner(self) -> None:
+        role = self.roles.role
+        if role is Role.MASTER:
+            banner(
+                f"✅ Master node initialized, listening on {self.replication.listen_address_text}"
+            )
+            banner("⚠️  WRITES ALLOWED - This node accepts write operations")
+        elif role is Role.REPLICA:
+            banner(
+                f"✅ Replica node initialized, connecting to master at {self.roles.master_address}"
+            )
+            banner("🔒 READ-ONLY MODE - Writes will be rejected")
+            banner(f"♻️  Auto-reconnect: {str(self.config.replication.auto_reconnect).lower()}")
+        else:
+            banner("✅ Standalone node initialized (no replication)")
+        if self.http_address:
+            banner(f"🌐 HTTP API on http://{_fmt(self.http_address)}")
+        if self.resp_address:
+            banner(f"🔌 Redis protocol on {_fmt(self.resp_address)}")
+        p = self.config.persistence
+        if p.enabled:
+            banner(
+                f"💾 Persistence: WAL + snapshots in {Path(p.data_dir).resolve()} (fsync {p.fsync_mode})"
+            )
+        else:
+            banner("💾 Persistence: disabled (in-memory only)")
+        log.info("synap-server %s started as %s (pid %d)", __version__, role, os.getpid())
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("shutting down")
+        if self._resp_server is not None:
+            self._resp_server.close()
+        for client in list(self._clients.values()):
+            if client._transport is not None:
+                client._transport.close()
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+            if self._http_task is not None:
+                await self._http_task
+            await self._http_server.shutdown()
+        await self.replication.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.persistence is not None:
+            h = self.history
+            await self.persistence.close(
+                self.keyspace, h.replid, h.offset, h.replid2, h.second_offset
+            )
+        log.info("shutdown complete")
+
+    # ------------------------------------------------------------ periodic work
+    async def _active_expiry(self) -> None:
+        interval = self.config.kv_store.active_expiry_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.roles.role is not Role.REPLICA and self.keyspace.expires:
+                try:
+                    # Keep going while a sample finds mostly expired keys (Redis does the same).
+                    for _ in range(10):
+                        if self.commands.active_expire(200) < 50:
+                            break
+                    self.before_reply()
+                except Exception:
+                    log.exception("active expiry failed")
+
+    async def _persistence_periodic(self) -> None:
+        assert self.persistence is not None
+        await self.persistence.run_periodic(self.keyspace, self.position)
+
+    def position(self) -> Position:
+        h = self.history
+        return Position(h.replid, h.offset, h.replid2, h.second_offset)
+
+    async def save_snapshot(self) -> bytes:
+        if self.persistence is None:
+            from synap.commands.errors import CommandError
+
+            raise CommandError("ERR persistence is disabled (persistence.enabled: false)")
+        await self.persistence.snapshot(self.keyspace, *self.position())
+        return b"+OK\r\n"
+
+    def before_reply(self) -> None:
+        """Called before replies go out: flush the WAL (and fsync under ``always``)."""
+        if self.persistence is not None:
+            self.persistence.flush()
+
+    # ------------------------------------------------------------ clients
+    def next_client_id(self) -> int:
+        return next(self._client_ids)
+
+    def client_opened(self, client: RespConnection) -> bool:
+        if len(self._clients) >= self.config.server.max_clients:
+            return False
+        self._clients[client.id] = client
+        return True
+
+    def client_closed(self, client: RespConnection) -> None:
+        self._clients.pop(client.id, None)
+
+    def clients(self) -> list[RespConnection]:
+        return list(self._clients.values())
+
+    # ------------------------------------------------------------ introspection
+    def digest(self) -> str:
+        return dataset_digest(self.keyspace.data, self.keyspace.expires)
+
+    def digest_report(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest(),
+            "keys": len(self.keyspace),
+            "role": str(self.roles.role),
+            "replication_id": self.history.replid,
+            "offset": self.history.offset,
+        }
+
+    def kv_stats(self) -> dict[str, Any]:
+        s = self.commands.stats
+        lookups = s.hits + s.misses
+        return {
+            "total_keys": len(self.keyspace),
+            "total_memory_bytes": self.keyspace.used_memory,
+            "operations": {
+                "gets": s.gets,
+                "sets": s.sets,
+                "dels": s.dels,
+                "hits": s.hits,
+                "misses": s.misses,
+            },
+            "hit_rate": (s.hits / lookups) if lookups else 0.0,
+            "evicted_keys": self.keyspace.evicted_total,
+            "expired_keys": self.keyspace.expired_total,
+        }
+
+    def config_values(self) -> dict[str, str]:
+        """What CONFIG GET answers (enough for redis-benchmark and redis-cli)."""
+        kv = self.config.kv_store
+        policy = {
+            "none": "noeviction",
+            "lru": "allkeys-lru",
+            "lfu": "allkeys-lfu",
+            "ttl": "volatile-ttl",
+        }
+        p = self.config.persistence
+        return {
+            "save": "",
+            "appendonly": "yes" if p.enabled else "no",
+            "appendfsync": {"always": "always", "periodic": "everysec", "never": "no"}[
+                p.fsync_mode
+            ],
+            "maxmemory": str(kv.max_memory_mb * 1024 * 1024),
+            "maxmemory-policy": policy[kv.eviction_policy],
+            "databases": "1",
+            "port": str(self.config.server.resp_port),
+            "bind": self.config.server.host,
+            "maxclients": str(self.config.server.max_clients),
+            "proto-max-bulk-len": str(kv.max_value_bytes),
+            "replica-read-only": "yes",
+            "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),
+            "repl-timeout": str(self.config.replication.replica_timeout_secs),
+            "dir": str(Path(p.data_dir).resolve()),
+        }
+
+    def info_text(self, sections: list[str] | None = None) -> str:
+        from synap.api.info import render_info
+
+        return render_info(self, sections or [])
+
+    def metrics_text(self) -> str:
+        from synap.api.metrics import render_metrics
+
+        return render_metrics(self)
+
+
+def _fmt(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind(host: str, port: int, what: str, option: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"cannot listen for the {what} on {host}:{port}: {exc.strerror}; "
+            f"pick another port with {option}"
+        ) from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def run_node(config: Config) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the process exit code."""
+    import signal
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+
+    async def main() -> int:
+        node = Node(config)
+        try:
+            await node.start()
+        except StartupError as exc:
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            await node.stop()
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await node.stop()
+        return 0
+
+    return asyncio.run(main())

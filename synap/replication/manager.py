@@ -1,0 +1,299 @@
+"""Replication control: which links run for the node's role, role changes at runtime
+(promote, repoint, stop), and the operator views (stats JSON, INFO replication, ROLE, WAIT).
+
+The manager owns the replication log (backlog), fed by the node's history; a
+:class:`~synap.replication.master.MasterServer` serves replicas from it (on masters, and
+on replicas that were given ``--replica-listen`` for sub-replicas), and a
+:class:`~synap.replication.replica.ReplicaLink` follows a master on replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from synap.commands.errors import CommandError
+from synap.config import ConfigError, parse_address
+from synap.replication.backlog import ReplicationBacklog
+from synap.replication.roles import IllegalTransition, Role
+
+if TYPE_CHECKING:
+    from synap.node import Node
+    from synap.replication.master import MasterServer
+    from synap.replication.replica import ReplicaLink
+
+log = logging.getLogger("synap.replication")
+
+
+class ReplicationManager:
+    def __init__(self, node: Node, initial_role: Role) -> None:
+        self.node = node
+        cfg = node.config.replication
+        self.config = cfg
+        self.initial_role = initial_role
+        self.backlog = ReplicationBacklog(cfg.log_max_ops, cfg.log_max_mb * 1024 * 1024)
+        self.master_server: MasterServer | None = None
+        self.replica_link: ReplicaLink | None = None
+        self.listen_address_text = cfg.replica_listen_address
+        self.full_syncs = 0
+        self.partial_syncs = 0
+        self.partial_sync_errors = 0
+        self._listen_explicit = False
+        node.history.subscribe(self._on_record)
+
+    # ---------------------------------------------------------------- records
+    def _on_record(self, offset: int, record: bytes) -> None:
+        self.backlog.append(record)
+        server = self.master_server
+        if server is not None:
+            server.notify()
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.backlog.reset(self.node.history.offset)
+        role = self.initial_role
+        if role is Role.MASTER:
+            self.node.roles.transition(Role.MASTER, "configured role")
+            await self._start_master_server(self.config.replica_listen_address)
+        elif role is Role.REPLICA:
+            assert self.config.master_address is not None
+            host, port = parse_address(self.config.master_address, key="replication.master_address")
+            self.node.roles.transition(Role.REPLICA, "configured role", f"{host}:{port}")
+            self._start_replica_link(host, port)
+            if self._replica_listen_given():
+                await self._start_master_server(self.config.replica_listen_address)
+
+    def _replica_listen_given(self) -> bool:
+        return self.node.config.replication.model_fields_set.__contains__("replica_listen_address")
+
+    async def stop(self) -> None:
+        if self.replica_link is not None:
+            await self.replica_link.stop()
+            self.replica_link = None
+        if self.master_server is not None:
+            await self.master_server.stop()
+            self.master_server = None
+
+    async def _start_master_server(self, address: str) -> None:
+        from synap.node import StartupError
+        from synap.replication.master import MasterServer
+
+        host, port = parse_address(address, key="replication.replica_listen_address")
+        server = MasterServer(self, host, port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for replicas on {address}: {exc.strerror}; "
+                "pick another address with --replica-listen"
+            ) from None
+        self.master_server = server
+        self.listen_address_text = server.address_text
+
+    def _start_replica_link(self, host: str, port: int) -> None:
+        from synap.replication.replica import ReplicaLink
+
+        self.node.keyspace.expire_on_access = False
+        link = ReplicaLink(self, host, port)
+        link.start()
+        self.replica_link = link
+
+    # ---------------------------------------------------------------- role changes
+    def promote(self, reason: str, listen_address: str | None = None) -> dict[str, Any]:
+        """Make this node a master now: accept writes, start a new history that
+        remembers the old one (PSYNC2), and listen for replicas."""
+        roles = self.node.roles
+        if roles.role is Role.MASTER:
+            return {"success": True, "role": "master", "message": "already a master",
+                    "replication_id": self.node.history.replid}  # fmt: skip
+        if listen_address is not None:
+            try:
+                parse_address(listen_address, key="replica_listen_address")
+            except ConfigError as exc:
+                raise CommandError(f"ERR {exc}") from None
+        old_master = roles.master_address
+        link = self.replica_link
+        self.replica_link = None
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.stop())
+        history = self.node.history
+        if roles.role is Role.REPLICA:
+            history.shift()
+        roles.transition(Role.MASTER, reason)
+        self.node.keyspace.expire_on_access = True
+        address = listen_address or self.config.replica_listen_address
+        if self.master_server is None or (
+            listen_address and listen_address != self.listen_address_text
+        ):
+            asyncio.get_running_loop().create_task(self._restart_master_server(address))
+        elif self.master_server is not None:
+            # Sub-replicas must learn the new replication id: reconnect them.
+            self.master_server.drop_all("promoted to master")
+        log.warning(
+            "promoted to master (%s); was following %s; new replication id %s, "
+            "previous %s valid up to offset %d",
+            reason, old_master, history.replid, history.replid2, history.second_offset - 1,
+        )  # fmt: skip
+        return {
+            "success": True,
+            "role": "master",
+            "replication_id": history.replid,
+            "previous_replication_id": history.replid2,
+            "offset": history.offset,
+            "replica_listen_address": address,
+        }
+
+    async def _restart_master_server(self, address: str) -> None:
+        if self.master_server is not None:
+            await self.master_server.stop()
+            self.master_server = None
+        try:
+            await self._start_master_server(address)
+        except Exception as exc:
+            log.error("could not start the replica listener: %s", exc)
+
+    def follow(self, host: str, port: int, reason: str) -> dict[str, Any]:
+        """Become (or stay) a replica of ``host:port`` without a restart."""
+        roles = self.node.roles
+        address = f"{host}:{port}"
+        if not 0 < port < 65536:
+            raise CommandError("ERR Invalid master port")
+        if roles.role is Role.REPLICA and roles.master_address == address and self.replica_link:
+            return {"success": True, "role": "replica", "master_address": address,
+                    "message": "already following this master"}  # fmt: skip
+        try:
+            roles.transition(Role.REPLICA, reason, address)
+        except IllegalTransition as exc:
+            raise CommandError(f"ERR {exc}") from None
+        link = self.replica_link
+        self.replica_link = None
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.stop())
+        if self.master_server is not None and not self._replica_listen_given():
+            # A former master stops serving replicas unless it was asked to chain.
+            server = self.master_server
+            self.master_server = None
+            asyncio.get_running_loop().create_task(server.stop())
+        self._start_replica_link(host, port)
+        log.warning("now a replica of %s (%s)", address, reason)
+        return {"success": True, "role": "replica", "master_address": address}
+
+    def stop_replication(self) -> dict[str, Any]:
+        """Replica -> standalone (keeps the data, accepts writes, serves no replicas)."""
+        roles = self.node.roles
+        link = self.replica_link
+        self.replica_link = None
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.stop())
+        if roles.role is Role.REPLICA:
+            self.node.history.shift()
+        if self.master_server is not None:
+            server = self.master_server
+            self.master_server = None
+            asyncio.get_running_loop().create_task(server.stop())
+        roles.transition(Role.STANDALONE, "replication stopped")
+        self.node.keyspace.expire_on_access = True
+        return {"success": True, "role": "standalone"}
+
+    # ---------------------------------------------------------------- views
+    @property
+    def redis_role(self) -> str:
+        return "replica" if self.node.roles.is_replica else "master"
+
+    def stats(self) -> dict[str, Any]:
+        history = self.node.history
+        role = self.node.roles.role
+        common = {
+            "replication_id": history.replid,
+            "previous_replication_id": history.replid2,
+            "second_offset": history.second_offset,
+            "full_syncs": self.full_syncs,
+            "partial_syncs": self.partial_syncs,
+            "backlog_first_offset": self.backlog.first_offset,
+            "backlog_size": len(self.backlog),
+        }
+        if role is Role.REPLICA and self.replica_link is not None:
+            out = self.replica_link.stats()
+            if self.master_server is not None:
+                out["replicas"] = self.master_server.replicas_info()
+            out.update(common)
+            return out
+        replicas = self.master_server.replicas_info() if self.master_server else []
+        return {
+            "role": "master" if role is Role.MASTER else "standalone",
+            "master_offset": history.offset,
+            "replicas": replicas,
+            "replica_listen_address": self.listen_address_text if self.master_server else None,
+            "writes_paused": self.node.roles.writes_paused,
+            **common,
+        }
+
+    def role_reply(self) -> list[Any]:
+        history = self.node.history
+        if self.node.roles.is_replica and self.replica_link is not None:
+            link = self.replica_link
+            return ["slave", link.host, link.port, link.redis_state, history.offset]
+        replicas = []
+        if self.master_server is not None:
+            for r in self.master_server.replicas_info():
+                host, _, port = (r["listen_address"] or r["address"]).rpartition(":")
+                replicas.append([host, port, str(r["offset"])])
+        return ["master", history.offset, replicas]
+
+    def info_fields(self) -> list[tuple[str, Any]]:
+        history = self.node.history
+        fields: list[tuple[str, Any]] = [
+            ("role", "slave" if self.node.roles.is_replica else "master")
+        ]
+        link = self.replica_link
+        if self.node.roles.is_replica and link is not None:
+            fields += link.info_fields()
+        replicas = self.master_server.replicas_info() if self.master_server else []
+        fields.append(("connected_slaves", len(replicas)))
+        now = time.time()
+        for i, r in enumerate(replicas):
+            host, _, port = (r["listen_address"] or r["address"]).rpartition(":")
+            lag = int(now - r["last_heartbeat"]) if r["last_heartbeat"] else 0
+            fields.append(
+                (
+                    f"slave{i}",
+                    f"ip={host},port={port},state={r['state']},offset={r['offset']},lag={lag}",
+                )
+            )
+        fields += [
+            ("master_failover_state", "no-failover"),
+            ("master_replid", history.replid),
+            ("master_replid2", history.replid2),
+            ("master_repl_offset", history.offset),
+            ("second_repl_offset", history.second_offset),
+            ("repl_backlog_active", 1),
+            ("repl_backlog_size", self.config.log_max_ops),
+            ("repl_backlog_first_byte_offset", self.backlog.first_offset),
+            ("repl_backlog_histlen", len(self.backlog)),
+        ]
+        return fields
+
+    # ---------------------------------------------------------------- WAIT
+    async def wait(self, wanted: int, timeout_ms: int) -> bytes:
+        """Redis WAIT: block until ``wanted`` replicas acknowledged everything written so
+        far, or the timeout passes; answers how many did."""
+        from synap.api import resp_codec as R
+
+        if self.node.roles.is_replica:
+            raise CommandError("ERR WAIT cannot be used with replica instances.")
+        target = self.node.history.offset
+        server = self.master_server
+        if server is None:
+            return R.integer(0)
+        count = await server.wait_for_acks(
+            target, wanted, timeout_ms / 1000 if timeout_ms else None
+        )
+        return R.integer(count)
+
+    async def failover_command(self, args: list[bytes]) -> bytes:
+        raise CommandError("ERR FAILOVER is not supported yet; use synap-cli failover")
+
+    async def failover_http(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise CommandError("ERR planned failover is not supported yet")

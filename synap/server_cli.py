@@ -1,0 +1,122 @@
+"""``synap-server``: command-line flags (the spec's, exactly), config loading, logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from synap import __version__
+from synap.config import ConfigError, load_config
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise click.BadParameter(f"{value!r} is not true or false")
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Examples:\n\n"
+    "  synap-server --role master --replica-listen 0.0.0.0:15501\n\n"
+    "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380\n\n"
+    "Every option overrides the matching key of the config file.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML config file (see config.yml).",
+)
+@click.option(
+    "--host", help="Address for the HTTP and Redis-protocol listeners [server.host; 127.0.0.1]."
+)
+@click.option("--port", type=click.IntRange(0, 65535), help="HTTP API port [server.port; 5500].")
+@click.option(
+    "--resp-port",
+    type=click.IntRange(0, 65535),
+    help="Redis-protocol port, 0 = off [server.resp_port; 6379].",
+)
+@click.option(
+    "--data-dir",
+    help="Directory for WAL and snapshots; enables persistence [persistence.data_dir].",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["master", "replica", "standalone"]),
+    help="Replication role [replication.role; standalone].",
+)
+@click.option(
+    "--master-address",
+    help="IP:port of the master's replica listener, for replicas [replication.master_address].",
+)
+@click.option(
+    "--replica-listen",
+    help="IP:port to accept replicas on (masters; replicas that serve sub-replicas) [replication.replica_listen_address; 0.0.0.0:15501].",
+)
+@click.option(
+    "--auto-reconnect",
+    type=str,
+    help="true|false: replicas reconnect after a disconnect [replication.auto_reconnect; true].",
+)
+@click.option(
+    "--replication-secret",
+    help="Shared secret replicas must prove they know [replication.auth_secret].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="[logging.level; info]",
+)
+@click.version_option(__version__, prog_name="synap-server")
+def main(config_path: str | None, **options: Any) -> None:
+    """Run a Synap node: an in-memory key-value server with master-replica replication."""
+    overrides: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("server", "host", options["host"])
+    put("server", "port", options["port"])
+    put("server", "resp_port", options["resp_port"])
+    if options["data_dir"] is not None:
+        put("persistence", "data_dir", options["data_dir"])
+        put("persistence", "enabled", True)
+    put("replication", "role", options["role"])
+    put("replication", "master_address", options["master_address"])
+    put("replication", "replica_listen_address", options["replica_listen"])
+    if options["auto_reconnect"] is not None:
+        try:
+            put("replication", "auto_reconnect", _bool(options["auto_reconnect"]))
+        except click.BadParameter as exc:
+            raise click.UsageError(f"--auto-reconnect: {exc.message}") from None
+    put("replication", "auth_secret", options["replication_secret"])
+    if options["log_level"]:
+        put("logging", "level", options["log_level"].upper())
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as exc:
+        click.echo(f"error: invalid configuration: {exc}", err=True)
+        sys.exit(2)
+    setup_logging(config.logging.level.upper(), config.logging.format)
+    from synap.node import run_node
+
+    sys.exit(run_node(config))
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    if fmt == "json":
+        pattern = (
+            '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
+        )
+    else:
+        pattern = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level), format=pattern, stream=sys.stderr)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

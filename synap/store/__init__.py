@@ -1,0 +1,1 @@
+"""The keyspace and the effect records that describe every change to it."""

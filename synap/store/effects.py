@@ -1,0 +1,86 @@
+"""Effect records: the one canonical description of every change to the keyspace.
+
+Every write command, on whatever front end, produces exactly one *record*: a list of
+operations that must be applied together (atomically) and that is fully deterministic
+— expiry times are absolute milliseconds, INCR results are stored as values, expirations
+and evictions become DELs.  A record is encoded once with msgpack and the same bytes feed
+the WAL, the replication log and every replica's stream.  Replicas and crash recovery
+apply records through :func:`apply_record`, the only code that replays history.
+
+Operations (msgpack arrays, first element is the opcode):
+
+=========  ==================================  =============================================
+opcode     layout                              meaning
+=========  ==================================  =============================================
+0 SET      ``[0, key, value, expire_at_ms]``   store value; ``expire_at_ms`` 0 = no expiry
+1 DEL      ``[1, key]``                        remove key (no-op if absent)
+2 EXPIRE   ``[2, key, expire_at_ms]``          set an absolute expiry on an existing key
+3 PERSIST  ``[3, key]``                        drop the expiry of a key
+4 FLUSH    ``[4]``                             remove every key
+=========  ==================================  =============================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+if TYPE_CHECKING:
+    from synap.store.keyspace import Keyspace
+
+OP_SET = 0
+OP_DEL = 1
+OP_EXPIRE = 2
+OP_PERSIST = 3
+OP_FLUSH = 4
+
+Op = list[Any]
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+class CorruptRecord(ValueError):
+    """A record that does not decode to a list of known operations."""
+
+
+def encode_record(ops: list[Op]) -> bytes:
+    """Encode the operations of one command as one record (done once per write)."""
+    return _packb(ops)
+
+
+def decode_record(record: bytes) -> list[Op]:
+    """Decode a record; raises :class:`CorruptRecord` on anything malformed."""
+    try:
+        ops = msgpack.unpackb(record, raw=True, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise CorruptRecord(f"undecodable record: {exc}") from exc
+    if not isinstance(ops, list):
+        raise CorruptRecord("record is not a list of operations")
+    return ops
+
+
+def apply_ops(keyspace: Keyspace, ops: list[Op]) -> None:
+    """Apply decoded operations to ``keyspace`` exactly as the master did."""
+    for op in ops:
+        try:
+            code = op[0]
+            if code == OP_SET:
+                keyspace.put(op[1], op[2], op[3])
+            elif code == OP_DEL:
+                keyspace.remove(op[1])
+            elif code == OP_EXPIRE:
+                keyspace.set_expiry(op[1], op[2])
+            elif code == OP_PERSIST:
+                keyspace.set_expiry(op[1], 0)
+            elif code == OP_FLUSH:
+                keyspace.clear()
+            else:
+                raise CorruptRecord(f"unknown opcode {code!r}")
+        except (IndexError, TypeError) as exc:
+            raise CorruptRecord(f"malformed operation {op!r}") from exc
+
+
+def apply_record(keyspace: Keyspace, record: bytes) -> None:
+    """Decode and apply one record (replica streaming and WAL replay use this)."""
+    apply_ops(keyspace, decode_record(record))
