@@ -27,13 +27,12 @@ from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits
 from synap.config import Config
+from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
 from synap.store.history import History
 from synap.store.keyspace import EvictionPolicy, Keyspace
-
-from synap.persistence.manager import Persistence, Position
 
 log = logging.getLogger("synap.node")
 
