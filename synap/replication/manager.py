@@ -40,7 +40,9 @@ class ReplicationManager:
         self.full_syncs = 0
         self.partial_syncs = 0
         self.partial_sync_errors = 0
-        self._listen_explicit = False
+        # True while this node's history began empty at start-up and nothing vouches for
+        # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
+        self.started_empty = False
         node.history.subscribe(self._on_record)
 
     # ---------------------------------------------------------------- records
@@ -53,6 +55,7 @@ class ReplicationManager:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.backlog.reset(self.node.history.offset)
+        self.started_empty = self.node.history.offset == 0 and len(self.node.keyspace) == 0
         role = self.initial_role
         if role is Role.MASTER:
             self.node.roles.transition(Role.MASTER, "configured role")
@@ -64,6 +67,53 @@ class ReplicationManager:
             self._start_replica_link(host, port)
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
+
+    # ---------------------------------------------------------------- safety
+    def refuse_full_sync_reason(self, replica_replid: str, next_offset: int) -> str | None:
+        """Why a full sync must not be served, or None.
+
+        A master that came up empty with no known history (restarted without
+        persistence, say) would wipe every replica that reconnects to it.  Like the
+        Redis/Kubernetes failure this guards against, that turns one lost node into lost
+        data everywhere.  So such a master refuses to full-sync a replica whose history is
+        longer than its own, unless ``replication.allow_empty_master`` is set."""
+        if self.config.allow_empty_master or not self.started_empty or replica_replid == "?":
+            return None
+        history = self.node.history
+        if next_offset - 1 <= history.offset:
+            return None
+        return (
+            f"this master started empty with no replication history (id {history.replid}, "
+            f"offset {history.offset}) and the replica holds {next_offset - 1} records of "
+            f"history {replica_replid}; refusing to wipe it. Promote that replica instead "
+            "(POST /api/replication/promote), or set replication.allow_empty_master: true "
+            "to let this master overwrite it"
+        )
+
+    def persist_identity(self) -> None:
+        """Write the (changed) replication id to disk with a snapshot."""
+        node = self.node
+        if node.persistence is not None:
+            asyncio.get_running_loop().create_task(self._persist(node.persistence.snapshot))
+
+    def persist_full_sync(self) -> None:
+        """After a full sync the stored history is replaced by the master's."""
+        self.started_empty = False
+        node = self.node
+        if node.persistence is not None:
+            asyncio.get_running_loop().create_task(self._persist(node.persistence.reset))
+
+    async def _persist(self, action: Any) -> None:
+        node = self.node
+        h = node.history
+        try:
+            await action(node.keyspace, h.replid, h.offset, h.replid2, h.second_offset)
+        except Exception as exc:
+            log.error("could not persist the replication state: %s", exc)
+
+    def drop_sub_replicas(self, reason: str) -> None:
+        if self.master_server is not None and self.node.roles.is_replica:
+            self.master_server.drop_all(reason)
 
     def _replica_listen_given(self) -> bool:
         return self.node.config.replication.model_fields_set.__contains__("replica_listen_address")
@@ -121,6 +171,8 @@ class ReplicationManager:
         history = self.node.history
         if roles.role is Role.REPLICA:
             history.shift()
+            self.persist_identity()
+        self.started_empty = False
         roles.transition(Role.MASTER, reason)
         self.node.keyspace.expire_on_access = True
         address = listen_address or self.config.replica_listen_address

@@ -1,0 +1,399 @@
+"""The master side of replication, as thin asyncio around :class:`MasterSession`.
+
+:class:`MasterServer` accepts replica connections on the replica listener, decides
+full or partial sync (:func:`~synap.replication.handshake.decide_sync`), streams new
+records from the shared replication log, sends heartbeats, enforces timeouts and answers
+``WAIT``.  It runs on masters and on replicas that serve sub-replicas (chains), where it
+forwards the exact records the node received, so ids and offsets match down the chain.
+
+Memory stays bounded for slow replicas: a replica is sent records only while its socket
+buffer is below a high-water mark; the rest stay in the (shared, bounded) log.  A
+replica that falls out of the log is disconnected and comes back with a full sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from synap.replication.backlog import OffsetNotInBacklog
+from synap.replication.handshake import SessionEnded, decide_sync
+from synap.replication.master_session import (
+    AckReceived,
+    HelloReceived,
+    MasterSession,
+    MasterState,
+    RecordsFrame,
+    SyncRequested,
+    batch_entries,
+)
+from synap.replication.messages import ErrorCode
+from synap.store.keyspace import now_ms
+
+if TYPE_CHECKING:
+    from synap.replication.manager import ReplicationManager
+
+log = logging.getLogger("synap.replication.master")
+
+# Stop queueing data for a replica above this many unsent bytes; resume below a quarter.
+HIGH_WATER_BYTES = 4 * 1024 * 1024
+# Records per RECORDS frame (the log caps the batch at 1 MiB as well).
+BATCH_RECORDS = 4096
+# Give other clients a turn after this many snapshot chunks (64 KiB each).
+CHUNKS_PER_YIELD = 8
+TIMEOUT_CHECK_SECONDS = 0.25
+
+
+class ReplicaConnection(asyncio.Protocol):
+    """One replica, as seen by the master."""
+
+    def __init__(self, server: MasterServer) -> None:
+        self.server = server
+        cfg = server.manager.config
+        secret = cfg.auth_secret.encode() if cfg.auth_secret else None
+        self.session = MasterSession(
+            secret, now_ms(), replica_timeout_ms=cfg.replica_timeout_secs * 1000
+        )
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.connected_at = time.time()
+        self.full_sync_task: asyncio.Task[None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.closed = False
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def replica_id(self) -> str:
+        return self.session.replica_id or f"unidentified@{self.peer}"
+
+    @property
+    def address(self) -> str:
+        """The replica's HTTP address as it announced it (host 0.0.0.0 -> its peer IP)."""
+        announced = self.session.listen_address
+        if not announced:
+            return self.peer
+        host, _, port = announced.rpartition(":")
+        if host in ("0.0.0.0", "::", ""):
+            host = self.peer.rpartition(":")[0]
+        return f"{host}:{port}"
+
+    @property
+    def streaming(self) -> bool:
+        return self.session.state is MasterState.STREAMING and not self.closed
+
+    # ----------------------------------------------------------------- asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = tr = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        tr.set_write_buffer_limits(high=HIGH_WATER_BYTES, low=HIGH_WATER_BYTES // 4)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._writable.set()
+        self.server.connections.discard(self)
+        if self.full_sync_task is not None:
+            self.full_sync_task.cancel()
+        if self.session.hello is not None:
+            log.info("replica %s (%s) disconnected", self.replica_id, self.peer)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+        if self.streaming:
+            self.catch_up()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        for event in self.session.receive_data(data, now_ms()):
+            if self.closed:
+                return
+            if isinstance(event, AckReceived):
+                self.server.on_ack()
+            elif isinstance(event, SyncRequested):
+                self._on_sync_requested(event)
+            elif isinstance(event, HelloReceived):
+                log.info(
+                    "replica %s connected from %s (announces %s), follows %s at offset %d",
+                    event.replica_id, self.peer, event.listen_address, event.replid, event.offset,
+                )  # fmt: skip
+            elif isinstance(event, SessionEnded):
+                self._end(event)
+                return
+        self._send(self.session.data_to_send())
+
+    # ----------------------------------------------------------------- sync
+    def _on_sync_requested(self, request: SyncRequested) -> None:
+        manager = self.server.manager
+        history = manager.node.history
+        refusal = manager.refuse_full_sync_reason(request.replid, request.next_offset)
+        decision = decide_sync(
+            request.replid,
+            request.next_offset,
+            history.replid,
+            history.replid2,
+            history.second_offset,
+            manager.backlog,
+        )
+        if decision.partial:
+            manager.partial_syncs += 1
+            log.info(
+                "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
+            )
+            self._send(self.session.send_continue(history.replid, now_ms()))
+            self.catch_up()
+            return
+        if refusal is not None:
+            log.error("refusing replica %s: %s", self.replica_id, refusal)
+            self._send(self.session.close(ErrorCode.REFUSED, refusal))
+            self._close()
+            return
+        manager.full_syncs += 1
+        if request.replid != "?":
+            manager.partial_sync_errors += 1
+        log.info("full sync for replica %s: %s", self.replica_id, decision.reason)
+        self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
+
+    async def _full_sync(self) -> None:
+        """Stream a copy of the dataset taken at one offset, then the records after it."""
+        node = self.server.manager.node
+        started = time.monotonic()
+        # One synchronous step: the copy is exactly the keyspace at `offset`.
+        data = dict(node.keyspace.data)
+        expires = dict(node.keyspace.expires)
+        offset = node.history.offset
+        replid = node.history.replid
+        self._send(self.session.send_fullsync(replid, offset, len(data), now_ms()))
+        chunks = 0
+        try:
+            entries = ((k, v, expires.get(k, 0)) for k, v in data.items())
+            for batch in batch_entries(entries):
+                if self.closed:
+                    return
+                self._send(self.session.snapshot_chunk(batch))
+                chunks += 1
+                if not self._writable.is_set():
+                    await self._writable.wait()
+                elif chunks % CHUNKS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
+            if self.closed:
+                return
+            self._send(self.session.snapshot_end(now_ms()))
+        finally:
+            del data, expires
+        log.info(
+            "full sync of %d keys at offset %d sent to replica %s in %.2fs",
+            self.session._snapshot_keys, offset, self.replica_id, time.monotonic() - started,
+        )  # fmt: skip
+        self.full_sync_task = None
+        self.catch_up()
+
+    def catch_up(self, frames: dict[int, RecordsFrame] | None = None) -> None:
+        """Send records from the log until the replica is current or its buffer is full.
+
+        ``frames`` caches frames built in this round, keyed by first offset, so that
+        replicas at the same position share one encoded frame."""
+        if not self.streaming or self.full_sync_task is not None:
+            return
+        backlog = self.server.manager.backlog
+        while self._writable.is_set() and not self.closed:
+            start = self.session.next_offset
+            if start > backlog.last_offset:
+                return
+            frame = frames.get(start) if frames is not None else None
+            if frame is None:
+                try:
+                    records = backlog.records_from(start, BATCH_RECORDS)
+                except OffsetNotInBacklog:
+                    self._drop(
+                        f"replica {self.replica_id} fell out of the replication log "
+                        f"(needs offset {start}, log starts at {backlog.first_offset}); "
+                        "it must resync (raise replication.log_max_ops / log_max_mb if this repeats)"
+                    )
+                    return
+                frame = MasterSession.records_frame(start, records, now_ms())
+                if frames is not None:
+                    frames[start] = frame
+            self._send(self.session.send_records(frame))
+            limit = self.server.output_buffer_limit
+            if self.transport is not None and self.transport.get_write_buffer_size() > limit:
+                self._drop(
+                    f"replica {self.replica_id} exceeded the output buffer limit "
+                    f"({limit} bytes, replication.output_buffer_limit_mb)"
+                )
+                return
+
+    # ----------------------------------------------------------------- output
+    def heartbeat(self, offset: int) -> None:
+        if self.closed or self.session.state not in (
+            MasterState.SYNCING_FULL,
+            MasterState.STREAMING,
+        ):
+            return
+        self._send(self.session.heartbeat(max(offset, self.session.next_offset - 1), now_ms()))
+
+    def check_timeouts(self) -> None:
+        for event in self.session.check_timeouts(now_ms()):
+            if isinstance(event, SessionEnded):
+                self._end(event)
+
+    def _send(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def _end(self, event: SessionEnded) -> None:
+        log.warning("replica %s (%s) link closed: %s", self.replica_id, self.peer, event.reason)
+        self._send(self.session.data_to_send())
+        self._close()
+
+    def _drop(self, reason: str) -> None:
+        log.warning("%s", reason)
+        self._send(self.session.close(ErrorCode.REFUSED, reason))
+        self._close()
+
+    def disconnect(self, reason: str) -> None:
+        if not self.closed:
+            self._send(self.session.close(ErrorCode.SHUTTING_DOWN, reason))
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # ----------------------------------------------------------------- views
+    def info(self, master_offset: int) -> dict[str, Any]:
+        s = self.session
+        state = {
+            MasterState.SYNCING_FULL: "send_bulk",
+            MasterState.STREAMING: "online",
+        }.get(s.state, "wait_bgsave")
+        now = now_ms()
+        return {
+            "id": self.replica_id,
+            "address": self.address,
+            "listen_address": s.listen_address,
+            "peer_address": self.peer,
+            "offset": s.acked_offset,
+            "lag_operations": s.lag_operations(master_offset),
+            "lag_ms": s.lag_ms(master_offset, now),
+            "connected_at": int(self.connected_at),
+            "last_heartbeat": int(s.last_ack_ms / 1000)
+            if s.last_ack_ms
+            else int(self.connected_at),
+            "state": state,
+            "lagging": s.lag_ms(master_offset, now) > self.server.manager.config.max_lag_ms,
+        }
+
+
+class MasterServer:
+    def __init__(self, manager: ReplicationManager, host: str, port: int) -> None:
+        self.manager = manager
+        self.host = host
+        self.port = port
+        self.connections: set[ReplicaConnection] = set()
+        self.output_buffer_limit = manager.config.output_buffer_limit_mb * 1024 * 1024
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_scheduled = False
+        self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self.address_text = f"{host}:{port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ReplicaConnection(self), self.host, self.port, reuse_address=True
+        )
+        sock = self._server.sockets[0].getsockname()
+        self.port = sock[1]
+        self.address_text = f"{self.host}:{self.port}"
+        self._tasks = [
+            loop.create_task(self._heartbeats(), name="replication-heartbeats"),
+            loop.create_task(self._timeouts(), name="replication-timeouts"),
+        ]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop_all("master is shutting down or changing role")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for target, _, fut in self._ack_waiters:
+            if not fut.done():
+                fut.set_result(self._count_acked(target))
+        self._ack_waiters.clear()
+
+    def drop_all(self, reason: str) -> None:
+        for conn in list(self.connections):
+            conn.disconnect(reason)
+
+    # ----------------------------------------------------------------- streaming
+    def notify(self) -> None:
+        """New records were committed: send them at the end of this loop iteration,
+        so that a burst of writes becomes one frame."""
+        if not self._flush_scheduled and self.connections:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        frames: dict[int, RecordsFrame] = {}
+        for conn in list(self.connections):
+            conn.catch_up(frames)
+
+    async def _heartbeats(self) -> None:
+        interval = self.manager.config.heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            offset = self.manager.node.history.offset
+            for conn in list(self.connections):
+                conn.heartbeat(offset)
+
+    async def _timeouts(self) -> None:
+        while True:
+            await asyncio.sleep(TIMEOUT_CHECK_SECONDS)
+            for conn in list(self.connections):
+                conn.check_timeouts()
+
+    # ----------------------------------------------------------------- WAIT
+    def _count_acked(self, target: int) -> int:
+        return sum(1 for c in self.connections if c.streaming and c.session.acked_offset >= target)
+
+    async def wait_for_acks(self, target: int, wanted: int, timeout: float | None) -> int:
+        count = self._count_acked(target)
+        if count >= wanted or wanted <= 0:
+            return count
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._ack_waiters.append((target, wanted, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return self._count_acked(target)
+        finally:
+            self._ack_waiters = [w for w in self._ack_waiters if w[2] is not future]
+
+    def on_ack(self) -> None:
+        if not self._ack_waiters:
+            return
+        for target, wanted, fut in self._ack_waiters:
+            if not fut.done():
+                count = self._count_acked(target)
+                if count >= wanted:
+                    fut.set_result(count)
+
+    # ----------------------------------------------------------------- views
+    def replicas_info(self) -> list[dict[str, Any]]:
+        offset = self.manager.node.history.offset
+        return [
+            c.info(offset)
+            for c in sorted(self.connections, key=lambda c: c.connected_at)
+            if c.session.hello is not None
+        ]

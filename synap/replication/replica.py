@@ -1,0 +1,371 @@
+"""The replica side of replication, as thin asyncio around :class:`ReplicaSession`.
+
+:class:`ReplicaLink` connects to the master, keeps reconnecting (every
+``reconnect_delay_ms`` with ±20 % jitter, so replicas of a restarted master do not all
+knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
+
+* a full sync is loaded into new dictionaries beside the live dataset, which keeps
+  serving reads; only a snapshot whose every chunk and total CRC32 check out is swapped
+  in.  A failed sync leaves the old data in place;
+* records are applied with :func:`synap.store.effects.apply_record` (the same code as WAL
+  replay) and committed to the node's history, so they reach its WAL, its log and its
+  own sub-replicas unchanged;
+* an ACK goes back after each batch (after the WAL flush) and on every heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+from synap.replication.handshake import ErrorReceived, SessionEnded
+from synap.replication.messages import ErrorCode
+from synap.replication.replica_session import (
+    FullSyncCompleted,
+    FullSyncStarted,
+    HeartbeatReceived,
+    PartialSyncAccepted,
+    RecordsReceived,
+    ReplicaSession,
+    ReplicaState,
+    SnapshotChunkReceived,
+)
+from synap.store.effects import CorruptRecord, apply_record
+from synap.store.keyspace import now_ms
+
+if TYPE_CHECKING:
+    from synap.replication.manager import ReplicationManager
+
+log = logging.getLogger("synap.replication.replica")
+
+TIMEOUT_CHECK_SECONDS = 0.25
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class _MasterConnection(asyncio.Protocol):
+    def __init__(self, link: ReplicaLink, session: ReplicaSession) -> None:
+        self.link = link
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._loading: tuple[dict[bytes, bytes], dict[bytes, int]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = tr = cast(asyncio.Transport, transport)
+        tr.write(self.session.initiate(now_ms()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._loading = None
+        if not self.closed.done():
+            self.closed.set_result(
+                f"connection lost ({exc})" if exc else "connection closed by master"
+            )
+
+    def data_received(self, data: bytes) -> None:
+        link = self.link
+        link.bytes_received += len(data)
+        link.last_io = time.time()
+        applied = False
+        try:
+            events = self.session.receive_data(data, now_ms())
+        except Exception:  # the session turns bad input into events; this is a bug guard
+            log.exception("replication session failed")
+            self.abort("internal error in the replication session")
+            return
+        for event in events:
+            if isinstance(event, RecordsReceived):
+                if not self._apply(event):
+                    return
+                applied = True
+            elif isinstance(event, SnapshotChunkReceived):
+                if self._loading is not None:
+                    data_, expires = self._loading
+                    for key, value, expire_at in event.entries:
+                        data_[key] = value
+                        if expire_at:
+                            expires[key] = expire_at
+            elif isinstance(event, HeartbeatReceived):
+                link.last_heartbeat = time.time()
+                if self.session.state is ReplicaState.STREAMING:
+                    self._write(self.session.ack())
+            elif isinstance(event, FullSyncStarted):
+                log.info(
+                    "full sync from master: %d keys at offset %d (history %s)",
+                    event.keys, event.offset, event.replid,
+                )  # fmt: skip
+                link.sync_started = time.monotonic()
+                self._loading = ({}, {})
+            elif isinstance(event, FullSyncCompleted):
+                self._install(event)
+                applied = True
+            elif isinstance(event, PartialSyncAccepted):
+                link.on_partial_sync(event.replid, event.offset)
+                link.connected = True
+                applied = True
+            elif isinstance(event, SessionEnded):
+                self._ended(event)
+                return
+        if applied and self.session.state is ReplicaState.STREAMING:
+            link.manager.node.before_reply()  # the WAL holds what we acknowledge
+            self._write(self.session.ack())
+        else:
+            self._write(self.session.data_to_send())
+
+    def _apply(self, event: RecordsReceived) -> bool:
+        node = self.link.manager.node
+        keyspace = node.keyspace
+        history = node.history
+        offset = event.first_offset
+        for record in event.records:
+            try:
+                apply_record(keyspace, record)
+            except CorruptRecord as exc:
+                self.abort(f"record {offset} from the master is corrupt: {exc}")
+                return False
+            history.commit_encoded(offset, record)
+            offset += 1
+        self.link.records_applied += len(event.records)
+        return True
+
+    def _install(self, event: FullSyncCompleted) -> None:
+        assert self._loading is not None
+        data, expires = self._loading
+        self._loading = None
+        self.link.install_dataset(data, expires, event.replid, event.offset)
+        self.link.connected = True
+
+    def _ended(self, event: SessionEnded) -> None:
+        self._write(self.session.data_to_send())
+        reason = event.message if isinstance(event, ErrorReceived) else event.reason
+        if event.code == ErrorCode.SYNC_FAILED:
+            self.link.failed_syncs += 1
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self, reason: str) -> None:
+        self._write(self.session.close(ErrorCode.PROTOCOL, reason))
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if self.transport is not None:
+            self.transport.close()
+
+    def check_timeouts(self) -> None:
+        for event in self.session.check_timeouts(now_ms()):
+            if isinstance(event, SessionEnded):
+                self._ended(event)
+
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class ReplicaLink:
+    def __init__(self, manager: ReplicationManager, host: str, port: int) -> None:
+        self.manager = manager
+        self.host = host
+        self.port = port
+        self.replica_id = f"replica-{uuid.uuid4()}"
+        self.connected = False
+        self.connection: _MasterConnection | None = None
+        self.last_heartbeat: float | None = None
+        self.last_io: float | None = None
+        self.link_down_since: float | None = time.time()
+        self.bytes_received = 0
+        self.records_applied = 0
+        self.failed_syncs = 0
+        self.sync_started: float | None = None
+        self.last_error: str | None = None
+        self.attempts = 0
+        self.state = "connecting"
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def master_address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="replica-link")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        conn = self.connection
+        if conn is not None:
+            conn.abort("replica is changing role or shutting down")
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # ----------------------------------------------------------------- loop
+    async def _run(self) -> None:
+        cfg = self.manager.config
+        while not self._stopping:
+            self.attempts += 1
+            reason = await self._connect_once()
+            self.connected = False
+            self.connection = None
+            if self.link_down_since is None:
+                self.link_down_since = time.time()
+            if self._stopping:
+                return
+            self.last_error = reason
+            if not cfg.auto_reconnect:
+                self.state = "stopped"
+                log.error(
+                    "disconnected from master %s: %s; auto-reconnect is disabled, so this "
+                    "replica stays disconnected (serving possibly stale reads) until it is "
+                    "repointed or restarted", self.master_address, reason,
+                )  # fmt: skip
+                return
+            delay = cfg.reconnect_delay_ms / 1000 * random.uniform(0.8, 1.2)
+            log.warning(
+                "disconnected from master %s: %s; reconnecting in %.1fs",
+                self.master_address, reason, delay,
+            )  # fmt: skip
+            self.state = "connecting"
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> str:
+        node = self.manager.node
+        cfg = self.manager.config
+        history = node.history
+        secret = cfg.auth_secret.encode() if cfg.auth_secret else None
+        session = ReplicaSession(
+            self.replica_id,
+            self._announce_address(),
+            history.replid if history.offset or len(node.keyspace) else None,
+            history.offset,
+            secret,
+            master_timeout_ms=cfg.replica_timeout_secs * 1000,
+        )
+        loop = asyncio.get_running_loop()
+        self.state = "connecting"
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _MasterConnection(self, session), self.host, self.port
+                ),
+                CONNECT_TIMEOUT_SECONDS,
+            )
+        except (OSError, TimeoutError) as exc:
+            return f"cannot connect: {exc or 'timed out'}"
+        self.connection = conn
+        self.state = "sync"
+        checker = loop.create_task(self._check_timeouts(conn))
+        try:
+            return await conn.closed
+        finally:
+            checker.cancel()
+            if conn.transport is not None:
+                conn.transport.close()
+
+    async def _check_timeouts(self, conn: _MasterConnection) -> None:
+        while True:
+            await asyncio.sleep(TIMEOUT_CHECK_SECONDS)
+            conn.check_timeouts()
+
+    def _announce_address(self) -> str | None:
+        addr = self.manager.node.http_address
+        return f"{addr[0]}:{addr[1]}" if addr else None
+
+    # ----------------------------------------------------------------- sync results
+    def on_partial_sync(self, replid: str, offset: int) -> None:
+        history = self.manager.node.history
+        self.manager.partial_syncs += 1
+        if replid != history.replid:
+            # The master was promoted and continues our old history under a new id.
+            log.info("master continues our history as %s (was %s)", replid, history.replid)
+            history.replid2 = history.replid
+            history.second_offset = offset + 1
+            history.replid = replid
+            self.manager.persist_identity()
+            self.manager.drop_sub_replicas("upstream changed its replication id")
+        self.state = "connected"
+        self.link_down_since = None
+        log.info("partial sync accepted by %s from offset %d", self.master_address, offset + 1)
+
+    def install_dataset(
+        self, data: dict[bytes, bytes], expires: dict[bytes, int], replid: str, offset: int
+    ) -> None:
+        node = self.manager.node
+        node.keyspace.replace(data, expires)
+        node.keyspace.removed = []
+        node.history.reset(replid, offset)
+        self.manager.backlog.reset(offset)
+        self.manager.full_syncs += 1
+        self.manager.drop_sub_replicas("upstream full sync replaced the dataset")
+        self.manager.persist_full_sync()
+        elapsed = time.monotonic() - self.sync_started if self.sync_started else 0.0
+        self.sync_started = None
+        self.state = "connected"
+        self.link_down_since = None
+        log.info("full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed)
+
+    # ----------------------------------------------------------------- views
+    @property
+    def redis_state(self) -> str:
+        return {"connecting": "connecting", "sync": "sync", "connected": "connected"}.get(
+            self.state, "connect"
+        )
+
+    def stats(self) -> dict[str, Any]:
+        history = self.manager.node.history
+        conn = self.connection
+        session = conn.session if conn is not None else None
+        master_offset = max(session.master_offset, history.offset) if session else history.offset
+        lag_ops = max(0, master_offset - history.offset)
+        lag_ms = session.lag_ms if session is not None and self.connected else 0
+        progress = session.snapshot_progress if session is not None else None
+        return {
+            "role": "replica",
+            "replica_offset": history.offset,
+            "master_offset": master_offset,
+            "lag_operations": lag_ops,
+            "lag_ms": lag_ms,
+            "total_replicated": self.records_applied,
+            "total_bytes": self.bytes_received,
+            "connected": self.connected,
+            "last_heartbeat": int(self.last_heartbeat) if self.last_heartbeat else None,
+            "master_address": self.master_address,
+            "replica_id": self.replica_id,
+            "state": self.state,
+            "sync_in_progress": progress is not None,
+            "sync_keys_received": progress[0] if progress else None,
+            "sync_keys_total": progress[1] if progress else None,
+            "failed_syncs": self.failed_syncs,
+            "last_error": self.last_error,
+            "auto_reconnect": self.manager.config.auto_reconnect,
+            "lagging": lag_ms > self.manager.config.max_lag_ms,
+        }
+
+    def info_fields(self) -> list[tuple[str, Any]]:
+        history = self.manager.node.history
+        now = time.time()
+        conn = self.connection
+        progress = conn.session.snapshot_progress if conn is not None else None
+        fields: list[tuple[str, Any]] = [
+            ("master_host", self.host),
+            ("master_port", self.port),
+            ("master_link_status", "up" if self.connected else "down"),
+            ("master_last_io_seconds_ago", int(now - self.last_io) if self.last_io else -1),
+            ("master_sync_in_progress", int(progress is not None)),
+            ("slave_read_repl_offset", history.offset),
+            ("slave_repl_offset", history.offset),
+        ]
+        if progress is not None:
+            fields += [
+                ("master_sync_total_bytes", -1),
+                ("master_sync_read_bytes", self.bytes_received),
+                ("master_sync_left_bytes", -1),
+                ("master_sync_perc", f"{100 * progress[0] / max(progress[1], 1):.2f}"),
+            ]
+        if not self.connected and self.link_down_since:
+            fields.append(("master_link_down_since_seconds", int(now - self.link_down_since)))
+        fields += [("slave_priority", 100), ("slave_read_only", 1), ("replica_announced", 1)]
+        return fields
