@@ -85,6 +85,7 @@ class Node:
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
+        self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
 
@@ -105,14 +106,24 @@ class Node:
 
     def _recover(self) -> None:
         assert self.persistence is not None
+        from synap.persistence import PersistenceError
         from synap.persistence.lock import DataDirLocked
 
         try:
             self.persistence.open()
-        except DataDirLocked as exc:
+            state = self.persistence.recover(self.keyspace)
+        except (DataDirLocked, PersistenceError) as exc:
             raise StartupError(str(exc)) from None
-        state = self.persistence.recover(self.keyspace)
-        if state.replid:
+        self._persistence_open = True
+        if state.replid and not state.complete:
+            # Part of our history was set aside as damaged: replicas may hold records we
+            # no longer have under this id, so start a new history (they full-sync).
+            log.error(
+                "recovery stopped early (%s); starting a new replication id",
+                "; ".join(state.problems) or "damaged WAL",
+            )
+            self.history.offset = state.offset
+        elif state.replid:
             self.history.replid = state.replid
             self.history.offset = state.offset
             if state.replid2:
@@ -211,7 +222,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.persistence is not None:
+        if self.persistence is not None and self._persistence_open:
             h = self.history
             await self.persistence.close(
                 self.keyspace, h.replid, h.offset, h.replid2, h.second_offset
