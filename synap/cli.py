@@ -133,13 +133,21 @@ def promote(
 @click.option(
     "--timeout", default=10.0, show_default=True, help="Seconds to wait for the target to catch up."
 )
+@click.option(
+    "--replica-listen",
+    help="Replica listener for the target if it has none yet (default: its config).",
+)
 @click.pass_obj
-def failover(obj: dict[str, Any], node: str, target: str | None, timeout: float) -> None:
+def failover(
+    obj: dict[str, Any], node: str, target: str | None, timeout: float, replica_listen: str | None
+) -> None:
     """Planned switchover with zero loss: pause writes, let the target catch up, promote it,
     demote the old master to its replica, repoint the others, resume."""
     from synap.failover import run_failover
 
-    ok = run_failover(node, target, timeout, obj["api_key"], click.echo)
+    ok = run_failover(
+        node, target, timeout, obj["api_key"], click.echo, replica_listen=replica_listen
+    )
     sys.exit(0 if ok else 1)
 
 

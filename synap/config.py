@@ -24,6 +24,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def is_loopback(host: str) -> bool:
+    """True if only this machine can reach a listener bound to ``host``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it resolves to a reachable address
+
+
 def parse_address(value: str, *, key: str) -> tuple[str, int]:
     """Split ``IP:port`` (or ``host:port``, ``[v6]:port``) and check the port."""
     text = value.strip()
@@ -52,12 +62,28 @@ class ServerConfig(_Section):
     api_keys: list[str] = Field(default_factory=list)
     admin_key: str | None = None
 
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_keys(cls, value: list[str]) -> list[str]:
+        # An empty key would let "Authorization: Bearer " (or AUTH "") in.
+        if any(not key for key in value):
+            raise ValueError("a key must not be empty")
+        return value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must not be empty (leave it unset for none)")
+        return value
+
 
 class KVStoreConfig(_Section):
     max_memory_mb: int = Field(0, ge=0, description="0 = unlimited")
     eviction_policy: Literal["none", "lru", "lfu", "ttl"] = "none"
     max_key_bytes: int = Field(64 * 1024, gt=0)
-    max_value_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    # A record must fit one replication frame (u32 length): at most 4 GiB minus headroom.
+    max_value_bytes: int = Field(512 * 1024 * 1024, gt=0, le=4 * 1024**3 - 8 * 1024**2)
     allow_flush_commands: bool = False
     active_expiry_interval_ms: int = Field(100, gt=0)
 
@@ -107,6 +133,16 @@ class ReplicationConfig(_Section):
                 raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("auth_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: str | None) -> str | None:
+        # "" would otherwise read as "no secret" and silently turn authentication off.
+        if value is not None and not value:
+            raise ValueError(
+                "must not be empty (leave it unset to disable replication authentication)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _role_needs(self) -> ReplicationConfig:
         if self.role == "replica" and not self.master_address:
@@ -116,29 +152,75 @@ class ReplicationConfig(_Section):
         return self
 
 
+class TlsConfig(_Section):
+    """TLS (synap/tls.py). Off by default; see docs/SECURITY.md for a step-by-step setup."""
+
+    cert_file: str | None = None  # PEM certificate (chain) this node presents
+    key_file: str | None = None  # its private key, PEM, unencrypted (default: in cert_file)
+    ca_file: str | None = None  # PEM CA(s) peers' certificates must chain to
+    replication: bool = False  # replica listener serves TLS; replicas connect with TLS
+    clients: bool = False  # the HTTP and RESP ports serve TLS
+    require_replica_cert: bool = False  # replica listener demands a cert signed by ca_file
+    require_client_cert: bool = False  # HTTP and RESP demand a cert signed by ca_file
+
+    @model_validator(mode="after")
+    def _files_needed(self) -> TlsConfig:
+        if (self.replication or self.clients) and not self.cert_file:
+            raise ValueError(
+                "tls.cert_file is required when tls.replication or tls.clients is true "
+                "(every node with TLS on may serve a TLS listener)"
+            )
+        for flag in ("require_replica_cert", "require_client_cert"):
+            if getattr(self, flag) and not self.ca_file:
+                raise ValueError(
+                    f"tls.{flag} needs tls.ca_file (the CA that signs the certificates "
+                    "peers must present)"
+                )
+        return self
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     kv_store: KVStoreConfig = KVStoreConfig()
     persistence: PersistenceConfig = PersistenceConfig()
     logging: LoggingConfig = LoggingConfig()
     replication: ReplicationConfig = ReplicationConfig()
+    tls: TlsConfig = TlsConfig()
 
     @property
     def role(self) -> str:
         return self.replication.role
 
 
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed beside the unknown one at ``loc`` (section names at the top)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
 def _format_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the key and the value it was given."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown configuration key")
-        elif "input" in err and not isinstance(err["input"], dict) and key:
-            lines.append(f"{key}: {msg} (got {err['input']!r})")
-        else:
-            lines.append(f"{key}: {msg}" if key else msg)
+            known = ", ".join(_known_keys(loc))
+            lines.append(f"{key}: unknown configuration key (known here: {known})")
+            continue
+        # Our own validators already name the key ("replication.master_address: ...").
+        text = msg if not key or msg.startswith((f"{key}:", f"{key}.")) else f"{key}: {msg}"
+        value = err.get("input")
+        if key and not isinstance(value, dict) and repr(value) not in msg:
+            text += f" (got {value!r})"
+        lines.append(text)
     return "; ".join(lines)
 
 

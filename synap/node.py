@@ -26,13 +26,14 @@ from synap import __version__
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits
-from synap.config import Config
+from synap.config import Config, is_loopback
 from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
 from synap.store.history import History
 from synap.store.keyspace import EvictionPolicy, Keyspace
+from synap.tls import TlsContexts, TlsError, build_contexts
 
 log = logging.getLogger("synap.node")
 
@@ -88,12 +89,27 @@ class Node:
         self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
+        self.tls = TlsContexts()  # loaded in start(), where errors become StartupError
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        try:
+            self.tls = build_contexts(self.config.tls)
+        except TlsError as exc:
+            raise StartupError(str(exc)) from None
         if self.persistence is not None:
-            self._recover()
+            adopted = self._recover()
             self.history.subscribe(self.persistence.append)
+            if not adopted:
+                # Ids live only in snapshots: write one now, or a crash before the first
+                # periodic snapshot would come back under yet another id, and every
+                # replica would need a full sync (Redis #5228).
+                from synap.persistence import PersistenceError
+
+                try:
+                    await self.persistence.snapshot(self.keyspace, *self.position())
+                except (PersistenceError, ValueError) as exc:
+                    log.error("could not record the new replication id: %s", exc)
         await self._start_http()
         await self._start_resp()
         await self.replication.start()
@@ -104,7 +120,8 @@ class Node:
             )
         self._print_banner()
 
-    def _recover(self) -> None:
+    def _recover(self) -> bool:
+        """Load the data directory; True if its replication id was adopted."""
         assert self.persistence is not None
         from synap.persistence import PersistenceError
         from synap.persistence.lock import DataDirLocked
@@ -129,6 +146,11 @@ class Node:
             if state.replid2:
                 self.history.replid2 = state.replid2
                 self.history.second_offset = state.second_offset
+        else:
+            # No snapshot names a history yet (a new data directory, or a crash before
+            # the first snapshot): a new id, but the offset must count every record
+            # recovered, or new records would reuse offsets already in the WAL.
+            self.history.offset = state.offset
         log.info(
             "recovered %d keys (snapshot %s, %d WAL records replayed), replication id %s offset %d",
             len(self.keyspace),
@@ -137,6 +159,7 @@ class Node:
             self.history.replid,
             self.history.offset,
         )
+        return bool(state.replid and state.complete)
 
     async def _start_http(self) -> None:
         server_cfg = self.config.server
@@ -155,6 +178,10 @@ class Node:
             timeout_keep_alive=30,
         )
         config.load()
+        # Our context rather than uvicorn's ssl_* options, so that HTTP, RESP and
+        # replication share one set of TLS rules (synap/tls.py); startup() passes
+        # config.ssl to create_server together with our socket.
+        config.ssl = self.tls.clients
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
         await server.startup(sockets=[sock])
@@ -172,10 +199,22 @@ class Node:
             "--resp-port / server.resp_port",
         )
         loop = asyncio.get_running_loop()
-        self._resp_server = await loop.create_server(lambda: RespConnection(self), sock=sock)
+        self._resp_server = await loop.create_server(
+            lambda: RespConnection(self), sock=sock, ssl=self.tls.clients
+        )
         self.resp_address = sock.getsockname()[:2]
 
+    def _warn_if_exposed(self) -> None:
+        server = self.config.server
+        if not server.api_keys and not is_loopback(server.host):
+            log.warning(
+                "the HTTP and Redis-protocol ports listen on %s and accept any client: set "
+                "server.api_keys (and tls.clients), or bind to 127.0.0.1 (docs/SECURITY.md)",
+                server.host,
+            )
+
     def _print_banner(self) -> None:
+        self._warn_if_exposed()
         role = self.roles.role
         if role is Role.MASTER:
             banner(
@@ -191,9 +230,11 @@ class Node:
         else:
             banner("✅ Standalone node initialized (no replication)")
         if self.http_address:
-            banner(f"🌐 HTTP API on http://{_fmt(self.http_address)}")
+            scheme = "https" if self.tls.clients else "http"
+            banner(f"🌐 HTTP API on {scheme}://{_fmt(self.http_address)}")
         if self.resp_address:
-            banner(f"🔌 Redis protocol on {_fmt(self.resp_address)}")
+            tls = " (TLS)" if self.tls.clients else ""
+            banner(f"🔌 Redis protocol on {_fmt(self.resp_address)}{tls}")
         p = self.config.persistence
         if p.enabled:
             banner(
@@ -234,7 +275,10 @@ class Node:
         interval = self.config.kv_store.active_expiry_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
-            if self.roles.role is not Role.REPLICA and self.keyspace.expires:
+            # Not on replicas (the master's DELs arrive in the stream) and not while
+            # writes are paused: a planned failover waits for the offset to stand still.
+            roles = self.roles
+            if roles.role is not Role.REPLICA and not roles.writes_paused and self.keyspace.expires:
                 try:
                     # Keep going while a sample finds mostly expired keys (Redis does the same).
                     for _ in range(10):

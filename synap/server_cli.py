@@ -67,7 +67,10 @@ def _bool(value: str) -> bool:
 )
 @click.option(
     "--replication-secret",
-    help="Shared secret replicas must prove they know [replication.auth_secret].",
+    envvar="SYNAP_REPLICATION_SECRET",
+    show_envvar=True,
+    help="Shared secret replicas must prove they know [replication.auth_secret]. Prefer "
+    "the environment variable or the config file: a flag is visible in `ps`.",
 )
 @click.option(
     "--log-level",

@@ -222,6 +222,10 @@ def execute(node: Node, body: Any) -> tuple[int, Payload]:
         return 400, {"success": False, "request_id": None, "payload": None,
                      "error": "request body must be a JSON object with 'command' and 'payload'"}  # fmt: skip
     request_id = body.get("request_id")
+    if isinstance(request_id, list | dict):
+        # It is echoed back, and a deeply nested one could not even be serialized.
+        return 200, {"success": False, "request_id": None, "payload": None,
+                     "error": "'request_id' must be a string or a number"}  # fmt: skip
     command = body.get("command")
     payload = body.get("payload") or {}
     handler = COMMANDS.get(command) if isinstance(command, str) else None

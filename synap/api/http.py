@@ -6,7 +6,8 @@ Routes (JSON in and out):
 * REST: ``POST /kv/set``, ``GET /kv/get/{key}``, ``DELETE /kv/del/{key}``, ``GET /kv/stats``
 * ``POST /api/v1/command`` (the synap-sdk envelope, :mod:`synap.api.command_endpoint`)
 * replication admin: ``GET /api/replication/stats``, ``POST /api/replication/promote``,
-  ``POST /api/replication/replicaof``, ``GET /api/replication/digest``
+  ``POST /api/replication/replicaof``, ``POST /api/replication/pause`` / ``resume`` (write
+  pause for a planned failover), ``GET /api/replication/digest``
 * ``GET /metrics`` (Prometheus text format)
 
 No framework: the routes are few, and a framework costs a third of the throughput here
@@ -61,9 +62,12 @@ class HttpApi:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.max_body = node.config.server.max_body_bytes
-        self._api_keys = [k.encode() for k in node.config.server.api_keys]
         admin = node.config.server.admin_key
         self._admin_key = admin.encode() if admin else None
+        # The admin key opens every route too: one Authorization header carries one key.
+        self._api_keys = [k.encode() for k in node.config.server.api_keys]
+        if self._api_keys and self._admin_key is not None:
+            self._api_keys.append(self._admin_key)
         self._health = orjson.dumps(
             {"status": "healthy", "service": "synap", "version": __version__}
         )
@@ -82,7 +86,12 @@ class HttpApi:
                 await _send(send, 200, self._health)
                 return
             self._authenticate(scope)
+            self._check_declared_length(scope)
             status, body = await self._route(method, path, scope, receive)
+            # Group commit, as on the RESP port: nothing is acknowledged before the WAL
+            # holds it (fsynced under fsync_mode: always). No await since the write, so
+            # the WAL is also written before the records are streamed to replicas.
+            self.node.before_reply()
         except HttpError as exc:
             status, body = _error_body(exc.status, exc.message, exc.code)
         except CommandError as exc:
@@ -109,6 +118,20 @@ class HttpApi:
             raise HttpError(
                 401, "missing or invalid API key (send Authorization: Bearer <key>)", "UNAUTHORIZED"
             )
+
+    def _check_declared_length(self, scope: Scope) -> None:
+        """Refuse a body declared over server.max_body_bytes before reading any of it
+        (``_json`` also counts what arrives, for bodies sent without a length)."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_body:
+                    raise HttpError(
+                        413,
+                        f"request body of {int(value)} bytes is over the "
+                        f"{self.max_body}-byte limit (server.max_body_bytes)",
+                        "PAYLOAD_TOO_LARGE",
+                    )
+                return
 
     def _require_admin(self, scope: Scope) -> None:
         if self._admin_key is None:
@@ -159,7 +182,21 @@ class HttpApi:
             self._require_admin(scope)
             body = await self._json(receive, optional=True)
             listen = body.get("replica_listen_address") if isinstance(body, dict) else None
-            return 200, node.replication.promote(reason="HTTP promote", listen_address=listen)
+            if listen is not None and not isinstance(listen, str):
+                raise HttpError(
+                    400, "'replica_listen_address' must be a \"host:port\" string", "BAD_REQUEST"
+                )
+            return 200, await node.replication.promote(reason="HTTP promote", listen_address=listen)
+        if path == "/api/replication/pause":
+            _allow(method, "POST")
+            self._require_admin(scope)
+            return 200, node.replication.pause_writes(
+                _pause_seconds(await self._json(receive)), reason="HTTP pause"
+            )
+        if path == "/api/replication/resume":
+            _allow(method, "POST")
+            self._require_admin(scope)
+            return 200, node.replication.resume_writes(reason="HTTP resume")
         if path == "/api/replication/replicaof":
             _allow(method, "POST")
             self._require_admin(scope)
@@ -253,6 +290,23 @@ class HttpApi:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise HttpError(400, f"invalid JSON: {exc}", "INVALID_JSON") from None
+
+
+def _pause_seconds(body: Any) -> float | None:
+    """``{"seconds": S}`` (a lease) or ``{"seconds": null}`` (until resumed or demoted)."""
+    if not isinstance(body, dict) or "seconds" not in body:
+        raise HttpError(
+            400,
+            'body must be {"seconds": S} (pause for S seconds) or {"seconds": null} '
+            "(until POST /api/replication/resume or a role change)",
+            "BAD_REQUEST",
+        )
+    seconds = body["seconds"]
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise HttpError(400, "'seconds' must be a positive number or null", "BAD_REQUEST")
+    return float(seconds)
 
 
 def _allow(method: str, expected: str) -> None:

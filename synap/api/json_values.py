@@ -14,13 +14,21 @@ from typing import Any
 
 import orjson
 
+from synap.commands.errors import CommandError
+
 _JSON_START = frozenset(b"{[-0123456789tfn")
+# orjson serializes at most 254 levels of nesting (it parses up to 1024).  A value must
+# have more opening brackets than that to be too deep; counting them is cheap.
+_MAX_JSON_DEPTH = 254
 
 
 def to_stored(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
-    return orjson.dumps(value)
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+        raise CommandError(f"ERR value cannot be stored as JSON: {exc}") from None
 
 
 def from_stored(raw: bytes) -> tuple[Any, str | None]:
@@ -34,6 +42,18 @@ def from_stored(raw: bytes) -> tuple[Any, str | None]:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return text, None
+        if isinstance(parsed, list | dict) and _too_deep(raw, parsed):
+            return text, None  # stored over RESP; it could not be sent back as JSON
         if not isinstance(parsed, str):
             return parsed, None
     return text, None
+
+
+def _too_deep(raw: bytes, parsed: Any) -> bool:
+    if raw.count(b"[") + raw.count(b"{") <= _MAX_JSON_DEPTH:
+        return False
+    try:
+        orjson.dumps(parsed)
+    except orjson.JSONEncodeError:
+        return True
+    return False

@@ -5,34 +5,65 @@ batch and answered with one ``transport.write`` after the node's write-ahead log
 flushed (group commit: under ``fsync_mode: always`` nothing is acknowledged before it is
 on disk).  A handler may return an awaitable (``WAIT``); the connection then holds back
 later requests until it resolves, so replies stay in order.
+
+hiredis does not say where a request ends; :mod:`synap.api.resp_framing` does, for the
+reads that end inside one (inline commands are recognised only between requests, and a
+declared bulk length over the limit closes the connection at once, as in Redis), and for
+reads that mix multibulk requests and inline commands (each part goes its own way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 
 from synap.api import resp_codec as R
-from synap.api.resp_admin import ADMIN_COMMANDS, NO_AUTH_COMMANDS
+from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_commands import DATA_COMMANDS
-from synap.commands.errors import CommandError
+from synap.api.resp_framing import (
+    MAX_LINE_BYTES,
+    PROTO_MAX_BULK_LEN,
+    FramingError,
+    RequestFraming,
+    ends_with_request,
+    may_declare_many_args,
+    split_inline,
+)
+from synap.commands.errors import CommandError, wrong_args
 
 if TYPE_CHECKING:
     from synap.node import Node
 
 log = logging.getLogger("synap.resp")
 
-COMMANDS = {**DATA_COMMANDS, **ADMIN_COMMANDS}
+# MULTI / EXEC / DISCARD (redis-py's default pipeline): commands are queued and run back
+# to back at EXEC; nothing else runs on the event loop meanwhile, so no other client sees
+# half a transaction.  Commands that wait (WAIT, SAVE, ...) cannot be queued; WATCH is not
+# supported.
+_TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD"})
+_NOT_QUEUEABLE = frozenset(
+    {b"WAIT", b"SAVE", b"BGSAVE", b"FAILOVER", b"REPLICAOF", b"SLAVEOF", b"WATCH"}
+)
 
 # A request (one command with all its arguments) may not buffer more than this beyond
-# the largest allowed value; protects the server from a 4 GB bulk length.
+# the largest allowed bulk string; a backstop behind RequestFraming's length check.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
 # Inline (telnet-style) commands are limited like Redis's 64 KiB inline buffer.
-MAX_INLINE_BYTES = 64 * 1024
+MAX_INLINE_BYTES = MAX_LINE_BYTES
+
+# hiredis's parse errors, reworded as Redis words them ("Protocol error: ..." follows ERR).
+_HIREDIS_ERRORS = {
+    "Bad multi-bulk length": "invalid multibulk length",
+    "Multi-bulk length out of range": "invalid multibulk length",
+    "Bad bulk string length": "invalid bulk length",
+    "Bulk string length out of range": "invalid bulk length",
+}
+# What Redis names a request element that is not a bulk string ("expected '$', got ':'").
+_ELEMENT_PREFIX = {int: ":", list: "*", dict: "%", float: ",", bool: "#", str: "+"}
 
 
 class RespConnection(asyncio.Protocol):
@@ -43,12 +74,34 @@ class RespConnection(asyncio.Protocol):
         self.name: bytes | None = None
         self.id = node.next_client_id()
         self.authenticated = not node.config.server.api_keys
+        # With server.admin_key set, the admin commands need AUTH <admin key> first.
+        self.admin = node.config.server.admin_key is None
         self.closing = False
         self._reader = hiredis.Reader()
         self._inline = b""
         self._transport: asyncio.Transport | None = None
         self._blocked: Awaitable[Any] | None = None
-        self._max_request = node.config.kv_store.max_value_bytes + REQUEST_OVERHEAD_BYTES
+        kv = node.config.kv_store
+        # Bulk strings up to the larger of Redis's limit and ours are read (so that a value
+        # just over kv_store.max_value_bytes gets a clear error reply); longer ones close.
+        self._max_bulk = max(PROTO_MAX_BULK_LEN, kv.max_value_bytes, kv.max_key_bytes)
+        self._max_request = self._max_bulk + REQUEST_OVERHEAD_BYTES
+        # Request boundary tracking (see _track_boundary): while the bytes hiredis holds
+        # end inside a request, _framing follows the stream; otherwise it is None, _chunk
+        # is the read being processed (it began at a boundary) and _last its last request.
+        self._framing: RequestFraming | None = None
+        self._chunk = b""
+        self._last: list[Any] | None = None
+        # The part of a read after its multibulk requests that starts with an inline
+        # command, still to be received (see _receive).
+        self._rest = b""
+        # Reads that arrive while a blocking command (WAIT) holds the connection.
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        # Requests queued since MULTI (None outside a transaction), and whether one of
+        # them was refused (EXEC then discards the transaction, as Redis does).
+        self._queued: list[list[bytes]] | None = None
+        self._queue_refused = False
         self.peer = ""
 
     # ----------------------------------------------------------- lifecycle
@@ -73,14 +126,84 @@ class RespConnection(asyncio.Protocol):
         if self.closing:
             return
         if self._blocked is not None:
-            self._reader.feed(data)
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > self._max_request:
+                self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
             return
-        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
-            data = self._convert_inline(data)
-            if not data:
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        """Process a read.  A read where inline commands follow multibulk requests (Redis
+        accepts that) is processed in parts, each starting at a request boundary."""
+        for _ in range(len(data) + 1):  # each part is at least one byte
+            if not data or self.closing:
                 return
+            if self._blocked is not None:  # WAIT: the rest waits with the later reads
+                self._held.insert(0, data)
+                self._held_bytes += len(data)
+                return
+            data = self._receive_part(data)
+
+    def _receive_part(self, data: bytes) -> bytes:
+        """Feed ``data`` up to the first inline command that follows multibulk requests;
+        return the rest."""
+        rest = b""
+        framing = self._framing
+        if framing is None:
+            # Between requests: a line that does not start with "*" is an inline command.
+            if self._inline or data[:1] != b"*":
+                data = self._convert_inline(data)
+                if not data:
+                    return b""
+            if may_declare_many_args(data):
+                # hiredis allocates the argument list as soon as it reads "*<count>":
+                # let RequestFraming check the counts before hiredis sees them.
+                framing = self._framing = RequestFraming(self._max_bulk)
+            else:
+                self._chunk = data
+                self._last = None
+        if framing is not None:
+            try:
+                stop = framing.feed(data)
+            except FramingError as exc:
+                if exc.offset:  # answer the whole requests before the bad one, as Redis does
+                    self._reader.feed(data[: exc.offset])
+                    self._process()
+                self._fatal(f"ERR Protocol error: {exc}")
+                return b""
+            if stop is not None:
+                data, rest = data[:stop], data[stop:]
+                if not data:
+                    self._framing = None
+                    return rest
         self._reader.feed(data)
         self._process()
+        if self._rest:
+            rest, self._rest = self._rest, b""
+        return rest
+
+    def _track_boundary(self) -> None:
+        """After a read is processed: does what hiredis holds end between requests?
+
+        Usually the read ended right after its last request, which is confirmed by
+        comparing bytes (:func:`ends_with_request`).  Otherwise the read is followed from
+        its start (a boundary) by a :class:`RequestFraming`, which is then fed every read
+        until the unfinished request is complete; it also refuses an over-long declared
+        bulk length at once instead of waiting for the bytes."""
+        framing = self._framing
+        if framing is None:
+            chunk, self._chunk = self._chunk, b""
+            last = self._last
+            if last is not None and not self._reader.has_data() and ends_with_request(chunk, last):
+                return
+            framing = RequestFraming(self._max_bulk)
+            try:
+                framing.feed(chunk)
+            except FramingError as exc:
+                self._fatal(f"ERR Protocol error: {exc}")
+                return
+        self._framing = None if framing.at_boundary else framing
 
     def _convert_inline(self, data: bytes) -> bytes:
         """Turn telnet-style lines (``PING\\r\\n``) into RESP arrays for hiredis."""
@@ -94,7 +217,11 @@ class RespConnection(asyncio.Protocol):
                     return b""
                 break
             buf = rest
-            parts = line.strip().split()
+            try:
+                parts = split_inline(line)
+            except FramingError as exc:
+                self._fatal(f"ERR Protocol error: {exc}")
+                return b""
             if parts:
                 out.append(b"*%d\r\n" % len(parts) + b"".join(R.bulk(p) for p in parts))
         if buf[:1] == b"*":
@@ -112,12 +239,42 @@ class RespConnection(asyncio.Protocol):
                 request = reader.gets()
             except hiredis.ProtocolError as exc:
                 self._flush(replies)
-                self._fatal(f"ERR Protocol error: {exc}")
+                text = str(exc).removeprefix("Protocol error, ")
+                message = _HIREDIS_ERRORS.get(text, text)
+                if self._framing is None:
+                    # The read began at a boundary.  If an inline command follows its
+                    # multibulk requests, go on from there with a fresh parser.
+                    framing = RequestFraming(self._max_bulk)
+                    try:
+                        stop = framing.feed(self._chunk)
+                    except FramingError as error:
+                        message = str(error)
+                    else:
+                        if stop is not None:
+                            self._reader = hiredis.Reader()
+                            self._rest, self._chunk = self._chunk[stop:], b""
+                            return
+                self._fatal(f"ERR Protocol error: {message}")
+                return
+            except MemoryError:
+                # hiredis allocates a "*<count>" array before its elements arrive.
+                self._flush(replies)
+                self._fatal("ERR Protocol error: invalid multibulk length")
                 return
             if request is False:
                 break
-            if not isinstance(request, list) or not request:
+            if type(request) is not list or not request:
                 continue
+            for arg in request:
+                if type(arg) is not bytes:
+                    self._flush(replies)
+                    if arg is None:
+                        self._fatal("ERR Protocol error: invalid bulk length")
+                    else:
+                        got = _ELEMENT_PREFIX.get(type(arg), "?")
+                        self._fatal(f"ERR Protocol error: expected '$', got '{got}'")
+                    return
+            self._last = request
             reply = self._dispatch(request)
             if type(reply) is bytes:
                 replies.append(reply)
@@ -130,24 +287,30 @@ class RespConnection(asyncio.Protocol):
             self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
             return
         self._flush(replies)
-        if self.closing and transport is not None:
-            transport.close()
+        if self.closing:
+            if transport is not None:
+                transport.close()
+            return
+        self._track_boundary()
 
-    def _dispatch(self, request: list[Any]) -> object:
+    def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]
-        if not isinstance(name, bytes):
-            return R.error("ERR Protocol error: expected bulk strings")
         handler = COMMANDS.get(name)
         if handler is None:
             upper = name.upper()
             handler = COMMANDS.get(upper)
             if handler is None:
-                shown = name.decode(errors="replace")[:128]
-                rest = " ".join(f"'{a.decode(errors='replace')[:64]}'" for a in request[1:4])
-                return R.error(f"ERR unknown command '{shown}', with args beginning with: {rest}")
+                return self._refuse(R.error(_unknown_command(request)))
             name = upper
         if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return R.error("NOAUTH Authentication required.")
+            return self._refuse(R.error("NOAUTH Authentication required."))
+        if not self.admin and name in ADMIN_ONLY_COMMANDS:
+            return self._refuse(no_perm(name).resp())
+        if self._queued is not None and name not in _TRANSACTION:
+            if name in _NOT_QUEUEABLE:
+                return self._refuse(R.error("ERR Command not allowed inside a transaction"))
+            self._queued.append(request)
+            return R.QUEUED
         try:
             return handler(self, request)
         except CommandError as exc:
@@ -155,6 +318,44 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             return R.error("ERR internal error; see the server log")
+
+    def _refuse(self, reply: bytes) -> bytes:
+        if self._queued is not None:
+            self._queue_refused = True
+        return reply
+
+    def multi(self) -> bytes:
+        if self._queued is not None:
+            raise CommandError("ERR MULTI calls can not be nested")
+        self._queued = []
+        self._queue_refused = False
+        return R.OK
+
+    def exec(self) -> bytes:
+        queued, self._queued = self._queued, None
+        if queued is None:
+            raise CommandError("ERR EXEC without MULTI")
+        if self._queue_refused:
+            self._queue_refused = False
+            raise CommandError("EXECABORT Transaction discarded because of previous errors.")
+        replies: list[bytes] = []
+        for request in queued:
+            reply = self._dispatch(request)
+            if isinstance(reply, bytes):
+                replies.append(reply)
+                continue
+            close = getattr(reply, "close", None)  # a waiting command got past _NOT_QUEUEABLE
+            if close is not None:
+                close()
+            replies.append(R.error("ERR Command not allowed inside a transaction"))
+        return b"*%d\r\n" % len(replies) + b"".join(replies)
+
+    def discard(self) -> bytes:
+        if self._queued is None:
+            raise CommandError("ERR DISCARD without MULTI")
+        self._queued = None
+        self._queue_refused = False
+        return R.OK
 
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
@@ -181,6 +382,14 @@ class RespConnection(asyncio.Protocol):
             reply = R.error("ERR internal error; see the server log")
         self._flush([reply])
         self._process()
+        if self._rest and self._blocked is None:
+            rest, self._rest = self._rest, b""
+            self._receive(rest)
+        if self._held and self._blocked is None and not self.closing:
+            held = b"".join(self._held)
+            self._held.clear()
+            self._held_bytes = 0
+            self._receive(held)
 
     def _fatal(self, message: str) -> None:
         """Answer a protocol error and close, as Redis does."""
@@ -193,3 +402,33 @@ class RespConnection(asyncio.Protocol):
     def write_push(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+
+
+def _unknown_command(request: list[bytes]) -> str:
+    """Redis's wording: the name and the first arguments, up to about 128 characters."""
+    shown = request[0].decode(errors="replace")[:128]
+    args = ""
+    for arg in request[1:]:
+        if len(args) >= 128:
+            break
+        args += f"'{arg.decode(errors='replace')[: 128 - len(args)]}' "
+    return f"ERR unknown command '{shown}', with args beginning with: {args}"
+
+
+def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], bytes]:
+    def handler(c: RespConnection, args: list[bytes]) -> bytes:
+        if len(args) != 1:
+            raise wrong_args(name)
+        method: Callable[[], bytes] = getattr(c, name)
+        return method()
+
+    return handler
+
+
+COMMANDS = {
+    **DATA_COMMANDS,
+    **ADMIN_COMMANDS,
+    b"MULTI": _transaction_command("multi"),
+    b"EXEC": _transaction_command("exec"),
+    b"DISCARD": _transaction_command("discard"),
+}

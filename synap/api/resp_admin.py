@@ -34,24 +34,43 @@ def cmd_quit(c: RespConnection, args: list[bytes]) -> bytes:
     return R.OK
 
 
-def _check_password(c: RespConnection, password: bytes) -> bool:
-    keys = c.node.config.server.api_keys
-    if not keys:
-        return True
-    return any(hmac.compare_digest(password, k.encode()) for k in keys)
+_WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+def _authenticate(c: RespConnection, password: bytes) -> None:
+    """AUTH / HELLO AUTH: an API key (server.api_keys) opens the connection; the admin key
+    (server.admin_key) opens it too and also allows the admin commands."""
+    server = c.node.config.server
+    if server.admin_key is not None and hmac.compare_digest(password, server.admin_key.encode()):
+        c.authenticated = c.admin = True
+        return
+    if not server.api_keys and server.admin_key is None:
+        c.authenticated = True  # nothing to check (HELLO AUTH on an open server)
+        return
+    if any(hmac.compare_digest(password, k.encode()) for k in server.api_keys):
+        c.authenticated = True
+        return
+    raise CommandError(_WRONGPASS)
+
+
+def no_perm(name: bytes) -> CommandError:
+    """The reply to an admin command from a connection without the admin key."""
+    return CommandError(
+        f"NOPERM this connection has no permission to run the '{name.decode().lower()}' "
+        "command: AUTH with the admin key (server.admin_key) first"
+    )
 
 
 def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) not in (2, 3):
         raise wrong_args("auth")
-    if not c.node.config.server.api_keys:
+    server = c.node.config.server
+    if not server.api_keys and server.admin_key is None:
         raise CommandError(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    if not _check_password(c, args[-1]):
-        raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
-    c.authenticated = True
+    _authenticate(c, args[-1])
     return R.OK
 
 
@@ -69,9 +88,7 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            if not _check_password(c, args[i + 2]):
-                raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
-            c.authenticated = True
+            _authenticate(c, args[i + 2])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
             c.name = args[i + 1]
@@ -106,8 +123,10 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) < 2:
         raise wrong_args("client")
     sub = args[1].upper()
-    if sub == b"SETNAME" and len(args) == 3:
-        if b" " in args[2]:
+    if sub == b"SETNAME":
+        if len(args) != 3:
+            raise wrong_args("client|setname")
+        if any(ch < 0x21 or ch > 0x7E for ch in args[2]):
             raise CommandError(
                 "ERR Client names cannot contain spaces, newlines or special characters."
             )
@@ -118,6 +137,22 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     if sub == b"ID":
         return R.integer(c.id)
     if sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH", b"REPLY"):
+        return R.OK
+    if sub in (b"PAUSE", b"UNPAUSE") and not c.admin:
+        raise no_perm(b"client|" + sub)
+    if sub == b"PAUSE" and len(args) in (3, 4):
+        # CLIENT PAUSE ms [WRITE|ALL]: writes get TRYAGAIN for ms (Redis holds the
+        # clients instead; both modes pause writes only here).
+        timeout_ms = parse_int(args[2])
+        if timeout_ms < 0:
+            raise CommandError("ERR timeout is negative")
+        if len(args) == 4 and args[3].upper() not in (b"WRITE", b"ALL"):
+            raise CommandError(SYNTAX)
+        if timeout_ms:
+            c.node.roles.pause_writes(timeout_ms / 1000)
+        return R.OK
+    if sub == b"UNPAUSE" and len(args) == 2:
+        c.node.roles.resume_writes()
         return R.OK
     if sub == b"INFO":
         return R.bulk(_client_line(c).encode())
@@ -142,19 +177,25 @@ def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
     return R.encode(c.node.replication.role_reply(), c.resp3)
 
 
-def cmd_replicaof(c: RespConnection, args: list[bytes]) -> bytes:
+def cmd_replicaof(c: RespConnection, args: list[bytes]) -> object:
     if len(args) != 3:
         raise wrong_args(args[0].decode())
     host, port = args[1].decode(errors="replace"), args[2].decode(errors="replace")
     if host.upper() == "NO" and port.upper() == "ONE":
-        c.node.replication.promote(reason="REPLICAOF NO ONE")
-        return R.OK
+        if not c.node.roles.is_replica:
+            return R.OK  # as in Redis: a master (or standalone node) stays what it is
+        return _promote(c)
     try:
         port_number = int(port)
     except ValueError:
         raise CommandError("ERR Invalid master port") from None
     c.node.replication.follow(host, port_number, reason="REPLICAOF")
     return R.simple("OK")
+
+
+async def _promote(c: RespConnection) -> bytes:
+    await c.node.replication.promote(reason="REPLICAOF NO ONE")
+    return R.OK
 
 
 def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
@@ -192,7 +233,7 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
 
 def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
     from synap.api.resp import COMMANDS
-    from synap.api.resp_commands import WRITE_COMMANDS
+    from synap.api.resp_commands import DATA_COMMANDS, WRITE_COMMANDS
 
     sub = args[1].upper() if len(args) > 1 else b""
     if sub == b"COUNT":
@@ -206,8 +247,32 @@ def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
             rows.append(None)
             continue
         flags = ["write"] if name in WRITE_COMMANDS else ["readonly", "fast"]
-        rows.append([name.lower(), -1, flags, 1, 1, 1])
+        first, last, step = _KEY_POSITIONS.get(
+            name, (1, 1, 1) if name in DATA_COMMANDS else (0, 0, 0)
+        )
+        # Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
+        # tips, key specs, subcommands (redis-py's RESP3 parser reads all of them).
+        rows.append([name.lower(), -1, flags, first, last, step, [], [], [], []])
     return R.encode(rows, c.resp3)
+
+
+# Where the keys are in the arguments of the commands that do not take exactly one key.
+_KEY_POSITIONS = {
+    b"MGET": (1, -1, 1),
+    b"DEL": (1, -1, 1),
+    b"UNLINK": (1, -1, 1),
+    b"EXISTS": (1, -1, 1),
+    b"MSET": (1, -1, 2),
+    b"MSETNX": (1, -1, 2),
+    b"RENAME": (1, 2, 1),
+    b"RENAMENX": (1, 2, 1),
+    b"KEYS": (0, 0, 0),
+    b"SCAN": (0, 0, 0),
+    b"DBSIZE": (0, 0, 0),
+    b"FLUSHALL": (0, 0, 0),
+    b"FLUSHDB": (0, 0, 0),
+    b"KVSTATS": (0, 0, 0),
+}
 
 
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
@@ -253,3 +318,7 @@ ADMIN_COMMANDS = {
 }
 
 NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
+# What needs the admin key when server.admin_key is set: the RESP twins of the HTTP
+# routes that need it (replicaof/promote, failover, flush). CLIENT PAUSE|UNPAUSE (the twin
+# of POST /api/replication/pause|resume) is checked in cmd_client.
+ADMIN_ONLY_COMMANDS = frozenset({b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB"})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
-from synap.commands.layer import ExpireFlags, parse_float, parse_int
+from synap.commands.layer import INT64_MAX, ExpireFlags, parse_float, parse_int
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
@@ -35,12 +35,26 @@ def _positive_expire(raw: bytes, name: str) -> int:
     return value
 
 
+def _expire_at_ms(expire_at: int, name: str) -> int:
+    """Redis refuses an expiry that does not fit in 64-bit milliseconds."""
+    if expire_at > INT64_MAX:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    return expire_at
+
+
 def cmd_get(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
-    return R.bulk_or_null(c.cmds.get(args[1]), c.resp3)
+    if len(args) != 2:
+        raise wrong_args(args[0].decode(errors="replace"))
+    value = c.cmds.get(args[1])
+    if value is None:
+        return R.NULL3 if c.resp3 else R.NULL2
+    return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
 def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) == 3:  # plain SET key value: no options to parse, always set
+        c.cmds.set(args[1], args[2])
+        return R.OK
     _arity(args, minimum=3)
     key, value = args[1], args[2]
     expire_at = 0
@@ -62,6 +76,7 @@ def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
                 expire_at = amount * 1000
             else:
                 expire_at = amount
+            _expire_at_ms(expire_at, "set")
             seen_expiry = True
             i += 2
             continue
@@ -90,8 +105,10 @@ def cmd_setnx(c: RespConnection, args: list[bytes]) -> bytes:
 
 def _setex(c: RespConnection, args: list[bytes], unit_ms: int) -> bytes:
     _arity(args, 4)
-    amount = _positive_expire(args[2], args[0].decode().lower())
-    c.cmds.set(args[1], args[3], expire_at_ms=now_ms() + amount * unit_ms)
+    name = args[0].decode().lower()
+    amount = _positive_expire(args[2], name)
+    expire_at = _expire_at_ms(now_ms() + amount * unit_ms, name)
+    c.cmds.set(args[1], args[3], expire_at_ms=expire_at)
     return R.OK
 
 
@@ -307,6 +324,12 @@ def cmd_dbsize(c: RespConnection, args: list[bytes]) -> bytes:
     return R.integer(c.cmds.dbsize())
 
 
+def cmd_kvstats(c: RespConnection, args: list[bytes]) -> bytes:
+    """KVSTATS: what ``GET /kv/stats`` answers, as a map (synap-sdk's resp3 kv.stats)."""
+    _arity(args, 1)
+    return R.encode(c.node.kv_stats(), c.resp3)
+
+
 def cmd_flushall(c: RespConnection, args: list[bytes]) -> bytes:
     for opt in args[1:]:
         if opt.upper() not in (b"ASYNC", b"SYNC"):
@@ -351,6 +374,7 @@ DATA_COMMANDS: dict[bytes, Handler] = {
     b"DBSIZE": cmd_dbsize,
     b"FLUSHALL": cmd_flushall,
     b"FLUSHDB": cmd_flushall,
+    b"KVSTATS": cmd_kvstats,
 }
 
 # Commands that change data (used by COMMAND INFO flags and by replicas' READONLY check).

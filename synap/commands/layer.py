@@ -65,14 +65,16 @@ class ExpireFlags:
 
 
 def parse_int(raw: bytes | str | int) -> int:
+    """A 64-bit integer written as Redis's ``string2ll`` accepts it: ASCII digits with an
+    optional minus, no plus, spaces, underscores or leading zeros."""
     if isinstance(raw, int):
-        return raw
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise CommandError(NOT_INTEGER) from None
-    if isinstance(raw, (bytes, str)) and (raw != raw.strip() or raw[:1] in ("+", b"+")):
-        raise CommandError(NOT_INTEGER)
+        value = raw
+    else:
+        data = raw.encode() if isinstance(raw, str) else raw
+        body = data[1:] if data[:1] == b"-" else data
+        if not body.isdigit() or len(data) > 20 or (body[:1] == b"0" and len(data) > 1):
+            raise CommandError(NOT_INTEGER)
+        value = int(data)
     if not INT64_MIN <= value <= INT64_MAX:
         raise CommandError(NOT_INTEGER)
     return value
@@ -116,6 +118,10 @@ class Commands:
     # ------------------------------------------------------------ plumbing
     def _begin_write(self, key: bytes | None = None, value: bytes | None = None) -> None:
         self.check_writable()
+        self._check_size(key, value)
+
+    def _check_size(self, key: bytes | None, value: bytes | None) -> None:
+        """Key and value limits, and room under max_memory (evicting if the policy says so)."""
         extra = 0
         if key is not None:
             if len(key) > self.limits.max_key_bytes:
@@ -164,7 +170,10 @@ class Commands:
 
     # ------------------------------------------------------------ reads
     def get(self, key: bytes) -> bytes | None:
-        value = self._lookup(key, now_ms())
+        ks = self.keyspace
+        value = ks.lookup(key)  # reads the clock only if the key has an expiry
+        if ks.removed:
+            self.flush_removed()
         stats = self.stats
         stats.gets += 1
         if value is None:
@@ -260,9 +269,21 @@ class Commands:
         xx: bool = False,
     ) -> tuple[bool, bytes | None]:
         """SET with its options; returns (whether it was set, the old value)."""
-        self._begin_write(key, value)
-        now = now_ms()
+        # The hottest write: _begin_write and _commit are inlined, and the clock is
+        # read only when an expiry is involved (with no expiry given and no key holding
+        # one, `now` is never used).
+        if expire_at_ms:
+            _check_expiry(expire_at_ms)
+        self.check_writable()
+        limits = self.limits
         ks = self.keyspace
+        if (
+            len(key) > limits.max_key_bytes
+            or len(value) > limits.max_value_bytes
+            or ks.max_memory_bytes
+        ):
+            self._check_size(key, value)
+        now = now_ms() if expire_at_ms or ks.expires else 0
         old = ks.lookup(key, now)
         if (nx and old is not None) or (xx and old is None):
             self.flush_removed()
@@ -276,7 +297,9 @@ class Commands:
                 self._commit([[OP_DEL, key]])
             return True, old
         ks.put(key, value, expiry)
-        self._commit([[OP_SET, key, value, expiry]])
+        if ks.removed:
+            self.flush_removed()
+        self.history.commit([[OP_SET, key, value, expiry]])
         return True, old
 
     def mset(self, pairs: list[tuple[bytes, bytes]], *, nx: bool = False) -> bool:
@@ -371,6 +394,7 @@ class Commands:
 
     def expire_at(self, key: bytes, at_ms: int, flags: ExpireFlags | None = None) -> bool:
         self.check_writable()
+        _check_expiry(at_ms)
         now = now_ms()
         ks = self.keyspace
         if self._lookup(key, now) is None:
@@ -427,6 +451,12 @@ class Commands:
         self.keyspace.removed = []
         self._commit([[OP_FLUSH]])
         return count
+
+
+def _check_expiry(at_ms: int) -> None:
+    """Expiry times are stored (and logged) as signed 64-bit milliseconds."""
+    if not INT64_MIN <= at_ms <= INT64_MAX:
+        raise CommandError("ERR invalid expire time")
 
 
 def _int_value(raw: bytes) -> int:

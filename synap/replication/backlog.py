@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 # Spec: "Replication Log: 1M operations (circular buffer)".
 DEFAULT_MAX_OPS = 1_000_000
@@ -122,11 +122,30 @@ class ReplicationBacklog:
         self._last += 1
         return self._last
 
-    def extend(self, records: Iterable[bytes]) -> int:
-        """Append several records; returns the offset of the last one."""
-        append = self.append
-        for record in records:
-            append(record)
+    def extend(self, records: Sequence[bytes]) -> int:
+        """Append several records; returns the offset of the last one.
+
+        Same result as calling :meth:`append` for each record, but the records go into
+        the tail a segment-slice at a time (a replica appends whole RECORDS batches).
+        """
+        if not isinstance(records, list | tuple):
+            records = list(records)
+        i, n = 0, len(records)
+        while i < n:
+            if self._last >= self._roll_at or self._budget < 0:
+                self._roll()
+            piece = records[i : i + (self._roll_at - self._last)]
+            sizes = list(itertools.accumulate(map(len, piece)))
+            if sizes[-1] > self._budget:
+                # As with single appends: the record that exhausts the budget still goes
+                # into this tail, and the next one starts a new segment.
+                cut = bisect.bisect_right(sizes, self._budget)
+                piece = piece[: cut + 1]
+                del sizes[cut + 1 :]
+            self._tail += piece
+            self._budget -= sizes[-1]
+            self._last += len(piece)
+            i += len(piece)
         return self._last
 
     def _roll(self) -> None:
@@ -208,7 +227,10 @@ class ReplicationBacklog:
         if max_count < 1 or next_offset > self._last:
             return []
         segments = self._segments
-        index = bisect.bisect_right(self._bases, next_offset) - 1
+        if next_offset >= self._tail_base:  # the common case: a replica that is nearly caught up
+            index = len(segments) - 1
+        else:
+            index = bisect.bisect_right(self._bases, next_offset) - 1
         start = next_offset - self._bases[index]
         out: list[bytes] = []
         remaining = max_count

@@ -27,14 +27,43 @@ HEADER_BYTES = LENGTH_PREFIX.size
 HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024
 
 # After the handshake a replica receives snapshot chunks (~64 KiB) and RECORDS batches
-# (~1 MiB). A single effect record still has to fit in one frame, so the limit must
-# exceed the largest record (largest value + key + a few bytes). Precedents: Redis
-# proto-max-bulk-len 512 MB, Kafka message.max.bytes ~1 MB (configurable), gRPC 4 MiB.
-# We follow Redis, because a Synap value may be as large as a Redis one.
-DEFAULT_MAX_FRAME_BYTES = 512 * 1024 * 1024
+# (~1 MiB), but a frame must also hold the largest *single* record or snapshot entry.
+# Everything else here is batched, but a record cannot be split. One command makes one
+# record, and one request is at most the largest bulk string (kv_store.max_value_bytes,
+# 512 MiB by default, like Redis proto-max-bulk-len) plus 1 MiB of other arguments
+# (api/resp.py). So the largest record is ~513 MiB. 1 GiB covers that with room to
+# spare, and still refuses the 4 GB a corrupt header might claim. (Kafka's
+# message.max.bytes ~1 MB and gRPC's 4 MiB are the same kind of limit, for smaller
+# messages.) Deployments that raise max_value_bytes use frame_limit_for().
+DEFAULT_MAX_FRAME_BYTES = 1024 * 1024 * 1024
+
+# What a frame holds besides its largest value: the key (64 KiB by default), the other
+# arguments of the same request (at most 1 MiB on RESP), and the msgpack and message
+# headers.
+FRAME_OVERHEAD_BYTES = 4 * 1024 * 1024
+
+# Bodies up to this size are sliced out directly. Larger ones go through a memoryview,
+# which saves a copy but costs ~0.4 us to set up.
+_SMALL_FRAME = 4096
 
 # The largest length the u32 header can express.
 MAX_ENCODABLE_FRAME_BYTES = 2**32 - 1
+
+
+def frame_limit_for(max_value_bytes: int) -> int:
+    """The replica's frame limit when values may be up to ``max_value_bytes``.
+
+    Raises ValueError when such values cannot be replicated at all: a record has to fit
+    one frame, and a u32 length stops at 4 GiB.
+    """
+    needed = max_value_bytes + FRAME_OVERHEAD_BYTES
+    if needed > MAX_ENCODABLE_FRAME_BYTES:
+        raise ValueError(
+            f"kv_store.max_value_bytes = {max_value_bytes} cannot be replicated: a record "
+            f"must fit one replication frame (at most {MAX_ENCODABLE_FRAME_BYTES} bytes); "
+            f"lower it below {MAX_ENCODABLE_FRAME_BYTES - FRAME_OVERHEAD_BYTES}"
+        )
+    return max(DEFAULT_MAX_FRAME_BYTES, needed)
 
 
 class ProtocolError(Exception):
@@ -132,8 +161,11 @@ class FrameDecoder:
         if end > len(buf):
             self._compact()
             return None
-        with memoryview(buf) as view:
-            body = bytes(view[pos + HEADER_BYTES : end])
+        if length <= _SMALL_FRAME:
+            body = bytes(buf[pos + HEADER_BYTES : end])  # two small copies beat a memoryview
+        else:
+            with memoryview(buf) as view:  # one copy of a large body
+                body = bytes(view[pos + HEADER_BYTES : end])
         self._pos = end
         return body
 

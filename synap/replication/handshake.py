@@ -1,9 +1,9 @@
 """The handshake both sides share: replication ids, authentication proofs, the PSYNC2
 full/partial decision, and the events that end a session.
 
-The session classes (:mod:`.master_session`, :mod:`.replica_session`) build on what is
-here. Everything in this module is a pure function or a value object, so each rule
-below is a five-line unit test.
+The rules (``decide_sync``, the proofs) are pure functions, so each one is a five-line
+unit test. ``SessionBase`` holds the receive loop, outbox and closing logic that the two
+session classes (:mod:`.master_session`, :mod:`.replica_session`) share.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ class SessionBase:
       order.
     * Replies the session makes on its own while handling received data (an auth
       answer, an ERROR before closing) wait in the outbox until ``data_to_send()``.
-      Call it after every ``receive_data``, ``check_timeouts`` and ``close``.
+      Call it after every ``receive_data`` and ``check_timeouts``.
 
     Once a session has ended it stays CLOSED: it ignores further data, and its send
     methods raise :class:`~.framing.LocalProtocolError`.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from synap.commands.errors import CommandError
@@ -43,11 +44,20 @@ class ReplicationManager:
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False
-        node.history.subscribe(self._on_record)
+        # Serialises promotions (they await the listener start).
+        self._role_lock = asyncio.Lock()
+        node.history.subscribe(self._on_record, self._on_records)
 
     # ---------------------------------------------------------------- records
     def _on_record(self, offset: int, record: bytes) -> None:
         self.backlog.append(record)
+        server = self.master_server
+        if server is not None:
+            server.notify()
+
+    def _on_records(self, first_offset: int, records: Sequence[bytes]) -> None:
+        """A replica applied a whole batch from its master."""
+        self.backlog.extend(records)
         server = self.master_server
         if server is not None:
             server.notify()
@@ -151,38 +161,61 @@ class ReplicationManager:
         self.replica_link = link
 
     # ---------------------------------------------------------------- role changes
-    def promote(self, reason: str, listen_address: str | None = None) -> dict[str, Any]:
+    async def promote(self, reason: str, listen_address: str | None = None) -> dict[str, Any]:
         """Make this node a master now: accept writes, start a new history that
-        remembers the old one (PSYNC2), and listen for replicas."""
-        roles = self.node.roles
-        if roles.role is Role.MASTER:
-            return {"success": True, "role": "master", "message": "already a master",
-                    "replication_id": self.node.history.replid}  # fmt: skip
+        remembers the old one (PSYNC2), and listen for replicas.
+
+        The replica listener is ``listen_address`` when given (the request body), else
+        the one this node already runs (a replica started with ``--replica-listen``),
+        else ``replication.replica_listen_address`` from its config.  It is bound
+        *before* the role changes, so an address that cannot be used leaves the node a
+        replica and the caller gets the error.  The dataset and offset are kept; the old
+        id becomes ``replid2`` valid up to the current offset, so replicas of the old
+        master that are repointed here continue by partial sync (Redis
+        ``shiftReplicationId``)."""
+        from synap.node import StartupError
+
         if listen_address is not None:
             try:
                 parse_address(listen_address, key="replica_listen_address")
             except ConfigError as exc:
                 raise CommandError(f"ERR {exc}") from None
-        old_master = roles.master_address
-        link = self.replica_link
-        self.replica_link = None
-        if link is not None:
-            asyncio.get_running_loop().create_task(link.stop())
-        history = self.node.history
-        if roles.role is Role.REPLICA:
-            history.shift()
-            self.persist_identity()
-        self.started_empty = False
-        roles.transition(Role.MASTER, reason)
-        self.node.keyspace.expire_on_access = True
-        address = listen_address or self.config.replica_listen_address
-        if self.master_server is None or (
-            listen_address and listen_address != self.listen_address_text
-        ):
-            asyncio.get_running_loop().create_task(self._restart_master_server(address))
-        elif self.master_server is not None:
-            # Sub-replicas must learn the new replication id: reconnect them.
-            self.master_server.drop_all("promoted to master")
+        async with self._role_lock:
+            roles = self.node.roles
+            history = self.node.history
+            if roles.role is Role.MASTER:
+                return {"success": True, "role": "master", "message": "already a master",
+                        "replication_id": history.replid, "offset": history.offset,
+                        "replica_listen_address": self._listener_text()}  # fmt: skip
+            if self.master_server is None or (
+                listen_address and listen_address != self.listen_address_text
+            ):
+                old = self.master_server
+                self.master_server = None
+                if old is not None:
+                    await old.stop()
+                try:
+                    await self._start_master_server(
+                        listen_address or self.config.replica_listen_address
+                    )
+                except StartupError as exc:
+                    raise CommandError(f"ERR not promoted: {exc}") from None
+            # From here on nothing awaits: no client write or record lands half-way.
+            old_master = roles.master_address
+            link = self.replica_link
+            self.replica_link = None
+            if link is not None:
+                asyncio.get_running_loop().create_task(link.stop())
+            if roles.role is Role.REPLICA:
+                history.shift()
+                self.persist_identity()
+            self.started_empty = False
+            roles.transition(Role.MASTER, reason)
+            self.node.keyspace.expire_on_access = True
+            if self.master_server is not None:
+                # Sub-replicas (and anyone who connected while the listener started)
+                # follow the old id: reconnecting, they learn the new one (+CONTINUE).
+                self.master_server.drop_all("promoted to master")
         log.warning(
             "promoted to master (%s); was following %s; new replication id %s, "
             "previous %s valid up to offset %d",
@@ -194,17 +227,11 @@ class ReplicationManager:
             "replication_id": history.replid,
             "previous_replication_id": history.replid2,
             "offset": history.offset,
-            "replica_listen_address": address,
+            "replica_listen_address": self._listener_text(),
         }
 
-    async def _restart_master_server(self, address: str) -> None:
-        if self.master_server is not None:
-            await self.master_server.stop()
-            self.master_server = None
-        try:
-            await self._start_master_server(address)
-        except Exception as exc:
-            log.error("could not start the replica listener: %s", exc)
+    def _listener_text(self) -> str | None:
+        return self.listen_address_text if self.master_server is not None else None
 
     def follow(self, host: str, port: int, reason: str) -> dict[str, Any]:
         """Become (or stay) a replica of ``host:port`` without a restart."""
@@ -249,6 +276,50 @@ class ReplicationManager:
         self.node.keyspace.expire_on_access = True
         return {"success": True, "role": "standalone"}
 
+    # ---------------------------------------------------------------- write pause
+    def pause_writes(self, seconds: float | None, reason: str) -> dict[str, Any]:
+        """Refuse client writes with ``TRYAGAIN`` (HTTP 503) for ``seconds``, or until
+        resumed or demoted when ``seconds`` is None: the first step of a planned
+        failover (``synap-cli failover``).  Active expiry stops too, so the offset
+        stays put and a replica can be seen to have caught up with it."""
+        roles = self.node.roles
+        if roles.is_replica:
+            raise CommandError(
+                "ERR this node is a replica and takes no client writes; pause its master"
+            )
+        try:
+            roles.pause_writes(seconds)
+        except ValueError as exc:
+            raise CommandError(f"ERR {exc}") from None
+        history = self.node.history
+        log.warning(
+            "writes paused %s (%s) at offset %d",
+            "until resumed or demoted" if seconds is None else f"for {seconds:g}s",
+            reason, history.offset,
+        )  # fmt: skip
+        return {
+            "success": True,
+            "writes_paused": True,
+            "seconds": seconds,
+            "role": str(roles.role),
+            "replication_id": history.replid,
+            "master_offset": history.offset,
+        }
+
+    def resume_writes(self, reason: str) -> dict[str, Any]:
+        roles = self.node.roles
+        was_paused = roles.writes_paused
+        roles.resume_writes()
+        if was_paused:
+            log.warning("writes resumed (%s)", reason)
+        return {
+            "success": True,
+            "writes_paused": False,
+            "was_paused": was_paused,
+            "role": str(roles.role),
+            "master_offset": self.node.history.offset,
+        }
+
     # ---------------------------------------------------------------- views
     @property
     def redis_role(self) -> str:
@@ -270,6 +341,7 @@ class ReplicationManager:
             out = self.replica_link.stats()
             if self.master_server is not None:
                 out["replicas"] = self.master_server.replicas_info()
+                out["replica_listen_address"] = self.listen_address_text
             out.update(common)
             return out
         replicas = self.master_server.replicas_info() if self.master_server else []
@@ -279,6 +351,7 @@ class ReplicationManager:
             "replicas": replicas,
             "replica_listen_address": self.listen_address_text if self.master_server else None,
             "writes_paused": self.node.roles.writes_paused,
+            "writes_paused_for": self.node.roles.writes_paused_for,
             **common,
         }
 
@@ -344,8 +417,17 @@ class ReplicationManager:
         )
         return R.integer(count)
 
+    # A planned failover is driven from outside by ``synap-cli failover``
+    # (synap/failover.py) over the admin API: pause, wait, promote, repoint, resume.
+    # The server only provides the steps; see docs/OPERATIONS.md for why.
+    _FAILOVER_HINT = (
+        "a planned failover is driven by `synap-cli failover --node MASTER_URL "
+        "[--to REPLICA_URL]` (it pauses writes here with POST /api/replication/pause, waits "
+        "for the replica, promotes it and repoints this node)"
+    )
+
     async def failover_command(self, args: list[bytes]) -> bytes:
-        raise CommandError("ERR FAILOVER is not supported yet; use synap-cli failover")
+        raise CommandError(f"ERR FAILOVER is not supported by this server: {self._FAILOVER_HINT}")
 
     async def failover_http(self, body: dict[str, Any]) -> dict[str, Any]:
-        raise CommandError("ERR planned failover is not supported yet")
+        raise CommandError(f"ERR not supported by this server: {self._FAILOVER_HINT}")

@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any, cast
 
+from synap.config import is_loopback
 from synap.replication.backlog import OffsetNotInBacklog
-from synap.replication.handshake import SessionEnded, decide_sync
+from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
 from synap.replication.master_session import (
     AckReceived,
     HelloReceived,
@@ -31,6 +34,7 @@ from synap.replication.master_session import (
 )
 from synap.replication.messages import ErrorCode
 from synap.store.keyspace import now_ms
+from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
 if TYPE_CHECKING:
     from synap.replication.manager import ReplicationManager
@@ -43,6 +47,8 @@ HIGH_WATER_BYTES = 4 * 1024 * 1024
 BATCH_RECORDS = 4096
 # Give other clients a turn after this many snapshot chunks (64 KiB each).
 CHUNKS_PER_YIELD = 8
+# Keys of the snapshot copy released per loop turn after a full sync.
+RELEASE_SLICE = 65536
 TIMEOUT_CHECK_SECONDS = 0.25
 
 
@@ -57,11 +63,16 @@ class ReplicaConnection(asyncio.Protocol):
             secret, now_ms(), replica_timeout_ms=cfg.replica_timeout_secs * 1000
         )
         self.transport: asyncio.Transport | None = None
+        self._received_any = False
         self.peer = "?"
         self.connected_at = time.time()
         self.full_sync_task: asyncio.Task[None] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        # While our write buffer is over the high-water mark: since when the replica has
+        # drained none of it, and the buffer size then (see _check_stalled).
+        self._stalled_since: float | None = None
+        self._stalled_buffer = 0
         self.closed = False
 
     # ----------------------------------------------------------------- identity
@@ -103,14 +114,25 @@ class ReplicaConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        self._stalled_since = time.monotonic()
+        self._stalled_buffer = self.transport.get_write_buffer_size() if self.transport else 0
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self._stalled_since = None
         if self.streaming:
             self.catch_up()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
+            return
+        first, self._received_any = not self._received_any, True
+        if first and looks_like_tls(data):
+            # A ClientHello on a plain listener: say so, rather than "frame too large".
+            reason = f"replica at {self.peer} {PLAIN_MASTER_GOT_TLS}"
+            log.warning("%s", reason)
+            self._send(self.session.close(ErrorCode.PROTOCOL, reason))
+            self._close()
             return
         for event in self.session.receive_data(data, now_ms()):
             if self.closed:
@@ -158,22 +180,29 @@ class ReplicaConnection(asyncio.Protocol):
         manager.full_syncs += 1
         if request.replid != "?":
             manager.partial_sync_errors += 1
-        log.info("full sync for replica %s: %s", self.replica_id, decision.reason)
+        # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
+        log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
 
     async def _full_sync(self) -> None:
         """Stream a copy of the dataset taken at one offset, then the records after it."""
         node = self.server.manager.node
         started = time.monotonic()
-        # One synchronous step: the copy is exactly the keyspace at `offset`.
-        data = dict(node.keyspace.data)
-        expires = dict(node.keyspace.expires)
+        # One synchronous step: the copy is exactly the keyspace at `offset`. (dict.copy
+        # clones the table; its cost is one reference count update per key and value.)
+        data = node.keyspace.data.copy()
+        expires = node.keyspace.expires.copy()
         offset = node.history.offset
         replid = node.history.replid
-        self._send(self.session.send_fullsync(replid, offset, len(data), now_ms()))
+        keys = len(data)
+        self._send(self.session.send_fullsync(replid, offset, keys, now_ms()))
         chunks = 0
         try:
-            entries = ((k, v, expires.get(k, 0)) for k, v in data.items())
+            # (key, value, expire_at_ms) triples, built in C: no Python code per key.
+            if expires:
+                entries = zip(data, data.values(), map(expires.get, data, repeat(0)), strict=True)
+            else:
+                entries = zip(data, data.values(), repeat(0))
             for batch in batch_entries(entries):
                 if self.closed:
                     return
@@ -186,14 +215,21 @@ class ReplicaConnection(asyncio.Protocol):
             if self.closed:
                 return
             self._send(self.session.snapshot_end(now_ms()))
+            log.info(
+                "full sync of %d keys at offset %d sent to replica %s in %.2fs",
+                keys, offset, self.replica_id, time.monotonic() - started,
+            )  # fmt: skip
+            self.full_sync_task = None
+            self.catch_up()
+            # Dropping the copy at once would stall every client while a reference
+            # count is updated per key and value (~50 ms for 1M keys): release it a
+            # slice per loop turn instead, while the replica streams.
+            pop = data.popitem
+            while data:
+                deque(islice(iter(pop, None), min(RELEASE_SLICE, len(data))), maxlen=0)
+                await asyncio.sleep(0)
         finally:
             del data, expires
-        log.info(
-            "full sync of %d keys at offset %d sent to replica %s in %.2fs",
-            self.session._snapshot_keys, offset, self.replica_id, time.monotonic() - started,
-        )  # fmt: skip
-        self.full_sync_task = None
-        self.catch_up()
 
     def catch_up(self, frames: dict[int, RecordsFrame] | None = None) -> None:
         """Send records from the log until the replica is current or its buffer is full.
@@ -243,6 +279,36 @@ class ReplicaConnection(asyncio.Protocol):
         for event in self.session.check_timeouts(now_ms()):
             if isinstance(event, SessionEnded):
                 self._end(event)
+        self._check_stalled()
+
+    def _check_stalled(self) -> None:
+        """Drop a replica that stopped reading what we send for ``replica_timeout_secs``.
+
+        The session's ACK timeout covers a silent replica while streaming, but during a
+        full sync a replica is loading and sends nothing; what shows it is dead is our
+        write buffer not draining (Redis applies repl-timeout to the bulk transfer too).
+        Without this a frozen replica would pin the snapshot copy and its slot for good.
+        Any drain counts as progress, so a slow link is not mistaken for a dead one."""
+        since = self._stalled_since
+        if since is None or self.closed or self.transport is None:
+            return
+        size = self.transport.get_write_buffer_size()
+        now = time.monotonic()
+        if size < self._stalled_buffer:
+            self._stalled_buffer = size
+            self._stalled_since = now
+            return
+        timeout = self.server.manager.config.replica_timeout_secs
+        if now - since >= timeout:
+            reason = (
+                f"replica {self.replica_id} ({self.peer}) stopped reading: {size} bytes unsent "
+                f"for {now - since:.1f}s (replica timeout {timeout}s) during "
+                f"{'a full sync' if self.full_sync_task is not None else 'streaming'}; "
+                "it is stalled or the network is partitioned"
+            )
+            log.warning("%s", reason)
+            self.session.close(ErrorCode.TIMEOUT, reason)
+            self._close(abort=True)
 
     def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.closed:
@@ -251,7 +317,10 @@ class ReplicaConnection(asyncio.Protocol):
     def _end(self, event: SessionEnded) -> None:
         log.warning("replica %s (%s) link closed: %s", self.replica_id, self.peer, event.reason)
         self._send(self.session.data_to_send())
-        self._close()
+        # A timed-out replica that is not reading would keep a graceful close (which
+        # waits for the buffer to drain) and its memory pending forever.
+        stuck = self.transport is not None and self.transport.get_write_buffer_size() > 0
+        self._close(abort=isinstance(event, TimedOut) and stuck)
 
     def _drop(self, reason: str) -> None:
         log.warning("%s", reason)
@@ -263,10 +332,13 @@ class ReplicaConnection(asyncio.Protocol):
             self._send(self.session.close(ErrorCode.SHUTTING_DOWN, reason))
             self._close()
 
-    def _close(self) -> None:
+    def _close(self, abort: bool = False) -> None:
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
     # ----------------------------------------------------------------- views
     def info(self, master_offset: int) -> dict[str, Any]:
@@ -309,11 +381,24 @@ class MasterServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ReplicaConnection(self), self.host, self.port, reuse_address=True
+            lambda: ReplicaConnection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl=self.manager.node.tls.replication_server,
         )
         sock = self._server.sockets[0].getsockname()
         self.port = sock[1]
         self.address_text = f"{self.host}:{self.port}"
+        if self.manager.node.tls.replication_server is not None:
+            log.info("replica listener %s serves TLS (tls.replication)", self.address_text)
+        if self.manager.config.auth_secret is None and not is_loopback(self.host):
+            log.warning(
+                "replica listener %s accepts replicas without authentication: anyone who can "
+                "reach it can copy the whole dataset; set replication.auth_secret on every node "
+                "(docs/SECURITY.md)",
+                self.address_text,
+            )
         self._tasks = [
             loop.create_task(self._heartbeats(), name="replication-heartbeats"),
             loop.create_task(self._timeouts(), name="replication-timeouts"),
@@ -395,5 +480,5 @@ class MasterServer:
         return [
             c.info(offset)
             for c in sorted(self.connections, key=lambda c: c.connected_at)
-            if c.session.hello is not None
+            if c.session.hello is not None and not c.closed
         ]

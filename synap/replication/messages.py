@@ -232,7 +232,10 @@ class SnapshotChunk:
 
     def encode(self) -> bytes:
         header = _packb([int(self.TYPE), self.seq, self.crc32])
-        return LENGTH_PREFIX.pack(len(header) + len(self.payload)) + header + self.payload
+        body_len = len(header) + len(self.payload)
+        if body_len > _MAX_U32:
+            raise ValueError(f"snapshot chunk of {body_len} bytes does not fit one frame")
+        return b"".join([LENGTH_PREFIX.pack(body_len), header, self.payload])
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +340,7 @@ def encode_records(first_offset: int, records: Sequence[bytes], master_ts_ms: in
         raise ValueError("a RECORDS frame carries at least one record")
     header = _packb([_RECORDS, first_offset, len(records), master_ts_ms])
     body_len = len(header) + sum(map(len, records))
-    if body_len > 2**32 - 1:
+    if body_len > _MAX_U32:
         raise ValueError(f"RECORDS batch of {body_len} bytes does not fit one frame")
     return b"".join([LENGTH_PREFIX.pack(body_len), header, *records])
 
@@ -560,6 +563,9 @@ def decode_snapshot_entries(payload: bytes) -> list[tuple[bytes, bytes, int]]:
         raise ProtocolError(f"undecodable snapshot chunk payload: {exc!r:.200}") from exc
     if type(entries) is not tuple:
         raise ProtocolError("snapshot chunk payload is not an array of entries")
+    if _well_formed(entries):
+        return list(entries)
+    # Something is wrong: find the first bad entry, to say what it is.
     for entry in entries:
         if type(entry) is not tuple or len(entry) != 3:
             raise ProtocolError("snapshot entry is not a [key, value, expire_at_ms] triple")
@@ -569,3 +575,18 @@ def decode_snapshot_entries(payload: bytes) -> list[tuple[bytes, bytes, int]]:
         if type(expire) is not int or not 0 <= expire <= _MAX_U63:
             raise ProtocolError("snapshot entry expire_at_ms must be a non-negative integer")
     return list(entries)
+
+
+def _well_formed(entries: tuple[Any, ...]) -> bool:
+    """The checks of decode_snapshot_entries for every entry at once, a column at a time
+    in C (a full sync checks 1M entries). False when any entry fails one."""
+    if not entries or set(map(type, entries)) != {tuple} or set(map(len, entries)) != {3}:
+        return False
+    keys, values, expires = zip(*entries, strict=True)
+    return (
+        set(map(type, keys)) == {bytes}
+        and set(map(type, values)) == {bytes}
+        and set(map(type, expires)) == {int}
+        and min(expires) >= 0
+        and max(expires) <= _MAX_U63
+    )

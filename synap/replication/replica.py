@@ -7,9 +7,10 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
 * a full sync is loaded into new dictionaries beside the live dataset, which keeps
   serving reads; only a snapshot whose every chunk and total CRC32 check out is swapped
   in.  A failed sync leaves the old data in place;
-* records are applied with :func:`synap.store.effects.apply_record` (the same code as WAL
-  replay) and committed to the node's history, so they reach its WAL, its log and its
-  own sub-replicas unchanged;
+* records are applied a RECORDS batch at a time with
+  :func:`synap.store.effects.apply_records` (the same code as WAL replay, with one
+  decoder per batch) and committed to the node's history, so they reach its WAL, its log
+  and its own sub-replicas unchanged;
 * an ACK goes back after each batch (after the WAL flush) and on every heartbeat.
 """
 
@@ -18,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 import uuid
+from itertools import compress
 from typing import TYPE_CHECKING, Any, cast
 
+from synap.replication.framing import frame_limit_for
 from synap.replication.handshake import ErrorReceived, SessionEnded
 from synap.replication.messages import ErrorCode
 from synap.replication.replica_session import (
@@ -34,8 +38,9 @@ from synap.replication.replica_session import (
     ReplicaState,
     SnapshotChunkReceived,
 )
-from synap.store.effects import CorruptRecord, apply_record
+from synap.store.effects import CorruptRecord, apply_records
 from synap.store.keyspace import now_ms
+from synap.tls import NO_TLS_ANSWER_HINT, TLS_NO_ANSWER_HINT, explain_master_tls_error
 
 if TYPE_CHECKING:
     from synap.replication.manager import ReplicationManager
@@ -53,19 +58,33 @@ class _MasterConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._loading: tuple[dict[bytes, bytes], dict[bytes, int]] | None = None
+        self._received_any = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
+        # Set here, not after create_connection() returns: a small full sync can complete
+        # (state "connected") before the task awaiting the connection resumes.
+        self.link.connection = self
+        self.link.state = "sync"
         tr.write(self.session.initiate(now_ms()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._loading = None
         if not self.closed.done():
-            self.closed.set_result(
-                f"connection lost ({exc})" if exc else "connection closed by master"
-            )
+            if isinstance(exc, ssl.SSLError):
+                reason = explain_master_tls_error(exc, self.link.host)
+            elif exc is not None:
+                reason = f"connection lost ({exc})"
+            elif not self._received_any:
+                # A TLS listener drops a plain HELLO without a word, and a TLS 1.3 master
+                # that refuses our certificate does so after our side of the handshake.
+                reason = NO_TLS_ANSWER_HINT if self.link.tls is None else TLS_NO_ANSWER_HINT
+            else:
+                reason = "connection closed by master"
+            self.closed.set_result(reason)
 
     def data_received(self, data: bytes) -> None:
+        self._received_any = True
         link = self.link
         link.bytes_received += len(data)
         link.last_io = time.time()
@@ -82,12 +101,13 @@ class _MasterConnection(asyncio.Protocol):
                     return
                 applied = True
             elif isinstance(event, SnapshotChunkReceived):
-                if self._loading is not None:
+                if self._loading is not None and event.entries:
                     data_, expires = self._loading
-                    for key, value, expire_at in event.entries:
-                        data_[key] = value
-                        if expire_at:
-                            expires[key] = expire_at
+                    # A column at a time, in C (a full sync loads 1M entries).
+                    keys, values, expire_at = zip(*event.entries, strict=True)
+                    data_.update(zip(keys, values, strict=True))
+                    if any(expire_at):
+                        expires.update(compress(zip(keys, expire_at, strict=True), expire_at))
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
@@ -116,19 +136,19 @@ class _MasterConnection(asyncio.Protocol):
             self._write(self.session.data_to_send())
 
     def _apply(self, event: RecordsReceived) -> bool:
+        """Apply a RECORDS batch, then publish it (WAL, log, sub-replicas) in one go."""
         node = self.link.manager.node
-        keyspace = node.keyspace
-        history = node.history
-        offset = event.first_offset
-        for record in event.records:
-            try:
-                apply_record(keyspace, record)
-            except CorruptRecord as exc:
-                self.abort(f"record {offset} from the master is corrupt: {exc}")
-                return False
-            history.commit_encoded(offset, record)
-            offset += 1
-        self.link.records_applied += len(event.records)
+        records = event.records
+        first = event.first_offset
+        try:
+            apply_records(node.keyspace, records)
+        except CorruptRecord as exc:
+            # The records before the bad one are applied: they are ours now.
+            node.history.commit_encoded_batch(first, records[: exc.index])
+            self.abort(f"record {first + exc.index} from the master is corrupt: {exc}")
+            return False
+        node.history.commit_encoded_batch(first, records)
+        self.link.records_applied += len(records)
         return True
 
     def _install(self, event: FullSyncCompleted) -> None:
@@ -160,6 +180,11 @@ class _MasterConnection(asyncio.Protocol):
             if isinstance(event, SessionEnded):
                 self._ended(event)
 
+    def send_ack(self) -> None:
+        """A periodic ACK (``replication.ack_interval_ms``), whatever the master sends."""
+        if self.session.state is ReplicaState.STREAMING:
+            self._write(self.session.ack())
+
     def _write(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -179,12 +204,21 @@ class ReplicaLink:
         self.bytes_received = 0
         self.records_applied = 0
         self.failed_syncs = 0
+        # True once this link synced (full or partial): the node's history is then the
+        # master's even at offset 0 (a full sync of an empty master), and continuing it
+        # must not cost another full sync.
+        self.synced = False
         self.sync_started: float | None = None
         self.last_error: str | None = None
         self.attempts = 0
         self.state = "connecting"
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The context for the link to the master (``tls.replication``), or None."""
+        return self.manager.node.tls.replication_client
 
     @property
     def master_address(self) -> str:
@@ -228,7 +262,7 @@ class ReplicaLink:
                 "disconnected from master %s: %s; reconnecting in %.1fs",
                 self.master_address, reason, delay,
             )  # fmt: skip
-            self.state = "connecting"
+            self.state = "disconnected"  # the spec's word for a replica waiting to retry
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> str:
@@ -239,9 +273,10 @@ class ReplicaLink:
         session = ReplicaSession(
             self.replica_id,
             self._announce_address(),
-            history.replid if history.offset or len(node.keyspace) else None,
+            history.replid if history.offset or len(node.keyspace) or self.synced else None,
             history.offset,
             secret,
+            max_frame_bytes=frame_limit_for(node.config.kv_store.max_value_bytes),
             master_timeout_ms=cfg.replica_timeout_secs * 1000,
         )
         loop = asyncio.get_running_loop()
@@ -249,14 +284,19 @@ class ReplicaLink:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _MasterConnection(self, session), self.host, self.port
+                    lambda: _MasterConnection(self, session),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls is not None else None,
                 ),
                 CONNECT_TIMEOUT_SECONDS,
             )
+        except ssl.SSLError as exc:
+            return explain_master_tls_error(exc, self.host)
         except (OSError, TimeoutError) as exc:
             return f"cannot connect: {exc or 'timed out'}"
         self.connection = conn
-        self.state = "sync"
         checker = loop.create_task(self._check_timeouts(conn))
         try:
             return await conn.closed
@@ -266,9 +306,17 @@ class ReplicaLink:
                 conn.transport.close()
 
     async def _check_timeouts(self, conn: _MasterConnection) -> None:
+        # Also the ACK timer: the master's replica timeout must not depend on how often
+        # it sends heartbeats (Redis: REPLCONF ACK every second, independent of PINGs).
+        loop = asyncio.get_running_loop()
+        ack_every = self.manager.config.ack_interval_ms / 1000
+        next_ack = loop.time() + ack_every
         while True:
-            await asyncio.sleep(TIMEOUT_CHECK_SECONDS)
+            await asyncio.sleep(min(TIMEOUT_CHECK_SECONDS, ack_every))
             conn.check_timeouts()
+            if loop.time() >= next_ack:
+                next_ack = loop.time() + ack_every
+                conn.send_ack()
 
     def _announce_address(self) -> str | None:
         addr = self.manager.node.http_address
@@ -278,6 +326,7 @@ class ReplicaLink:
     def on_partial_sync(self, replid: str, offset: int) -> None:
         history = self.manager.node.history
         self.manager.partial_syncs += 1
+        self.synced = True
         if replid != history.replid:
             # The master was promoted and continues our old history under a new id.
             log.info("master continues our history as %s (was %s)", replid, history.replid)
@@ -299,6 +348,7 @@ class ReplicaLink:
         node.history.reset(replid, offset)
         self.manager.backlog.reset(offset)
         self.manager.full_syncs += 1
+        self.synced = True
         self.manager.drop_sub_replicas("upstream full sync replaced the dataset")
         self.manager.persist_full_sync()
         elapsed = time.monotonic() - self.sync_started if self.sync_started else 0.0

@@ -13,10 +13,20 @@ Legal moves (all at runtime, without a restart)::
     replica    -> master      (promote / REPLICAOF NO ONE)
     replica    -> replica     (repointed to another master)
     replica    -> standalone
+
+Staying in the same role is always allowed (a replica repointed to another master is
+``replica -> replica``).  A replica always names the master it follows.
+
+Writes can also be *paused* on a writable node, for a planned failover: clients get a
+retryable ``TRYAGAIN`` (HTTP 503) instead of ``READONLY``.  A pause ends when its lease
+runs out, on :meth:`RoleMachine.resume_writes`, or when the node stops being a master.
+A pause without a lease (``seconds=None``) is a *fence*: it holds until resumed or
+demoted, so a failover tool that dies mid-way leaves no second writable master behind.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,6 +45,14 @@ _ALLOWED: dict[Role, frozenset[Role]] = {
     Role.MASTER: frozenset({Role.REPLICA, Role.STANDALONE}),
     Role.REPLICA: frozenset({Role.MASTER, Role.REPLICA, Role.STANDALONE}),
 }
+
+
+# check_writable runs on every write; reading Role.REPLICA off the enum class costs
+# ~0.15 us in Python 3.11, a module constant almost nothing.
+_REPLICA = Role.REPLICA
+
+# Role changes remembered for the operator views.
+HISTORY_KEPT = 20
 
 
 class IllegalTransition(Exception):
@@ -61,12 +79,14 @@ class RoleMachine:
             raise IllegalTransition(f"cannot change role from {self.role} to {new}")
         if new is Role.REPLICA and not master_address:
             raise IllegalTransition("a replica needs a master address")
+        if new is not self.role or new is Role.REPLICA:
+            # A pause belongs to the role it was taken in (a demoted master is fenced
+            # by READONLY from now on; a promoted node starts writable).
+            self._writes_paused_until = 0.0
         self.history.append(Transition(time.time(), self.role, new, reason))
-        del self.history[:-20]
+        del self.history[:-HISTORY_KEPT]
         self.role = new
         self.master_address = master_address if new is Role.REPLICA else None
-        if new is not Role.MASTER:
-            self._writes_paused_until = 0.0
 
     @property
     def is_replica(self) -> bool:
@@ -77,9 +97,20 @@ class RoleMachine:
         return self.role is Role.MASTER
 
     # ---------------------------------------------------------------- writes
-    def pause_writes(self, seconds: float) -> None:
-        """Refuse writes with a retryable error for up to ``seconds`` (planned failover)."""
-        self._writes_paused_until = time.monotonic() + seconds
+    def pause_writes(self, seconds: float | None) -> None:
+        """Refuse writes with a retryable error for ``seconds`` (a lease), or until
+        resumed or demoted when ``seconds`` is None (a fence).  A new call replaces the
+        previous pause."""
+        if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+            raise ValueError(f"a pause lasts a positive number of seconds, not {seconds!r}")
+        self._writes_paused_until = math.inf if seconds is None else time.monotonic() + seconds
+
+    @property
+    def writes_paused_for(self) -> float | None:
+        """Seconds left in the current pause: 0.0 when not paused, None for a fence."""
+        if self._writes_paused_until == math.inf:
+            return None
+        return max(0.0, self._writes_paused_until - time.monotonic())
 
     def resume_writes(self) -> None:
         self._writes_paused_until = 0.0
@@ -90,7 +121,7 @@ class RoleMachine:
 
     def check_writable(self) -> None:
         """Raise unless this node may accept a client write right now."""
-        if self.role is Role.REPLICA:
+        if self.role is _REPLICA:
             raise ReadOnlyError(self.master_address)
         if self._writes_paused_until and self.writes_paused:
             raise WritesPausedError()

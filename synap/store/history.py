@@ -13,11 +13,13 @@ by the command layer; replicas commit the records their master sent, after apply
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from synap.store.effects import Op, encode_record
 
 RecordListener = Callable[[int, bytes], None]
+# Receives consecutive records at once: (offset of the first, records).
+BatchListener = Callable[[int, Sequence[bytes]], None]
 
 
 def new_replid() -> str:
@@ -31,13 +33,19 @@ class History:
         self.replid2 = "0" * 40
         self.second_offset = -1
         self._listeners: list[RecordListener] = []
+        self._batch_listeners: list[BatchListener] = []  # same order as _listeners
 
-    def subscribe(self, listener: RecordListener) -> None:
+    def subscribe(self, listener: RecordListener, batch: BatchListener | None = None) -> None:
+        """Call ``listener(offset, record)`` for every record. ``batch``, if given, takes
+        the place of a loop over ``listener`` when a replica publishes a whole batch."""
         self._listeners.append(listener)
+        self._batch_listeners.append(batch or _one_by_one(listener))
 
     def unsubscribe(self, listener: RecordListener) -> None:
         if listener in self._listeners:
-            self._listeners.remove(listener)
+            index = self._listeners.index(listener)
+            del self._listeners[index]
+            del self._batch_listeners[index]
 
     def commit(self, ops: list[Op]) -> int:
         """Encode ``ops`` once as a record, give it the next offset and publish it."""
@@ -54,6 +62,16 @@ class History:
         for listener in self._listeners:
             listener(offset, record)
 
+    def commit_encoded_batch(self, first_offset: int, records: Sequence[bytes]) -> None:
+        """Publish consecutive records received from the master (already applied): the
+        same as :meth:`commit_encoded` for each, one call per listener. ``offset`` is
+        already the last record's while the listeners run."""
+        if not records:
+            return
+        self.offset = first_offset + len(records) - 1
+        for listener in self._batch_listeners:
+            listener(first_offset, records)
+
     def shift(self) -> None:
         """Start a new history after a promotion, remembering the old one (PSYNC2).
 
@@ -69,3 +87,11 @@ class History:
         self.offset = offset
         self.replid2 = "0" * 40
         self.second_offset = -1
+
+
+def _one_by_one(listener: RecordListener) -> BatchListener:
+    def publish(first_offset: int, records: Sequence[bytes]) -> None:
+        for offset, record in enumerate(records, first_offset):
+            listener(offset, record)
+
+    return publish

@@ -39,6 +39,11 @@ class EvictionPolicy(StrEnum):
     TTL = "ttl"
 
 
+# Reading an enum member off its class costs ~0.15 us in Python 3.11; the lookups every
+# command makes compare against this module constant instead.
+_NO_EVICTION = EvictionPolicy.NONE
+
+
 class OutOfMemory(Exception):
     """The write does not fit under max_memory and the policy cannot make room."""
 
@@ -83,7 +88,7 @@ class Keyspace:
                     self.removed.append(key)
                     self.expired_total += 1
                 return None
-        if self.eviction is not EvictionPolicy.NONE:
+        if self.eviction is not _NO_EVICTION:
             self._touch(key)
         return value
 
@@ -107,14 +112,16 @@ class Keyspace:
     # ----------------------------------------------------------------- writes
     def put(self, key: bytes, value: bytes, expire_at_ms: int = 0) -> None:
         """Store ``value`` with an absolute expiry (0 = none)."""
-        old = self.data.get(key)
+        data = self.data
+        old = data.get(key)
         if old is None:
             self.used_memory += len(key) + len(value) + KEY_OVERHEAD
         else:
             self.used_memory += len(value) - len(old)
-        self.data[key] = value
-        self._set_expiry_unchecked(key, expire_at_ms)
-        if self.eviction is not EvictionPolicy.NONE:
+        data[key] = value
+        if expire_at_ms or self.expires:  # (no call for the common case: no expiries)
+            self._set_expiry_unchecked(key, expire_at_ms)
+        if self.eviction is not _NO_EVICTION:
             self._touch(key)
 
     def remove(self, key: bytes) -> bool:
@@ -144,7 +151,9 @@ class Keyspace:
         self.expires = expires
         self._usage = {}
         self._sample_pool = []
-        self.used_memory = sum(len(k) + len(v) for k, v in data.items()) + KEY_OVERHEAD * len(data)
+        self.used_memory = (
+            sum(map(len, data)) + sum(map(len, data.values())) + KEY_OVERHEAD * len(data)
+        )
         self.used_memory += EXPIRY_OVERHEAD * len(expires)
 
     # ------------------------------------------------------------- expiry

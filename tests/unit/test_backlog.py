@@ -168,6 +168,7 @@ def test_backlog_can_start_at_a_persisted_offset():
 )
 def test_backlog_matches_a_reference_log(max_ops, max_bytes, ops, probes):
     backlog = ReplicationBacklog(max_ops=max_ops, max_bytes=max_bytes)
+    batched = ReplicationBacklog(max_ops=max_ops, max_bytes=max_bytes)  # same, via extend()
     history: dict[int, bytes] = {}
     last = 0
     seg_records = max(1, min(SEGMENT_RECORDS, max_ops // 16))
@@ -177,12 +178,17 @@ def test_backlog_matches_a_reference_log(max_ops, max_bytes, ops, probes):
             last += n
             history.clear()
             backlog.reset(last)
+            batched.reset(last)
             continue
+        batch = []
         for _ in range(1 if kind == "append" else n):
             last += 1
             record = b"%d" % last + b"x" * (n if kind == "append" else last % 7)
             history[last] = record
+            batch.append(record)
             assert backlog.append(record) == last
+        assert batched.extend(batch) == last
+        assert (batched.first_offset, batched.nbytes) == (backlog.first_offset, backlog.nbytes)
         assert len(backlog) <= max_ops
         largest = max((len(r) for r in history.values()), default=0)
         assert backlog.nbytes <= max_bytes + largest

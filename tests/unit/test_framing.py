@@ -8,11 +8,14 @@ import zlib
 import msgpack
 import pytest
 
+from synap.config import KVStoreConfig
 from synap.replication.framing import (
+    DEFAULT_MAX_FRAME_BYTES,
     HANDSHAKE_MAX_FRAME_BYTES,
     FrameDecoder,
     ProtocolError,
     encode_frame,
+    frame_limit_for,
 )
 from synap.replication.messages import (
     PROTOCOL_VERSION,
@@ -125,6 +128,20 @@ def test_decoder_does_not_hold_on_to_consumed_bytes():
         peak = max(peak, len(decoder._buf))
     assert count == 200
     assert peak <= 2 * 65536 + len(frame)
+
+
+def test_a_frame_holds_the_largest_record_the_default_configuration_allows():
+    # One request (one record) = the largest value + up to 1 MiB of other arguments.
+    kv = KVStoreConfig()
+    largest_record = kv.max_value_bytes + kv.max_key_bytes + 1024 * 1024 + 1024
+    assert largest_record <= DEFAULT_MAX_FRAME_BYTES
+    assert frame_limit_for(kv.max_value_bytes) == DEFAULT_MAX_FRAME_BYTES
+
+
+def test_frame_limit_grows_with_the_configured_value_size():
+    assert frame_limit_for(2 * 1024**3) >= 2 * 1024**3 + 1024 * 1024 + 64 * 1024
+    with pytest.raises(ValueError, match="cannot be replicated"):
+        frame_limit_for(4 * 1024**3)
 
 
 def test_max_frame_bytes_must_fit_the_u32_header():

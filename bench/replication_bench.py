@@ -1,0 +1,516 @@
+"""Replication: full sync, write-to-visible latency, catch-up rate, log append rate and
+master latency during a full sync, ours against Redis (REPLICAOF) in the same run.
+
+Parts (``--parts``, default all):
+
+sync
+    (i) Full sync of 1M keys x 100 B (loaded with pipelined MSET batches): an empty
+    replica that is already running is sent ``REPLICAOF``; we time from the command to
+    ``master_link_status:up`` with the replica's offset equal to the master's (both
+    polled with ``INFO replication`` every 5 ms). Redis runs diskless with
+    ``repl-diskless-sync-delay 0``, and also in its fastest mode (the replica loads with
+    ``repl-diskless-load swapdb``). Target: <= 0.5x Redis's diskless time.
+    (v) Meanwhile a probe process on the master's client port sends PING / GET in a
+    loop; we report its worst round trip. Target: <= 50 ms.
+lag
+    (ii) A replica in sync; ``redis-benchmark -t set -c 50 -d 100 -r 1000000`` writes to
+    the master, unpipelined and with ``-P 16``; every ~20 ms a probe writes
+    ``SET __probe i`` on the master and polls ``GET __probe`` on the replica until ``i``
+    appears. Write-to-visible latency p50 / p99 / max. Target for the ``-P 16`` flood:
+    p99 <= 100 ms.
+catchup
+    (iii) A replica in sync is stopped (SIGSTOP); N SETs (``-P 16``) go to the master;
+    the replica is resumed (SIGCONT) and timed until its offset equals the master's.
+    Records per second = N / that time. Target >= 1M records/s.
+append
+    (iv) In-process micro-benchmark of ``ReplicationBacklog.append`` (target >= 10M/s)
+    and ``History.commit`` (encode + backlog listener), best of 5.
+
+    .venv/bin/python bench/replication_bench.py [--parts sync,lag,catchup,append]
+        [--reps 3] [--keys 1000000] [--catchup-records 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    HOST,
+    PYTHON,
+    RespClient,
+    Server,
+    fmt_num,
+    free_port,
+    load_keys,
+    log,
+    median,
+    need_tools,
+    percentile,
+    print_table,
+    redis_server,
+    synap_server,
+    verdict,
+    workdir,
+)
+
+SYNC_TIMEOUT_S = 120.0
+POLL_S = 0.005
+
+
+# ------------------------------------------------------------------------- servers
+
+
+class Pair:
+    """A master and an (empty, running) replica of one kind; ``attach()`` starts the sync."""
+
+    def __init__(self, kind: str, tmp: Path, replica_extra: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.tmp = tmp
+        self.replica_extra = replica_extra
+        self.replica: Server | None = None
+        if kind == "synap":
+            self.repl_port = free_port()
+            self.master, _ = synap_server(
+                tmp, name="synap-master", role="master", replica_port=self.repl_port
+            )
+        else:
+            self.master = redis_server(tmp, name="redis-master")
+            self.repl_port = self.master.resp_port
+            mc = self.master.client()
+            mc.call("CONFIG", "SET", "repl-diskless-sync", "yes")
+            mc.call("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+            # Keep a stopped replica connected (catch-up part), as our 256 MB limit does.
+            mc.call("CONFIG", "SET", "client-output-buffer-limit", "replica 0 0 0")
+            mc.close()
+
+    def new_replica(self) -> Server:
+        self.drop_replica()
+        name = f"{self.kind}-replica-{time.monotonic_ns()}"
+        if self.kind == "synap":
+            self.replica, _ = synap_server(self.tmp, name=name)
+        else:
+            self.replica = redis_server(self.tmp, name=name, extra=self.replica_extra)
+        return self.replica
+
+    def attach(self) -> None:
+        assert self.replica is not None
+        rc = self.replica.client()
+        rc.call("REPLICAOF", HOST, str(self.repl_port))
+        rc.close()
+
+    def drop_replica(self) -> None:
+        if self.replica is not None:
+            self.replica.stop()
+            self.replica = None
+
+    def stop(self) -> None:
+        self.drop_replica()
+        self.master.stop()
+
+
+def offsets(master: RespClient, replica: RespClient) -> tuple[int, int, bool]:
+    m = master.info("replication")
+    r = replica.info("replication")
+    return (
+        int(m.get("master_repl_offset", -1)),
+        int(r.get("slave_repl_offset", -2)),
+        r.get("master_link_status") == "up",
+    )
+
+
+def wait_in_sync(pair: Pair, started: float, timeout: float = SYNC_TIMEOUT_S) -> float:
+    """Poll until the replica's link is up and its offset equals the master's."""
+    assert pair.replica is not None
+    mc, rc = pair.master.client(), pair.replica.client(timeout=30)
+    try:
+        while time.perf_counter() - started < timeout:
+            moff, roff, up = offsets(mc, rc)
+            if up and moff == roff:
+                return time.perf_counter() - started
+            time.sleep(POLL_S)
+    finally:
+        mc.close()
+        rc.close()
+    raise RuntimeError(f"{pair.kind} replica not in sync after {timeout}s")
+
+
+# --------------------------------------------------------------------- latency probe
+
+
+def probe_main(port: int, stop_file: str, max_seconds: float) -> None:
+    """Child process: PING / GET round trips on ``port`` until ``stop_file`` exists."""
+    c = RespClient(port, timeout=30)
+    lat: list[float] = []
+    deadline = time.monotonic() + max_seconds
+    i = 0
+    while time.monotonic() < deadline:
+        t = time.perf_counter()
+        c.call("PING") if i % 2 == 0 else c.call("GET", "key:00000042")
+        lat.append((time.perf_counter() - t) * 1000)
+        i += 1
+        if i % 50 == 0 and os.path.exists(stop_file):
+            break
+    print(json.dumps({"n": len(lat), "max": max(lat), "p99": percentile(lat, 99),
+                      "p50": percentile(lat, 50)}))  # fmt: skip
+
+
+class Probe:
+    def __init__(self, port: int, tmp: Path) -> None:
+        self.stop_file = tmp / f"probe-stop-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen(
+            [PYTHON, __file__, "--probe", str(port), str(self.stop_file)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)  # let it connect and start measuring
+
+    def finish(self) -> dict[str, float]:
+        self.stop_file.touch()
+        out, _ = self.proc.communicate(timeout=30)
+        result: dict[str, float] = json.loads(out)
+        return result
+
+
+# ------------------------------------------------------------------------------ (i)+(v)
+
+
+def part_sync(tmp: Path, reps: int, nkeys: int) -> list[str]:
+    kinds: list[tuple[str, str, tuple[str, ...]]] = [
+        ("synap", "Synap", ()),
+        ("redis", "Redis diskless, delay 0", ()),
+        ("redis", "Redis diskless, delay 0, replica swapdb", ("--repl-diskless-load", "swapdb")),
+    ]
+    results: dict[str, dict[str, list[float]]] = {}
+    load_times: dict[str, float] = {}
+    for kind, label, extra in kinds:
+        pair = Pair(kind, tmp, extra)
+        res: dict[str, list[float]] = {"sync": [], "probe_max": [], "probe_p99": []}
+        try:
+            log(f"sync: loading {nkeys} keys into the {kind} master")
+            load_times[label] = load_keys(pair.master.resp_port, nkeys)
+            for rep in range(reps):
+                pair.new_replica()
+                probe = Probe(pair.master.resp_port, tmp)
+                started = time.perf_counter()
+                pair.attach()
+                elapsed = wait_in_sync(pair, started)
+                time.sleep(0.5)  # the master's clean-up after the sync counts too
+                p = probe.finish()
+                rc = pair.replica.client() if pair.replica else None
+                keys = rc.call("DBSIZE") if rc else -1
+                if rc:
+                    rc.close()
+                if keys != nkeys:
+                    raise RuntimeError(f"{label}: replica holds {keys} keys, expected {nkeys}")
+                log(f"sync: {label} rep {rep + 1}: {elapsed:.2f}s, probe max {p['max']:.1f} ms")
+                res["sync"].append(elapsed)
+                res["probe_max"].append(p["max"])
+                res["probe_p99"].append(p["p99"])
+        finally:
+            pair.stop()
+        results[label] = res
+    ours = median(results["Synap"]["sync"])
+    base = median(results["Redis diskless, delay 0"]["sync"])
+    rows = []
+    for label, res in results.items():
+        t = median(res["sync"])
+        rows.append(
+            [
+                label,
+                f"{t:.2f} s ({', '.join(f'{x:.2f}' for x in res['sync'])})",
+                f"{t / base:.2f}" if label != "Redis diskless, delay 0" else "1.00",
+                "≤ 0.50" if label == "Synap" else "",
+                verdict(ours / base <= 0.5, f"{ours / base:.2f}x") if label == "Synap" else "",
+                f"{load_times[label]:.1f} s",
+            ]
+        )
+    tables = [
+        print_table(
+            f"(i) Full sync of {nkeys:,} keys x 100 B, REPLICAOF -> offsets equal, median of {reps}",
+            ["server", "time (runs)", "vs Redis diskless", "target", "verdict", "MSET load"],
+            rows,
+        )
+    ]
+    rows = []
+    for label, res in results.items():
+        worst = max(res["probe_max"])
+        rows.append(
+            [
+                label,
+                f"{median(res['probe_max']):.1f} ms ({', '.join(f'{x:.1f}' for x in res['probe_max'])})",
+                f"{median(res['probe_p99']):.2f} ms",
+                "≤ 50 ms" if label == "Synap" else "",
+                verdict(worst <= 50, f"worst {worst:.1f} ms") if label == "Synap" else "",
+            ]
+        )
+    tables.append(
+        print_table(
+            "(v) Master client latency during that full sync (probe: PING / GET loop)",
+            ["server", "max round trip, median of runs (runs)", "p99", "target", "verdict"],
+            rows,
+        )
+    )
+    return tables
+
+
+# ------------------------------------------------------------------------------- (ii)
+
+
+def writer(port: int, n: int, pipeline: int) -> subprocess.Popen[str]:
+    argv = ["timeout", "40", "redis-benchmark", "-h", HOST, "-p", str(port), "--csv"]
+    argv += ["-t", "set", "-n", str(n), "-c", "50", "-d", "100", "-r", "1000000"]
+    argv += ["-P", str(pipeline)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def writer_rps(proc: subprocess.Popen[str]) -> float:
+    out, _ = proc.communicate(timeout=60)
+    for line in out.splitlines():
+        if line.startswith('"SET"'):
+            return float(line.split('","')[1])
+    return float("nan")
+
+
+def commands_processed(client: RespClient) -> int:
+    return int(client.info("stats").get("total_commands_processed", 0))
+
+
+def visible_latencies(pair: Pair, proc: subprocess.Popen[str]) -> list[float]:
+    assert pair.replica is not None
+    mc, rc = pair.master.client(), pair.replica.client()
+    lat: list[float] = []
+    i = 0
+    try:
+        time.sleep(0.5)  # let the writer reach full speed
+        while proc.poll() is None:
+            i += 1
+            want = b"%d" % i
+            t = time.perf_counter()
+            mc.call("SET", "__probe", want)
+            while rc.call("GET", "__probe") != want:
+                if time.perf_counter() - t > 10:
+                    raise RuntimeError(f"{pair.kind}: probe {i} not visible after 10 s")
+            lat.append((time.perf_counter() - t) * 1000)
+            time.sleep(0.02)
+    finally:
+        mc.close()
+        rc.close()
+    return lat
+
+
+def part_lag(tmp: Path, reps: int) -> list[str]:
+    loads = [(1, 300_000), (16, 2_000_000)]
+    results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for kind in ("synap", "redis"):
+        pair = Pair(kind, tmp)
+        try:
+            for rep in range(reps):
+                pair.new_replica()
+                started = time.perf_counter()
+                pair.attach()
+                wait_in_sync(pair, started)
+                for pipeline, n in loads:
+                    mc = pair.master.client()
+                    done0, t0 = commands_processed(mc), time.perf_counter()
+                    proc = writer(pair.master.resp_port, n, pipeline)
+                    lat = visible_latencies(pair, proc)
+                    writer_rps(proc)
+                    rps = (commands_processed(mc) - done0) / (time.perf_counter() - t0)
+                    mc.close()
+                    r = results.setdefault(
+                        (kind, pipeline), {"p50": [], "p99": [], "max": [], "rps": []}
+                    )
+                    r["p50"].append(percentile(lat, 50))
+                    r["p99"].append(percentile(lat, 99))
+                    r["max"].append(max(lat))
+                    r["rps"].append(rps)
+                    log(f"lag: {kind} -P {pipeline} rep {rep + 1}: {len(lat)} probes, "
+                        f"p50 {percentile(lat, 50):.2f} p99 {percentile(lat, 99):.2f} ms, "
+                        f"writer {rps:,.0f}/s")  # fmt: skip
+        finally:
+            pair.stop()
+    rows = []
+    for pipeline, _ in loads:
+        for kind, label in (("synap", "Synap"), ("redis", "Redis")):
+            r = results[(kind, pipeline)]
+            p99 = median(r["p99"])
+            target = "p99 ≤ 100 ms" if pipeline == 16 and kind == "synap" else ""
+            rows.append(
+                [
+                    f"-c 50{' -P 16' if pipeline > 1 else ''}",
+                    label,
+                    fmt_num(median(r["rps"]), "ops/s"),
+                    fmt_num(median(r["p50"]), "ms"),
+                    f"{fmt_num(p99, 'ms')} ({', '.join(fmt_num(x, 'ms') for x in r['p99'])})",
+                    fmt_num(median(r["max"]), "ms"),
+                    target,
+                    verdict(p99 <= 100, f"p99 {p99:.1f} ms") if target else "",
+                ]
+            )
+    return [
+        print_table(
+            f"(ii) Write-to-visible latency on the replica under a SET load, median of {reps}",
+            ["writer", "server", "writer SET/s", "p50", "p99 (runs)", "max", "target", "verdict"],
+            rows,
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------ (iii)
+
+
+def part_catchup(tmp: Path, reps: int, records: int) -> list[str]:
+    rates: dict[str, list[float]] = {"synap": [], "redis": []}
+    for kind in ("synap", "redis"):
+        pair = Pair(kind, tmp)
+        try:
+            for rep in range(reps):
+                replica = pair.new_replica()
+                started = time.perf_counter()
+                pair.attach()
+                wait_in_sync(pair, started)
+                replica.pause()
+                try:
+                    proc = writer(pair.master.resp_port, records, 16)
+                    writer_rps(proc)
+                finally:
+                    replica.resume()
+                started = time.perf_counter()
+                elapsed = wait_in_sync(pair, started)
+                rates[kind].append(records / elapsed)
+                log(f"catchup: {kind} rep {rep + 1}: {records} records in {elapsed:.3f}s")
+        finally:
+            pair.stop()
+    ours, theirs = median(rates["synap"]), median(rates["redis"])
+    rows = [
+        [
+            "Synap",
+            f"{fmt_num(ours, 'rec/s')} ({', '.join(fmt_num(x, 'rec/s') for x in rates['synap'])})",
+            f"{ours / theirs:.2f}",
+            "≥ 1M rec/s",
+            verdict(ours >= 1e6, f"{ours / 1e6:.2f}M/s"),
+        ],
+        [
+            "Redis",
+            f"{fmt_num(theirs, 'rec/s')} ({', '.join(fmt_num(x, 'rec/s') for x in rates['redis'])})",
+            "1.00",
+            "",
+            "",
+        ],
+    ]
+    return [
+        print_table(
+            f"(iii) Replica catch-up from the log: {records:,} SETs written while the replica "
+            f"was stopped, median of {reps}",
+            ["server", "records/s (runs)", "vs Redis", "target", "verdict"],
+            rows,
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------- (iv)
+
+
+def best_rate(fn: Callable[[], int], reps: int = 5) -> float:
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        n = fn()
+        best = max(best, n / (time.perf_counter() - t))
+    return best
+
+
+def part_append() -> list[str]:
+    from synap.replication.backlog import ReplicationBacklog
+    from synap.store.history import History
+
+    n = 2_000_000
+    records = [b"\x91\x94\x00\xc4\x0ckey:%08d\xc4\x64%s\x00" % (i, b"v" * 100) for i in range(1000)]
+    records = records * (n // len(records))
+
+    def bare() -> int:
+        backlog = ReplicationBacklog()
+        append = backlog.append
+        for r in records:
+            append(r)
+        return n
+
+    def extend() -> int:
+        backlog = ReplicationBacklog()
+        for i in range(0, n, 4096):
+            backlog.extend(records[i : i + 4096])
+        return n
+
+    ops = [[[0, b"key:%08d" % i, b"v" * 100, 0]] for i in range(1000)] * (n // 1000 // 4)
+
+    def commit() -> int:
+        backlog = ReplicationBacklog()
+        history = History()
+        history.subscribe(lambda offset, record: backlog.append(record))
+        c = history.commit
+        for o in ops:
+            c(o)
+        return len(ops)
+
+    rows = []
+    for label, fn, target in (
+        ("ReplicationBacklog.append (bound method, 1M-record log)", bare, 10e6),
+        ("ReplicationBacklog.extend (batches of 4096, replica side)", extend, None),
+        ("History.commit (msgpack encode + backlog listener)", commit, None),
+    ):
+        rate = best_rate(fn)
+        rows.append(
+            [
+                label,
+                fmt_num(rate, "ops/s"),
+                "≥ 10M/s" if target else "",
+                verdict(rate >= target, f"{rate / 1e6:.1f}M/s") if target else "",
+            ]
+        )
+        log(f"append: {label}: {rate / 1e6:.2f}M/s")
+    return [
+        print_table(
+            "(iv) Replication log append rate (in-process, best of 5; Redis has no equivalent)",
+            ["operation", "rate", "target", "verdict"],
+            rows,
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="sync,lag,catchup,append")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--catchup-records", type=int, default=500_000)
+    ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.probe:
+        probe_main(int(args.probe[0]), args.probe[1], 120)
+        return []
+    parts = args.parts.split(",")
+    need_tools("redis-server", "redis-benchmark")
+    tables: list[str] = []
+    with workdir("repl") as tmp:
+        handlers: dict[str, Callable[[], list[str]]] = {
+            "sync": lambda: part_sync(tmp, args.reps, args.keys),
+            "lag": lambda: part_lag(tmp, args.reps),
+            "catchup": lambda: part_catchup(tmp, args.reps, args.catchup_records),
+            "append": part_append,
+        }
+        for part in parts:
+            tables += handlers[part]()
+    return tables
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Fixtures shared by all tests: ``node_factory`` runs real synap-server processes.
+
+    from tests.support.server import NodeFactory, wait_caught_up
+
+    def test_replica_gets_writes(node_factory: NodeFactory) -> None:
+        master = node_factory.master()
+        replica = node_factory.replica(master)
+        master.redis().set(b"k", b"v")
+        wait_caught_up(master, [replica])
+        assert replica.redis().get(b"k") == b"v"
+
+Every node (and FaultProxy made with ``node_factory.proxy``) is killed at teardown, pass
+or fail; a failing test's report gets a "synap nodes" section with each node's log tail.
+Import support code as ``tests.support.<module>``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Make ``tests.support`` importable however pytest was started (the repository root is not
+# on sys.path for ``.venv/bin/pytest``, and tests/ has no __init__.py).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.support.fixtures import node_factory, pytest_runtest_makereport  # noqa: E402
+
+# pytester: the harness tests run an inner pytest session to check teardown on failure.
+pytest_plugins = ("pytester",)
+
+__all__ = ["node_factory", "pytest_runtest_makereport"]

@@ -1,0 +1,411 @@
+"""The Redis protocol on the wire: inline commands, pipelining, requests cut into reads at
+any byte, and replies compared byte for byte with a real Redis.
+
+Raw sockets here, so that what is tested is the bytes, not a client library's reading of
+them.  One standalone node serves the module."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+
+import hiredis
+import pytest
+
+from tests.support.ports import HOST, release_port, reserve_port
+from tests.support.server import NodeFactory, SynapProcess
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
+    factory = NodeFactory(tmp_path_factory.mktemp("resp-protocol"))
+    try:
+        yield factory(name="protocol")
+    finally:
+        factory.cleanup()
+
+
+def encode(*args: bytes | str | int) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class Wire:
+    """A raw connection; ``replies(n)`` parses n replies with hiredis (errors included)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = hiredis.Reader()
+
+    def send(self, data: bytes) -> Wire:
+        self.sock.sendall(data)
+        return self
+
+    def replies(self, count: int, timeout: float = 5.0) -> list[object]:
+        out: list[object] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            reply = self.reader.gets()
+            if reply is not False:
+                out.append(reply)
+                continue
+            assert time.monotonic() < deadline, f"only {len(out)} of {count} replies: {out}"
+            chunk = self.sock.recv(65536)
+            assert chunk, f"connection closed after {len(out)} of {count} replies: {out}"
+            self.reader.feed(chunk)
+        return out
+
+    def raw(self, settle: float = 0.3) -> bytes:
+        """Everything that arrives until the peer is quiet for ``settle`` s (or closes)."""
+        data = b""
+        self.sock.settimeout(settle)
+        try:
+            for _ in range(10_000):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        finally:
+            self.sock.settimeout(5)
+        return data
+
+    def reply_bytes(self) -> bytes:
+        """The raw bytes of exactly one reply (this connection sends one request at a time)."""
+        data = b""
+        reader = hiredis.Reader()
+        for _ in range(10_000):
+            chunk = self.sock.recv(65536)
+            assert chunk, f"connection closed; received {data!r}"
+            data += chunk
+            reader.feed(chunk)
+            if reader.gets() is not False:
+                assert reader.gets() is False, f"more than one reply: {data!r}"
+                return data
+        raise AssertionError(f"no complete reply: {data!r}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def wire(node: SynapProcess) -> Iterator[Wire]:
+    w = Wire(node.resp_port)
+    yield w
+    w.close()
+
+
+# ----------------------------------------------------------------- inline commands
+
+
+def test_inline_ping_on_a_raw_socket(wire: Wire) -> None:
+    assert wire.send(b"PING\r\n").replies(1) == [b"PONG"]
+    assert wire.send(b"PING\n\r\nECHO hello\n").replies(2) == [b"PONG", b"hello"]
+
+
+def test_inline_commands_with_quotes_as_redis_splits_them(wire: Wire) -> None:
+    wire.send(b'SET "inline key" "tab\\there \\x41"\r\nGET "inline key"\r\n')
+    assert wire.replies(2) == [b"OK", b"tab\there A"]
+    wire.send(b"SET 'single' 'it\\'s'\r\nGET single\r\n")
+    assert wire.replies(2) == [b"OK", b"it's"]
+
+
+def test_inline_line_split_across_reads(wire: Wire) -> None:
+    wire.send(b"EC")
+    time.sleep(0.05)
+    wire.send(b"HO split-inline\r")
+    time.sleep(0.05)
+    wire.send(b"\n")
+    assert wire.replies(1) == [b"split-inline"]
+
+
+# ----------------------------------------------------------------- pipelining
+
+
+def test_a_thousand_pipelined_requests_in_one_write(wire: Wire) -> None:
+    batch = b"".join(encode("INCR", "pipelined") for _ in range(1000))
+    assert wire.send(batch).replies(1000) == list(range(1, 1001))
+
+
+def test_inline_and_multibulk_requests_interleaved_in_separate_reads(wire: Wire) -> None:
+    for i in range(20):
+        wire.send(encode("SET", f"mix{i}", i))
+        time.sleep(0.002)
+        wire.send(f"GET mix{i}\r\n".encode())
+        assert wire.replies(2) == [b"OK", str(i).encode()]
+
+
+def test_inline_commands_right_after_multibulk_requests_in_one_write(wire: Wire) -> None:
+    wire.send(encode("SET", "mixed", "1") + b"INCR mixed\r\n\r\n" + encode("GET", "mixed"))
+    assert wire.replies(3) == [b"OK", 2, b"2"]
+
+
+# ----------------------------------------------------------------- reads cut anywhere
+
+
+def test_request_cut_at_an_argument_boundary_is_not_taken_for_inline(wire: Wire) -> None:
+    # Regression: the second read starts with "$" and hiredis reports no pending data,
+    # which once made the server parse it as an inline command (and store a list).
+    wire.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n")
+    time.sleep(0.1)
+    wire.send(b"$5\r\nsplit\r\n")
+    time.sleep(0.1)
+    wire.send(b"*2\r\n$3\r\nGET\r\n")
+    time.sleep(0.1)
+    wire.send(b"$1\r\nk\r\n")
+    assert wire.replies(2) == [b"OK", b"split"]
+
+
+def test_pipeline_sent_one_byte_per_read(wire: Wire) -> None:
+    value = b"va\r\n*1\r\n$4\r\nPING\r\nlue"  # protocol bytes inside a value
+    stream = (
+        encode("SET", "bytewise", value)
+        + encode("APPEND", "bytewise", b"!")
+        + b"GET bytewise\r\n"
+        + encode("GET", "bytewise")
+    )
+    for i in range(len(stream)):
+        wire.send(stream[i : i + 1])
+        time.sleep(0.002)
+    assert wire.replies(4) == [b"OK", len(value) + 1, value + b"!", value + b"!"]
+
+
+def test_large_value_arriving_in_many_reads(wire: Wire) -> None:
+    value = bytes(range(256)) * 20_000  # 5 MB
+    request = encode("SET", "large", value)
+    for start in range(0, len(request), 256 * 1024):
+        wire.send(request[start : start + 256 * 1024])
+        time.sleep(0.001)
+    assert wire.replies(1) == [b"OK"]
+    assert wire.send(encode("STRLEN", "large") + encode("GET", "large")).replies(2) == [
+        len(value),
+        value,
+    ]
+
+
+# ----------------------------------------------------------------- RESP3
+
+
+def test_hello_3_switches_the_connection_to_resp3(wire: Wire) -> None:
+    wire.send(encode("HELLO", 3))
+    hello = wire.replies(1)[0]
+    assert isinstance(hello, dict) and hello[b"proto"] == 3
+    wire.send(encode("GET", "no-such-key"))
+    assert wire.raw() == b"_\r\n"
+    wire.send(encode("CONFIG", "GET", "maxmemory"))
+    assert wire.raw().startswith(b"%1\r\n")
+    wire.send(encode("HELLO", 2) + encode("GET", "no-such-key"))
+    assert wire.raw().endswith(b"$-1\r\n")
+
+
+# ----------------------------------------------------------------- real Redis
+
+
+# Replies that do not depend on timing or on the server's identity; compared byte for byte.
+SCRIPT: list[Sequence[str | bytes | int]] = [
+    ("FLUSHALL",),
+    ("SET", "k", "v"),
+    ("SET", "k", "v", "NX"),
+    ("SET", "k", "v2", "XX", "GET"),
+    ("SET", "k", "v", "EX", 0),
+    ("SET", "k", "v", "EX", -1),
+    ("SET", "k", "v", "EX", "abc"),
+    ("SET", "k", "v", "PX", 100, "EX", 10),
+    ("SET", "k", "v", "KEEPTTL", "EX", 10),
+    ("SET", "k", "v", "NX", "XX"),
+    ("SET", "missing", "v", "XX"),
+    ("SET", "k", "v", "EX", 9999999999999999),
+    ("SET", "k", "v", "PX", 9223372036854775807),
+    ("SET", "k", "v", "EXAT", 1),
+    ("GET", "k"),
+    ("SET",),
+    ("GET", "a", "b"),
+    ("SETNX", "k", "v"),
+    ("SETEX", "k", 0, "v"),
+    ("SETEX", "k", 9999999999999999, "v"),
+    ("PSETEX", "k", 100, "v"),
+    ("GETSET", "k", "new"),
+    ("GETSET", "nokey", "v"),
+    ("GETDEL", "k"),
+    ("GETDEL", "k"),
+    ("MGET", "k", "nokey", "nokey2"),
+    ("MSET", "a", 1, "b"),
+    ("MSET", "a", 1, "b", 2),
+    ("MSETNX", "a", 1, "c", 3),
+    ("DEL", "a", "b", "c"),
+    ("UNLINK", "a", "b"),
+    ("EXISTS", "a", "a", "nokey"),
+    ("SET", "n", 10),
+    ("INCR", "n"),
+    ("INCRBY", "n", 5),
+    ("INCRBY", "n", "abc"),
+    ("INCRBY", "n", "1.5"),
+    ("DECR", "n"),
+    ("DECRBY", "n", 3),
+    ("DECRBY", "n", -9223372036854775808),
+    ("SET", "n", 9223372036854775807),
+    ("INCR", "n"),
+    ("SET", "n", -9223372036854775808),
+    ("DECR", "n"),
+    ("SET", "n", "010"),
+    ("INCR", "n"),
+    ("SET", "n", "+1"),
+    ("INCR", "n"),
+    ("SET", "s", "hello"),
+    ("INCR", "s"),
+    ("INCRBYFLOAT", "s", 1),
+    ("SET", "f", "10.5"),
+    ("INCRBYFLOAT", "f", "0.1"),
+    ("INCRBYFLOAT", "f", "abc"),
+    ("SET", "f", 3),
+    ("INCRBYFLOAT", "f", "1.5"),
+    ("APPEND", "s", " world"),
+    ("APPEND", "nos", "x"),
+    ("STRLEN", "s"),
+    ("STRLEN", "nokey"),
+    ("SET", "t", "v"),
+    ("EXPIRE", "t", 100),
+    ("TTL", "t"),
+    ("EXPIRE", "t", 100, "NX"),
+    ("EXPIRE", "t", 200, "XX"),
+    ("EXPIRE", "t", 50, "GT"),
+    ("EXPIRE", "t", 10, "LT"),
+    ("EXPIRE", "t", 10, "XX", "NX"),
+    ("EXPIRE", "t", 10, "GT", "LT"),
+    ("EXPIRE", "t", 10, "FOO"),
+    ("PERSIST", "t"),
+    ("PERSIST", "t"),
+    ("TTL", "t"),
+    ("PTTL", "t"),
+    ("TTL", "nokey"),
+    ("PTTL", "nokey"),
+    ("EXPIRE", "nokey", 10),
+    ("EXPIRE", "t", "abc"),
+    ("EXPIRE", "t", 9223372036854775807),
+    ("PEXPIRE", "t", 9223372036854775807),
+    ("EXPIREAT", "t", 1),
+    ("EXISTS", "t"),
+    ("SET", "t", "v"),
+    ("PEXPIREAT", "t", 1),
+    ("EXISTS", "t"),
+    ("SET", "t", "v"),
+    ("EXPIRE", "t", 0),
+    ("EXISTS", "t"),
+    ("KEYS",),
+    ("KEYS", "a", "b"),
+    ("KEYS", "s*"),
+    ("TYPE", "s"),
+    ("TYPE", "nokey"),
+    ("SET", "r1", "v"),
+    ("RENAME", "r1", "r2"),
+    ("RENAME", "r1", "r2"),
+    ("RENAME", "r2", "r2"),
+    ("RENAMENX", "r2", "s"),
+    ("DBSIZE",),
+    ("DBSIZE", "x"),
+    ("SELECT", 0),
+    ("SELECT", "abc"),
+    ("PING",),
+    ("PING", "hello"),
+    ("PING", "a", "b"),
+    ("ECHO",),
+    ("ECHO", "hi"),
+    ("CLIENT", "SETNAME", "foo"),
+    ("CLIENT", "GETNAME"),
+    ("CLIENT", "SETNAME", "a b"),
+    ("CLIENT", "SETNAME"),
+    ("CONFIG", "GET", "maxmemory"),
+    ("CONFIG", "GET", "maxmemory-policy"),
+    ("CONFIG", "GET", "save"),
+    ("WAIT", 0, 0),
+    ("WAIT",),
+    ("WAIT", "a", 0),
+    ("AUTH", "foo"),
+    ("HELLO", 4),
+    ("HELLO", "abc"),
+    ("NOSUCHCOMMAND", "a", "b", "c", "d", "e"),
+    ("SCAN", "abc"),
+    ("SCAN", 0, "COUNT", 0),
+    ("SCAN", 0, "MATCH"),
+    ("SCAN", 0, "FOO", "bar"),
+    ("TYPE",),
+    ("FLUSHALL", "FOO"),
+    ("FLUSHALL", "ASYNC"),
+    ("DBSIZE",),
+    ("MULTI",),
+    ("SET", "tx", 1),
+    ("INCR", "tx"),
+    ("GET", "tx"),
+    ("EXEC",),
+    ("EXEC",),
+    ("DISCARD",),
+    ("MULTI",),
+    ("MULTI",),
+    ("SET", "tx", 5),
+    ("NOSUCHCOMMAND",),
+    ("EXEC",),
+    ("GET", "tx"),
+    ("MULTI",),
+    ("SET", "tx", 9),
+    ("DISCARD",),
+    ("GET", "tx"),
+    ("MULTI",),
+    ("EXEC",),
+]
+
+
+@pytest.fixture(scope="module")
+def real_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    port = reserve_port()
+    workdir = tmp_path_factory.mktemp("real-redis")
+    release_port(port)  # redis-server binds it itself, right away
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((HOST, port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16) == b"+PONG\r\n":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_replies_match_real_redis_byte_for_byte(node: SynapProcess, real_redis: int) -> None:
+    theirs, ours = Wire(real_redis), Wire(node.resp_port)
+    try:
+        mismatches = []
+        for command in SCRIPT:
+            request = encode(*command)
+            expected = theirs.send(request).reply_bytes()
+            got = ours.send(request).reply_bytes()
+            if expected != got:
+                mismatches.append(f"{command}: redis {expected!r}, synap {got!r}")
+        assert not mismatches, "\n".join(mismatches)
+    finally:
+        theirs.close()
+        ours.close()

@@ -1,0 +1,100 @@
+"""The real Redis tools against a node: redis-cli (replies, --no-raw formatting, INFO
+replication) and a short redis-benchmark run (a smoke test, not a measurement)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.server import NodeFactory, SynapProcess
+
+REDIS_CLI = shutil.which("redis-cli")
+REDIS_BENCHMARK = shutil.which("redis-benchmark")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
+    factory = NodeFactory(tmp_path_factory.mktemp("resp-tools"))
+    try:
+        yield factory(name="tools")
+    finally:
+        factory.cleanup()
+
+
+def cli(node: SynapProcess, *args: str, stdin: str | None = None) -> str:
+    if REDIS_CLI is None:
+        pytest.skip("redis-cli is not installed (Debian: apt-get install redis-tools)")
+    done = subprocess.run(
+        [REDIS_CLI, "-h", "127.0.0.1", "-p", str(node.resp_port), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_redis_cli_commands_and_replies(node: SynapProcess) -> None:
+    assert cli(node, "ping") == "PONG\n"
+    assert cli(node, "set", "cli:greeting", "hello world") == "OK\n"
+    assert cli(node, "get", "cli:greeting") == "hello world\n"
+    assert cli(node, "incr", "cli:counter") == "1\n"
+    assert cli(node, "incrby", "cli:counter", "41") == "42\n"
+    assert cli(node, "mget", "cli:greeting", "cli:missing") == "hello world\n\n"
+    assert cli(node, "dbsize").strip().isdigit()
+
+
+def test_redis_cli_no_raw_formatting(node: SynapProcess) -> None:
+    cli(node, "set", "cli:q", "v")
+    assert cli(node, "--no-raw", "get", "cli:q") == '"v"\n'
+    assert cli(node, "--no-raw", "get", "cli:nothing") == "(nil)\n"
+    assert cli(node, "--no-raw", "incr", "cli:n") == "(integer) 1\n"
+    assert cli(node, "--no-raw", "mget", "cli:q", "cli:nothing") == '1) "v"\n2) (nil)\n'
+    assert cli(node, "--no-raw", "incr", "cli:q") == (
+        "(error) ERR value is not an integer or out of range\n"
+    )
+    assert cli(node, "--no-raw", "nosuchcommand").startswith("(error) ERR unknown command")
+    assert cli(node, "--no-raw", "keys", "cli:q") == '1) "cli:q"\n'
+
+
+def test_redis_cli_info_replication(node: SynapProcess) -> None:
+    text = cli(node, "info", "replication")
+    assert text.startswith("# Replication")
+    fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
+    assert fields["role"] == "master"
+    assert fields["connected_slaves"] == "0"
+    assert len(fields["master_replid"]) == 40
+    assert fields["master_repl_offset"].isdigit()
+
+
+def test_redis_cli_reads_commands_from_stdin(node: SynapProcess) -> None:
+    out = cli(node, stdin="set cli:stdin 1\nincr cli:stdin\nget cli:stdin\n")
+    assert out == "OK\n2\n2\n"
+
+
+def test_redis_cli_hello_3(node: SynapProcess) -> None:
+    out = cli(node, "-3", "--no-raw", "get", "cli:nothing")
+    assert out == "(nil)\n"
+
+
+def test_redis_benchmark_smoke(node: SynapProcess) -> None:
+    if REDIS_BENCHMARK is None:
+        pytest.skip("redis-benchmark is not installed (Debian: apt-get install redis-tools)")
+    done = subprocess.run(
+        [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(node.resp_port)]
+        + ["-n", "2000", "-q", "-t", "set,get", "-P", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # -q prints one final line per test ("SET: 12345.67 requests per second, ...")
+    lines = [line.rsplit("\r", 1)[-1] for line in done.stdout.splitlines()]
+    summary = [line for line in lines if "requests per second" in line]
+    assert [line.split(":")[0].strip() for line in summary] == ["SET", "GET"], done.stdout
+    assert "error" not in done.stdout.lower() + done.stderr.lower()
+    assert int(cli(node, "dbsize")) >= 1  # redis-benchmark's key:__rand_int__

@@ -1,0 +1,148 @@
+"""The published ``synap-sdk`` package, unchanged, against a node: its default HTTP
+transport (``POST /api/v1/command``) and its ``resp3://`` transport (the Redis port,
+``HELLO 3``; ``kv.stats`` travels as ``KVSTATS``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from synap_sdk import SynapClient, SynapConfig
+from synap_sdk.exceptions import SynapException
+
+from tests.support.server import NodeFactory, SynapProcess
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
+    factory = NodeFactory(tmp_path_factory.mktemp("sdk"))
+    try:
+        yield factory(name="sdk")
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture(params=["http", "resp3"])
+def url(request: pytest.FixtureRequest, node: SynapProcess) -> str:
+    if request.param == "http":
+        return node.http_url
+    return f"resp3://127.0.0.1:{node.resp_port}"
+
+
+@pytest.fixture
+def k(request: pytest.FixtureRequest) -> str:
+    return request.node.name.replace("[", "(").replace("]", ")") + ":"
+
+
+def run(url: str, scenario: Callable[[SynapClient], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with SynapClient(SynapConfig(url, timeout=10)) as client:
+            return await asyncio.wait_for(scenario(client), timeout=30)
+
+    return asyncio.run(main())
+
+
+def test_sdk_set_get_delete_exists(url: str, k: str) -> None:
+    async def scenario(c: SynapClient) -> None:
+        await c.kv.set(k + "s", "hello")
+        await c.kv.set(k + "obj", {"name": "synap", "tags": ["a", "b"]})
+        await c.kv.set(k + "num", 3.5)
+        assert await c.kv.get(k + "s") == "hello"
+        assert await c.kv.get(k + "obj") == {"name": "synap", "tags": ["a", "b"]}
+        assert await c.kv.get(k + "num") == 3.5
+        assert await c.kv.get(k + "missing") is None
+        assert await c.kv.exists(k + "s") is True
+        assert await c.kv.exists(k + "missing") is False
+        await c.kv.delete(k + "s")
+        assert await c.kv.exists(k + "s") is False
+        assert await c.kv.get(k + "s") is None
+
+    run(url, scenario)
+
+
+def test_sdk_incr_decr(url: str, k: str) -> None:
+    async def scenario(c: SynapClient) -> None:
+        assert await c.kv.incr(k + "n") == 1
+        assert await c.kv.incr(k + "n", 10) == 11
+        assert await c.kv.decr(k + "n") == 10
+        assert await c.kv.decr(k + "n", 4) == 6
+        await c.kv.set(k + "text", "abc")
+        with pytest.raises(SynapException, match="not an integer"):
+            await c.kv.incr(k + "text")
+
+    run(url, scenario)
+
+
+def test_sdk_ttl_and_expire(url: str, k: str) -> None:
+    async def scenario(c: SynapClient) -> None:
+        await c.kv.set(k + "t", "v", ttl=100)
+        ttl = await c.send_command("kv.ttl", {"key": k + "t"})
+        assert 99 <= ttl["ttl"] <= 100
+        await c.kv.set(k + "e", "v")
+        # The HTTP envelope reads "ttl", the resp3 mapping reads "seconds": send both.
+        expired = await c.send_command("kv.expire", {"key": k + "e", "ttl": 50, "seconds": 50})
+        assert expired.get("result", expired.get("success")) is True
+        ttl = await c.send_command("kv.ttl", {"key": k + "e"})
+        assert 49 <= ttl["ttl"] <= 50
+        await c.kv.set(k + "short", "v", ttl=1)
+        for _ in range(50):
+            if not await c.kv.exists(k + "short"):
+                break
+            await asyncio.sleep(0.1)
+        assert await c.kv.get(k + "short") is None
+
+    run(url, scenario)
+
+
+def test_sdk_keys_and_scan(url: str, k: str) -> None:
+    async def scenario(c: SynapClient) -> None:
+        for i in range(5):
+            await c.kv.set(f"{k}item:{i}", i)
+        await c.kv.set(k + "other", "x")
+        keys = await c.send_command("kv.keys", {"pattern": k + "item:*"})
+        assert sorted(keys["keys"]) == [f"{k}item:{i}" for i in range(5)]
+        assert sorted(await c.kv.scan(k + "item:")) == [f"{k}item:{i}" for i in range(5)]
+        assert len(await c.kv.scan(k, limit=2)) == 2
+        assert sorted(await c.kv.scan(k)) == sorted(
+            [f"{k}item:{i}" for i in range(5)] + [k + "other"]
+        )
+
+    run(url, scenario)
+
+
+def test_sdk_stats(url: str, k: str) -> None:
+    async def scenario(c: SynapClient) -> dict[str, Any]:
+        await c.kv.set(k + "s", "v")
+        await c.kv.get(k + "s")
+        return await c.kv.stats()
+
+    stats = run(url, scenario)
+    assert {"total_keys", "total_memory_bytes", "operations", "hit_rate"} <= set(stats)
+    assert stats["total_keys"] >= 1
+    assert stats["operations"]["sets"] >= 1 and stats["operations"]["gets"] >= 1
+    assert isinstance(stats["hit_rate"], float)
+
+
+def test_sdk_health(node: SynapProcess) -> None:
+    async def scenario(c: SynapClient) -> dict[str, Any]:
+        return await c.health()
+
+    assert run(node.http_url, scenario)["status"] == "healthy"
+
+
+def test_values_written_by_one_transport_read_by_the_other(node: SynapProcess, k: str) -> None:
+    http, resp3 = node.http_url, f"resp3://127.0.0.1:{node.resp_port}"
+
+    async def write(c: SynapClient) -> None:
+        await c.kv.set(k + "doc", {"list": [1, 2, 3], "ok": True})
+        await c.kv.set(k + "str", "plain")
+
+    async def read(c: SynapClient) -> tuple[Any, Any]:
+        return await c.kv.get(k + "doc"), await c.kv.get(k + "str")
+
+    run(http, write)
+    assert run(resp3, read) == ({"list": [1, 2, 3], "ok": True}, "plain")
+    run(resp3, write)
+    assert run(http, read) == ({"list": [1, 2, 3], "ok": True}, "plain")
