@@ -172,7 +172,7 @@ def decide_sync(
 # Nonces have a fixed length, so the concatenations are unambiguous.
 #
 # This authenticates the handshake only. The stream after it is neither encrypted nor
-# MAC'd: run replication over a private network or a TLS tunnel when that matters.
+# MAC'd: turn on `tls.replication` (synap/tls.py) when that matters.
 
 _REPLICA_LABEL = b"synap-replication-v1 replica proof\x00"
 _MASTER_LABEL = b"synap-replication-v1 master proof\x00"

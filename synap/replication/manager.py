@@ -363,7 +363,7 @@ class ReplicationManager:
         replicas = []
         if self.master_server is not None:
             for r in self.master_server.replicas_info():
-                host, _, port = (r["listen_address"] or r["address"]).rpartition(":")
+                host, port = _redis_endpoint(r)
                 replicas.append([host, port, str(r["offset"])])
         return ["master", history.offset, replicas]
 
@@ -379,7 +379,7 @@ class ReplicationManager:
         fields.append(("connected_slaves", len(replicas)))
         now = time.time()
         for i, r in enumerate(replicas):
-            host, _, port = (r["listen_address"] or r["address"]).rpartition(":")
+            host, port = _redis_endpoint(r)
             lag = int(now - r["last_heartbeat"]) if r["last_heartbeat"] else 0
             fields.append(
                 (
@@ -431,3 +431,12 @@ class ReplicationManager:
 
     async def failover_http(self, body: dict[str, Any]) -> dict[str, Any]:
         raise CommandError(f"ERR not supported by this server: {self._FAILOVER_HINT}")
+
+
+def _redis_endpoint(replica: dict[str, Any]) -> tuple[str, str]:
+    """Host and Redis-protocol port of a replica for INFO/ROLE (its HTTP port if it has no
+    Redis-protocol listener)."""
+    host, _, port = replica["address"].rpartition(":")
+    if replica.get("resp_port"):
+        port = str(replica["resp_port"])
+    return host, port

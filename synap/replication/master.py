@@ -352,6 +352,7 @@ class ReplicaConnection(asyncio.Protocol):
             "id": self.replica_id,
             "address": self.address,
             "listen_address": s.listen_address,
+            "resp_port": s.hello.resp_port if s.hello is not None else None,
             "peer_address": self.peer,
             "offset": s.acked_offset,
             "lag_operations": s.lag_operations(master_offset),

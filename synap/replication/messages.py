@@ -143,20 +143,22 @@ class Hello:
     listen_address: str | None
     replid: str
     offset: int
+    # The replica's Redis-protocol port, for INFO/ROLE (Redis: REPLCONF listening-port).
+    # Optional trailing field: absent when the replica has no Redis-protocol listener.
+    resp_port: int | None = None
 
     def encode(self) -> bytes:
-        return encode_frame(
-            _packb(
-                [
-                    int(self.TYPE),
-                    self.version,
-                    self.replica_id,
-                    self.listen_address,
-                    self.replid,
-                    self.offset,
-                ]
-            )
-        )
+        fields: list[Any] = [
+            int(self.TYPE),
+            self.version,
+            self.replica_id,
+            self.listen_address,
+            self.replid,
+            self.offset,
+        ]
+        if self.resp_port is not None:
+            fields.append(self.resp_port)
+        return encode_frame(_packb(fields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +383,9 @@ def _decode_hello(f: list[Any]) -> Hello:
     version = _uint(f[1], "HELLO version")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersion(version)
-    _expect_fields(f, 6, "HELLO")
+    if len(f) != 7:
+        _expect_fields(f, 6, "HELLO")
+    resp_port = _uint(f[6], "HELLO resp_port", 65535) if len(f) == 7 else None
     address = f[3]
     if address is not None:
         address = _name(address, "HELLO listen_address")
@@ -391,6 +395,7 @@ def _decode_hello(f: list[Any]) -> Hello:
         listen_address=address,
         replid=_replid(f[4], "HELLO replid", allow_none=True),
         offset=_uint(f[5], "HELLO offset"),
+        resp_port=resp_port,
     )
 
 

@@ -202,6 +202,7 @@ class ReplicaLink:
         self.last_io: float | None = None
         self.link_down_since: float | None = time.time()
         self.bytes_received = 0
+        self.known_master_offset = 0  # newest master offset heard on any connection
         self.records_applied = 0
         self.failed_syncs = 0
         # True once this link synced (full or partial): the node's history is then the
@@ -279,6 +280,8 @@ class ReplicaLink:
             max_frame_bytes=frame_limit_for(node.config.kv_store.max_value_bytes),
             master_timeout_ms=cfg.replica_timeout_secs * 1000,
         )
+        if node.resp_address is not None:
+            session.resp_port = node.resp_address[1]
         loop = asyncio.get_running_loop()
         self.state = "connecting"
         try:
@@ -368,9 +371,17 @@ class ReplicaLink:
         history = self.manager.node.history
         conn = self.connection
         session = conn.session if conn is not None else None
-        master_offset = max(session.master_offset, history.offset) if session else history.offset
+        if session is not None:
+            self.known_master_offset = max(self.known_master_offset, session.master_offset)
+        master_offset = max(self.known_master_offset, history.offset)
         lag_ops = max(0, master_offset - history.offset)
-        lag_ms = session.lag_ms if session is not None and self.connected else 0
+        if session is not None and self.connected:
+            lag_ms = session.lag_ms
+        elif self.link_down_since is not None and history.offset:
+            # Disconnected: our data is at least as old as the link's failure.
+            lag_ms = int((time.time() - self.link_down_since) * 1000)
+        else:
+            lag_ms = 0
         progress = session.snapshot_progress if session is not None else None
         return {
             "role": "replica",
@@ -378,7 +389,10 @@ class ReplicaLink:
             "master_offset": master_offset,
             "lag_operations": lag_ops,
             "lag_ms": lag_ms,
-            "total_replicated": self.records_applied,
+            # The spec's example shows total_replicated == replica_offset: every record of
+            # the master's history this replica holds (by full sync or streaming).
+            "total_replicated": history.offset,
+            "records_streamed": self.records_applied,
             "total_bytes": self.bytes_received,
             "connected": self.connected,
             "last_heartbeat": int(self.last_heartbeat) if self.last_heartbeat else None,

@@ -215,6 +215,7 @@ class ReplicaSession(SessionBase):
         self._secret = check_secret(secret)
         self.replica_id = replica_id
         self.listen_address = listen_address
+        self.resp_port: int | None = None  # announced in HELLO when set before initiate()
         self.state = ReplicaState.CONNECTING
         self.max_frame_bytes = max_frame_bytes
         self.handshake_timeout_ms = handshake_timeout_ms
@@ -246,7 +247,12 @@ class ReplicaSession(SessionBase):
         if self.state is not ReplicaState.CONNECTING:
             raise LocalProtocolError("HELLO was already sent on this session")
         frame = Hello(
-            PROTOCOL_VERSION, self.replica_id, self.listen_address, self.replid, self.offset
+            PROTOCOL_VERSION,
+            self.replica_id,
+            self.listen_address,
+            self.replid,
+            self.offset,
+            self.resp_port,
         ).encode()
         self._hello_body = frame[4:]
         self._started_ms = now_ms
