@@ -388,7 +388,7 @@ class ReplicationManager:
                 )
             )
         fields += [
-            ("master_failover_state", "no-failover"),
+            ("master_failover_state", self._failover_state()),
             ("master_replid", history.replid),
             ("master_replid2", history.replid2),
             ("master_repl_offset", history.offset),
@@ -399,6 +399,14 @@ class ReplicationManager:
             ("repl_backlog_histlen", len(self.backlog)),
         ]
         return fields
+
+    def _failover_state(self) -> str:
+        """Redis's master_failover_state: a lease pause (waiting for the target to catch
+        up) reads as waiting-for-sync, the open-ended fence as failover-in-progress."""
+        roles = self.node.roles
+        if not roles.writes_paused:
+            return "no-failover"
+        return "failover-in-progress" if roles.writes_paused_for is None else "waiting-for-sync"
 
     # ---------------------------------------------------------------- WAIT
     async def wait(self, wanted: int, timeout_ms: int) -> bytes:
