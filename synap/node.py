@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,14 @@ class Node:
         from synap.persistence import PersistenceError
         from synap.persistence.lock import DataDirLocked
 
+        # The newest replayed records refill the replication log, so that replicas that
+        # were behind when we stopped can still continue by partial sync.
+        replayed: deque[tuple[int, bytes]] = deque(maxlen=self.config.replication.log_max_ops)
         try:
             self.persistence.open()
-            state = self.persistence.recover(self.keyspace)
+            state = self.persistence.recover(
+                self.keyspace, lambda offset, record: replayed.append((offset, record))
+            )
         except (DataDirLocked, PersistenceError) as exc:
             raise StartupError(str(exc)) from None
         self._persistence_open = True
@@ -143,6 +149,7 @@ class Node:
         elif state.replid:
             self.history.replid = state.replid
             self.history.offset = state.offset
+            self.replication.seed_log(list(replayed))
             if state.replid2:
                 self.history.replid2 = state.replid2
                 self.history.second_offset = state.second_offset

@@ -24,6 +24,8 @@ pay for it (see ``RespConnection._receive_part`` and ``_track_boundary``).
 
 from __future__ import annotations
 
+import re
+
 # Redis's proto-max-bulk-len default: the longest bulk string a request may declare.
 PROTO_MAX_BULK_LEN = 512 * 1024 * 1024
 # Redis: PROTO_INLINE_MAX_SIZE.  Inline commands and the digits of a "*<count>" or
@@ -130,16 +132,15 @@ class RequestFraming:
 
 def may_declare_many_args(data: bytes) -> bool:
     """Whether ``data`` may hold a ``*<count>`` of MAX_ARGS' magnitude (a "*" followed by
-    as many digits).  A quick look before hiredis allocates a list for the count; a hit
-    (also from a value that happens to contain such bytes) only means "check properly"."""
-    digits = _MAX_ARGS_DIGITS
-    find = data.find
-    at = find(b"*")
-    while at >= 0:
-        if data[at + 1 : at + 1 + digits].isdigit():
-            return True
-        at = find(b"*", at + 1)
-    return False
+    as many digits, or by digits up to the end of the read).  A quick look before hiredis
+    allocates a list for the count; a hit (also from a value that happens to contain such
+    bytes) only means "check properly".  One regex scan: this runs on every read."""
+    return _MANY_ARGS.search(data) is not None
+
+
+_MANY_ARGS = re.compile(
+    rb"\*(?:[0-9]{%d}|[0-9]{1,%d}\Z)" % (_MAX_ARGS_DIGITS, _MAX_ARGS_DIGITS - 1)
+)
 
 
 def ends_with_request(data: bytes, request: list[bytes]) -> bool:
@@ -148,6 +149,13 @@ def ends_with_request(data: bytes, request: list[bytes]) -> bool:
     Used to confirm cheaply that a read ended exactly after its last complete request
     (clients encode requests canonically).  False when unsure; the caller then follows
     the read with :class:`RequestFraming`."""
+    for arg in request:
+        if type(arg) is not bytes:
+            return False
+    if sum(map(len, request)) <= 4096:
+        # The common case (this runs after every read): build the encoding, compare once.
+        tail = b"".join([b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in request])
+        return data.endswith(b"*%d\r\n%s" % (len(request), tail))
     view = memoryview(data)
     end = len(data)
     for arg in reversed(request):

@@ -304,8 +304,9 @@ class Commands:
 
     def mset(self, pairs: list[tuple[bytes, bytes]], *, nx: bool = False) -> bool:
         self.check_writable()
+        check_size = self._check_size
         for key, value in pairs:
-            self._begin_write(key, value)
+            check_size(key, value)
         now = now_ms()
         ks = self.keyspace
         if nx and any(ks.lookup(k, now) is not None for k, _ in pairs):

@@ -55,7 +55,14 @@ from synap.persistence.snapshot import (
     write_snapshot,
     write_snapshot_temp,
 )
-from synap.persistence.wal import WAL_MAGIC, FsyncMode, WriteAheadLog, list_segments, now_ms
+from synap.persistence.wal import (
+    WAL_MAGIC,
+    FsyncMode,
+    WriteAheadLog,
+    iter_segment,
+    list_segments,
+    now_ms,
+)
 from synap.store.effects import CorruptRecord, apply_record
 from synap.store.keyspace import Keyspace
 
@@ -132,9 +139,14 @@ class Persistence:
         except OSError as exc:
             raise PersistenceError(f"cannot clean data directory {self.directory}: {exc}") from exc
 
-    def recover(self, keyspace: Keyspace) -> RecoveredState:
+    def recover(
+        self, keyspace: Keyspace, on_record: Callable[[int, bytes], None] | None = None
+    ) -> RecoveredState:
         """Load the newest valid snapshot into ``keyspace``, replay the WAL after it, and
         open the WAL for appends at the next offset.
+
+        ``on_record(offset, record)`` sees every replayed record (the node refills its
+        replication log with them, so replicas can partial-sync after a restart).
 
         Raises PersistenceError only when the directory cannot give a trustworthy
         dataset (see the module docstring); damaged WAL tails are repaired and logged."""
@@ -149,6 +161,16 @@ class Persistence:
         keyspace.replace(snap.data, snap.expires)
         offset = snap.offset
         replayed = 0
+        if on_record is not None:
+            # Records the snapshot already covers (segments are kept back to the older
+            # snapshot) are read, not applied: they only refill the replication log.
+            for segment in list_segments(self.directory):
+                if segment.first_offset > snap.offset:
+                    break
+                for record_offset, record in iter_segment(segment.path):
+                    if record_offset > snap.offset:
+                        break
+                    on_record(record_offset, record)
         for record_offset, record in self.wal.replay(after=snap.offset):
             try:
                 apply_record(keyspace, record)
@@ -163,6 +185,8 @@ class Persistence:
                 ) from exc
             offset = record_offset
             replayed += 1
+            if on_record is not None:
+                on_record(record_offset, record)
         report = self.wal.last_replay
         self.wal.open_for_append(offset + 1)
         self._snapshotted = Position(snap.replid, snap.offset, snap.replid2, snap.second_offset)

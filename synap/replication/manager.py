@@ -46,6 +46,7 @@ class ReplicationManager:
         self.started_empty = False
         # Serialises promotions (they await the listener start).
         self._role_lock = asyncio.Lock()
+        self._seed: list[tuple[int, bytes]] = []  # WAL records to refill the log at start
         node.history.subscribe(self._on_record, self._on_records)
 
     # ---------------------------------------------------------------- records
@@ -65,6 +66,20 @@ class ReplicationManager:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.backlog.reset(self.node.history.offset)
+        seed = self._seed
+        self._seed = []
+        # Keep the contiguous run of offsets that ends at our offset.
+        start = len(seed)
+        while start > 0 and seed[start - 1][0] == self.node.history.offset - (len(seed) - start):
+            start -= 1
+        seed = seed[start:]
+        if seed:
+            self.backlog.reset(seed[0][0] - 1)
+            self.backlog.extend([record for _, record in seed])
+            log.info(
+                "replication log refilled from the WAL: offsets %d..%d",
+                self.backlog.first_offset, self.backlog.last_offset,
+            )  # fmt: skip
         self.started_empty = self.node.history.offset == 0 and len(self.node.keyspace) == 0
         role = self.initial_role
         if role is Role.MASTER:
@@ -77,6 +92,10 @@ class ReplicationManager:
             self._start_replica_link(host, port)
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
+
+    def seed_log(self, records: list[tuple[int, bytes]]) -> None:
+        """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
+        self._seed = records
 
     # ---------------------------------------------------------------- safety
     def refuse_full_sync_reason(self, replica_replid: str, next_offset: int) -> str | None:

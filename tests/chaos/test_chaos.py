@@ -40,6 +40,8 @@ After ``CHAOS_SECONDS`` the faults are healed and the writers stopped. Asserted:
 ``make chaos`` runs it for 600 s; CI runs ``CHAOS_SECONDS`` (default 40).  A failure
 prints the seed; ``CHAOS_SEED=<seed> CHAOS_SECONDS=<s> pytest -s tests/chaos`` replays
 the same schedule of faults (the timing of the writers still varies).
+``CHAOS_FAULTS=cut,pause,delay,freeze`` draws only from those kinds (then no full sync
+beyond the first one per replica is allowed at all).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ from tests.support.server import NodeFactory, SynapProcess, wait_for
 
 CHAOS_SECONDS = float(os.environ.get("CHAOS_SECONDS", "40"))
 CHAOS_SEED = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+# Relative weights of the fault kinds; CHAOS_FAULTS=cut,pause,delay,freeze keeps a subset.
+FAULT_WEIGHTS = {"cut": 4, "pause": 4, "delay": 3, "freeze": 3, "restart": 2, "master-crash": 1}
+FAULTS = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(FAULT_WEIGHTS)).split(",") if f]
 MAX_CONCURRENT_FAULTS = 2
 CONVERGE_TIMEOUT_S = 90.0
 
@@ -238,9 +243,7 @@ class Chaos:
             self.log(f"end {fault.kind} {fault.target}")
         if len(self.active) >= MAX_CONCURRENT_FAULTS or self.rng.random() < 0.3:
             return
-        kinds = ["cut", "pause", "delay", "freeze", "restart", "master-crash"]
-        weights = [4, 4, 3, 3, 2, 1]
-        kind = self.rng.choices(kinds, weights)[0]
+        kind = self.rng.choices(FAULTS, [FAULT_WEIGHTS[f] for f in FAULTS])[0]
         replica = self.rng.choice(self.replicas)
         proxy = self.proxies[replica.name]
         hold = self.rng.uniform(0.3, 6.0)
@@ -370,7 +373,9 @@ def classify_full_syncs(
 @pytest.mark.timeout(int(CHAOS_SECONDS) + 300)
 def test_chaos(node_factory: NodeFactory) -> None:
     seed, seconds = CHAOS_SEED, CHAOS_SECONDS
-    print(f"\nCHAOS_SEED={seed} CHAOS_SECONDS={seconds:g}")
+    unknown = set(FAULTS) - set(FAULT_WEIGHTS)
+    assert not unknown, f"CHAOS_FAULTS: unknown {sorted(unknown)}; known: {list(FAULT_WEIGHTS)}"
+    print(f"\nCHAOS_SEED={seed} CHAOS_SECONDS={seconds:g} CHAOS_FAULTS={','.join(FAULTS)}")
     rng = random.Random(seed)
     master = node_factory.master("master", config=MASTER_CONFIG)
     proxies = {name: node_factory.proxy(master) for name in ("replica1", "replica2")}
@@ -418,7 +423,8 @@ def test_chaos(node_factory: NodeFactory) -> None:
             assert "Traceback" not in node.log_text(), f"{node.name} logged a traceback"
     except BaseException as exc:
         raise AssertionError(
-            f"chaos failed: CHAOS_SEED={seed} CHAOS_SECONDS={seconds:g}: {exc}\n"
+            f"chaos failed: CHAOS_SEED={seed} CHAOS_SECONDS={seconds:g} "
+            f"CHAOS_FAULTS={','.join(FAULTS)}: {exc}\n"
             f"events:\n" + "\n".join(chaos.events)
         ) from exc
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from tests.support.checks import digest
 from tests.support.ports import HOST
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
@@ -44,10 +45,6 @@ def memory_kb(node: SynapProcess, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} in /proc/{node.pid}/status")
-
-
-def digest(node: SynapProcess) -> str:
-    return str(node.http.get("/api/replication/digest").json()["digest"])
 
 
 def write_through(master: SynapProcess, total_mb: int) -> float:

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import faultproxy
+from tests.support.checks import assert_same_data, digest, syncs
 from tests.support.ports import HOST, release_port, reserve_port
-from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
+from tests.support.server import NodeFactory, SynapProcess, wait_for
 
 TIMEOUT_S = 2
 FAST = {
@@ -32,24 +33,6 @@ SLACK_S = 2.0
 
 def config(**replication: object) -> dict:
     return {"replication": {**FAST, **replication}}
-
-
-def digest(node: SynapProcess) -> str:
-    return str(node.http.get("/api/replication/digest").json()["digest"])
-
-
-def assert_same_data(
-    master: SynapProcess, replicas: list[SynapProcess], timeout: float = 30
-) -> None:
-    wait_caught_up(master, replicas, timeout)
-    expected = digest(master)
-    for replica in replicas:
-        assert digest(replica) == expected, f"{replica.name} differs from {master.name}"
-
-
-def syncs(node: SynapProcess) -> tuple[int, int]:
-    stats = node.stats()
-    return stats["full_syncs"], stats["partial_syncs"]
 
 
 def fill(node: SynapProcess, count: int, prefix: str = "key") -> None:

@@ -11,8 +11,9 @@ import time
 import pytest
 import redis
 
+from tests.support.checks import assert_same_data, digest, syncs
 from tests.support.ports import HOST
-from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
+from tests.support.server import NodeFactory, wait_caught_up, wait_for
 
 FAST = {
     "heartbeat_interval_ms": 100,
@@ -24,24 +25,6 @@ READONLY = b"-READONLY You can't write against a read only replica.\r\n"
 
 def config(**replication: object) -> dict:
     return {"replication": {**FAST, **replication}}
-
-
-def digest(node: SynapProcess) -> str:
-    return str(node.http.get("/api/replication/digest").json()["digest"])
-
-
-def assert_same_data(
-    master: SynapProcess, replicas: list[SynapProcess], timeout: float = 30
-) -> None:
-    wait_caught_up(master, replicas, timeout)
-    expected = digest(master)
-    for replica in replicas:
-        assert digest(replica) == expected, f"{replica.name} differs from {master.name}"
-
-
-def syncs(node: SynapProcess) -> tuple[int, int]:
-    stats = node.stats()
-    return stats["full_syncs"], stats["partial_syncs"]
 
 
 def resp_command(port: int, *args: bytes) -> bytes:

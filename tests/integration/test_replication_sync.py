@@ -13,7 +13,8 @@ import threading
 
 import pytest
 
-from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
+from tests.support.checks import assert_same_data, syncs
+from tests.support.server import NodeFactory, SynapProcess, wait_for
 
 FAST = {
     "heartbeat_interval_ms": 100,
@@ -24,27 +25,6 @@ FAST = {
 
 def config(**replication: object) -> dict:
     return {"replication": {**FAST, **replication}}
-
-
-def digest(node: SynapProcess) -> str:
-    body = node.http.get("/api/replication/digest").json()
-    return str(body["digest"])
-
-
-def assert_same_data(
-    master: SynapProcess, replicas: list[SynapProcess], timeout: float = 30
-) -> int:
-    """Wait until every replica holds the master's offset; then the digests must match."""
-    offset = wait_caught_up(master, replicas, timeout)
-    expected = digest(master)
-    for replica in replicas:
-        assert digest(replica) == expected, f"{replica.name} differs from {master.name}"
-    return offset
-
-
-def syncs(node: SynapProcess) -> tuple[int, int]:
-    stats = node.stats()
-    return stats["full_syncs"], stats["partial_syncs"]
 
 
 def fill(node: SynapProcess, count: int, prefix: str = "key", size: int = 32) -> None:
