@@ -47,7 +47,10 @@ class ReplicationManager:
         # Serialises promotions (they await the listener start).
         self._role_lock = asyncio.Lock()
         self._seed: list[tuple[int, bytes]] = []  # WAL records to refill the log at start
-        node.history.subscribe(self._on_record, self._on_records)
+        # Only masters and replicas keep a replication log (Redis, too, allocates its
+        # backlog only once replication starts): a standalone node pays neither the
+        # memory nor the append on its write path.
+        self._logging = False
 
     # ---------------------------------------------------------------- records
     def _on_record(self, offset: int, record: bytes) -> None:
@@ -64,10 +67,26 @@ class ReplicationManager:
             server.notify()
 
     # ---------------------------------------------------------------- lifecycle
+    def _enable_log(self) -> None:
+        if not self._logging:
+            self.backlog.reset(self.node.history.offset)
+            self.node.history.subscribe(self._on_record, self._on_records)
+            self._logging = True
+
+    def _disable_log(self) -> None:
+        if self._logging:
+            self.node.history.unsubscribe(self._on_record)
+            self.backlog.reset(self.node.history.offset)  # frees the records
+            self._logging = False
+
     async def start(self) -> None:
         self.backlog.reset(self.node.history.offset)
         seed = self._seed
         self._seed = []
+        if self.initial_role is not Role.STANDALONE:
+            self._enable_log()
+        else:
+            seed = []
         # Keep the contiguous run of offsets that ends at our offset.
         start = len(seed)
         while start > 0 and seed[start - 1][0] == self.node.history.offset - (len(seed) - start):
@@ -229,6 +248,7 @@ class ReplicationManager:
                 history.shift()
                 self.persist_identity()
             self.started_empty = False
+            self._enable_log()
             roles.transition(Role.MASTER, reason)
             self.node.keyspace.expire_on_access = True
             if self.master_server is not None:
@@ -265,6 +285,7 @@ class ReplicationManager:
             roles.transition(Role.REPLICA, reason, address)
         except IllegalTransition as exc:
             raise CommandError(f"ERR {exc}") from None
+        self._enable_log()
         link = self.replica_link
         self.replica_link = None
         if link is not None:
@@ -292,6 +313,7 @@ class ReplicationManager:
             self.master_server = None
             asyncio.get_running_loop().create_task(server.stop())
         roles.transition(Role.STANDALONE, "replication stopped")
+        self._disable_log()
         self.node.keyspace.expire_on_access = True
         return {"success": True, "role": "standalone"}
 

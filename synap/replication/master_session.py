@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import enum
 import zlib
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, islice, repeat
-from operator import add, itemgetter
 from typing import Any
 
 from synap.replication.framing import HANDSHAKE_MAX_FRAME_BYTES, LocalProtocolError
@@ -67,8 +64,6 @@ SNAPSHOT_CHUNK_BYTES = 64 * 1024
 # Per-entry overhead used to estimate a chunk's encoded size: msgpack headers of the
 # triple, the two bins and the integer.
 _ENTRY_OVERHEAD = 16
-# Entries sized together by batch_entries.
-_GROUP_ENTRIES = 1024
 
 
 class MasterState(enum.Enum):
@@ -140,28 +135,16 @@ def batch_entries(
     """Group ``(key, value, expire_at_ms)`` entries into chunks of about ``target_bytes``.
 
     Every chunk holds at least one entry, so a single huge value becomes one chunk.
-    A chunk ends with the entry that brings it to ``target_bytes`` or more.
     """
-    # A full sync cuts 1M entries: sizes are summed in C (map/accumulate) a group at a
-    # time, and the chunk ends are found by bisecting the running sums.
-    it = iter(entries)
     batch: list[Sequence[Any]] = []
-    size = 0  # of `batch`, which continues into the next group
-    while group := list(islice(it, _GROUP_ENTRIES)):
-        sizes = map(len, map(itemgetter(0), group)), map(len, map(itemgetter(1), group))
-        # running[j] = size of the chunk so far once group[:j] is added to it
-        running = list(
-            accumulate(map(add, map(add, *sizes), repeat(_ENTRY_OVERHEAD)), initial=size)
-        )
-        start = 0  # group[start:] is not in a yielded chunk yet
-        base = 0  # running[] value at which the current chunk began
-        while (end := bisect_left(running, base + target_bytes, start + 1)) <= len(group):
-            batch += group[start:end]
+    size = 0
+    for entry in entries:
+        batch.append(entry)
+        size += len(entry[0]) + len(entry[1]) + _ENTRY_OVERHEAD
+        if size >= target_bytes:
             yield batch
             batch = []
-            start, base = end, running[end]
-        batch += group[start:]
-        size = running[-1] - base
+            size = 0
     if batch:
         yield batch
 

@@ -22,7 +22,6 @@ import random
 import ssl
 import time
 import uuid
-from itertools import compress
 from typing import TYPE_CHECKING, Any, cast
 
 from synap.replication.framing import frame_limit_for
@@ -101,13 +100,12 @@ class _MasterConnection(asyncio.Protocol):
                     return
                 applied = True
             elif isinstance(event, SnapshotChunkReceived):
-                if self._loading is not None and event.entries:
+                if self._loading is not None:
                     data_, expires = self._loading
-                    # A column at a time, in C (a full sync loads 1M entries).
-                    keys, values, expire_at = zip(*event.entries, strict=True)
-                    data_.update(zip(keys, values, strict=True))
-                    if any(expire_at):
-                        expires.update(compress(zip(keys, expire_at, strict=True), expire_at))
+                    for key, value, expire_at in event.entries:
+                        data_[key] = value
+                        if expire_at:
+                            expires[key] = expire_at
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
