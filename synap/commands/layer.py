@@ -344,6 +344,14 @@ class Commands:
             self._commit([[OP_DEL, key]])
         return value
 
+    def _store_keeping_ttl(self, key: bytes, value: bytes, existed: bool) -> None:
+        """Commit a new value for ``key`` that keeps its expiry (INCR, APPEND...)."""
+        ks = self.keyspace
+        expiry = ks.expiry_of(key) if existed else 0
+        ks.put(key, value, expiry)
+        self.stats.sets += 1
+        self._commit([[OP_SET, key, value, expiry]])
+
     def incr_by(self, key: bytes, delta: int) -> int:
         self._begin_write(key)
         now = now_ms()
@@ -355,10 +363,7 @@ class Commands:
             self.flush_removed()
             raise CommandError(OVERFLOW)
         value = b"%d" % result
-        expiry = ks.expiry_of(key) if old is not None else 0
-        ks.put(key, value, expiry)
-        self.stats.sets += 1
-        self._commit([[OP_SET, key, value, expiry]])
+        self._store_keeping_ttl(key, value, old is not None)
         return result
 
     def incr_by_float(self, key: bytes, delta: float) -> bytes:
@@ -372,10 +377,7 @@ class Commands:
             self.flush_removed()
             raise CommandError("ERR increment would produce NaN or Infinity")
         value = format_float(result)
-        expiry = ks.expiry_of(key) if old is not None else 0
-        ks.put(key, value, expiry)
-        self.stats.sets += 1
-        self._commit([[OP_SET, key, value, expiry]])
+        self._store_keeping_ttl(key, value, old is not None)
         return value
 
     def append(self, key: bytes, suffix: bytes) -> int:
@@ -387,10 +389,7 @@ class Commands:
         if len(value) > self.limits.max_value_bytes:
             self.flush_removed()
             raise CommandError("ERR string exceeds maximum allowed size")
-        expiry = ks.expiry_of(key) if old is not None else 0
-        ks.put(key, value, expiry)
-        self.stats.sets += 1
-        self._commit([[OP_SET, key, value, expiry]])
+        self._store_keeping_ttl(key, value, old is not None)
         return len(value)
 
     def expire_at(self, key: bytes, at_ms: int, flags: ExpireFlags | None = None) -> bool:
