@@ -128,12 +128,15 @@ class Node:
         from synap.persistence.lock import DataDirLocked
 
         # The newest replayed records refill the replication log, so that replicas that
-        # were behind when we stopped can still continue by partial sync.
+        # were behind when we stopped can still continue by partial sync.  A standalone
+        # node keeps no log, so it skips reading the records its snapshot covers.
         replayed: deque[tuple[int, bytes]] = deque(maxlen=self.config.replication.log_max_ops)
+        keeps_log = self.replication.initial_role is not Role.STANDALONE
         try:
             self.persistence.open()
             state = self.persistence.recover(
-                self.keyspace, lambda offset, record: replayed.append((offset, record))
+                self.keyspace,
+                (lambda offset, record: replayed.append((offset, record))) if keeps_log else None,
             )
         except (DataDirLocked, PersistenceError) as exc:
             raise StartupError(str(exc)) from None

@@ -84,9 +84,7 @@ class ReplicationManager:
         seed = self._seed
         self._seed = []
         if self.initial_role is not Role.STANDALONE:
-            self._enable_log()
-        else:
-            seed = []
+            self._enable_log()  # the node seeds records only for roles that keep a log
         # Keep the contiguous run of offsets that ends at our offset.
         start = len(seed)
         while start > 0 and seed[start - 1][0] == self.node.history.offset - (len(seed) - start):

@@ -151,7 +151,6 @@ class ReplicaConnection(asyncio.Protocol):
     def _on_sync_requested(self, request: SyncRequested) -> None:
         manager = self.server.manager
         history = manager.node.history
-        refusal = manager.refuse_full_sync_reason(request.replid, request.next_offset)
         decision = decide_sync(
             request.replid,
             request.next_offset,
@@ -168,6 +167,7 @@ class ReplicaConnection(asyncio.Protocol):
             self._send(self.session.send_continue(history.replid, now_ms()))
             self.catch_up()
             return
+        refusal = manager.refuse_full_sync_reason(request.replid, request.next_offset)
         if refusal is not None:
             log.error("refusing replica %s: %s", self.replica_id, refusal)
             self._send(self.session.close(ErrorCode.REFUSED, refusal))

@@ -94,6 +94,8 @@ class _MasterConnection(asyncio.Protocol):
             log.exception("replication session failed")
             self.abort("internal error in the replication session")
             return
+        # Kept on the link, so stats still know the master's offset once it is gone.
+        link.known_master_offset = max(link.known_master_offset, self.session.master_offset)
         for event in events:
             if isinstance(event, RecordsReceived):
                 if not self._apply(event):
@@ -369,8 +371,6 @@ class ReplicaLink:
         history = self.manager.node.history
         conn = self.connection
         session = conn.session if conn is not None else None
-        if session is not None:
-            self.known_master_offset = max(self.known_master_offset, session.master_offset)
         master_offset = max(self.known_master_offset, history.offset)
         lag_ops = max(0, master_offset - history.offset)
         if session is not None and self.connected:
