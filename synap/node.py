@@ -337,7 +337,8 @@ class Node:
 
     # ------------------------------------------------------------ introspection
     def digest(self) -> str:
-        return dataset_digest(self.keyspace.data, self.keyspace.expires)
+        ks = self.keyspace
+        return dataset_digest(ks.data, ks.expires, ks.json_keys)
 
     def digest_report(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,9 @@
 ``{"command": "kv.set", "request_id": ..., "payload": {...}}`` is answered with
 ``{"success", "request_id", "payload", "error"}``; a failed command is still HTTP 200
 with ``success: false``.  Each ``kv.*`` command maps onto the same command layer calls as
-REST and RESP.
+REST and RESP.  A field the envelope or the command's payload does not know (a typo such
+as ``tll`` for ``ttl``) fails the command with HTTP 400, naming the field, rather than
+being ignored.  Values map to stored bytes as :mod:`synap.api.json_values` describes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ Payload = dict[str, Any]
 
 class BadPayload(CommandError):
     pass
+
+
+class UnknownFields(BadPayload):
+    """The envelope or a payload holds fields the command does not know (HTTP 400)."""
+
+
+def check_fields(given: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """Raise :class:`UnknownFields` naming every field of ``given`` not in ``allowed``."""
+    unknown = [name for name in given if name not in allowed]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        known = ", ".join(sorted(allowed)) or "none"
+        plural = "s" if len(unknown) > 1 else ""
+        raise UnknownFields(f"ERR unknown field{plural} {names} in {where} (known: {known})")
 
 
 def _key(p: Payload, name: str = "key") -> bytes:
@@ -54,7 +70,7 @@ def value_reply(node: Node, key: bytes) -> Payload:
     raw = node.commands.get(key)
     if raw is None:
         return {"found": False, "value": None, "ttl": None}
-    value, encoding = from_stored(raw)
+    value, encoding = from_stored(raw, node.commands.is_json(key))
     ttl = node.commands.ttl(key)
     out: Payload = {"found": True, "value": value, "ttl": ttl if ttl >= 0 else None}
     if encoding:
@@ -66,8 +82,10 @@ def kv_set(node: Node, p: Payload) -> Payload:
     if "value" not in p:
         raise BadPayload("ERR payload field 'value' is required")
     ttl = _ttl_secs(p, "ttl")
+    key = _key(p)
+    value, is_json = to_stored(p["value"], p.get("encoding"))
     expire_at = now_ms() + ttl * 1000 if ttl else 0
-    node.commands.set(_key(p), to_stored(p["value"]), expire_at_ms=expire_at)
+    node.commands.set(key, value, expire_at_ms=expire_at, is_json=is_json)
     return {"success": True}
 
 
@@ -104,33 +122,50 @@ def kv_decr(node: Node, p: Payload) -> Payload:
 
 def kv_mset(node: Node, p: Payload) -> Payload:
     pairs = p.get("pairs")
+    items: list[tuple[Any, Any, Any]] = []
     if isinstance(pairs, dict):
-        items = list(pairs.items())
+        items = [(k, v, None) for k, v in pairs.items()]
     elif isinstance(pairs, list):
-        items = []
         for pair in pairs:
             if isinstance(pair, dict) and "key" in pair and "value" in pair:
-                items.append((pair["key"], pair["value"]))
+                check_fields(pair, _PAIR_FIELDS, "a kv.mset pair")
+                items.append((pair["key"], pair["value"], pair.get("encoding")))
             elif isinstance(pair, list) and len(pair) == 2:
-                items.append((pair[0], pair[1]))
+                items.append((pair[0], pair[1], None))
             else:
                 raise BadPayload('ERR each pair must be {"key": ..., "value": ...}')
     else:
         raise BadPayload("ERR payload field 'pairs' must be a list of {key, value}")
     if not items:
         raise BadPayload("ERR payload field 'pairs' is empty")
-    for key, _ in items:
+    for key, _, _ in items:
         if not isinstance(key, str) or not key:
             raise BadPayload("ERR every key in 'pairs' must be a non-empty string")
-    node.commands.mset([(k.encode(), to_stored(v)) for k, v in items])
+    stored = [to_stored(v, encoding) for _, v, encoding in items]
+    node.commands.mset(
+        [(k.encode(), value) for (k, _, _), (value, _) in zip(items, stored, strict=True)],
+        json_kinds=[is_json for _, is_json in stored],
+    )
     return {"success": True}
 
 
 def kv_mget(node: Node, p: Payload) -> Payload:
-    values = []
-    for raw in node.commands.mget(_keys(p)):
-        values.append(None if raw is None else from_stored(raw)[0])
-    return {"values": values}
+    """``values`` as the SDK reads them, plus ``found`` (a stored JSON null is not a
+    missing key) and ``encodings`` ("base64" for a value that is not UTF-8, else null)."""
+    keys = _keys(p)
+    commands = node.commands
+    values: list[Any] = []
+    found: list[bool] = []
+    encodings: list[str | None] = []
+    for key, raw in zip(keys, commands.mget(keys), strict=True):
+        if raw is None:
+            value, encoding = None, None
+        else:
+            value, encoding = from_stored(raw, commands.is_json(key))
+        values.append(value)
+        found.append(raw is not None)
+        encodings.append(encoding)
+    return {"values": values, "found": found, "encodings": encodings}
 
 
 def _decode_keys(keys: list[bytes]) -> list[str]:
@@ -216,6 +251,39 @@ COMMANDS: dict[str, Callable[[Node, Payload], Payload]] = {
 }
 
 
+_KEY = frozenset({"key"})
+_KEYS = frozenset({"keys"})
+_NONE: frozenset[str] = frozenset()
+_AMOUNT = frozenset({"key", "amount", "delta"})
+_PAIR_FIELDS = frozenset({"key", "value", "encoding"})
+_ENVELOPE_FIELDS = frozenset({"command", "request_id", "payload"})
+
+#: The payload fields each command reads; any other field is refused.
+FIELDS: dict[str, frozenset[str]] = {
+    "kv.set": frozenset({"key", "value", "ttl", "encoding"}),
+    "kv.get": _KEY,
+    "kv.del": _KEY,
+    "kv.delete": _KEY,
+    "kv.mdel": _KEYS,
+    "kv.exists": _KEY,
+    "kv.incr": _AMOUNT,
+    "kv.incrby": _AMOUNT,
+    "kv.decr": _AMOUNT,
+    "kv.decrby": _AMOUNT,
+    "kv.mset": frozenset({"pairs"}),
+    "kv.mget": _KEYS,
+    "kv.scan": frozenset({"prefix", "limit", "count"}),
+    "kv.keys": frozenset({"pattern"}),
+    "kv.dbsize": _NONE,
+    "kv.flushdb": _NONE,
+    "kv.flushall": _NONE,
+    "kv.expire": frozenset({"key", "ttl", "seconds"}),
+    "kv.persist": _KEY,
+    "kv.ttl": _KEY,
+    "kv.stats": _NONE,
+}
+
+
 def execute(node: Node, body: Any) -> tuple[int, Payload]:
     """Run one envelope; returns (HTTP status, response envelope)."""
     if not isinstance(body, dict):
@@ -236,7 +304,12 @@ def execute(node: Node, body: Any) -> tuple[int, Payload]:
         return 200, {"success": False, "request_id": request_id, "payload": None,
                      "error": "'payload' must be a JSON object"}  # fmt: skip
     try:
+        check_fields(body, _ENVELOPE_FIELDS, "the request envelope")
+        check_fields(payload, FIELDS[str(command)], f"the {command} payload")
         result = handler(node, payload)
+    except UnknownFields as exc:
+        return 400, {"success": False, "request_id": request_id, "payload": None,
+                     "error": _error_text(exc)}  # fmt: skip
     except CommandError as exc:
         return 200, {"success": False, "request_id": request_id, "payload": None,
                      "error": _error_text(exc)}  # fmt: skip

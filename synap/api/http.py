@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint
+from synap.api import command_endpoint, json_values
 from synap.api.json_values import to_stored
 from synap.commands.errors import CommandError
 from synap.store.keyspace import now_ms
@@ -107,7 +107,7 @@ class HttpApi:
         if isinstance(body, bytes):
             await _send(send, status, body, _TEXT_HEADERS)
         else:
-            await _send(send, status, orjson.dumps(body))
+            await _send(send, status, _encode(body))
 
     # ----------------------------------------------------------------- auth
     def _authenticate(self, scope: Scope) -> None:
@@ -221,7 +221,18 @@ class HttpApi:
     def _kv_set(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise HttpError(
-                400, 'body must be a JSON object {"key", "value", "ttl"?}', "BAD_REQUEST"
+                400,
+                'body must be a JSON object {"key", "value", "ttl"?, "encoding"?}',
+                "BAD_REQUEST",
+            )
+        unknown = [name for name in body if name not in _KV_SET_FIELDS]
+        if unknown:
+            raise HttpError(
+                400,
+                f"unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(name) for name in unknown)} in the body "
+                f"(known: key, value, ttl, encoding)",
+                "BAD_REQUEST",
             )
         key = body.get("key")
         if not isinstance(key, str) or not key:
@@ -231,8 +242,9 @@ class HttpApi:
         ttl = body.get("ttl")
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
             raise HttpError(400, "'ttl' must be a positive integer (seconds)", "BAD_REQUEST")
+        value, is_json = to_stored(body["value"], body.get("encoding"))
         expire_at = now_ms() + ttl * 1000 if ttl else 0
-        self.node.commands.set(key.encode(), to_stored(body["value"]), expire_at_ms=expire_at)
+        self.node.commands.set(key.encode(), value, expire_at_ms=expire_at, is_json=is_json)
         return {"success": True, "key": key}
 
     def _replicaof(self, body: Any) -> dict[str, Any]:
@@ -287,9 +299,21 @@ class HttpApi:
                 return {}
             raise HttpError(400, "request body is empty; send JSON", "BAD_REQUEST")
         try:
-            return orjson.loads(raw)
+            return json_values.loads(raw)  # exact: integers beyond 64 bits stay integers
         except orjson.JSONDecodeError as exc:
             raise HttpError(400, f"invalid JSON: {exc}", "INVALID_JSON") from None
+
+
+_KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding"})
+
+
+def _encode(body: Any) -> bytes:
+    """A reply as JSON; it may hold integers beyond 64 bits (values written so)."""
+    try:
+        return json_values.dumps(body)
+    except CommandError:
+        log.error("reply cannot be written as JSON: %.200r", body)
+        return orjson.dumps({"error": "reply cannot be written as JSON", "code": "INTERNAL"})
 
 
 def _pause_seconds(body: Any) -> float | None:

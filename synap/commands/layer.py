@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from synap.commands.errors import (
@@ -25,7 +26,7 @@ from synap.commands.errors import (
     OutOfMemoryError,
 )
 from synap.commands.glob import glob_match
-from synap.store.effects import OP_DEL, OP_EXPIRE, OP_FLUSH, OP_PERSIST, OP_SET, Op
+from synap.store.effects import OP_DEL, OP_EXPIRE, OP_FLUSH, OP_PERSIST, Op, set_op
 from synap.store.history import History
 from synap.store.keyspace import Keyspace, OutOfMemory, now_ms
 
@@ -33,6 +34,8 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Open SCAN iterations kept (each holds a list of key references).
 MAX_OPEN_SCANS = 64
+# A JSON number (RFC 8259): what an INCRBYFLOAT result must be to be stored as json kind.
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass
@@ -185,6 +188,11 @@ class Commands:
     def mget(self, keys: list[bytes]) -> list[bytes | None]:
         return [self.get(k) for k in keys]
 
+    def is_json(self, key: bytes) -> bool:
+        """Whether the value just read for ``key`` is of json kind (the JSON text of a
+        non-string JSON value) rather than plain bytes.  Call it after a read."""
+        return key in self.keyspace.json_keys
+
     def exists(self, keys: list[bytes]) -> int:
         now = now_ms()
         return sum(1 for k in keys if self._lookup(k, now) is not None)
@@ -267,8 +275,12 @@ class Commands:
         keepttl: bool = False,
         nx: bool = False,
         xx: bool = False,
+        is_json: bool = False,
     ) -> tuple[bool, bytes | None]:
-        """SET with its options; returns (whether it was set, the old value)."""
+        """SET with its options; returns (whether it was set, the old value).
+
+        ``is_json``: ``value`` is the JSON text of a non-string JSON value (HTTP writes
+        of numbers, objects...); RESP writes store plain bytes."""
         # The hottest write: _begin_write and _commit are inlined, and the clock is
         # read only when an expiry is involved (with no expiry given and no key holding
         # one, `now` is never used).
@@ -296,13 +308,21 @@ class Commands:
                 ks.remove(key)
                 self._commit([[OP_DEL, key]])
             return True, old
-        ks.put(key, value, expiry)
+        ks.put(key, value, expiry, is_json)
         if ks.removed:
             self.flush_removed()
-        self.history.commit([[OP_SET, key, value, expiry]])
+        self.history.commit([set_op(key, value, expiry, is_json)])
         return True, old
 
-    def mset(self, pairs: list[tuple[bytes, bytes]], *, nx: bool = False) -> bool:
+    def mset(
+        self,
+        pairs: list[tuple[bytes, bytes]],
+        *,
+        nx: bool = False,
+        json_kinds: Sequence[bool] | None = None,
+    ) -> bool:
+        """MSET; ``json_kinds[i]`` tells whether ``pairs[i]``'s value is of json kind
+        (default: all plain)."""
         self.check_writable()
         check_size = self._check_size
         for key, value in pairs:
@@ -313,9 +333,16 @@ class Commands:
             self.flush_removed()
             return False
         ops: list[Op] = []
-        for key, value in pairs:
-            ks.put(key, value, 0)
-            ops.append([OP_SET, key, value, 0])
+        if json_kinds is None:
+            for key, value in pairs:
+                ks.put(key, value, 0)
+                ops.append(set_op(key, value, 0))
+        else:
+            if len(json_kinds) != len(pairs):
+                raise ValueError("json_kinds must have one entry per pair")
+            for (key, value), is_json in zip(pairs, json_kinds, strict=True):
+                ks.put(key, value, 0, is_json)
+                ops.append(set_op(key, value, 0, is_json))
         self.stats.sets += len(pairs)
         self._commit(ops)
         return True
@@ -344,13 +371,15 @@ class Commands:
             self._commit([[OP_DEL, key]])
         return value
 
-    def _store_keeping_ttl(self, key: bytes, value: bytes, existed: bool) -> None:
+    def _store_keeping_ttl(
+        self, key: bytes, value: bytes, existed: bool, is_json: bool = False
+    ) -> None:
         """Commit a new value for ``key`` that keeps its expiry (INCR, APPEND...)."""
         ks = self.keyspace
         expiry = ks.expiry_of(key) if existed else 0
-        ks.put(key, value, expiry)
+        ks.put(key, value, expiry, is_json)
         self.stats.sets += 1
-        self._commit([[OP_SET, key, value, expiry]])
+        self._commit([set_op(key, value, expiry, is_json)])
 
     def incr_by(self, key: bytes, delta: int) -> int:
         self._begin_write(key)
@@ -363,7 +392,8 @@ class Commands:
             self.flush_removed()
             raise CommandError(OVERFLOW)
         value = b"%d" % result
-        self._store_keeping_ttl(key, value, old is not None)
+        # A counter is a number: over HTTP it reads back as one (json kind).
+        self._store_keeping_ttl(key, value, old is not None, is_json=True)
         return result
 
     def incr_by_float(self, key: bytes, delta: float) -> bytes:
@@ -377,7 +407,8 @@ class Commands:
             self.flush_removed()
             raise CommandError("ERR increment would produce NaN or Infinity")
         value = format_float(result)
-        self._store_keeping_ttl(key, value, old is not None)
+        is_number = _JSON_NUMBER.fullmatch(value) is not None
+        self._store_keeping_ttl(key, value, old is not None, is_json=is_number)
         return value
 
     def append(self, key: bytes, suffix: bytes) -> int:
@@ -440,9 +471,10 @@ class Commands:
         if src == dst:
             return True
         expiry = ks.expiry_of(src)
+        is_json = ks.is_json(src)
         ks.remove(src)
-        ks.put(dst, value, expiry)
-        self._commit([[OP_DEL, src], [OP_SET, dst, value, expiry]])
+        ks.put(dst, value, expiry, is_json)
+        self._commit([[OP_DEL, src], set_op(dst, value, expiry, is_json)])
         return True
 
     def flushall(self) -> int:

@@ -158,7 +158,7 @@ class Persistence:
             snap, snapshot_file = self._start_new_directory(), None
         else:
             snap, snapshot_file = loaded
-        keyspace.replace(snap.data, snap.expires)
+        keyspace.replace(snap.data, snap.expires, snap.json_keys)
         offset = snap.offset
         replayed = 0
         if on_record is not None:
@@ -281,6 +281,7 @@ class Persistence:
         # `offset`, and every record after it lands in the new segment.
         self.wal.start_new_segment(offset + 1)
         data, expires = dict(keyspace.data), dict(keyspace.expires)
+        json_keys = set(keyspace.json_keys)
         async with self._snapshot_lock:
             started = time.monotonic()
             try:
@@ -293,6 +294,7 @@ class Persistence:
                     offset=offset,
                     replid2=replid2,
                     second_offset=second_offset,
+                    json_keys=json_keys,
                 )
             except OSError as exc:
                 self.snapshot_failures += 1
@@ -335,6 +337,7 @@ class Persistence:
         self._rebase_generation += 1
         generation = self._rebase_generation
         data, expires = dict(keyspace.data), dict(keyspace.expires)
+        json_keys = set(keyspace.json_keys)
         async with self._snapshot_lock:
             if generation != self._rebase_generation:
                 return None
@@ -349,6 +352,7 @@ class Persistence:
                     offset=position.offset,
                     replid2=position.replid2,
                     second_offset=position.second_offset,
+                    json_keys=json_keys,
                 )
             except OSError as exc:
                 self.snapshot_failures += 1

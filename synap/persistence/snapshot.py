@@ -7,10 +7,13 @@ A file ``snapshot-<offset:020d>.snap`` is (integers big-endian)::
                                                   replid2, second_offset, created_ms, keys
     >I length >I crc32 | msgpack array            data frames, each [[key, value, expire_at_ms],
                                                   ...] (expire 0 = none), <= 1000 entries or
-                                                  about 64 KiB of keys and values
+                                                  about 64 KiB of keys and values; an entry
+                                                  of json kind has a fourth element, 1:
+                                                  [key, value, expire_at_ms, 1]
     >I 0 >I 0                                     end marker
     >I crc32 >Q count                             crc32 of every byte before it, entry count
 
+Format version 2 added the kind element; version 1 files (all entries plain) still load.
 Every frame is checked on its own (a reader stops at the first bad one, with its byte
 position) and the trailer proves the file is complete.  The header is framed like the
 data so it is checksummed too.
@@ -35,8 +38,8 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,7 +50,11 @@ from synap.persistence import PersistenceError, fsync_directory
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_MAGIC = b"SYNSNAP1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Versions this server reads: 1 has no kinds (every value plain).
+READABLE_VERSIONS = (1, 2)
+# The fourth element of a data entry of json kind (the effect records' KIND_JSON).
+KIND_JSON = 1
 FRAME = struct.Struct(">II")  # payload length, crc32(payload); length 0 = end marker
 TRAILER = struct.Struct(">IQ")  # crc32 of everything before the trailer, entry count
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{20})\.snap$")
@@ -76,6 +83,8 @@ class SnapshotData:
     replid2: str | None
     second_offset: int
     created_ms: int = 0
+    #: Keys of json kind (see :mod:`synap.store.keyspace`).
+    json_keys: set[bytes] = field(default_factory=set)
 
 
 def snapshot_name(offset: int) -> str:
@@ -107,8 +116,11 @@ def encode_snapshot(
     replid2: str | None,
     second_offset: int,
     created_ms: int | None = None,
+    json_keys: Collection[bytes] = frozenset(),
 ) -> Iterator[bytes]:
-    """Yield the bytes of a snapshot, piece by piece (a file or a socket can take them)."""
+    """Yield the bytes of a snapshot, piece by piece (a file or a socket can take them).
+
+    ``json_keys``: the keys of ``data`` whose value is of json kind."""
     pack = msgpack.Packer(use_bin_type=True).pack
     crc32 = zlib.crc32
     total = 0  # running crc32 of everything yielded
@@ -129,10 +141,13 @@ def encode_snapshot(
     total = crc32(piece, total)
     yield piece
     get_expiry = expires.get
-    entries: list[tuple[bytes, bytes, int]] = []
+    entries: list[tuple[bytes, bytes, int] | tuple[bytes, bytes, int, int]] = []
     size = 0
     for key, value in data.items():
-        entries.append((key, value, get_expiry(key, 0)))
+        if json_keys and key in json_keys:
+            entries.append((key, value, get_expiry(key, 0), KIND_JSON))
+        else:
+            entries.append((key, value, get_expiry(key, 0)))
         size += len(key) + len(value)
         if size >= CHUNK_MAX_BYTES or len(entries) >= CHUNK_MAX_ENTRIES:
             piece = frame(pack(entries))
@@ -158,6 +173,7 @@ def write_snapshot_temp(
     offset: int,
     replid2: str | None,
     second_offset: int,
+    json_keys: Collection[bytes] = frozenset(),
 ) -> Path:
     """Write and fsync a snapshot under a temporary name; :func:`commit_snapshot` installs it.
 
@@ -175,6 +191,7 @@ def write_snapshot_temp(
                 offset=offset,
                 replid2=replid2,
                 second_offset=second_offset,
+                json_keys=json_keys,
             ):
                 f.write(piece)
             f.flush()
@@ -202,6 +219,7 @@ def write_snapshot(
     offset: int,
     replid2: str | None,
     second_offset: int,
+    json_keys: Collection[bytes] = frozenset(),
 ) -> Path:
     """Write ``snapshot-<offset>.snap`` durably and return its path.  Raises OSError.
 
@@ -215,6 +233,7 @@ def write_snapshot(
         offset=offset,
         replid2=replid2,
         second_offset=second_offset,
+        json_keys=json_keys,
     )
     try:
         return commit_snapshot(tmp, offset)
@@ -309,6 +328,8 @@ def _read(f: BinaryIO, path: Path, size: int) -> SnapshotData:
     header = _parse_header(header_bytes, path)
     data: dict[bytes, bytes] = {}
     expires: dict[bytes, int] = {}
+    json_keys: set[bytes] = set()
+    kinds = header["version"] >= 2
     count = 0
     unpackb = msgpack.unpackb
     while True:
@@ -318,7 +339,14 @@ def _read(f: BinaryIO, path: Path, size: int) -> SnapshotData:
             break
         try:
             entries = unpackb(payload, raw=True, use_list=False)
-            for key, value, expire_at in entries:
+            for entry in entries:
+                if kinds and len(entry) == 4:
+                    key, value, expire_at, kind = entry
+                    if kind != KIND_JSON:
+                        raise ValueError(f"unknown value kind {kind!r}")
+                    json_keys.add(key)
+                else:
+                    key, value, expire_at = entry
                 data[key] = value
                 if expire_at:
                     expires[key] = expire_at
@@ -346,6 +374,7 @@ def _read(f: BinaryIO, path: Path, size: int) -> SnapshotData:
         replid2=header["replid2"],
         second_offset=header["second_offset"],
         created_ms=header["created_ms"],
+        json_keys=json_keys,
     )
 
 
@@ -356,10 +385,10 @@ def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
         raise CorruptSnapshot(f"snapshot {path}: undecodable header: {exc}") from exc
     if not isinstance(header, dict):
         raise CorruptSnapshot(f"snapshot {path}: header is not a map")
-    if header.get("version") != FORMAT_VERSION:
+    if header.get("version") not in READABLE_VERSIONS:
         raise CorruptSnapshot(
             f"snapshot {path}: format version {header.get('version')!r}, this server reads "
-            f"version {FORMAT_VERSION}"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     for name, kinds in _HEADER_FIELDS.items():
         if not isinstance(header.get(name), kinds) or isinstance(header.get(name), bool):

@@ -30,7 +30,7 @@ from synap.replication.master_session import (
     SyncRequested,
     batch_entries,
 )
-from synap.replication.messages import ErrorCode
+from synap.replication.messages import SNAPSHOT_KIND_JSON, ErrorCode
 from synap.store.keyspace import now_ms
 from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
@@ -190,13 +190,20 @@ class ReplicaConnection(asyncio.Protocol):
         # itself; lists of the keys and values would be traversed by every GC pass.)
         data = dict(node.keyspace.data)
         expires = dict(node.keyspace.expires)
+        json_keys = set(node.keyspace.json_keys)
         offset = node.history.offset
         replid = node.history.replid
         count = len(data)
         self._send(self.session.send_fullsync(replid, offset, count, now_ms()))
         chunks = 0
         try:
-            entries = ((k, v, expires.get(k, 0)) for k, v in data.items())
+            # A value of json kind travels with a fourth element, 1 (see messages.py).
+            entries = (
+                (k, v, expires.get(k, 0), SNAPSHOT_KIND_JSON)
+                if json_keys and k in json_keys
+                else (k, v, expires.get(k, 0))
+                for k, v in data.items()
+            )
             for batch in batch_entries(entries):
                 if self.closed:
                     return
@@ -214,7 +221,7 @@ class ReplicaConnection(asyncio.Protocol):
                 count, offset, self.replica_id, time.monotonic() - started,
             )  # fmt: skip
         finally:
-            del data, expires
+            del data, expires, json_keys
         self.full_sync_task = None
         self.catch_up()
 

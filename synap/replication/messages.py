@@ -8,8 +8,9 @@ first element is the type code, ``[TYPE, field, ...]``. Two types also carry a r
   complete msgpack value (see :mod:`synap.store.effects`), so the records delimit
   themselves. The master builds one RECORDS frame per batch and writes the *same bytes*
   to every replica. A record is encoded once per write, not once per replica.
-* ``SNAPSHOT_CHUNK``: the chunk payload, a msgpack array of ``[key, value, expire_at_ms]``.
-  The CRC32 in the header covers exactly these bytes.
+* ``SNAPSHOT_CHUNK``: the chunk payload, a msgpack array of ``[key, value, expire_at_ms]``
+  entries, ``[key, value, expire_at_ms, 1]`` for a value of json kind (as in effect
+  records and snapshot files).  The CRC32 in the header covers exactly these bytes.
 
 Decoding is strict, because a message either means exactly one thing or is rejected:
 every field is type- and range-checked, and extra or missing fields raise
@@ -348,7 +349,8 @@ def encode_records(first_offset: int, records: Sequence[bytes], master_ts_ms: in
 
 
 def encode_snapshot_payload(entries: Iterable[Sequence[Any]]) -> bytes:
-    """Encode ``[key, value, expire_at_ms]`` entries as one chunk payload."""
+    """Encode ``[key, value, expire_at_ms]`` (or ``[..., 1]`` for json kind) entries as
+    one chunk payload."""
     return _packb(entries if isinstance(entries, list | tuple) else list(entries))
 
 
@@ -557,8 +559,14 @@ def decode_records_trailer(
     return records
 
 
-def decode_snapshot_entries(payload: bytes) -> list[tuple[bytes, bytes, int]]:
-    """Decode and check a chunk payload: a list of ``(key, value, expire_at_ms)``.
+SnapshotEntry = tuple[bytes, bytes, int] | tuple[bytes, bytes, int, int]
+#: The fourth element of a snapshot entry whose value is of json kind.
+SNAPSHOT_KIND_JSON = 1
+
+
+def decode_snapshot_entries(payload: bytes) -> list[SnapshotEntry]:
+    """Decode and check a chunk payload: a list of ``(key, value, expire_at_ms)``, or
+    ``(key, value, expire_at_ms, 1)`` for a value of json kind.
 
     ``expire_at_ms`` is absolute milliseconds, 0 = no expiry (as in effect records).
     """
@@ -569,9 +577,11 @@ def decode_snapshot_entries(payload: bytes) -> list[tuple[bytes, bytes, int]]:
     if type(entries) is not tuple:
         raise ProtocolError("snapshot chunk payload is not an array of entries")
     for entry in entries:
-        if type(entry) is not tuple or len(entry) != 3:
-            raise ProtocolError("snapshot entry is not a [key, value, expire_at_ms] triple")
-        key, value, expire = entry
+        if type(entry) is not tuple or not 3 <= len(entry) <= 4:
+            raise ProtocolError("snapshot entry is not a [key, value, expire_at_ms(, kind)] array")
+        if len(entry) == 4 and (type(entry[3]) is not int or entry[3] != SNAPSHOT_KIND_JSON):
+            raise ProtocolError("snapshot entry kind must be 1 (json) when present")
+        key, value, expire = entry[:3]
         if type(key) is not bytes or type(value) is not bytes:
             raise ProtocolError("snapshot entry key and value must be raw bytes")
         if type(expire) is not int or not 0 <= expire <= _MAX_U63:

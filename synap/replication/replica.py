@@ -56,7 +56,7 @@ class _MasterConnection(asyncio.Protocol):
         self.session = session
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._loading: tuple[dict[bytes, bytes], dict[bytes, int]] | None = None
+        self._loading: tuple[dict[bytes, bytes], dict[bytes, int], set[bytes]] | None = None
         self._received_any = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,11 +103,16 @@ class _MasterConnection(asyncio.Protocol):
                 applied = True
             elif isinstance(event, SnapshotChunkReceived):
                 if self._loading is not None:
-                    data_, expires = self._loading
-                    for key, value, expire_at in event.entries:
+                    data_, expires, json_keys = self._loading
+                    for entry in event.entries:
+                        key, value, expire_at = entry[:3]
                         data_[key] = value
                         if expire_at:
                             expires[key] = expire_at
+                        if len(entry) == 4:  # json kind (the session checked the flag)
+                            json_keys.add(key)
+                        elif json_keys:
+                            json_keys.discard(key)
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
@@ -118,7 +123,7 @@ class _MasterConnection(asyncio.Protocol):
                     event.keys, event.offset, event.replid,
                 )  # fmt: skip
                 link.sync_started = time.monotonic()
-                self._loading = ({}, {})
+                self._loading = ({}, {}, set())
             elif isinstance(event, FullSyncCompleted):
                 self._install(event)
                 applied = True
@@ -153,9 +158,9 @@ class _MasterConnection(asyncio.Protocol):
 
     def _install(self, event: FullSyncCompleted) -> None:
         assert self._loading is not None
-        data, expires = self._loading
+        data, expires, json_keys = self._loading
         self._loading = None
-        self.link.install_dataset(data, expires, event.replid, event.offset)
+        self.link.install_dataset(data, expires, event.replid, event.offset, json_keys)
         self.link.connected = True
 
     def _ended(self, event: SessionEnded) -> None:
@@ -343,10 +348,15 @@ class ReplicaLink:
         log.info("partial sync accepted by %s from offset %d", self.master_address, offset + 1)
 
     def install_dataset(
-        self, data: dict[bytes, bytes], expires: dict[bytes, int], replid: str, offset: int
+        self,
+        data: dict[bytes, bytes],
+        expires: dict[bytes, int],
+        replid: str,
+        offset: int,
+        json_keys: set[bytes] | None = None,
     ) -> None:
         node = self.manager.node
-        node.keyspace.replace(data, expires)
+        node.keyspace.replace(data, expires, json_keys)
         node.keyspace.removed = []
         node.history.reset(replid, offset)
         self.manager.backlog.reset(offset)

@@ -62,6 +62,7 @@ from synap.replication.messages import (
     Records,
     SnapshotChunk,
     SnapshotEnd,
+    SnapshotEntry,
     decode_snapshot_entries,
     is_valid_replid,
 )
@@ -105,10 +106,11 @@ class FullSyncStarted:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotChunkReceived:
-    """Verified snapshot entries: ``(key, value, expire_at_ms)``; expire 0 = none."""
+    """Verified snapshot entries: ``(key, value, expire_at_ms)``, expire 0 = none, with a
+    fourth element (1) when the value is of json kind."""
 
     seq: int
-    entries: Sequence[tuple[bytes, bytes, int]]
+    entries: Sequence[SnapshotEntry]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,23 @@ apply records through :func:`apply_record`, the only code that replays history.
 
 Operations (msgpack arrays, first element is the opcode):
 
-=========  ==================================  =============================================
-opcode     layout                              meaning
-=========  ==================================  =============================================
-0 SET      ``[0, key, value, expire_at_ms]``   store value; ``expire_at_ms`` 0 = no expiry
-1 DEL      ``[1, key]``                        remove key (no-op if absent)
-2 EXPIRE   ``[2, key, expire_at_ms]``          set an absolute expiry on an existing key
-3 PERSIST  ``[3, key]``                        drop the expiry of a key
-4 FLUSH    ``[4]``                             remove every key
-=========  ==================================  =============================================
+=========  =====================================  ==========================================
+opcode     layout                                 meaning
+=========  =====================================  ==========================================
+0 SET      ``[0, key, value, expire_at_ms]``      store plain bytes; ``expire_at_ms`` 0 = no
+                                                  expiry
+0 SET      ``[0, key, value, expire_at_ms, 1]``   store a value of *json kind*: ``value`` is
+                                                  the compact JSON text of a non-string JSON
+                                                  value (see :mod:`synap.store.keyspace`)
+1 DEL      ``[1, key]``                           remove key (no-op if absent)
+2 EXPIRE   ``[2, key, expire_at_ms]``             set an absolute expiry on an existing key
+3 PERSIST  ``[3, key]``                           drop the expiry of a key
+4 FLUSH    ``[4]``                                remove every key
+=========  =====================================  ==========================================
+
+The fifth element of SET is the value's kind: absent or 0 = plain, 1 = json (records
+written before kinds existed have four elements and decode as plain).  Any other kind
+is a :class:`CorruptRecord`.
 """
 
 from __future__ import annotations
@@ -36,7 +44,19 @@ OP_EXPIRE = 2
 OP_PERSIST = 3
 OP_FLUSH = 4
 
+#: Kinds of a SET's value (fifth element of the operation; absent = plain).
+KIND_PLAIN = 0
+KIND_JSON = 1
+
 Op = list[Any]
+
+
+def set_op(key: bytes, value: bytes, expire_at_ms: int, is_json: bool = False) -> Op:
+    """The SET operation storing ``value`` with its kind (plain records stay 4 long)."""
+    if is_json:
+        return [OP_SET, key, value, expire_at_ms, KIND_JSON]
+    return [OP_SET, key, value, expire_at_ms]
+
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 
@@ -70,7 +90,12 @@ def apply_ops(keyspace: Keyspace, ops: list[Op]) -> None:
         try:
             code = op[0]
             if code == OP_SET:
-                keyspace.put(op[1], op[2], op[3])
+                if len(op) == 4:
+                    keyspace.put(op[1], op[2], op[3])
+                elif len(op) == 5 and op[4] in (KIND_PLAIN, KIND_JSON):
+                    keyspace.put(op[1], op[2], op[3], op[4] == KIND_JSON)
+                else:
+                    raise CorruptRecord(f"malformed SET operation {op!r:.200}")
             elif code == OP_DEL:
                 keyspace.remove(op[1])
             elif code == OP_EXPIRE:

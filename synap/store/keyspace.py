@@ -7,6 +7,14 @@ removes keys on its own — lazy or active expiry on a master, eviction under me
 pressure — it queues their names in :attr:`Keyspace.removed` so the command layer can turn
 them into ``DEL`` effects before anything else is emitted.
 
+Each value is a byte string.  :attr:`Keyspace.json_keys` names the keys whose value was
+written as a non-string JSON value (its compact JSON text: a number, object, array,
+boolean or null) — the value's *json kind*.  HTTP reads return those parsed and every
+other value as a string; RESP ignores the kind.  Every removal path drops a key from the
+set, and every write states the kind of the value it stores.  The set is small or empty
+for RESP workloads, and the hot paths test it for emptiness first.  (Its memory is not
+counted in :attr:`Keyspace.used_memory`.)
+
 On a replica ``expire_on_access`` is false: logically expired keys are hidden from reads
 but only deleted when the master's ``DEL`` arrives (Redis does the same since 3.2), so
 all nodes apply the same history in the same order.
@@ -58,6 +66,8 @@ class Keyspace:
     ) -> None:
         self.data: dict[bytes, bytes] = {}
         self.expires: dict[bytes, int] = {}
+        # Keys whose value is the JSON text of a non-string JSON value ("json kind").
+        self.json_keys: set[bytes] = set()
         self.used_memory = 0
         self.max_memory_bytes = max_memory_bytes
         self.eviction = eviction
@@ -95,6 +105,10 @@ class Keyspace:
     def contains(self, key: bytes, now: int | None = None) -> bool:
         return self.lookup(key, now) is not None
 
+    def is_json(self, key: bytes) -> bool:
+        """Whether ``key``'s value was written as a non-string JSON value."""
+        return key in self.json_keys
+
     def expiry_of(self, key: bytes) -> int:
         """Absolute expiry in ms, 0 when the key has none."""
         return self.expires.get(key, 0)
@@ -110,8 +124,9 @@ class Keyspace:
                 yield key
 
     # ----------------------------------------------------------------- writes
-    def put(self, key: bytes, value: bytes, expire_at_ms: int = 0) -> None:
-        """Store ``value`` with an absolute expiry (0 = none)."""
+    def put(self, key: bytes, value: bytes, expire_at_ms: int = 0, is_json: bool = False) -> None:
+        """Store ``value`` with an absolute expiry (0 = none) and its kind: ``is_json``
+        when it is the JSON text of a non-string JSON value, else plain bytes."""
         data = self.data
         old = data.get(key)
         if old is None:
@@ -119,6 +134,10 @@ class Keyspace:
         else:
             self.used_memory += len(value) - len(old)
         data[key] = value
+        if is_json:
+            self.json_keys.add(key)
+        elif self.json_keys:
+            self.json_keys.discard(key)
         if expire_at_ms or self.expires:  # (no call for the common case: no expiries)
             self._set_expiry_unchecked(key, expire_at_ms)
         if self.eviction is not _NO_EVICTION:
@@ -140,15 +159,23 @@ class Keyspace:
         count = len(self.data)
         self.data = {}
         self.expires = {}
+        self.json_keys = set()
         self._usage = {}
         self._sample_pool = []
         self.used_memory = 0
         return count
 
-    def replace(self, data: dict[bytes, bytes], expires: dict[bytes, int]) -> None:
-        """Swap in a whole new dataset (full sync, recovery)."""
+    def replace(
+        self,
+        data: dict[bytes, bytes],
+        expires: dict[bytes, int],
+        json_keys: set[bytes] | None = None,
+    ) -> None:
+        """Swap in a whole new dataset (full sync, recovery); ``json_keys`` are the keys
+        of json kind (they must all be in ``data``)."""
         self.data = data
         self.expires = expires
+        self.json_keys = json_keys if json_keys is not None else set()
         self._usage = {}
         self._sample_pool = []
         self.used_memory = (
@@ -244,5 +271,7 @@ class Keyspace:
         self.used_memory -= len(key) + len(value) + KEY_OVERHEAD
         if self.expires and self.expires.pop(key, None) is not None:
             self.used_memory -= EXPIRY_OVERHEAD
+        if self.json_keys:
+            self.json_keys.discard(key)
         if self._usage:
             self._usage.pop(key, None)
