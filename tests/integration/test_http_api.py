@@ -142,7 +142,7 @@ def test_values_set_over_resp_read_over_http(node: SynapProcess, k: str) -> None
     r.set(k + "num", "17")
     r.set(k + "bin", b"\x00\xff\xfe")
     assert node.http.get(f"/kv/get/{k}text").json()["value"] == "plain text"
-    assert node.http.get(f"/kv/get/{k}num").json()["value"] == 17  # JSON text parses
+    assert node.http.get(f"/kv/get/{k}num").json()["value"] == "17"  # bytes are a string
     got = node.http.get(f"/kv/get/{k}bin").json()
     assert got["encoding"] == "base64" and base64.b64decode(got["value"]) == b"\x00\xff\xfe"
 
@@ -159,7 +159,7 @@ def test_counter_set_over_http_increments_over_resp(node: SynapProcess, k: str) 
 def test_command_endpoint_kv_commands(node: SynapProcess, k: str) -> None:
     assert ok(node, "kv.set", key=k + "a", value="1") == {"success": True}
     assert ok(node, "kv.set", key=k + "t", value={"x": 1}, ttl=100) == {"success": True}
-    assert ok(node, "kv.get", key=k + "a") == {"found": True, "value": 1, "ttl": None}
+    assert ok(node, "kv.get", key=k + "a") == {"found": True, "value": "1", "ttl": None}
     got = ok(node, "kv.get", key=k + "t")
     assert got["value"] == {"x": 1} and 99 <= got["ttl"] <= 100
     assert ok(node, "kv.get", key=k + "missing") == {"found": False, "value": None, "ttl": None}
@@ -172,7 +172,9 @@ def test_command_endpoint_kv_commands(node: SynapProcess, k: str) -> None:
     pairs = [{"key": k + "m1", "value": "x"}, {"key": k + "m2", "value": [1, 2]}]
     assert ok(node, "kv.mset", pairs=pairs) == {"success": True}
     assert ok(node, "kv.mget", keys=[k + "m1", k + "none", k + "m2"]) == {
-        "values": ["x", None, [1, 2]]
+        "values": ["x", None, [1, 2]],
+        "found": [True, False, True],
+        "encodings": [None, None, None],
     }
     scanned = ok(node, "kv.scan", prefix=k + "m")
     assert sorted(scanned["keys"]) == [k + "m1", k + "m2"] and scanned["count"] == 2

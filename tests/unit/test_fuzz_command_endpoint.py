@@ -62,9 +62,10 @@ class FuzzNode:
         replayed = Keyspace(expire_on_access=False)
         for record in self.records:
             apply_record(replayed, record)
-        assert dataset_digest(replayed.data, replayed.expires) == dataset_digest(
-            ks.data, ks.expires
-        ), "the effect records do not rebuild the dataset"
+        assert dataset_digest(replayed.data, replayed.expires, replayed.json_keys) == (
+            dataset_digest(ks.data, ks.expires, ks.json_keys)
+        ), "the effect records do not rebuild the dataset (values and kinds)"
+        assert ks.json_keys <= ks.data.keys(), "a json-kind mark outlived its key"
 
 
 def _refuse(*args: Any, **kwargs: Any) -> Any:

@@ -129,7 +129,10 @@ def check(chunks: list[bytes]) -> None:
     replayed.replace(dict(SEED), {})
     for record in records:
         apply_record(replayed, record)
-    assert dataset_digest(replayed.data, replayed.expires) == dataset_digest(ks.data, ks.expires)
+    assert dataset_digest(replayed.data, replayed.expires, replayed.json_keys) == (
+        dataset_digest(ks.data, ks.expires, ks.json_keys)
+    )
+    assert ks.json_keys <= ks.data.keys(), "a json-kind mark outlived its key"
 
 
 # ------------------------------------------------------------------ strategies

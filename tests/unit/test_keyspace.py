@@ -7,7 +7,7 @@ import pytest
 from synap.commands.errors import CommandError, OutOfMemoryError, ReadOnlyError
 from synap.commands.layer import Commands
 from synap.replication.roles import Role, RoleMachine
-from synap.store.effects import OP_DEL, OP_SET, apply_record, decode_record
+from synap.store.effects import KIND_JSON, OP_DEL, OP_SET, apply_record, decode_record
 from synap.store.history import History
 from synap.store.keyspace import EvictionPolicy, Keyspace, now_ms
 
@@ -40,7 +40,8 @@ def test_incr_is_recorded_as_its_result_value() -> None:
     cmds, _, records = make()
     assert cmds.incr_by(b"n", 5) == 5
     assert cmds.incr_by(b"n", -2) == 3
-    assert decode_record(records[-1][1]) == [[OP_SET, b"n", b"3", 0]]
+    # A counter is a number: json kind, so HTTP reads it back as one.
+    assert decode_record(records[-1][1]) == [[OP_SET, b"n", b"3", 0, KIND_JSON]]
 
 
 def test_relative_ttl_is_recorded_as_absolute_expiry() -> None:
