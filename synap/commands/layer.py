@@ -26,7 +26,16 @@ from synap.commands.errors import (
     OutOfMemoryError,
 )
 from synap.commands.glob import glob_match
-from synap.store.effects import OP_DEL, OP_EXPIRE, OP_FLUSH, OP_PERSIST, Op, set_op
+from synap.store.effects import (
+    KIND_JSON,
+    OP_DEL,
+    OP_EXPIRE,
+    OP_FLUSH,
+    OP_PERSIST,
+    OP_SET,
+    Op,
+    set_op,
+)
 from synap.store.history import History
 from synap.store.keyspace import Keyspace, OutOfMemory, now_ms
 
@@ -311,7 +320,10 @@ class Commands:
         ks.put(key, value, expiry, is_json)
         if ks.removed:
             self.flush_removed()
-        self.history.commit([set_op(key, value, expiry, is_json)])
+        # (set_op inlined: this is the hottest write)
+        self.history.commit(
+            [[OP_SET, key, value, expiry, KIND_JSON] if is_json else [OP_SET, key, value, expiry]]
+        )
         return True, old
 
     def mset(
@@ -336,7 +348,7 @@ class Commands:
         if json_kinds is None:
             for key, value in pairs:
                 ks.put(key, value, 0)
-                ops.append(set_op(key, value, 0))
+                ops.append([OP_SET, key, value, 0])
         else:
             if len(json_kinds) != len(pairs):
                 raise ValueError("json_kinds must have one entry per pair")
