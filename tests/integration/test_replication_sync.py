@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from tests.support.checks import assert_same_data, syncs
+from tests.support.checks import assert_same_data, served, syncs
 from tests.support.server import NodeFactory, SynapProcess, wait_for
 
 FAST = {
