@@ -82,7 +82,7 @@ class HttpApi:
         path: str = scope["path"]
         try:
             if path == "/health":
-                status, health = self._health()
+                status, health = self._health(scope)
                 await _send(send, status, orjson.dumps(health))
                 return
             if path == "/health/live":
@@ -113,12 +113,20 @@ class HttpApi:
             await _send(send, status, orjson.dumps(body))
 
     # ----------------------------------------------------------------- health
-    def _health(self) -> tuple[int, dict[str, Any]]:
+    def _health(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         """Readiness: 200 when this node's data may be served, else 503 (a replica that
         has not synced, or whose link has been down too long). The rules and why are in
-        ReplicationManager.health and docs/MONITORING.md."""
+        ReplicationManager.health and docs/MONITORING.md.
+
+        The route is open, for load balancers. With API keys configured, a caller
+        without one gets the verdict but not the topology: the master's address and
+        the error text (which may name hosts) are left out."""
         node = self.node
         ok, status, replication = node.replication.health()
+        if self._api_keys and not self._has_key(scope):
+            replication.pop("master_address", None)
+            if replication.get("last_error"):
+                replication["last_error"] = "hidden: send an API key to see the error"
         body = {
             "status": status,
             "service": "synap",
@@ -130,11 +138,14 @@ class HttpApi:
         return (200 if ok else 503), body
 
     # ----------------------------------------------------------------- auth
+    def _has_key(self, scope: Scope) -> bool:
+        token = _bearer(scope)
+        return token is not None and any(hmac.compare_digest(token, k) for k in self._api_keys)
+
     def _authenticate(self, scope: Scope) -> None:
         if not self._api_keys:
             return
-        token = _bearer(scope)
-        if token is None or not any(hmac.compare_digest(token, k) for k in self._api_keys):
+        if not self._has_key(scope):
             raise HttpError(
                 401, "missing or invalid API key (send Authorization: Bearer <key>)", "UNAUTHORIZED"
             )

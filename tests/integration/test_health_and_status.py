@@ -350,8 +350,24 @@ def test_peer_that_has_not_authenticated_is_in_no_view(node_factory: NodeFactory
     assert entry["id"] == real.stats()["replica_id"]
 
 
-def test_health_is_open_without_api_key(node_factory: NodeFactory) -> None:
-    node = node_factory(config={"server": {"api_keys": ["k-123456"]}})
-    assert httpx.get(f"{node.http_url}/health", timeout=5).status_code == 200
-    assert httpx.get(f"{node.http_url}/health/live", timeout=5).status_code == 200
-    assert httpx.get(f"{node.http_url}/api/replication/stats", timeout=5).status_code == 401
+def test_health_is_open_without_an_api_key_but_hides_the_topology(
+    node_factory: NodeFactory,
+) -> None:
+    key = "k-1234567890"
+    master = SynapProcess(node_factory.base_dir, "master1", role="master")  # never started
+    node_factory.nodes.append(master)
+    replica = node_factory.replica(master, config={"server": {"api_keys": [key]}})
+    wait_for(lambda: replica.http.get("/health").json()["replication"]["last_error"], 10)
+
+    anonymous = httpx.get(f"{replica.http_url}/health", timeout=5)
+    assert anonymous.status_code == 503
+    repl = anonymous.json()["replication"]
+    assert repl["synced"] is False and "master_address" not in repl
+    assert repl["last_error"].startswith("hidden")
+    assert httpx.get(f"{replica.http_url}/health/live", timeout=5).status_code == 200
+    assert httpx.get(f"{replica.http_url}/api/replication/stats", timeout=5).status_code == 401
+
+    headers = {"Authorization": f"Bearer {key}"}
+    known = httpx.get(f"{replica.http_url}/health", headers=headers, timeout=5).json()
+    assert "cannot connect" in known["replication"]["last_error"]
+    assert known["replication"]["master_address"] == master.replica_address
