@@ -207,7 +207,10 @@ def digest(obj: dict[str, Any], nodes: tuple[str, ...]) -> None:
     for url in nodes:
         d = _call(url, obj["api_key"], "GET", "/api/replication/digest")
         digests.add(d["digest"])
-        click.echo(f"{url}: {d['digest']} keys={d['keys']} offset={d['offset']} role={d['role']}")
+        click.echo(
+            f"{url}: {escape_text(d['digest'])} keys={d['keys']} offset={d['offset']} "
+            f"role={escape_text(d['role'])}"
+        )
     if len(nodes) > 1:
         click.echo("digests match" if len(digests) == 1 else "DIGESTS DIFFER")
         sys.exit(0 if len(digests) == 1 else 1)

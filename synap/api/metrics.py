@@ -120,4 +120,10 @@ def render_metrics(node: Node) -> str:
             "1 when the link to the master is up.",
             int(stats["connected"]),
         )
+        metric(
+            "synap_replication_synced",
+            "gauge",
+            "1 once a sync with the current master completed (GET /health is 503 before).",
+            int(stats["synced"]),
+        )
     return "\n".join(lines) + "\n"

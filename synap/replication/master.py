@@ -31,6 +31,7 @@ from synap.replication.master_session import (
     batch_entries,
 )
 from synap.replication.messages import ErrorCode
+from synap.replication.peer_fields import bounded_text, escape_text
 from synap.store.keyspace import now_ms
 from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
@@ -316,7 +317,11 @@ class ReplicaConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def _end(self, event: SessionEnded) -> None:
-        log.warning("replica %s (%s) link closed: %s", self.replica_id, self.peer, event.reason)
+        # The reason may be the replica's own ERROR text: escaped, it stays one log line.
+        log.warning(
+            "replica %s (%s) link closed: %s",
+            self.replica_id, self.peer, escape_text(bounded_text(event.reason)),
+        )  # fmt: skip
         self._send(self.session.data_to_send())
         # A timed-out replica that is not reading would keep a graceful close (which
         # waits for the buffer to drain) and its memory pending forever.

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from synap.replication.framing import frame_limit_for
 from synap.replication.handshake import ErrorReceived, SessionEnded
 from synap.replication.messages import ErrorCode
-from synap.replication.peer_fields import bounded_text
+from synap.replication.peer_fields import bounded_text, escape_text
 from synap.replication.replica_session import (
     FullSyncCompleted,
     FullSyncStarted,
@@ -250,20 +250,22 @@ class ReplicaLink:
                 self.link_down_since = time.time()
             if self._stopping:
                 return
-            # Peer-supplied text (a master's ERROR message) is kept bounded.
-            self.last_error = bounded_text(reason)
+            # Peer-supplied text (a master's ERROR message) is kept bounded, and logged
+            # escaped so that it cannot forge log lines.
+            reason = self.last_error = bounded_text(reason)
+            shown = escape_text(reason)
             if not cfg.auto_reconnect:
                 self.state = "stopped"
                 log.error(
                     "disconnected from master %s: %s; auto-reconnect is disabled, so this "
                     "replica stays disconnected (serving possibly stale reads) until it is "
-                    "repointed or restarted", self.master_address, reason,
+                    "repointed or restarted", self.master_address, shown,
                 )  # fmt: skip
                 return
             delay = cfg.reconnect_delay_ms / 1000 * random.uniform(0.8, 1.2)
             log.warning(
                 "disconnected from master %s: %s; reconnecting in %.1fs",
-                self.master_address, reason, delay,
+                self.master_address, shown, delay,
             )  # fmt: skip
             self.state = "disconnected"  # the spec's word for a replica waiting to retry
             await asyncio.sleep(delay)

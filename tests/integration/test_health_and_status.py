@@ -121,6 +121,10 @@ def test_replica_of_an_unreachable_master_is_503_with_growing_lag_until_it_syncs
     assert replica.stats()["lag_ms"] >= first["lag_ms"] + 200  # the time keeps counting
     live = replica.http.get("/health/live")
     assert live.status_code == 200 and live.json()["status"] == "alive"
+    text = metrics(replica)
+    assert metric_value(text, "synap_replication_synced") == 0
+    assert metric_value(text, "synap_replication_lag_ms") > 0
+    assert info(replica, "replication")["master_link_status"] == "down"
 
     master.start()
     master.redis().set("k", "v")
@@ -136,6 +140,7 @@ def test_replica_of_an_unreachable_master_is_503_with_growing_lag_until_it_syncs
     }
     stats = replica.stats()
     assert stats["lag_ms"] == 0 and stats["synced"] is True and stats["last_error"] is None
+    assert metric_value(metrics(replica), "synap_replication_synced") == 1
 
 
 def test_synced_replica_that_loses_its_master_reconnects_then_goes_stale(
