@@ -13,8 +13,9 @@ Routes (JSON in and out):
 
 No framework: the routes are few, and a framework costs a third of the throughput here
 (measured: raw ASGI 42k req/s against starlette's 26k on this machine).  When API keys are
-configured every route but ``/health`` and ``/health/live`` needs ``Authorization: Bearer <key>`` (or Basic
-with the key as password); admin routes need the admin key when one is set.
+configured every route but ``/health`` and ``/health/live`` needs ``Authorization: Bearer
+<key>`` (or Basic with the key as password); admin routes need the admin key when one is
+set.
 """
 
 from __future__ import annotations

@@ -44,10 +44,10 @@ class InvalidPeerField(ValueError):
 
 
 def preview(value: object, limit: int = 40) -> str:
-    """A short, escaped rendering of a rejected value, safe to put in an error message."""
+    """A short rendering of a rejected value, safe to put in an error message (``repr``
+    escapes every non-printable character)."""
     if isinstance(value, str):
-        text = escape_text(value[:limit])
-        return repr(text) + ("..." if len(value) > limit else "")
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
     return type(value).__name__
 
 
@@ -67,6 +67,10 @@ def check_peer_id(value: object, what: str = "replica id") -> str:
 
 
 def _valid_host(host: str) -> bool:
+    # ipaddress accepts any text as an IPv6 zone ("fe80::1%<anything>"); a zone means
+    # nothing on another machine, so none is allowed.
+    if not _ID_RE.fullmatch(host) or "%" in host:
+        return False
     if host.startswith("[") and host.endswith("]"):
         try:
             return ipaddress.ip_address(host[1:-1]).version == 6
@@ -94,6 +98,8 @@ def check_host_port(value: object, what: str = "address") -> tuple[str, int]:
     if not sep or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
         raise InvalidPeerField(f"{what} must be host:port, got {preview(value)}")
     port = int(port_text)
+    if port_text != str(port):
+        raise InvalidPeerField(f"{what} has a port with leading zeros: {preview(value)}")
     if not 0 < port < 65536:
         raise InvalidPeerField(f"{what} has port {port} outside 1..65535: {preview(value)}")
     if not _valid_host(host):
@@ -101,12 +107,6 @@ def check_host_port(value: object, what: str = "address") -> tuple[str, int]:
             f"{what} must be host:port with an IP address or DNS name as host, got {preview(value)}"
         )
     return host, port
-
-
-def check_port(value: object, what: str = "port") -> int:
-    if type(value) is not int or not 0 < value < 65536:
-        raise InvalidPeerField(f"{what} must be an integer in 1..65535, got {value!r:.20}")
-    return value
 
 
 def escape_text(value: object) -> str:
