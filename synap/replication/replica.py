@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, cast
 from synap.replication.framing import frame_limit_for
 from synap.replication.handshake import ErrorReceived, SessionEnded
 from synap.replication.messages import ErrorCode
-from synap.replication.peer_fields import bounded_text, escape_text
+from synap.replication.peer_fields import (
+    InvalidPeerField,
+    bounded_text,
+    check_host_port,
+    escape_text,
+)
 from synap.replication.replica_session import (
     FullSyncCompleted,
     FullSyncStarted,
@@ -327,7 +332,15 @@ class ReplicaLink:
 
     def _announce_address(self) -> str | None:
         addr = self.manager.node.http_address
-        return f"{addr[0]}:{addr[1]}" if addr else None
+        if not addr:
+            return None
+        # An IPv6 zone ("fe80::1%eth0") means nothing to the master, which refuses it.
+        text = f"{addr[0].partition('%')[0]}:{addr[1]}"
+        try:
+            check_host_port(text)
+        except InvalidPeerField:
+            return None
+        return text
 
     # ----------------------------------------------------------------- sync results
     def on_partial_sync(self, replid: str, offset: int) -> None:
