@@ -1,6 +1,7 @@
 """``synap-cli``: operator commands over the HTTP admin API.
 
-* ``synap-cli replication status [--node URL ...]``: role, offsets and lag of each node
+* ``synap-cli replication status [--node URL ...]``: role, offsets, lag, last error and
+  write pause of each node; exits 1 if any is unhealthy
 * ``synap-cli promote --node URL ...``: unplanned failover, picks the best replica
 * ``synap-cli failover --node MASTER_URL [--to URL] [--timeout S]``: planned switchover
 * ``synap-cli get KEY`` / ``set KEY VALUE`` / ``digest``: quick checks
@@ -14,6 +15,8 @@ from typing import Any
 
 import click
 import httpx
+
+from synap.replication.peer_fields import escape_text
 
 DEFAULT_NODE = "http://127.0.0.1:5500"
 
@@ -67,38 +70,82 @@ def replication() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw stats JSON.")
 @click.pass_obj
 def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: bool) -> None:
-    """Show role, offsets and lag of each node."""
+    """Show role, offsets, lag, last error and write pause of each node.
+
+    Exits 1 when any node is unhealthy: unreachable, or a replica that has not synced or
+    is disconnected from its master."""
     failed = False
     for url in nodes:
         try:
             stats = _call(url, obj["api_key"], "GET", "/api/replication/stats")
         except click.ClickException as exc:
-            click.echo(f"{url}: unreachable ({exc.message})")
+            click.echo(f"{url}: unreachable ({escape_text(exc.message)})")
             failed = True
             continue
+        problems = _problems(stats)
+        failed = failed or bool(problems)
         if as_json:
-            click.echo(json.dumps({"node": url, **stats}, indent=2))
+            click.echo(json.dumps({"node": url, **stats, "problems": problems}, indent=2))
             continue
-        click.echo(_describe(url, stats))
+        click.echo(_describe(url, stats, problems))
     if failed:
         sys.exit(1)
 
 
-def _describe(url: str, s: dict[str, Any]) -> str:
-    lines = [f"{url}: role={s['role']} replication_id={s.get('replication_id', '?')}"]
+def _problems(s: dict[str, Any]) -> list[str]:
+    """What makes a node unhealthy, from its stats (empty when healthy)."""
+    problems = []
+    if s.get("role") == "replica":
+        if not s.get("synced", s.get("connected")):
+            problems.append("not synced with its master yet")
+        if not s.get("connected"):
+            down = s.get("link_down_seconds")
+            problems.append(
+                "disconnected from its master" + (f" for {down}s" if down is not None else "")
+            )
+    return problems
+
+
+def _writes(s: dict[str, Any]) -> str:
+    if not s.get("writes_paused"):
+        return "accepted"
+    seconds = s.get("writes_paused_for")
+    if seconds is None:
+        return "FENCED (paused until resumed or demoted: POST /api/replication/resume)"
+    return f"PAUSED for {seconds:g}s more"
+
+
+def _describe(url: str, s: dict[str, Any], problems: list[str]) -> str:
+    # Every value is escaped: ids, addresses and errors come from other nodes.
+    e = escape_text
+    verdict = f" UNHEALTHY: {'; '.join(problems)}" if problems else ""
+    lines = [
+        f"{url}: role={e(s['role'])} replication_id={e(s.get('replication_id', '?'))}{verdict}"
+    ]
+    served = (
+        f"served: sync_full={s.get('sync_full')} sync_partial_ok={s.get('sync_partial_ok')} "
+        f"sync_partial_err={s.get('sync_partial_err')}"
+    )
     if s["role"] == "replica":
         lines.append(
-            f"  master={s.get('master_address')} connected={s['connected']} "
+            f"  master={e(s.get('master_address'))} connected={s['connected']} "
+            f"synced={s.get('synced')} state={e(s.get('state'))} "
             f"offset={s['replica_offset']}/{s['master_offset']} lag={s['lag_operations']} ops "
             f"({s['lag_ms']} ms) full_syncs={s.get('full_syncs')} partial_syncs={s.get('partial_syncs')}"
         )
+        lines.append(f"  last_error: {e(s.get('last_error') or 'none')}")
     else:
-        lines.append(f"  master_offset={s['master_offset']} replicas={len(s.get('replicas', []))}")
-        for r in s.get("replicas", []):
-            lines.append(
-                f"  - {r['id']} at {r.get('listen_address') or r['address']}: offset={r['offset']} "
-                f"lag={r['lag_operations']} ops ({r['lag_ms']} ms) state={r.get('state')}"
-            )
+        lines.append(
+            f"  master_offset={s['master_offset']} replicas={len(s.get('replicas', []))} "
+            f"writes={_writes(s)}"
+        )
+    lines.append(f"  {served}")
+    for r in s.get("replicas", []):
+        lines.append(
+            f"  - {e(r['id'])} at {e(r.get('listen_address') or r['address'])}: "
+            f"offset={r['offset']} lag={r['lag_operations']} ops ({r['lag_ms']} ms) "
+            f"state={e(r.get('state'))}"
+        )
     return "\n".join(lines)
 
 
@@ -160,7 +207,10 @@ def digest(obj: dict[str, Any], nodes: tuple[str, ...]) -> None:
     for url in nodes:
         d = _call(url, obj["api_key"], "GET", "/api/replication/digest")
         digests.add(d["digest"])
-        click.echo(f"{url}: {d['digest']} keys={d['keys']} offset={d['offset']} role={d['role']}")
+        click.echo(
+            f"{url}: {escape_text(d['digest'])} keys={d['keys']} offset={d['offset']} "
+            f"role={escape_text(d['role'])}"
+        )
     if len(nodes) > 1:
         click.echo("digests match" if len(digests) == 1 else "DIGESTS DIFFER")
         sys.exit(0 if len(digests) == 1 else 1)

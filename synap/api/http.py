@@ -2,7 +2,8 @@
 
 Routes (JSON in and out):
 
-* ``GET /health``
+* ``GET /health`` (readiness: 503 while a replica has not synced, docs/MONITORING.md) and
+  ``GET /health/live`` (liveness: 200 while the process serves)
 * REST: ``POST /kv/set``, ``GET /kv/get/{key}``, ``DELETE /kv/del/{key}``, ``GET /kv/stats``
 * ``POST /api/v1/command`` (the synap-sdk envelope, :mod:`synap.api.command_endpoint`)
 * replication admin: ``GET /api/replication/stats``, ``POST /api/replication/promote``,
@@ -12,8 +13,9 @@ Routes (JSON in and out):
 
 No framework: the routes are few, and a framework costs a third of the throughput here
 (measured: raw ASGI 42k req/s against starlette's 26k on this machine).  When API keys are
-configured every route but ``/health`` needs ``Authorization: Bearer <key>`` (or Basic
-with the key as password); admin routes need the admin key when one is set.
+configured every route but ``/health`` and ``/health/live`` needs ``Authorization: Bearer
+<key>`` (or Basic with the key as password); admin routes need the admin key when one is
+set.
 """
 
 from __future__ import annotations
@@ -68,9 +70,7 @@ class HttpApi:
         self._api_keys = [k.encode() for k in node.config.server.api_keys]
         if self._api_keys and self._admin_key is not None:
             self._api_keys.append(self._admin_key)
-        self._health = orjson.dumps(
-            {"status": "healthy", "service": "synap", "version": __version__}
-        )
+        self._live = orjson.dumps({"status": "alive", "service": "synap", "version": __version__})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -83,7 +83,11 @@ class HttpApi:
         path: str = scope["path"]
         try:
             if path == "/health":
-                await _send(send, 200, self._health)
+                status, health = self._health(scope)
+                await _send(send, status, orjson.dumps(health))
+                return
+            if path == "/health/live":
+                await _send(send, 200, self._live)
                 return
             self._authenticate(scope)
             self._check_declared_length(scope)
@@ -109,12 +113,40 @@ class HttpApi:
         else:
             await _send(send, status, _encode(body))
 
+    # ----------------------------------------------------------------- health
+    def _health(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        """Readiness: 200 when this node's data may be served, else 503 (a replica that
+        has not synced, or whose link has been down too long). The rules and why are in
+        ReplicationManager.health and docs/MONITORING.md.
+
+        The route is open, for load balancers. With API keys configured, a caller
+        without one gets the verdict but not the topology: the master's address and
+        the error text (which may name hosts) are left out."""
+        node = self.node
+        ok, status, replication = node.replication.health()
+        if self._api_keys and not self._has_key(scope):
+            replication.pop("master_address", None)
+            if replication.get("last_error"):
+                replication["last_error"] = "hidden: send an API key to see the error"
+        body = {
+            "status": status,
+            "service": "synap",
+            "version": __version__,
+            "role": str(node.roles.role),
+            "writes_paused": node.roles.writes_paused,
+            "replication": replication,
+        }
+        return (200 if ok else 503), body
+
     # ----------------------------------------------------------------- auth
+    def _has_key(self, scope: Scope) -> bool:
+        token = _bearer(scope)
+        return token is not None and any(hmac.compare_digest(token, k) for k in self._api_keys)
+
     def _authenticate(self, scope: Scope) -> None:
         if not self._api_keys:
             return
-        token = _bearer(scope)
-        if token is None or not any(hmac.compare_digest(token, k) for k in self._api_keys):
+        if not self._has_key(scope):
             raise HttpError(
                 401, "missing or invalid API key (send Authorization: Bearer <key>)", "UNAUTHORIZED"
             )

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from synap import __version__
+from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
     from synap.node import Node
@@ -70,9 +71,11 @@ def _stats(node: Node) -> list[tuple[str, Any]]:
         ("keyspace_misses", s.misses),
         ("expired_keys", node.keyspace.expired_total),
         ("evicted_keys", node.keyspace.evicted_total),
-        ("sync_full", repl.full_syncs),
-        ("sync_partial_ok", repl.partial_syncs),
-        ("sync_partial_err", repl.partial_sync_errors),
+        # Served to replicas, as in Redis; a replica's own syncs are not counted here
+        # (they are full_syncs / partial_syncs in the stats JSON).
+        ("sync_full", repl.sync_full),
+        ("sync_partial_ok", repl.sync_partial_ok),
+        ("sync_partial_err", repl.sync_partial_err),
     ]
 
 
@@ -104,6 +107,7 @@ def render_info(node: Node, sections: list[str]) -> str:
         else:
             continue
         out.append(f"# {name.capitalize()}")
-        out.extend(f"{k}:{v}" for k, v in fields)
+        # Escaped: a value (a replica's address, a path) must not start a new line.
+        out.extend(f"{k}:{escape_text(v)}" for k, v in fields)
         out.append("")
     return "\r\n".join(out)

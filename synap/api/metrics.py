@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from synap.replication.peer_fields import escape_text
+
 if TYPE_CHECKING:
     from synap.node import Node
+
+
+def label_value(value: object) -> str:
+    """A label value in the text format's escaping (backslash, double quote and line
+    feed, per the exposition format), after non-printable characters are escaped."""
+    text = escape_text(value)
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def render_metrics(node: Node) -> str:
@@ -45,17 +54,29 @@ def render_metrics(node: Node) -> str:
         "Offset of the last record in this node's history.",
         node.history.offset,
     )
+    # Served to replicas (Redis INFO stats sync_full / sync_partial_ok / sync_partial_err)
+    # apart from those this node performed as a replica.
+    for name, help_text, value in (
+        ("sync_full", "Full syncs served to replicas.", repl.sync_full),
+        ("sync_partial_ok", "Partial syncs served to replicas.", repl.sync_partial_ok),
+        (
+            "sync_partial_err",
+            "Partial syncs requested by replicas and refused (served as full syncs).",
+            repl.sync_partial_err,
+        ),
+    ):
+        metric(f"synap_replication_{name}_total", "counter", help_text, value)
     metric(
-        "synap_replication_full_syncs_total",
+        "synap_replication_full_syncs_performed_total",
         "counter",
-        "Full syncs served or performed.",
-        repl.full_syncs,
+        "Full syncs this node performed as a replica.",
+        repl.full_syncs_performed,
     )
     metric(
-        "synap_replication_partial_syncs_total",
+        "synap_replication_partial_syncs_performed_total",
         "counter",
-        "Partial syncs served or performed.",
-        repl.partial_syncs,
+        "Partial syncs this node performed as a replica.",
+        repl.partial_syncs_performed,
     )
     if stats["role"] == "master":
         metric(
@@ -65,7 +86,7 @@ def render_metrics(node: Node) -> str:
             len(stats["replicas"]),
         )
         for r in stats["replicas"]:
-            label = f'{{replica="{r["id"]}",address="{r["address"]}"}}'
+            label = f'{{replica="{label_value(r["id"])}",address="{label_value(r["address"])}"}}'
             metric(
                 "synap_replication_replica_lag_operations",
                 "gauge",
@@ -98,5 +119,11 @@ def render_metrics(node: Node) -> str:
             "gauge",
             "1 when the link to the master is up.",
             int(stats["connected"]),
+        )
+        metric(
+            "synap_replication_synced",
+            "gauge",
+            "1 once a sync with the current master completed (GET /health is 503 before).",
+            int(stats["synced"]),
         )
     return "\n".join(lines) + "\n"

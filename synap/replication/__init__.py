@@ -11,6 +11,8 @@ bytes to write.  The asyncio code that moves those bytes lives elsewhere.
   PSYNC2 full/partial decision, and the events that end a session.
 * :mod:`~synap.replication.master_session` / :mod:`~synap.replication.replica_session`:
   one connection as the master and as the replica sees it.
+* :mod:`~synap.replication.peer_fields`: the form a peer's id and address must have, and
+  escaping for every text view that prints them.
 
 ``docs/PROTOCOL.md`` describes the wire protocol and why it is shaped this way.
 """

@@ -38,9 +38,15 @@ class ReplicationManager:
         self.master_server: MasterServer | None = None
         self.replica_link: ReplicaLink | None = None
         self.listen_address_text = cfg.replica_listen_address
-        self.full_syncs = 0
-        self.partial_syncs = 0
-        self.partial_sync_errors = 0
+        # Syncs this node served to its replicas, with Redis's names and meaning (INFO
+        # stats sync_full / sync_partial_ok / sync_partial_err) ...
+        self.sync_full = 0
+        self.sync_partial_ok = 0
+        self.sync_partial_err = 0
+        # ... and syncs its own replica link performed (this process, any master). A
+        # promoted replica keeps these; they never count as syncs it served.
+        self.full_syncs_performed = 0
+        self.partial_syncs_performed = 0
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False
@@ -51,6 +57,7 @@ class ReplicationManager:
         # backlog only once replication starts): a standalone node pays neither the
         # memory nor the append on its write path.
         self._logging = False
+        self._started = False
 
     # ---------------------------------------------------------------- records
     def _on_record(self, offset: int, record: bytes) -> None:
@@ -109,6 +116,7 @@ class ReplicationManager:
             self._start_replica_link(host, port)
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
+        self._started = True
 
     def seed_log(self, records: list[tuple[int, bytes]]) -> None:
         """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
@@ -371,8 +379,13 @@ class ReplicationManager:
             "replication_id": history.replid,
             "previous_replication_id": history.replid2,
             "second_offset": history.second_offset,
-            "full_syncs": self.full_syncs,
-            "partial_syncs": self.partial_syncs,
+            # Performed by this node as a replica (docs/MONITORING.md).
+            "full_syncs": self.full_syncs_performed,
+            "partial_syncs": self.partial_syncs_performed,
+            # Served by this node to its replicas (Redis INFO stats names).
+            "sync_full": self.sync_full,
+            "sync_partial_ok": self.sync_partial_ok,
+            "sync_partial_err": self.sync_partial_err,
             "backlog_first_offset": self.backlog.first_offset,
             "backlog_size": len(self.backlog),
         }
@@ -393,6 +406,47 @@ class ReplicationManager:
             "writes_paused_for": self.node.roles.writes_paused_for,
             **common,
         }
+
+    def health(self) -> tuple[bool, str, dict[str, Any]]:
+        """``(ok, status, replication)`` for ``GET /health`` (docs/MONITORING.md).
+
+        What a load balancer needs to know is whether this node's data may be served:
+
+        * a master or standalone node is its own source of truth: ``healthy``;
+        * a replica is ``healthy`` once a sync with its current master has completed and
+          the link is up;
+        * ``unsynced`` (not ok) until that first sync completes: wrong secret, master
+          unreachable, refused, still loading.  Whatever it holds (recovered from disk,
+          or nothing) is of unknown age;
+        * synced once, link down: ``reconnecting`` (still ok) for up to
+          ``replica_timeout_secs``, the same grace the master gives a silent replica.
+          A master restart or a network blip costs every replica a reconnect at once;
+          pulling them all out of rotation for that would pile the reads onto the
+          master and flap the pool, while their data is at most seconds old (Redis
+          serves such stale reads too: ``replica-serve-stale-data yes``).  Longer than
+          that the data is of unbounded age: ``stale`` (not ok).
+        """
+        if not self._started:
+            # The HTTP port opens before the role is taken up.
+            return False, "starting", {"connected": False, "synced": False, "last_error": None}
+        link = self.replica_link
+        if not self.node.roles.is_replica or link is None:
+            return True, "healthy", {"connected": True, "synced": True, "last_error": None}
+        down = link.link_down_seconds()
+        replication: dict[str, Any] = {
+            "connected": link.connected,
+            "synced": link.synced,
+            "last_error": link.last_error,
+            "master_address": link.master_address,
+            "link_down_seconds": None if down is None else int(down),
+        }
+        if not link.synced:
+            return False, "unsynced", replication
+        if link.connected:
+            return True, "healthy", replication
+        if (down or 0.0) < self.config.replica_timeout_secs:
+            return True, "reconnecting", replication
+        return False, "stale", replication
 
     def role_reply(self) -> list[Any]:
         history = self.node.history

@@ -31,6 +31,7 @@ from synap.replication.master_session import (
     batch_entries,
 )
 from synap.replication.messages import SNAPSHOT_KIND_JSON, ErrorCode
+from synap.replication.peer_fields import bounded_text, escape_text
 from synap.store.keyspace import now_ms
 from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
@@ -90,6 +91,16 @@ class ReplicaConnection(asyncio.Protocol):
     @property
     def streaming(self) -> bool:
         return self.session.state is MasterState.STREAMING and not self.closed
+
+    @property
+    def admitted(self) -> bool:
+        """The replica completed the handshake (and authenticated, when a secret is set)
+        and is being served: only then does it appear in stats, INFO, ROLE and metrics.
+        Before that, its id and address are nothing but claims of an unknown peer."""
+        return not self.closed and self.session.state in (
+            MasterState.SYNCING_FULL,
+            MasterState.STREAMING,
+        )
 
     # ----------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -159,8 +170,11 @@ class ReplicaConnection(asyncio.Protocol):
             history.second_offset,
             manager.backlog,
         )
+        # Counted as Redis counts them (INFO stats sync_full, sync_partial_ok,
+        # sync_partial_err): syncs this node *serves*, apart from the ones its own replica
+        # link performs (ReplicationManager.full_syncs_performed).
         if decision.partial:
-            manager.partial_syncs += 1
+            manager.sync_partial_ok += 1
             log.info(
                 "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
             )
@@ -173,9 +187,10 @@ class ReplicaConnection(asyncio.Protocol):
             self._send(self.session.close(ErrorCode.REFUSED, refusal))
             self._close()
             return
-        manager.full_syncs += 1
+        manager.sync_full += 1
         if request.replid != "?":
-            manager.partial_sync_errors += 1
+            # It asked to continue a history and could not: Redis's sync_partial_err.
+            manager.sync_partial_err += 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
         log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
@@ -309,7 +324,11 @@ class ReplicaConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def _end(self, event: SessionEnded) -> None:
-        log.warning("replica %s (%s) link closed: %s", self.replica_id, self.peer, event.reason)
+        # The reason may be the replica's own ERROR text: escaped, it stays one log line.
+        log.warning(
+            "replica %s (%s) link closed: %s",
+            self.replica_id, self.peer, escape_text(bounded_text(event.reason)),
+        )  # fmt: skip
         self._send(self.session.data_to_send())
         # A timed-out replica that is not reading would keep a graceful close (which
         # waits for the buffer to drain) and its memory pending forever.
@@ -342,6 +361,12 @@ class ReplicaConnection(asyncio.Protocol):
             MasterState.STREAMING: "online",
         }.get(s.state, "wait_bgsave")
         now = now_ms()
+        if s.state is MasterState.STREAMING:
+            lag_ms = s.lag_ms(master_offset, now)
+        else:
+            # Still loading its full sync: it holds none of our data yet, so it is at
+            # least as far behind as the time since it connected (never 0).
+            lag_ms = max(1, int(now - self.connected_at * 1000))
         return {
             "id": self.replica_id,
             "address": self.address,
@@ -350,13 +375,13 @@ class ReplicaConnection(asyncio.Protocol):
             "peer_address": self.peer,
             "offset": s.acked_offset,
             "lag_operations": s.lag_operations(master_offset),
-            "lag_ms": s.lag_ms(master_offset, now),
+            "lag_ms": lag_ms,
             "connected_at": int(self.connected_at),
             "last_heartbeat": int(s.last_ack_ms / 1000)
             if s.last_ack_ms
             else int(self.connected_at),
             "state": state,
-            "lagging": s.lag_ms(master_offset, now) > self.server.manager.config.max_lag_ms,
+            "lagging": lag_ms > self.server.manager.config.max_lag_ms,
         }
 
 
@@ -475,5 +500,5 @@ class MasterServer:
         return [
             c.info(offset)
             for c in sorted(self.connections, key=lambda c: c.connected_at)
-            if c.session.hello is not None and not c.closed
+            if c.admitted
         ]

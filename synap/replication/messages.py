@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from synap.replication.framing import LENGTH_PREFIX, ProtocolError, encode_frame
+from synap.replication.peer_fields import InvalidPeerField, check_host_port, check_peer_id
 
 # Version 1 is the first (and only) one. HELLO always puts the version in its second
 # element, so a master can refuse a newer replica with a clear error before it tries to
@@ -45,10 +46,6 @@ MAC_BYTES = 32
 # "?" means "I have no history, send me everything" (Redis: PSYNC ? -1).
 NO_REPLID = "?"
 _REPLID_RE = re.compile(r"[0-9a-f]{40}")
-
-# Upper bound on identifying strings (replica id, listen address). They appear in logs
-# and stats, so anything longer is a bug or an attack.
-MAX_NAME_CHARS = 256
 
 _MAX_U63 = 2**63 - 1
 _MAX_U32 = 2**32 - 1
@@ -102,12 +99,6 @@ def _uint(value: Any, what: str, maximum: int = _MAX_U63) -> int:
     # a bool is not an offset.
     if type(value) is not int or not 0 <= value <= maximum:
         raise ProtocolError(f"{what} must be an integer in 0..{maximum}, got {value!r:.60}")
-    return value
-
-
-def _name(value: Any, what: str) -> str:
-    if type(value) is not str or not 0 < len(value) <= MAX_NAME_CHARS:
-        raise ProtocolError(f"{what} must be a string of 1..{MAX_NAME_CHARS} characters")
     return value
 
 
@@ -388,12 +379,19 @@ def _decode_hello(f: list[Any]) -> Hello:
     if len(f) != 7:
         _expect_fields(f, 6, "HELLO")
     resp_port = _uint(f[6], "HELLO resp_port", 65535) if len(f) == 7 else None
+    # The id and address reach stats, INFO, metrics and logs: only a narrow, printable
+    # form is accepted (synap.replication.peer_fields), and the replica is rejected
+    # with the reason otherwise.
     address = f[3]
-    if address is not None:
-        address = _name(address, "HELLO listen_address")
+    try:
+        replica_id = check_peer_id(f[2], "HELLO replica_id")
+        if address is not None:
+            check_host_port(address, "HELLO listen_address")
+    except InvalidPeerField as exc:
+        raise ProtocolError(str(exc)) from None
     return Hello(
         version=version,
-        replica_id=_name(f[2], "HELLO replica_id"),
+        replica_id=replica_id,
         listen_address=address,
         replid=_replid(f[4], "HELLO replid", allow_none=True),
         offset=_uint(f[5], "HELLO offset"),

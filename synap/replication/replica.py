@@ -27,6 +27,12 @@ from typing import TYPE_CHECKING, Any, cast
 from synap.replication.framing import frame_limit_for
 from synap.replication.handshake import ErrorReceived, SessionEnded
 from synap.replication.messages import ErrorCode
+from synap.replication.peer_fields import (
+    InvalidPeerField,
+    bounded_text,
+    check_host_port,
+    escape_text,
+)
 from synap.replication.replica_session import (
     FullSyncCompleted,
     FullSyncStarted,
@@ -254,19 +260,22 @@ class ReplicaLink:
                 self.link_down_since = time.time()
             if self._stopping:
                 return
-            self.last_error = reason
+            # Peer-supplied text (a master's ERROR message) is kept bounded, and logged
+            # escaped so that it cannot forge log lines.
+            reason = self.last_error = bounded_text(reason)
+            shown = escape_text(reason)
             if not cfg.auto_reconnect:
                 self.state = "stopped"
                 log.error(
                     "disconnected from master %s: %s; auto-reconnect is disabled, so this "
                     "replica stays disconnected (serving possibly stale reads) until it is "
-                    "repointed or restarted", self.master_address, reason,
+                    "repointed or restarted", self.master_address, shown,
                 )  # fmt: skip
                 return
             delay = cfg.reconnect_delay_ms / 1000 * random.uniform(0.8, 1.2)
             log.warning(
                 "disconnected from master %s: %s; reconnecting in %.1fs",
-                self.master_address, reason, delay,
+                self.master_address, shown, delay,
             )  # fmt: skip
             self.state = "disconnected"  # the spec's word for a replica waiting to retry
             await asyncio.sleep(delay)
@@ -328,12 +337,20 @@ class ReplicaLink:
 
     def _announce_address(self) -> str | None:
         addr = self.manager.node.http_address
-        return f"{addr[0]}:{addr[1]}" if addr else None
+        if not addr:
+            return None
+        # An IPv6 zone ("fe80::1%eth0") means nothing to the master, which refuses it.
+        text = f"{addr[0].partition('%')[0]}:{addr[1]}"
+        try:
+            check_host_port(text)
+        except InvalidPeerField:
+            return None
+        return text
 
     # ----------------------------------------------------------------- sync results
     def on_partial_sync(self, replid: str, offset: int) -> None:
         history = self.manager.node.history
-        self.manager.partial_syncs += 1
+        self.manager.partial_syncs_performed += 1
         self.synced = True
         if replid != history.replid:
             # The master was promoted and continues our old history under a new id.
@@ -345,6 +362,7 @@ class ReplicaLink:
             self.manager.drop_sub_replicas("upstream changed its replication id")
         self.state = "connected"
         self.link_down_since = None
+        self.last_error = None  # the link is up: nothing is wrong now
         log.info("partial sync accepted by %s from offset %d", self.master_address, offset + 1)
 
     def install_dataset(
@@ -360,7 +378,7 @@ class ReplicaLink:
         node.keyspace.removed = []
         node.history.reset(replid, offset)
         self.manager.backlog.reset(offset)
-        self.manager.full_syncs += 1
+        self.manager.full_syncs_performed += 1
         self.synced = True
         self.manager.drop_sub_replicas("upstream full sync replaced the dataset")
         self.manager.persist_full_sync()
@@ -368,9 +386,17 @@ class ReplicaLink:
         self.sync_started = None
         self.state = "connected"
         self.link_down_since = None
+        self.last_error = None
         log.info("full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed)
 
     # ----------------------------------------------------------------- views
+    def link_down_seconds(self) -> float | None:
+        """Seconds since the link went down (or since this link started, if it never
+        synced); None while it is up."""
+        if self.connected or self.link_down_since is None:
+            return None if self.connected else 0.0
+        return max(0.0, time.time() - self.link_down_since)
+
     @property
     def redis_state(self) -> str:
         return {"connecting": "connecting", "sync": "sync", "connected": "connected"}.get(
@@ -383,13 +409,14 @@ class ReplicaLink:
         session = conn.session if conn is not None else None
         master_offset = max(self.known_master_offset, history.offset)
         lag_ops = max(0, master_offset - history.offset)
+        down = self.link_down_seconds()
         if session is not None and self.connected:
             lag_ms = session.lag_ms
-        elif self.link_down_since is not None and history.offset:
-            # Disconnected: our data is at least as old as the link's failure.
-            lag_ms = int((time.time() - self.link_down_since) * 1000)
         else:
-            lag_ms = 0
+            # Not synced, or the link is down: our data is at least as old as the moment
+            # the link went down (or, never synced, began trying), and that grows until a
+            # sync completes. Never 0: 0 would read as "caught up".
+            lag_ms = max(1, int((down or 0.0) * 1000))
         progress = session.snapshot_progress if session is not None else None
         return {
             "role": "replica",
@@ -403,6 +430,8 @@ class ReplicaLink:
             "records_streamed": self.records_applied,
             "total_bytes": self.bytes_received,
             "connected": self.connected,
+            "synced": self.synced,
+            "link_down_seconds": None if down is None else int(down),
             "last_heartbeat": int(self.last_heartbeat) if self.last_heartbeat else None,
             "master_address": self.master_address,
             "replica_id": self.replica_id,

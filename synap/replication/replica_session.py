@@ -46,7 +46,6 @@ from synap.replication.handshake import (
     replica_proof,
 )
 from synap.replication.messages import (
-    MAX_NAME_CHARS,
     NO_REPLID,
     PROTOCOL_VERSION,
     Ack,
@@ -66,6 +65,7 @@ from synap.replication.messages import (
     decode_snapshot_entries,
     is_valid_replid,
 )
+from synap.replication.peer_fields import check_host_port, check_peer_id
 
 
 class ReplicaState(enum.Enum):
@@ -204,10 +204,11 @@ class ReplicaSession(SessionBase):
     ) -> None:
         # Until the master has answered the handshake, only small frames are allowed.
         super().__init__(HANDSHAKE_MAX_FRAME_BYTES, 0)
-        if not isinstance(replica_id, str) or not 0 < len(replica_id) <= MAX_NAME_CHARS:
-            raise ValueError(f"replica_id must be 1..{MAX_NAME_CHARS} characters")
-        if listen_address is not None and not 0 < len(listen_address) <= MAX_NAME_CHARS:
-            raise ValueError(f"listen_address must be 1..{MAX_NAME_CHARS} characters")
+        # The master rejects a HELLO whose id or address it would not print: fail here,
+        # with the same rule and message, rather than on every connection.
+        check_peer_id(replica_id, "replica_id")
+        if listen_address is not None:
+            check_host_port(listen_address, "listen_address")
         if replid is None or replid == NO_REPLID:
             replid, offset = NO_REPLID, 0
         elif not is_valid_replid(replid):

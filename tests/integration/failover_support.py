@@ -19,8 +19,13 @@ FAST: dict[str, Any] = {"replication": {"reconnect_delay_ms": 100}}
 
 
 def full_syncs(*nodes: SynapProcess) -> dict[str, int]:
-    """Each node's full_syncs counter (served as a master plus received as a replica)."""
-    return {n.name: int(n.stats()["full_syncs"]) for n in nodes}
+    """Each node's full syncs, served as a master (``sync_full``) plus performed as a
+    replica (``full_syncs``)."""
+    out = {}
+    for n in nodes:
+        s = n.stats()
+        out[n.name] = int(s["sync_full"]) + int(s["full_syncs"])
+    return out
 
 
 def digest(node: SynapProcess) -> dict[str, Any]:

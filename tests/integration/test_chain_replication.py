@@ -68,7 +68,7 @@ def test_middle_full_sync_makes_sub_replicas_resync_consistently(
     after = full_syncs(middle, leaf)
     # The middle fell out of the top's log: one full sync received. Its sub-replica was
     # dropped and held offsets the middle's (reset) log no longer has: one full sync
-    # served by the middle, received by the leaf. (full_syncs counts both directions.)
+    # served by the middle, received by the leaf. (The helper counts both directions.)
     assert after[middle.name] == before[middle.name] + 2
     assert after[leaf.name] == before[leaf.name] + 1
     assert "upstream full sync replaced the dataset" in leaf.log_text()

@@ -66,7 +66,15 @@ def test_health(node: SynapProcess) -> None:
     response = node.http.get("/health")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "healthy", "service": "synap", "version": __version__}
+    body = response.json()
+    # The spec's fields, plus what a load balancer needs (docs/MONITORING.md).
+    assert {k: body[k] for k in ("status", "service", "version")} == {
+        "status": "healthy",
+        "service": "synap",
+        "version": __version__,
+    }
+    assert body["role"] == "standalone"
+    assert body["replication"] == {"connected": True, "synced": True, "last_error": None}
 
 
 def test_rest_set_get_delete(node: SynapProcess, k: str) -> None:

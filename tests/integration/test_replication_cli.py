@@ -90,7 +90,7 @@ class CliNode:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited: {self.stderr()}")
-        return self.http.get("/health").status_code == 200
+        return self.http.get("/health/live").status_code == 200
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(encoding="utf-8", errors="replace")
@@ -209,7 +209,9 @@ def test_spec_command_lines_startup_lines_and_stats_fields(
         assert r["total_bytes"] > 0
         assert now - 60 < r["last_heartbeat"] <= now + 1
         assert r["full_syncs"] == 1 and r["partial_syncs"] == 0
-        assert m["full_syncs"] == 1 and m["partial_syncs"] == 0
+        # Served by the master, performed by the replica (Redis's sync_full meaning).
+        assert m["sync_full"] == 1 and m["sync_partial_ok"] == 0
+        assert m["full_syncs"] == 0 and r["sync_full"] == 0
         # total_replicated counts operations received; a write after the sync adds one.
         before = r["total_replicated"]
         client.set("one-more", "x")

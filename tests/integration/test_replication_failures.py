@@ -113,7 +113,7 @@ def test_master_restarted_empty_does_not_wipe_its_replica(node_factory: NodeFact
     assert stats["connected"] is False
     assert stats["full_syncs"] == 1 and stats["replica_offset"] == 200
     assert "refusing replica" in master.log_text()
-    assert master.stats()["full_syncs"] == 0
+    assert master.stats()["sync_full"] == 0
     # The refusal tells the operator what to do.
     assert "Promote that replica instead" in stats["last_error"]
 

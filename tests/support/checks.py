@@ -24,6 +24,14 @@ def assert_same_data(
 
 
 def syncs(node: SynapProcess) -> tuple[int, int]:
-    """(full_syncs, partial_syncs) from the node's replication stats."""
+    """(full, partial) syncs of the node in both directions: served to its replicas
+    (``sync_full``, ``sync_partial_ok``) plus performed as a replica (``full_syncs``,
+    ``partial_syncs``). Tests mostly ask one node in one role, where one side is 0."""
+    s = node.stats()
+    return s["sync_full"] + s["full_syncs"], s["sync_partial_ok"] + s["partial_syncs"]
+
+
+def served(node: SynapProcess) -> tuple[int, int, int]:
+    """(sync_full, sync_partial_ok, sync_partial_err): syncs the node served its replicas."""
     stats = node.stats()
-    return stats["full_syncs"], stats["partial_syncs"]
+    return stats["sync_full"], stats["sync_partial_ok"], stats["sync_partial_err"]

@@ -214,7 +214,12 @@ class SynapProcess:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Poll ``GET /health`` until 200 and the RESP port accepts connections.
+        """Poll until ``GET /health/live`` is 200, ``GET /health`` no longer says
+        ``starting`` (the role is taken up, the replica listener bound) and the RESP port
+        accepts connections.
+
+        Not "``/health`` is 200": a replica answers 503 there until it has synced, and
+        tests also start replicas that must not sync.
 
         Raises SynapProcessError with the log's tail if the process exits or time runs out.
         """
@@ -229,12 +234,16 @@ class SynapProcess:
                     f"command: {shlex.join(self.argv)}\n{self._tail_block()}"
                 )
             try:
-                response = httpx.get(f"{self.http_url}/health", timeout=1.0)
+                response = httpx.get(f"{self.http_url}/health/live", timeout=1.0)
                 if response.status_code == 200:
-                    with socket.create_connection((HOST, self.resp_port), timeout=1.0):
-                        return
+                    # The role (and the replica listener) is taken up after the ports
+                    # open: until then /health says "starting".
+                    response = httpx.get(f"{self.http_url}/health", timeout=1.0)
+                    if response.json().get("status") != "starting":
+                        with socket.create_connection((HOST, self.resp_port), timeout=1.0):
+                            return
                 last = f"GET /health -> {response.status_code} {response.text[:200]!r}"
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, ValueError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if time.monotonic() >= deadline:
                 raise SynapProcessError(
@@ -496,7 +505,7 @@ def start_replica(
     """Start ``--role replica --master-address <master's replication listener>``.
 
     ``master`` is a master node, a FaultProxy in front of one, ``(host, port)`` or
-    ``"host:port"``. Ready means the node answers /health, not that it has synced: use
+    ``"host:port"``. Ready means the node answers /health/live, not that it has synced: use
     ``wait_caught_up`` for that.
     """
     node = SynapProcess(base_dir, name, role="replica", master_address=master, **opts)

@@ -18,7 +18,6 @@ from synap.replication.framing import FrameDecoder, ProtocolError, encode_frame
 from synap.replication.handshake import ProtocolViolation, SessionEnded
 from synap.replication.master_session import MasterSession, MasterState, batch_entries
 from synap.replication.messages import (
-    MAX_NAME_CHARS,
     PROTOCOL_VERSION,
     Ack,
     AuthChallenge,
@@ -53,7 +52,13 @@ u63 = st.integers(0, 2**63 - 1)
 u32 = st.integers(0, 2**32 - 1)
 small = st.integers(0, 1000)
 replids = st.text("0123456789abcdef", min_size=40, max_size=40)
-names = st.text(min_size=1, max_size=MAX_NAME_CHARS)
+# What a master accepts in HELLO (synap.replication.peer_fields).
+names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=128)
+addresses = st.builds(
+    "{}:{}".format,
+    st.sampled_from(["127.0.0.1", "localhost", "[::1]", "::1", "node-1.example.com", "0.0.0.0"]),
+    st.integers(1, 65535),
+)
 nonce = st.binary(min_size=32, max_size=32)
 msgpack_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary() | st.text(),
@@ -67,7 +72,7 @@ entries = st.lists(
 
 messages = st.one_of(
     st.builds(
-        Hello, st.just(PROTOCOL_VERSION), names, st.none() | names, replids | st.just("?"), u63
+        Hello, st.just(PROTOCOL_VERSION), names, st.none() | addresses, replids | st.just("?"), u63
     ),
     st.builds(AuthChallenge, nonce),
     st.builds(AuthResponse, nonce, nonce),
