@@ -21,7 +21,6 @@ import logging
 import random
 import ssl
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 from synap.replication.framing import frame_limit_for
@@ -195,7 +194,9 @@ class ReplicaLink:
         self.manager = manager
         self.host = host
         self.port = port
-        self.replica_id = f"replica-{uuid.uuid4()}"
+        # The node's id, the same on every link: operators and tools (synap-cli failover)
+        # match a master's replicas to nodes by it, and a master refuses its own id.
+        self.replica_id = manager.node.node_id
         self.connected = False
         self.connection: _MasterConnection | None = None
         self.last_heartbeat: float | None = None
