@@ -675,7 +675,8 @@ def verify_group(
         if s is None:
             step(
                 f"  {o.url}: start it as a replica of the new master (--role replica "
-                f"--master-address {new_address}), or repoint it once it is up"
+                f"--master-address {new_address}), or once it answers: "
+                f"synap-cli replicaof --node {o.url} --master {new_address}"
             )
         elif o.id != master.id and (s["role"] != "replica" or not s.get("connected")):
             step(f"  synap-cli replicaof --node {o.url} --master {new_address}")

@@ -162,6 +162,14 @@ class _MasterConnection(asyncio.Protocol):
         reason = event.message if isinstance(event, ErrorReceived) else event.reason
         if event.code == ErrorCode.SYNC_FAILED:
             self.link.failed_syncs += 1
+        if (
+            event.code == ErrorCode.REFUSED
+            and isinstance(event, ErrorReceived)
+            and "replicate from itself" in reason
+            and self.link.replica_id in reason
+        ):
+            # The master is this very node, reached through another address.
+            self.link.follows_itself = True
         if not self.closed.done():
             self.closed.set_result(reason)
         if self.transport is not None:
@@ -212,6 +220,8 @@ class ReplicaLink:
         self.synced = False
         self.sync_started: float | None = None
         self.last_error: str | None = None
+        # Set when the master refused us as itself: stop, never follow ourselves.
+        self.follows_itself = False
         self.attempts = 0
         self.state = "connecting"
         self._task: asyncio.Task[None] | None = None
@@ -251,6 +261,14 @@ class ReplicaLink:
             if self._stopping:
                 return
             self.last_error = reason
+            if self.follows_itself:
+                self.state = "stopped"
+                self.manager.last_role_error = reason
+                log.error(
+                    "master %s is this node itself (%s); not reconnecting: repoint this "
+                    "node at another master (or promote it)", self.master_address, reason,
+                )  # fmt: skip
+                return
             if not cfg.auto_reconnect:
                 self.state = "stopped"
                 log.error(
