@@ -64,6 +64,8 @@ def _ports_in_use() -> list[int]:
     for _, *ports, _ in NODES:
         for port in ports:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                # As the nodes bind: a port left in TIME_WAIT by the last run is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((HOST, int(port)))
                 except OSError:
