@@ -113,11 +113,21 @@ def main() -> int:
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
             (base / f"{name}.pid").write_text(f"{procs[name].pid}\n")
+            if name == "master":
+                # The replicas find a listening master (no reconnect delay to sit out).
+                problem = _wait_ready(procs[name], name, http)
+                if problem:
+                    print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
+                    return 1
         for name, http, *_ in NODES:
             problem = _wait_ready(procs[name], name, http)
             if problem:
                 print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
                 return 1
+        problem = _wait_synced(procs, NODES[0][1], len(NODES) - 1)
+        if problem:
+            print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
+            return 1
         pids = ", ".join(f"{name} {p.pid}" for name, p in procs.items())
         (m, mh, mr, _, _), (_, r1h, r1r, _, _), (_, r2h, _, _, _) = NODES
         urls = f"--node localhost:{mh} --node localhost:{r1h} --node localhost:{r2h}"
@@ -176,6 +186,25 @@ def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout=5)
+
+
+def _wait_synced(procs: dict[str, subprocess.Popen[bytes]], port: int, count: int) -> str | None:
+    """None once the master lists ``count`` streaming replicas; else why not."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    online = 0
+    while time.monotonic() < deadline:
+        dead = [name for name, p in procs.items() if p.poll() is not None]
+        if dead:
+            return f"{', '.join(dead)} exited before the group was in sync"
+        try:
+            stats = httpx.get(f"http://{HOST}:{port}/api/replication/stats", timeout=1).json()
+            online = sum(1 for r in stats.get("replicas", []) if r.get("state") == "online")
+            if online >= count:
+                return None
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    return f"only {online} of {count} replicas in sync after {READY_TIMEOUT_S:.0f}s"
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], name: str, port: int) -> str | None:

@@ -198,7 +198,7 @@ def plan_promotion(views: list[NodeView]) -> PromotionPlan:
                 f"{replid}: " + ", ".join(v.url for v in replicas if v.replid == replid)
                 for replid in tied
             )
-            + "); promote one yourself with POST /api/replication/promote"
+            + "); promote one yourself with `synap-cli replicaof --node URL --no-one`"
         )
     history = ranked[0][0]
     group = [v for v in replicas if v.replid == history]
