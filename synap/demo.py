@@ -60,7 +60,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _ports_in_use() -> list[int]:
-    taken = []
+    taken: list[int] = []
     for _, *ports, _ in NODES:
         for port in ports:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -70,7 +70,7 @@ def _ports_in_use() -> list[int]:
                     probe.bind((HOST, int(port)))
                 except OSError:
                     taken.append(int(port))
-    return taken
+    return sorted(taken)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
