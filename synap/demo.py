@@ -113,13 +113,9 @@ def main() -> int:
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
             (base / f"{name}.pid").write_text(f"{procs[name].pid}\n")
-            if name == "master":
-                # The replicas find a listening master (no reconnect delay to sit out).
-                problem = _wait_ready(procs[name], name, http)
-                if problem:
-                    print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
-                    return 1
-        for name, http, *_ in NODES:
+            # One after the other: the replicas find a listening master (no reconnect
+            # delay to sit out), and a client that waits for the last node's port
+            # (the README's quick start) finds every node listening.
             problem = _wait_ready(procs[name], name, http)
             if problem:
                 print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
