@@ -356,12 +356,24 @@ class ReplicationManager:
             self.node.keyspace.expire_on_access = True
             if prev_role is Role.STANDALONE:
                 self._disable_log()
+            elif self.master_server is None:
+                # The repoint closed our listener: open it again where it was.
+                asyncio.get_running_loop().create_task(self._reopen_listener())
         elif link is not None:
             # No role to go back to: stay read-only, following nobody, until repointed.
             asyncio.get_running_loop().create_task(link.stop())
             link.state = "stopped"
         log.error("%s; role is now %s", reason, roles.role)
         self.node.record_topology("refused to replicate from itself")
+
+    async def _reopen_listener(self) -> None:
+        from synap.node import StartupError
+
+        try:
+            await self._start_master_server(self.listen_address_text)
+        except StartupError as exc:
+            self.last_role_error = f"{self.last_role_error}; {exc}"
+            log.error("%s", exc)
 
     def _listener_text(self) -> str | None:
         return self.listen_address_text if self.master_server is not None else None
