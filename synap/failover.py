@@ -622,6 +622,11 @@ def _problems(master: _Seen, others: list[_Seen]) -> list[str]:
             continue  # the same node listed twice
         elif s["role"] != "replica":
             problems.append(f"{o.url} is a {s['role']}, not a replica of {master.url}")
+        elif s.get("sync_in_progress"):
+            problems.append(
+                f"{o.url} is still in a full sync from its master (re-check with "
+                f"`synap-cli replication status --node {o.url}` when it is done)"
+            )
         elif not s.get("connected") or (ms and s.get("replication_id") != ms["replication_id"]):
             problems.append(f"{o.url} is not connected to {master.url}'s history yet")
         elif ms and o.id not in online:
