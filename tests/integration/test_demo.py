@@ -119,7 +119,17 @@ def test_demo_survives_the_master_and_sigterm_stops_every_node(
     demo.wait_up()
     assert "kill $(cat" in demo.text() and "synap-cli promote" in demo.text()
 
-    # The README's practice run: kill the master, then promote.
+    # The README's practice run: switch to replica1 and back, with its URL spellings...
+    there = _cli(
+        "failover", "--node", f"http://{demo.url(5500)}", "--to", f"http://{demo.url(5501)}"
+    )
+    assert there.returncode == 0, there.stdout + there.stderr
+    back = _cli(
+        "failover", "--node", f"http://{demo.url(5501)}", "--to", f"http://{demo.url(5500)}"
+    )
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "switchover complete" in back.stdout, back.stdout
+    # ...then kill the master and promote.
     os.kill(demo.pids["master"], signal.SIGKILL)
     wait_for(lambda: "master" in demo.text() and "exited" in demo.text(), 10, 0.1)
     time.sleep(1.0)
