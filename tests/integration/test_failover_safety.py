@@ -13,11 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from tests.integration.failover_support import FAST, ready, wait_converged
-from tests.support.ports import HOST, reserve_port
+from tests.support.ports import HOST, reserve_port, reserve_ports
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
 SYNAP_CLI = shutil.which("synap-cli", path=str(Path(sys.executable).parent)) or "synap-cli"
@@ -362,3 +363,37 @@ def test_cli_pause_and_resume_writes(node_factory: NodeFactory) -> None:
     assert 0 < master.stats()["writes_paused_for"] <= 30
     cli("resume-writes", "--node", master.http_url)
     assert cli("pause-writes", "--node", master.http_url).returncode == 2
+
+
+def test_without_a_data_directory_nothing_is_persisted_and_the_cli_says_so(
+    node_factory: NodeFactory,
+) -> None:
+    master = node_factory.master(config=FAST)
+    port, resp = reserve_ports(2)
+    argv = [sys.executable, "-m", "synap", "--host", HOST, "--port", str(port)]
+    argv += ["--resp-port", str(resp), "--role", "replica"]
+    argv += ["--master-address", master.replica_address]
+    log = open(node_factory.base_dir / "no-data-dir.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=node_factory.base_dir)
+    try:
+        url = f"http://{HOST}:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/api/replication/stats", timeout=1).json()["connected"]
+            except (httpx.HTTPError, KeyError, ValueError):
+                return False
+
+        wait_for(up, 30)
+        result = cli("replicaof", "--node", url, "--no-one")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "NOT persisted" in result.stdout, result.stdout
+        assert not list(node_factory.base_dir.rglob("topology.json"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+    assert (
+        "not persisted: no data directory"
+        in (node_factory.base_dir / "no-data-dir.log").read_text()
+    )
