@@ -4,6 +4,8 @@
   write pause of each node; exits 1 if any is unhealthy
 * ``synap-cli promote --node URL ...``: unplanned failover, picks the best replica
 * ``synap-cli failover --node MASTER_URL [--to URL] [--timeout S]``: planned switchover
+* ``synap-cli replicaof --node URL --master HOST:PORT`` (repoint) / ``--no-one`` (promote)
+* ``synap-cli pause-writes --node URL --seconds S|--until-resumed`` / ``resume-writes``
 * ``synap-cli get KEY`` / ``set KEY VALUE`` / ``digest``: quick checks
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -196,6 +199,117 @@ def failover(
         node, target, timeout, obj["api_key"], click.echo, replica_listen=replica_listen
     )
     sys.exit(0 if ok else 1)
+
+
+def _persisted(reply: dict[str, Any]) -> str:
+    path = reply.get("topology_file")
+    if path:
+        return f"persisted to {path} (a restart keeps it)"
+    return "NOT persisted: the node has no data directory, a restart goes back to its flags"
+
+
+@main.command()
+@click.option("--node", required=True, help="HTTP URL of the node to change.")
+@click.option(
+    "--master",
+    "master",
+    metavar="HOST:PORT",
+    help="The new master's replica listener (not its HTTP port).",
+)
+@click.option("--no-one", is_flag=True, help="Promote the node to master (REPLICAOF NO ONE).")
+@click.option(
+    "--replica-listen",
+    metavar="HOST:PORT",
+    help="With --no-one: the replica listener to open (default: the node's own, its config, "
+    "or its --host and port 15501).",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    help="With --master: seconds to wait for the node to connect (0: do not wait).",
+)
+@click.pass_obj
+def replicaof(
+    obj: dict[str, Any],
+    node: str,
+    master: str | None,
+    no_one: bool,
+    replica_listen: str | None,
+    timeout: float,
+) -> None:
+    """Repoint a node at another master (--master HOST:PORT), or promote it (--no-one).
+
+    Exits non-zero if the node refuses (e.g. HOST:PORT is its own listener) or, with
+    --master, is not connected to the new master within --timeout seconds."""
+    if (master is None) == (not no_one):
+        raise click.UsageError("give exactly one of --master HOST:PORT and --no-one")
+    if no_one:
+        body = {"replica_listen_address": replica_listen} if replica_listen else None
+        reply = _call(node, obj["api_key"], "POST", "/api/replication/promote", body)
+        click.echo(
+            f"{node}: {reply.get('message') or 'promoted'}: master, replication id "
+            f"{reply.get('replication_id')}, offset {reply.get('offset')}, replica listener "
+            f"bound on {reply.get('replica_listen_address')}; " + _persisted(reply)
+        )
+        return
+    if replica_listen:
+        raise click.UsageError("--replica-listen goes with --no-one")
+    reply = _call(
+        node, obj["api_key"], "POST", "/api/replication/replicaof", {"master_address": master}
+    )
+    click.echo(f"{node}: now a replica of {reply.get('master_address')}; " + _persisted(reply))
+    if timeout <= 0:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = _call(node, obj["api_key"], "GET", "/api/replication/stats")
+        if stats.get("role") == "replica" and stats.get("connected"):
+            click.echo(
+                f"{node}: connected to {stats.get('master_address')} at offset "
+                f"{stats.get('replica_offset')}"
+            )
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    click.echo(
+        f"{node}: NOT connected to {master} after {timeout:g}s (role {stats.get('role')}, "
+        f"state {stats.get('state')}, last error: {stats.get('last_error') or stats.get('last_role_error')}); "
+        "it keeps retrying. Check the address is the master's replica listener",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@main.command("pause-writes")
+@click.option("--node", required=True, help="HTTP URL of the master.")
+@click.option("--seconds", type=float, help="Pause for this many seconds (a lease).")
+@click.option(
+    "--until-resumed",
+    is_flag=True,
+    help="Pause until `synap-cli resume-writes` or a demotion (a fence).",
+)
+@click.pass_obj
+def pause_writes(
+    obj: dict[str, Any], node: str, seconds: float | None, until_resumed: bool
+) -> None:
+    """Refuse client writes with TRYAGAIN (HTTP 503) on a master."""
+    if (seconds is None) == (not until_resumed):
+        raise click.UsageError("give exactly one of --seconds S and --until-resumed")
+    reply = _call(node, obj["api_key"], "POST", "/api/replication/pause", {"seconds": seconds})
+    how = "until resumed or demoted" if seconds is None else f"for {seconds:g}s"
+    click.echo(f"{node}: writes paused {how} at offset {reply.get('master_offset')}")
+
+
+@main.command("resume-writes")
+@click.option("--node", required=True, help="HTTP URL of the master.")
+@click.pass_obj
+def resume_writes(obj: dict[str, Any], node: str) -> None:
+    """End a write pause (or fence) on a master."""
+    reply = _call(node, obj["api_key"], "POST", "/api/replication/resume")
+    state = "resumed" if reply.get("was_paused") else "were not paused"
+    click.echo(f"{node}: writes {state}, offset {reply.get('master_offset')}")
 
 
 @main.command()

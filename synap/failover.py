@@ -17,7 +17,13 @@ Planned switchover (``synap-cli failover``), Redis ``FAILOVER`` done step by ste
     6. repoint the old master to the target's replica listener (its demotion also ends
        the fence: it answers READONLY from now on), then the other replicas; all of
        them continue by partial sync
-    7. check that they follow the new master and say whether any needed a full sync
+    7. verify the end state: exactly one master (the target) and every other node a
+       replica connected to it, on its history; otherwise exit non-zero, printing each
+       node's state and the command that fixes it
+
+Nodes are matched by their replica id (``replica_id`` in each node's stats, ``id`` in a
+master's list of replicas), never by how an address is spelled: ``localhost:5500``,
+``127.0.0.1:5500`` and ``http://localhost:5500`` are the same node.
 
 Zero acknowledged writes are lost: every write the master acknowledged before the pause
 is in the target's history by step 3, and the master acknowledges none after it.
@@ -27,8 +33,8 @@ the voting: ask every listed node for its stats, keep the reachable replicas who
 dataset is complete, group them by the history they follow (replication id), take the
 largest group (never a replica of another history: promoting it would make everybody
 else full-sync to a dataset they never had), promote the one with the highest offset and
-repoint the rest of its group to it. They continue by partial sync. The dead master must
-not come back as a master: see docs/OPERATIONS.md.
+repoint the rest of its group to it. They continue by partial sync. The same end-state
+check follows. The dead master must not come back as a master: see docs/OPERATIONS.md.
 
 The choice of node is made by pure functions (:func:`pick_switchover_target`,
 :func:`plan_promotion`) so each rule is a unit test; the rest only makes HTTP calls and
@@ -192,7 +198,7 @@ def plan_promotion(views: list[NodeView]) -> PromotionPlan:
                 f"{replid}: " + ", ".join(v.url for v in replicas if v.replid == replid)
                 for replid in tied
             )
-            + "); promote one yourself with POST /api/replication/promote"
+            + "); promote one yourself with `synap-cli replicaof --node URL --no-one`"
         )
     history = ranked[0][0]
     group = [v for v in replicas if v.replid == history]
@@ -208,6 +214,22 @@ def plan_promotion(views: list[NodeView]) -> PromotionPlan:
     )
     followers = [v for v in group if v is not candidate]
     return PromotionPlan(candidate, followers, foreign, skipped)
+
+
+def _dedupe(views: list[NodeView], step: Echo) -> list[NodeView]:
+    """One view per node: the same node listed under two spellings (``localhost`` and
+    ``127.0.0.1``) has one replica id."""
+    out: list[NodeView] = []
+    ids: dict[str, str] = {}
+    for v in views:
+        rid = v.stats.get("replica_id") if v.stats else None
+        if rid is not None and rid in ids:
+            step(f"{v.url} is the same node as {ids[rid]} (replica id {rid}); counted once")
+            continue
+        if rid is not None:
+            ids[rid] = v.url
+        out.append(v)
+    return out
 
 
 # ------------------------------------------------------------------------- HTTP
@@ -330,28 +352,53 @@ def _switchover(
         raise FailoverError(
             f"{master.url} is a {ms['role']}, not a master: give --node the current master"
         )
+    master_id = ms.get("replica_id")
     replicas: list[dict[str, Any]] = ms.get("replicas") or []
     if target is not None:
-        wanted = url_hostport(target)
-        entry = next((r for r in replicas if r["address"] == wanted), None)
         target_url = normalize_url(target)
+        tgt = client(target_url)
+        ts = tgt.stats()
+        target_id = ts.get("replica_id")
+        if target_id == master_id:
+            raise FailoverError(
+                f"--to {target} is the master {master.url} itself (same replica id "
+                f"{master_id}); give --to a replica of it, or leave --to out"
+            )
+        entry = next((r for r in replicas if r.get("id") == target_id), None)
+        if entry is None:
+            listed = ", ".join(f"{r.get('id')} at {r.get('address')}" for r in replicas)
+            raise FailoverError(
+                f"{target_url} (replica id {target_id}, role {ts['role']}) is not a replica "
+                f"connected to {master.url}; its replicas are: {listed or 'none'}. "
+                "Nothing changed"
+            )
     else:
         entry = pick_switchover_target(replicas)
         if entry is None:
             raise FailoverError(f"{master.url} has no online replica to fail over to")
         target_url = normalize_url(entry["address"])
-    tgt = client(target_url)
-    ts = tgt.stats()
+        tgt = client(target_url)
+        ts = tgt.stats()
+        target_id = ts.get("replica_id")
+        if target_id != entry.get("id"):
+            raise FailoverError(
+                f"{target_url}, the address replica {entry.get('id')} announces, answers as "
+                f"{target_id}; give the replica's HTTP URL with --to. Nothing changed"
+            )
     if ts["role"] != "replica" or ts.get("replication_id") != ms["replication_id"]:
         raise FailoverError(
             f"{target_url} does not follow {master.url} (it is a {ts['role']} of history "
             f"{ts.get('replication_id')}, the master's is {ms['replication_id']})"
         )
-    others = [r for r in replicas if r is not entry and r["address"] != url_hostport(target_url)]
+    # Every other replica of the master, by id: never the target, never the master.
+    others = [r for r in replicas if r.get("id") not in (target_id, master_id)]
     before = {master.url: ms}
+    other_urls: list[str] = []
     for r in others:
+        url = normalize_url(r["address"])
+        other_urls.append(url)
         try:
-            before[normalize_url(r["address"])] = client(r["address"]).stats()
+            before[url] = client(url).stats()
         except FailoverError:
             pass  # reported when it is repointed
     step(
@@ -419,7 +466,8 @@ def _switchover(
     new_address = routable(promoted["replica_listen_address"], target_url)
     step(
         f"promoted {target_url}: new replication id {new_id}, offset {promoted['offset']}, "
-        f"replica listener {new_address}; it accepts writes "
+        f"replica listener bound on {promoted['replica_listen_address']} (reached as "
+        f"{new_address}); it accepts writes "
         f"(writes were paused {time.monotonic() - paused_at:.3f}s)"
     )
 
@@ -429,27 +477,54 @@ def _switchover(
     except FailoverError as exc:
         raise FailoverError(
             f"could not repoint the old master ({exc}). It is fenced (writes paused until "
-            "resumed or demoted), so it takes no writes. Repoint it now: curl -X POST "
-            f'{master.url}/api/replication/replicaof -d \'{{"master_address": "{new_address}"}}\''
+            "resumed or demoted), so it takes no writes. Repoint it now: "
+            f"synap-cli replicaof --node {master.url} --master {new_address}"
         ) from None
     step(f"old master {master.url} now replicates from {new_address}")
-    ok = True
-    for r in others:
-        url = normalize_url(r["address"])
-        try:
-            client(url).post("/api/replication/replicaof", {"master_address": new_address})
-            step(f"replica {url} now replicates from {new_address}")
-        except FailoverError as exc:
-            ok = False
-            step(
-                f"WARNING: could not repoint {url} ({exc}); it still follows the old "
-                "master, which now forwards the new master's stream to it"
-            )
+    for r, url in zip(others, other_urls, strict=True):
+        _repoint(client, url, str(r.get("id")), target_id, new_address, step)
 
-    # 7. Check.
-    ok = _verify(client, before, new_id, new_address, step) and ok
-    step(f"switchover {'complete' if ok else 'done with warnings'}: {target_url} is the master")
+    # 7. Verify the end state.
+    ok = verify_group(client, target_url, [master.url, *other_urls], new_address, step, before)
+    if ok:
+        step(f"switchover complete: {target_url} is the master")
+    else:
+        step(f"switchover FAILED to converge: see the state above ({target_url} was promoted)")
     return ok
+
+
+def _repoint(
+    client: Callable[[str], NodeClient],
+    url: str,
+    expected_id: str | None,
+    new_master_id: str | None,
+    new_address: str,
+    step: _Steps,
+) -> None:
+    """Repoint one replica to the new master, after checking by its id that ``url`` is
+    the node we mean and not the new master itself. Failures are reported; the final
+    check decides the outcome."""
+    node = client(url)
+    try:
+        found = node.stats().get("replica_id")
+    except FailoverError as exc:
+        step(f"WARNING: could not reach {url} to repoint it ({exc})")
+        return
+    if found == new_master_id:
+        step(f"not repointing {url}: it is the new master")
+        return
+    if expected_id is not None and found != expected_id:
+        step(
+            f"WARNING: not repointing {url}: it answers as {found}, not {expected_id} "
+            "(the address it announces reaches another node)"
+        )
+        return
+    try:
+        node.post("/api/replication/replicaof", {"master_address": new_address})
+    except FailoverError as exc:
+        step(f"WARNING: could not repoint {url} ({exc})")
+        return
+    step(f"replica {url} now replicates from {new_address}")
 
 
 def _wait_offset(tgt: NodeClient, replid: str, offset: int, timeout: float) -> bool | str:
@@ -479,36 +554,142 @@ def _role_of(c: NodeClient) -> str:
         return f"unknown ({exc})"
 
 
-def _verify(
+@dataclass
+class _Seen:
+    """One node in the end-state check."""
+
+    url: str
+    stats: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def id(self) -> str | None:
+        return self.stats.get("replica_id") if self.stats else None
+
+    def describe(self) -> str:
+        s = self.stats
+        if s is None:
+            return f"{self.url}: UNREACHABLE ({self.error})"
+        text = (
+            f"{self.url}: {s['role']}, id {s.get('replica_id')}, history {s.get('replication_id')}"
+        )
+        if s["role"] == "replica":
+            text += (
+                f", follows {s.get('master_address')}, connected {s.get('connected')}, "
+                f"offset {s.get('replica_offset')}"
+            )
+            if s.get("last_error"):
+                text += f", last error: {s['last_error']}"
+        else:
+            text += f", offset {s.get('master_offset')}, {len(s.get('replicas') or [])} replica(s)"
+            if s.get("writes_paused"):
+                text += ", WRITES PAUSED"
+        if s.get("last_role_error"):
+            text += f", refused: {s['last_role_error']}"
+        return text
+
+
+def _look(client: Callable[[str], NodeClient], urls: list[str]) -> list[_Seen]:
+    seen = []
+    for url in urls:
+        try:
+            seen.append(_Seen(url, client(url).stats()))
+        except FailoverError as exc:
+            seen.append(_Seen(url, None, str(exc)))
+    return seen
+
+
+def _problems(master: _Seen, others: list[_Seen]) -> list[str]:
+    """Why the group is not "exactly one master, every other node follows it"; empty
+    when it is. Nodes are told apart by replica id."""
+    problems = []
+    ms = master.stats
+    if ms is None or ms["role"] != "master":
+        problems.append(
+            f"{master.url} should be the master but is {ms['role'] if ms else 'unreachable'}"
+        )
+        ms = None
+    online = (
+        {r.get("id") for r in ms.get("replicas") or [] if r.get("state") == "online"}
+        if ms
+        else set()
+    )
+    for o in others:
+        s = o.stats
+        if s is None:
+            problems.append(f"{o.url} is unreachable")
+        elif o.id == master.id:
+            continue  # the same node listed twice
+        elif s["role"] != "replica":
+            problems.append(f"{o.url} is a {s['role']}, not a replica of {master.url}")
+        elif s.get("sync_in_progress"):
+            problems.append(
+                f"{o.url} is still in a full sync from its master (re-check with "
+                f"`synap-cli replication status --node {o.url}` when it is done)"
+            )
+        elif not s.get("connected") or (ms and s.get("replication_id") != ms["replication_id"]):
+            problems.append(f"{o.url} is not connected to {master.url}'s history yet")
+        elif ms and o.id not in online:
+            problems.append(f"{o.url} is connected, but not to {master.url}")
+    return problems
+
+
+def verify_group(
     client: Callable[[str], NodeClient],
-    before: dict[str, dict[str, Any]],
-    new_id: str,
+    master_url: str,
+    other_urls: list[str],
     new_address: str,
     step: _Steps,
+    before: dict[str, dict[str, Any]] | None = None,
+    timeout: float | None = None,
 ) -> bool:
-    """Wait (bounded) until every repointed node streams the new history; report how
-    each one got there (a full sync means it had diverged or fell out of the log)."""
-    pending = dict(before)
-    deadline = time.monotonic() + VERIFY_TIMEOUT_S
-    while pending and time.monotonic() < deadline:
-        for url in list(pending):
-            try:
-                s = client(url).stats()
-            except FailoverError:
+    """Wait (bounded) until ``master_url`` is the only master and every node of
+    ``other_urls`` is a replica connected to it on its history (by replica id, in the
+    master's list of online replicas). Reports how each got there (a full sync means it
+    had diverged). On failure prints each node's state and what to run to fix it."""
+    before = before or {}
+    deadline = time.monotonic() + (VERIFY_TIMEOUT_S if timeout is None else timeout)
+    while True:
+        seen = _look(client, [master_url, *other_urls])
+        master, others = seen[0], seen[1:]
+        problems = _problems(master, others)
+        if not problems or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if not problems:
+        for o in others:
+            if o.stats is None or o.id == master.id:
                 continue
-            if s.get("connected") and s.get("replication_id") == new_id:
-                full = int(s.get("full_syncs", 0)) - int(pending[url].get("full_syncs", 0))
-                how = "by FULL sync (it had diverged)" if full > 0 else "by partial sync"
-                step(f"{url} follows the new master at offset {s['replica_offset']}, {how}")
-                del pending[url]
-        if pending:
-            time.sleep(0.05)
-    for url in pending:
-        step(
-            f"WARNING: {url} is not streaming from {new_address} yet after "
-            f"{VERIFY_TIMEOUT_S:g}s; check `synap-cli replication status --node {url}`"
-        )
-    return not pending
+            old = before.get(o.url)
+            full = int(o.stats.get("full_syncs", 0)) - int((old or {}).get("full_syncs", 0))
+            how = "by FULL sync (it had diverged)" if old and full > 0 else "by partial sync"
+            if old is None:
+                how = "in sync"
+            step(f"{o.url} follows the new master at offset {o.stats.get('replica_offset')}, {how}")
+        step(f"verified: {master_url} is the only master and {len(others)} node(s) follow it")
+        return True
+    step("FAILED: the group is not in a safe state: " + "; ".join(problems))
+    step("state of each node:")
+    for node in seen:
+        step(f"  {node.describe()}")
+    step("to fix it:")
+    if master.stats is None or master.stats["role"] != "master":
+        step(f"  promote a replica: synap-cli replicaof --node {master_url} --no-one")
+    for o in others:
+        s = o.stats
+        if s is None:
+            step(
+                f"  {o.url}: start it as a replica of the new master (--role replica "
+                f"--master-address {new_address}), or once it answers: "
+                f"synap-cli replicaof --node {o.url} --master {new_address}"
+            )
+        elif o.id != master.id and (s["role"] != "replica" or not s.get("connected")):
+            step(f"  synap-cli replicaof --node {o.url} --master {new_address}")
+    step(
+        "  then check: synap-cli replication status "
+        + " ".join(f"--node {u}" for u in [master_url, *other_urls])
+    )
+    return False
 
 
 # ------------------------------------------------------------------------- promotion
@@ -534,6 +715,7 @@ def run_promote(
                 views.append(NodeView(probe.url, stats=probe.stats()))
             except FailoverError as exc:
                 views.append(NodeView(probe.url, error=str(exc)))
+        views = _dedupe(views, step)
         for v in views:
             if v.stats is None:
                 step(f"{v.url}: unreachable")
@@ -581,20 +763,21 @@ def run_promote(
         step(
             f"promoted {cand.url}: new replication id {new_id} (continues "
             f"{promoted.get('previous_replication_id')} up to offset {promoted['offset']}), "
-            f"replica listener {new_address}; it accepts writes"
+            f"replica listener bound on {promoted['replica_listen_address']} (reached as "
+            f"{new_address}); it accepts writes"
         )
-        ok = True
+        cand_id = (cand.stats or {}).get("replica_id")
         before: dict[str, dict[str, Any]] = {}
         for f in plan.followers:
-            try:
-                client(f.url).post("/api/replication/replicaof", {"master_address": new_address})
-                step(f"replica {f.url} now replicates from {new_address}")
-                assert f.stats is not None
-                before[f.url] = f.stats
-            except FailoverError as exc:
-                ok = False
-                step(f"WARNING: could not repoint {f.url}: {exc}")
-        ok = _verify(client, before, new_id, new_address, step) and ok
+            assert f.stats is not None
+            before[f.url] = f.stats
+            _repoint(client, f.url, f.stats.get("replica_id"), cand_id, new_address, step)
+        others = [f.url for f in plan.followers] + [f.url for f in plan.foreign]
+        ok = verify_group(client, cand.url, others, new_address, step, before)
+        step(
+            ("promotion complete" if ok else "promotion FAILED to converge")
+            + f": {cand.url} is the master"
+        )
         step(
             "REMEMBER: the old master must not come back as a master. Start it with "
             f"--role replica --master-address {new_address}, or repoint it the moment it "

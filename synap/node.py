@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,20 @@ def banner(line: str) -> None:
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, config: Config, command_line: frozenset[str] = frozenset()) -> None:
+        """``command_line``: the replication options given explicitly as flags
+        (``role``, ``master_address``, ``replica_listen_address``); they win over the
+        topology persisted in the data directory (synap/persistence/topology.py)."""
         self.started_at = time.time()
+        # This process's id (as Redis's run_id): the replica id it announces to masters.
+        self.node_id = f"node-{uuid.uuid4()}"
+        self.topology_path: Path | None = None
+        if config.persistence.enabled:
+            from synap.persistence import topology
+
+            self.topology_path = topology.path_in(Path(config.persistence.data_dir).resolve())
+            config = _apply_topology(config, command_line)
+        self.config = config
         kv = config.kv_store
         repl = config.replication
         initial_role = Role(repl.role) if repl.enabled else Role.STANDALONE
@@ -280,6 +292,35 @@ class Node:
             )
         log.info("shutdown complete")
 
+    def record_topology(self, reason: str) -> str | None:
+        """Persist the current role (after a runtime change) so that a restart keeps it.
+        Returns the file written, or None without a data directory or on failure."""
+        role = self.roles.role
+        if self.topology_path is None:
+            log.warning(
+                "role is now %s (%s); not persisted: no data directory, a restart goes back "
+                "to the configured role",
+                role, reason,
+            )  # fmt: skip
+            return None
+        from synap.persistence import topology
+
+        repl = self.replication
+        state = topology.Topology(
+            role=str(role),
+            master_address=self.roles.master_address if role is Role.REPLICA else None,
+            replica_listen_address=repl.listen_address_text if repl.master_server else None,
+            reason=reason,
+            updated_at=time.time(),
+        )
+        try:
+            topology.save(self.topology_path.parent, state)
+        except OSError as exc:
+            log.error("could not persist the topology to %s: %s", self.topology_path, exc)
+            return None
+        log.info("topology persisted to %s: %s", self.topology_path, state.describe())
+        return str(self.topology_path)
+
     # ------------------------------------------------------------ periodic work
     async def _active_expiry(self) -> None:
         interval = self.config.kv_store.active_expiry_interval_ms / 1000
@@ -407,6 +448,43 @@ class Node:
         return render_metrics(self)
 
 
+def _apply_topology(config: Config, command_line: frozenset[str]) -> Config:
+    """The config with the persisted topology applied where the command line does not
+    say otherwise explicitly (precedence: synap/persistence/topology.py)."""
+    from synap.config import ReplicationConfig
+    from synap.persistence import topology
+
+    directory = Path(config.persistence.data_dir).resolve()
+    try:
+        saved = topology.load(directory)
+    except topology.TopologyError as exc:
+        raise StartupError(str(exc)) from None
+    if saved is None:
+        return config
+    path = topology.path_in(directory)
+    if command_line & {"role", "master_address"}:
+        log.warning(
+            "%s says %s; ignored: --role/--master-address on the command line win",
+            path, saved.describe(),
+        )  # fmt: skip
+        return config
+    repl = config.replication
+    raw = repl.model_dump(exclude_unset=True)
+    raw.update(enabled=saved.role != "standalone", role=saved.role)
+    raw["master_address"] = saved.master_address
+    if saved.role == "standalone":
+        raw["enabled"] = False
+    if saved.replica_listen_address and "replica_listen_address" not in command_line:
+        raw["replica_listen_address"] = saved.replica_listen_address
+    try:
+        updated = ReplicationConfig.model_validate(raw)
+    except ValueError as exc:
+        raise StartupError(f"{path}: {exc}; fix or delete it") from None
+    log.info("topology from %s: %s (the command line did not set --role)", path, saved.describe())
+    banner(f"🧭 Topology from {path}: {saved.describe()}")
+    return config.model_copy(update={"replication": updated})
+
+
 def _fmt(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -429,8 +507,9 @@ def _bind(host: str, port: int, what: str, option: str) -> socket.socket:
     return sock
 
 
-def run_node(config: Config) -> int:
-    """Run a node until SIGTERM/SIGINT; returns the process exit code."""
+def run_node(config: Config, command_line: frozenset[str] = frozenset()) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the process exit code.
+    ``command_line``: see :class:`Node`."""
     import signal
 
     try:
@@ -441,7 +520,12 @@ def run_node(config: Config) -> int:
         pass
 
     async def main() -> int:
-        node = Node(config)
+        try:
+            node = Node(config, command_line)
+        except StartupError as exc:
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
         try:
             await node.start()
         except StartupError as exc:

@@ -111,7 +111,17 @@ def main(config_path: str | None, **options: Any) -> None:
     setup_logging(config.logging.level.upper(), config.logging.format)
     from synap.node import run_node
 
-    sys.exit(run_node(config))
+    # Explicit replication flags win over the topology persisted in the data directory.
+    given = frozenset(
+        key
+        for key, option in (
+            ("role", "role"),
+            ("master_address", "master_address"),
+            ("replica_listen_address", "replica_listen"),
+        )
+        if options[option] is not None
+    )
+    sys.exit(run_node(config, given))
 
 
 def setup_logging(level: str, fmt: str) -> None:

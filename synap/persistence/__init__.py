@@ -8,6 +8,8 @@ A node's data directory holds three kinds of files, each owned by one module:
     Append-only segments of effect records (see :mod:`synap.store.effects`) in offset order.
 ``snapshot-<offset:020d>.snap`` (:mod:`.snapshot`)
     The whole keyspace as of one replication offset, plus the replication ids.
+``topology.json`` (:mod:`.topology`)
+    The role (and master) the node last took at runtime, read at start-up.
 
 Recovery (:mod:`.manager`) loads the newest valid snapshot and replays the WAL records that
 follow it.  The invariant every operation preserves, so that a crash at any instant leaves

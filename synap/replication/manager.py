@@ -10,7 +10,9 @@ on replicas that were given ``--replica-listen`` for sub-replicas), and a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
     from synap.replication.replica import ReplicaLink
 
 log = logging.getLogger("synap.replication")
+
+# The port a promoted node listens for replicas on when neither the promote request nor
+# its configuration names a listener; the host is the node's own --host (server.host),
+# so a promotion never opens a port on more interfaces than the node already serves.
+DEFAULT_REPLICA_LISTEN_PORT = 15501
 
 
 class ReplicationManager:
@@ -52,6 +59,10 @@ class ReplicationManager:
         self.started_empty = False
         # Serialises promotions (they await the listener start).
         self._role_lock = asyncio.Lock()
+        # The role before the last repoint, to go back to if it turns out to point at
+        # this node itself (refused_self_replication).
+        self._before_follow: tuple[Role, str | None] | None = None
+        self.last_role_error: str | None = None
         self._seed: list[tuple[int, bytes]] = []  # WAL records to refill the log at start
         # Only masters and replicas keep a replication log (Redis, too, allocates its
         # backlog only once replication starts): a standalone node pays neither the
@@ -110,12 +121,19 @@ class ReplicationManager:
             self.node.roles.transition(Role.MASTER, "configured role")
             await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
+            from synap.node import StartupError
+
             assert self.config.master_address is not None
             host, port = parse_address(self.config.master_address, key="replication.master_address")
-            self.node.roles.transition(Role.REPLICA, "configured role", f"{host}:{port}")
-            self._start_replica_link(host, port)
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
+            if self.is_own_listener(host, port):
+                raise StartupError(
+                    f"replication.master_address {host}:{port} is this node's own replica "
+                    "listener: a node cannot replicate from itself; give the master's address"
+                )
+            self.node.roles.transition(Role.REPLICA, "configured role", f"{host}:{port}")
+            self._start_replica_link(host, port)
         self._started = True
 
     def seed_log(self, records: list[tuple[int, bytes]]) -> None:
@@ -240,7 +258,7 @@ class ReplicationManager:
                     await old.stop()
                 try:
                     await self._start_master_server(
-                        listen_address or self.config.replica_listen_address
+                        listen_address or self.promotion_listen_address()
                     )
                 except StartupError as exc:
                     raise CommandError(f"ERR not promoted: {exc}") from None
@@ -257,10 +275,12 @@ class ReplicationManager:
             self._enable_log()
             roles.transition(Role.MASTER, reason)
             self.node.keyspace.expire_on_access = True
+            self.last_role_error = None
             if self.master_server is not None:
                 # Sub-replicas (and anyone who connected while the listener started)
                 # follow the old id: reconnecting, they learn the new one (+CONTINUE).
                 self.master_server.drop_all("promoted to master")
+        topology_file = self.node.record_topology(reason)
         log.warning(
             "promoted to master (%s); was following %s; new replication id %s, "
             "previous %s valid up to offset %d",
@@ -273,7 +293,95 @@ class ReplicationManager:
             "previous_replication_id": history.replid2,
             "offset": history.offset,
             "replica_listen_address": self._listener_text(),
+            "topology_file": topology_file,
         }
+
+    def promotion_listen_address(self) -> str:
+        """The replica listener a promotion opens when the request names none and the
+        node runs none: ``replication.replica_listen_address`` when configured (file or
+        ``--replica-listen``), else the node's own host and port 15501, never 0.0.0.0
+        unless the node already serves its HTTP API there."""
+        if self._replica_listen_given():
+            return self.config.replica_listen_address
+        host = self.node.config.server.host or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{DEFAULT_REPLICA_LISTEN_PORT}"
+
+    def is_own_listener(self, host: str, port: int) -> bool:
+        """True if ``host:port`` reaches this node's own replica listener (an IP
+        address or ``localhost``; other names are caught in the handshake, where the
+        master refuses a replica with its own id)."""
+        server = self.master_server
+        if server is None or port != server.port:
+            return False
+        name = host.strip("[]")
+        if name == "localhost":
+            candidates = ["127.0.0.1", "::1"]
+        else:
+            try:
+                candidates = [str(ipaddress.ip_address(name))]
+            except ValueError:
+                return False
+        bound = server.host.strip("[]")
+        for ip in candidates:
+            if bound in ("0.0.0.0", "::", ""):
+                if _is_local_address(ip):
+                    return True
+            else:
+                try:
+                    if ipaddress.ip_address(bound) == ipaddress.ip_address(ip):
+                        return True
+                except ValueError:
+                    if bound == name:
+                        return True
+        return False
+
+    def refused_self_replication(self, reason: str) -> None:
+        """Our own replica listener refused our link (we were pointed at ourselves
+        through some address): stop following and go back to the role we had."""
+        roles = self.node.roles
+        if not roles.is_replica:
+            return
+        self.last_role_error = reason
+        link = self.replica_link
+        previous = self._before_follow
+        self._before_follow = None
+        prev_role, prev_master = previous if previous is not None else (None, None)
+        if link is not None:
+            link.last_error = reason
+        if prev_role is Role.REPLICA and prev_master:
+            host, port = parse_address(prev_master, key="master_address")
+            self.replica_link = None
+            if link is not None:
+                asyncio.get_running_loop().create_task(link.stop())
+            roles.transition(Role.REPLICA, "refused to replicate from itself", prev_master)
+            self._start_replica_link(host, port)
+        elif prev_role in (Role.MASTER, Role.STANDALONE):
+            self.replica_link = None
+            if link is not None:
+                asyncio.get_running_loop().create_task(link.stop())
+            roles.transition(prev_role, "refused to replicate from itself")
+            self.node.keyspace.expire_on_access = True
+            if prev_role is Role.STANDALONE:
+                self._disable_log()
+            elif self.master_server is None:
+                # The repoint closed our listener: open it again where it was.
+                asyncio.get_running_loop().create_task(self._reopen_listener())
+        elif link is not None:
+            # No role to go back to: stay read-only, following nobody, until repointed.
+            asyncio.get_running_loop().create_task(link.stop())
+            link.state = "stopped"
+        log.error("%s; role is now %s", reason, roles.role)
+        self.node.record_topology("refused to replicate from itself")
+
+    async def _reopen_listener(self) -> None:
+        from synap.node import StartupError
+
+        try:
+            await self._start_master_server(self.listen_address_text)
+        except StartupError as exc:
+            self.last_role_error = f"{self.last_role_error}; {exc}"
+            log.error("%s", exc)
 
     def _listener_text(self) -> str | None:
         return self.listen_address_text if self.master_server is not None else None
@@ -287,10 +395,18 @@ class ReplicationManager:
         if roles.role is Role.REPLICA and roles.master_address == address and self.replica_link:
             return {"success": True, "role": "replica", "master_address": address,
                     "message": "already following this master"}  # fmt: skip
+        if self.is_own_listener(host, port):
+            raise CommandError(
+                f"ERR refusing to replicate from itself: {address} is this node's own replica "
+                f"listener ({self.listen_address_text}); give the address of another master"
+            )
+        previous = (roles.role, roles.master_address)
         try:
             roles.transition(Role.REPLICA, reason, address)
         except IllegalTransition as exc:
             raise CommandError(f"ERR {exc}") from None
+        self._before_follow = previous
+        self.last_role_error = None
         self._enable_log()
         link = self.replica_link
         self.replica_link = None
@@ -303,7 +419,13 @@ class ReplicationManager:
             asyncio.get_running_loop().create_task(server.stop())
         self._start_replica_link(host, port)
         log.warning("now a replica of %s (%s)", address, reason)
-        return {"success": True, "role": "replica", "master_address": address}
+        topology_file = self.node.record_topology(reason)
+        return {
+            "success": True,
+            "role": "replica",
+            "master_address": address,
+            "topology_file": topology_file,
+        }
 
     def stop_replication(self) -> dict[str, Any]:
         """Replica -> standalone (keeps the data, accepts writes, serves no replicas)."""
@@ -321,7 +443,8 @@ class ReplicationManager:
         roles.transition(Role.STANDALONE, "replication stopped")
         self._disable_log()
         self.node.keyspace.expire_on_access = True
-        return {"success": True, "role": "standalone"}
+        topology_file = self.node.record_topology("replication stopped")
+        return {"success": True, "role": "standalone", "topology_file": topology_file}
 
     # ---------------------------------------------------------------- write pause
     def pause_writes(self, seconds: float | None, reason: str) -> dict[str, Any]:
@@ -376,6 +499,8 @@ class ReplicationManager:
         history = self.node.history
         role = self.node.roles.role
         common = {
+            "replica_id": self.node.node_id,
+            "last_role_error": self.last_role_error,
             "replication_id": history.replid,
             "previous_replication_id": history.replid2,
             "second_offset": history.second_offset,
@@ -532,6 +657,17 @@ class ReplicationManager:
 
     async def failover_http(self, body: dict[str, Any]) -> dict[str, Any]:
         raise CommandError(f"ERR not supported by this server: {self._FAILOVER_HINT}")
+
+
+def _is_local_address(ip: str) -> bool:
+    """True if ``ip`` is an address of this machine (it can be bound)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((ip, 0))
+    except OSError:
+        return False
+    return True
 
 
 def _redis_endpoint(replica: dict[str, Any]) -> tuple[str, str]:

@@ -153,10 +153,36 @@ class ReplicaConnection(asyncio.Protocol):
                     "replica %s connected from %s (announces %s), follows %s at offset %d",
                     event.replica_id, self.peer, event.listen_address, event.replid, event.offset,
                 )  # fmt: skip
+                if self._is_self(event.replica_id):
+                    return
             elif isinstance(event, SessionEnded):
                 self._end(event)
                 return
         self._send(self.session.data_to_send())
+
+    def _is_self(self, replica_id: str) -> bool:
+        """Refuse a replica whose id is this node's own: the node was pointed at its own
+        replica listener (possibly through another address). True if refused."""
+        manager = self.server.manager
+        if replica_id != manager.node.node_id:
+            return False
+        reason = (
+            "refusing to replicate from itself: this replica listener belongs to the "
+            f"node that connected to it (id {replica_id}); point it at another master"
+        )
+        log.error("%s", reason)
+        self._send(self.session.close(ErrorCode.REFUSED, reason))
+        self._close()
+        # Our own link, seen from the other end of the same socket: undo the repoint.
+        # (An unauthenticated peer can claim our id, but not our link's socket address.)
+        link = manager.replica_link
+        conn = link.connection if link is not None else None
+        if conn is not None and conn.transport is not None and self.transport is not None:
+            ours = conn.transport.get_extra_info("sockname")
+            peer = self.transport.get_extra_info("peername")
+            if ours and peer and tuple(ours[:2]) == tuple(peer[:2]):
+                manager.refused_self_replication(reason)
+        return True
 
     # ----------------------------------------------------------------- sync
     def _on_sync_requested(self, request: SyncRequested) -> None:

@@ -21,7 +21,6 @@ import logging
 import random
 import ssl
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 from synap.replication.framing import frame_limit_for
@@ -174,6 +173,14 @@ class _MasterConnection(asyncio.Protocol):
         reason = event.message if isinstance(event, ErrorReceived) else event.reason
         if event.code == ErrorCode.SYNC_FAILED:
             self.link.failed_syncs += 1
+        if (
+            event.code == ErrorCode.REFUSED
+            and isinstance(event, ErrorReceived)
+            and "replicate from itself" in reason
+            and self.link.replica_id in reason
+        ):
+            # The master is this very node, reached through another address.
+            self.link.follows_itself = True
         if not self.closed.done():
             self.closed.set_result(reason)
         if self.transport is not None:
@@ -206,7 +213,9 @@ class ReplicaLink:
         self.manager = manager
         self.host = host
         self.port = port
-        self.replica_id = f"replica-{uuid.uuid4()}"
+        # The node's id, the same on every link: operators and tools (synap-cli failover)
+        # match a master's replicas to nodes by it, and a master refuses its own id.
+        self.replica_id = manager.node.node_id
         self.connected = False
         self.connection: _MasterConnection | None = None
         self.last_heartbeat: float | None = None
@@ -222,6 +231,8 @@ class ReplicaLink:
         self.synced = False
         self.sync_started: float | None = None
         self.last_error: str | None = None
+        # Set when the master refused us as itself: stop, never follow ourselves.
+        self.follows_itself = False
         self.attempts = 0
         self.state = "connecting"
         self._task: asyncio.Task[None] | None = None
@@ -264,6 +275,14 @@ class ReplicaLink:
             # escaped so that it cannot forge log lines.
             reason = self.last_error = bounded_text(reason)
             shown = escape_text(reason)
+            if self.follows_itself:
+                self.state = "stopped"
+                self.manager.last_role_error = reason
+                log.error(
+                    "master %s is this node itself (%s); not reconnecting: repoint this "
+                    "node at another master (or promote it)", self.master_address, shown,
+                )  # fmt: skip
+                return
             if not cfg.auto_reconnect:
                 self.state = "stopped"
                 log.error(

@@ -122,7 +122,12 @@ def test_replicaof_turns_a_master_into_a_replica_and_null_makes_it_standalone(
     b.redis().set("from-b", "1")
 
     reply = replicaof(b, a.replica_address)  # a master becomes a replica, no restart
-    assert reply == {"success": True, "role": "replica", "master_address": a.replica_address}
+    assert reply == {
+        "success": True,
+        "role": "replica",
+        "master_address": a.replica_address,
+        "topology_file": str(b.data_dir / "topology.json"),
+    }
     wait_converged(a, [b])
     assert b.redis().get("from-b") is None  # another history: replaced by a full sync
     with pytest.raises(redis.exceptions.ReadOnlyError):
