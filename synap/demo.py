@@ -1,8 +1,8 @@
 """``make run``: a local demo group of one master and two replicas on 127.0.0.1.
 
-master   HTTP :5500  RESP :6379  replicas connect to :15501
-replica1 HTTP :5501  RESP :6380
-replica2 HTTP :5502  RESP :6381
+master   HTTP :5500  RESP :6379  SynapRPC :15500  replicas connect to :15501
+replica1 HTTP :5501  RESP :6380  SynapRPC :15510
+replica2 HTTP :5502  RESP :6381  SynapRPC :15520
 
 Each node keeps its data under ``./demo-data/<name>``.  Ctrl-C stops all three.
 """
@@ -30,6 +30,8 @@ NODES = [
             "5500",
             "--resp-port",
             "6379",
+            "--rpc-port",
+            "15500",
         ],
     ),
     (
@@ -43,6 +45,8 @@ NODES = [
             "5501",
             "--resp-port",
             "6380",
+            "--rpc-port",
+            "15510",
         ],
     ),
     (
@@ -56,6 +60,8 @@ NODES = [
             "5502",
             "--resp-port",
             "6381",
+            "--rpc-port",
+            "15520",
         ],
     ),
 ]
@@ -88,6 +94,7 @@ def main() -> int:
             "  curl -s localhost:5500/api/replication/stats      # master\n"
             "  curl -s localhost:5501/api/replication/stats      # replica1\n"
             "  redis-cli -p 6379 set hello world && redis-cli -p 6380 get hello\n"
+            "  synap-sdk: SynapConfig('synap://127.0.0.1:15500')  # master; replicas :15510 :15520\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
