@@ -226,7 +226,10 @@ class Node:
         from synap.api.rpc import RpcConnection
 
         sock = _bind(
-            server_cfg.host, server_cfg.rpc_port, "SynapRPC", "--rpc-port / server.rpc_port"
+            server_cfg.host,
+            server_cfg.rpc_port,
+            "SynapRPC protocol",
+            "--rpc-port / server.rpc_port",
         )
         loop = asyncio.get_running_loop()
         self._rpc_server = await loop.create_server(
