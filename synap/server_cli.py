@@ -25,7 +25,7 @@ def _bool(value: str) -> bool:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Examples:\n\n"
     "  synap-server --role master --replica-listen 0.0.0.0:15501\n\n"
-    "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380\n\n"
+    "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380 --rpc-port 15510\n\n"
     "Every option overrides the matching key of the config file.",
 )
 @click.option(
