@@ -219,18 +219,29 @@ class Node:
 
     async def _start_rpc(self) -> None:
         """SynapRPC (synap-sdk's ``synap://``) on server.rpc_port: same host, TLS and keys
-        as the RESP port (synap/api/rpc.py)."""
+        as the RESP port (synap/api/rpc.py).
+
+        A port given in the file or with --rpc-port that cannot be bound stops the node,
+        as for the other ports.  The built-in default (15500) is softer: when it is taken
+        (typically by another node on the same machine, started with only --port and
+        --resp-port) the node starts without SynapRPC and logs why."""
         server_cfg = self.config.server
         if server_cfg.rpc_port == 0:
             return
         from synap.api.rpc import RpcConnection
 
-        sock = _bind(
-            server_cfg.host,
-            server_cfg.rpc_port,
-            "SynapRPC protocol",
-            "--rpc-port / server.rpc_port",
-        )
+        try:
+            sock = _bind(
+                server_cfg.host,
+                server_cfg.rpc_port,
+                "SynapRPC protocol",
+                "--rpc-port / server.rpc_port",
+            )
+        except StartupError as exc:
+            if "rpc_port" in server_cfg.model_fields_set:
+                raise
+            log.warning("SynapRPC is off on this node: %s (or 0 to turn it off)", exc)
+            return
         loop = asyncio.get_running_loop()
         self._rpc_server = await loop.create_server(
             lambda: RpcConnection(self), sock=sock, ssl=self.tls.clients

@@ -585,3 +585,55 @@ def test_a_taken_rpc_port_is_a_clear_error(node_factory: NodeFactory) -> None:
     text = node.log_text()
     assert f"cannot listen for the SynapRPC protocol on {HOST}:{node.rpc_port}" in text
     assert "--rpc-port" in text and "Traceback" not in text
+
+
+def test_the_default_port_taken_leaves_the_node_up_without_synaprpc(tmp_path: Path) -> None:
+    """Two nodes on one machine started with only --port/--resp-port: the second cannot
+    have 15500, and starts anyway (an explicit --rpc-port that is taken stops the node,
+    see above)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.support.ports import release_port, reserve_ports
+
+    http_port, resp_port = reserve_ports(2)
+    holder = socket.socket()
+    try:
+        try:
+            holder.bind((HOST, 15500))
+            holder.listen()
+        except OSError:
+            pass  # something else holds it: taken either way
+        log_path = tmp_path / "server.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "synap", "--host", HOST, "--port", str(http_port),
+                 "--resp-port", str(resp_port)],
+                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"http://{HOST}:{http_port}/health", timeout=1).is_success:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.05)
+            time.sleep(0.3)  # the banner follows the listeners
+            assert proc.poll() is None
+            text = log_path.read_text()
+            assert "SynapRPC is off on this node: cannot listen for the SynapRPC protocol" in text
+            assert "--rpc-port" in text and "SynapRPC on synap://" not in text
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        holder.close()
+        release_port(http_port)
+        release_port(resp_port)
