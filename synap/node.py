@@ -114,8 +114,9 @@ class Node:
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
         await self._start_http()
-        await self._start_resp()
+        # SynapRPC before RESP: a client that sees the RESP port open finds SynapRPC too.
         await self._start_rpc()
+        await self._start_resp()
         await self.replication.start()
         self._tasks.append(asyncio.create_task(self._active_expiry(), name="active-expiry"))
         if self.persistence is not None:
