@@ -637,3 +637,54 @@ def test_the_default_port_taken_leaves_the_node_up_without_synaprpc(tmp_path: Pa
         holder.close()
         release_port(http_port)
         release_port(resp_port)
+
+
+def test_wait_blocks_later_requests_on_the_connection_until_it_ends(
+    master: SynapProcess, replica: SynapProcess, k: str
+) -> None:
+    """WAIT (a command that waits) over synap://: requests sent behind it on the same
+    connection run after it, in order, and other connections are not held up."""
+
+    async def scenario(c: SynapClient) -> list[Any]:
+        native = c._native
+        assert native is not None
+        return list(
+            await asyncio.gather(
+                native.execute("SET", [k + "w", "1"]),
+                native.execute("WAIT", [1, 5000]),
+                native.execute("INCR", [k + "w"]),
+                native.execute("GET", [k + "w"]),
+            )
+        )
+
+    assert run(master.rpc_url, scenario) == ["OK", 1, 2, "2"]
+
+    async def unreachable(c: SynapClient) -> tuple[Any, float, Any]:
+        native = c._native
+        assert native is not None
+        started = asyncio.get_running_loop().time()
+        waited, got = await asyncio.gather(
+            native.execute("WAIT", [5, 300]),  # more replicas than exist: times out
+            native.execute("GET", [k + "w"]),
+        )
+        return waited, asyncio.get_running_loop().time() - started, got
+
+    waited, elapsed, got = run(master.rpc_url, unreachable)
+    assert waited == 1 and 0.25 <= elapsed < 5 and got == "2"
+
+
+def test_rpc_clients_are_counted_and_limited_like_resp_clients(node_factory: NodeFactory) -> None:
+    node = node_factory(config={"server": {"max_clients": 2}})
+    first = raw(node)
+    first.sendall(encode_frame(Request(id=1, command="CLIENT", args=(Value.str("LIST"),))))
+    listing = Responses(first).next().ok
+    assert listing is not None and listing.kind == "bytes"
+    assert listing.value.count(b"id=") == 1 and b"resp=3" in listing.value
+    resp = node.redis()
+    assert resp.ping() is True  # the second slot
+    third = raw(node)
+    assert closed(third)  # over max_clients: closed at once
+    third.close()
+    assert "max number of clients reached" in node.log_text()
+    assert resp.info("clients")["connected_clients"] == 2
+    first.close()
