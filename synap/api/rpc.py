@@ -83,7 +83,8 @@ class RpcConnection(asyncio.Protocol):
     def _run(self) -> None:
         out: list[bytes] = []
         pending = self._pending
-        while pending and not self.closing:
+        session = self.session
+        while pending and not self.closing and not session.closing:  # session: after QUIT
             event = pending.popleft()
             if type(event) is C.FrameError:
                 if event.request_id is not None:
@@ -101,7 +102,7 @@ class RpcConnection(asyncio.Protocol):
                 self._block_on(event.id, reply)  # type: ignore[arg-type]
                 return
         self._flush(out)
-        if self.session.closing and not self.closing:  # QUIT
+        if session.closing and not self.closing:  # QUIT: nothing after it runs
             self.closing = True
             if self._transport is not None:
                 self._transport.close()

@@ -305,3 +305,11 @@ def test_connection_valid_requests(reqs: list[Request], data: st.DataObject | No
 @given(cut(mutated()))
 def test_connection_mutated_frames(chunks: list[bytes]) -> None:
     check(chunks)
+
+
+def test_nothing_after_quit_runs() -> None:
+    node, records, out = run_connection(
+        [frames(req(1, "SET", "a", "1"), req(2, "QUIT"), req(3, "SET", "b", "2"))]
+    )
+    assert [r.id for r in responses(out)] == [1, 2]
+    assert node.keyspace.data.get(b"a") == b"1" and b"b" not in node.keyspace.data
