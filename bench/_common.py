@@ -247,12 +247,14 @@ def synap_server(
     replica_port: int | None = None,
     extra: Sequence[str] = (),
     http_port: int | None = None,
+    rpc_port: int = 0,
 ) -> tuple[Server, int]:
-    """Start ``python -m synap`` (standalone unless ``role``); returns (server, http port)."""
+    """Start ``python -m synap`` (standalone unless ``role``); returns (server, http port).
+    SynapRPC is off unless ``rpc_port`` is given."""
     resp_port = free_port()
     http = http_port if http_port is not None else free_port()
     argv = [PYTHON, "-m", "synap", "--host", HOST, "--port", str(http)]
-    argv += ["--resp-port", str(resp_port), "--log-level", "warning"]
+    argv += ["--resp-port", str(resp_port), "--rpc-port", str(rpc_port), "--log-level", "warning"]
     if role:
         argv += ["--role", role]
     if master:

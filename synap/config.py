@@ -57,6 +57,7 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(5500, ge=0, le=65535)
     resp_port: int = Field(6379, ge=0, le=65535, description="Redis protocol; 0 = off")
+    rpc_port: int = Field(15500, ge=0, le=65535, description="SynapRPC (synap://); 0 = off")
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_clients: int = Field(10000, gt=0)
     api_keys: list[str] = Field(default_factory=list)
@@ -159,9 +160,9 @@ class TlsConfig(_Section):
     key_file: str | None = None  # its private key, PEM, unencrypted (default: in cert_file)
     ca_file: str | None = None  # PEM CA(s) peers' certificates must chain to
     replication: bool = False  # replica listener serves TLS; replicas connect with TLS
-    clients: bool = False  # the HTTP and RESP ports serve TLS
+    clients: bool = False  # the HTTP, RESP and SynapRPC ports serve TLS
     require_replica_cert: bool = False  # replica listener demands a cert signed by ca_file
-    require_client_cert: bool = False  # HTTP and RESP demand a cert signed by ca_file
+    require_client_cert: bool = False  # HTTP, RESP and SynapRPC demand a cert signed by ca_file
 
     @model_validator(mode="after")
     def _files_needed(self) -> TlsConfig:

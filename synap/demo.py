@@ -1,12 +1,12 @@
 """``make run``: a local demo group of one master and two replicas on 127.0.0.1.
 
-========  ==========  ==========  =================
-node      HTTP        RESP        replica listener
-========  ==========  ==========  =================
-master    :5500       :6379       :15501
-replica1  :5501       :6380       :15502
-replica2  :5502       :6381       :15503
-========  ==========  ==========  =================
+========  ==========  ==========  ==========  =================
+node      HTTP        RESP        SynapRPC    replica listener
+========  ==========  ==========  ==========  =================
+master    :5500       :6379       :15500      :15501
+replica1  :5501       :6380       :15510      :15502
+replica2  :5502       :6381       :15520      :15503
+========  ==========  ==========  ==========  =================
 
 Every node has its own replica listener, so any of them can be promoted (``synap-cli
 promote`` / ``failover``) and the others repointed to it. Each node keeps its data under
@@ -34,14 +34,15 @@ import httpx
 HOST = "127.0.0.1"
 
 
-def _nodes(offset: int) -> list[tuple[str, int, int, int, list[str]]]:
-    """name, HTTP port, RESP port, replica listener port, role arguments."""
+def _nodes(offset: int) -> list[tuple[str, int, int, int, int, list[str]]]:
+    """name, HTTP port, RESP port, SynapRPC port, replica listener port, role arguments."""
     master = f"{HOST}:{15501 + offset}"
     return [
-        ("master", 5500 + offset, 6379 + offset, 15501 + offset, ["--role", "master"]),
-        ("replica1", 5501 + offset, 6380 + offset, 15502 + offset,
+        ("master", 5500 + offset, 6379 + offset, 15500 + offset, 15501 + offset,
+         ["--role", "master"]),
+        ("replica1", 5501 + offset, 6380 + offset, 15510 + offset, 15502 + offset,
          ["--role", "replica", "--master-address", master]),
-        ("replica2", 5502 + offset, 6381 + offset, 15503 + offset,
+        ("replica2", 5502 + offset, 6381 + offset, 15520 + offset, 15503 + offset,
          ["--role", "replica", "--master-address", master]),
     ]  # fmt: skip
 
@@ -100,11 +101,11 @@ def main() -> int:
     signal.signal(signal.SIGHUP, _on_signal)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name, http, resp, listen, role_args in NODES:
+        for name, http, resp, rpc, listen, role_args in NODES:
             data_dir = base / name
             data_dir.mkdir(parents=True, exist_ok=True)
             args = [
-                "--host", HOST, "--port", str(http), "--resp-port", str(resp),
+                "--host", HOST, "--port", str(http), "--resp-port", str(resp), "--rpc-port", str(rpc),
                 "--replica-listen", f"{HOST}:{listen}", "--data-dir", str(data_dir), *role_args,
             ]  # fmt: skip
             print(f"$ synap-server {' '.join(args)}", flush=True)
@@ -125,13 +126,14 @@ def main() -> int:
             print(f"error: {problem}; stopping the demo", file=sys.stderr, flush=True)
             return 1
         pids = ", ".join(f"{name} {p.pid}" for name, p in procs.items())
-        (m, mh, mr, _, _), (_, r1h, r1r, _, _), (_, r2h, _, _, _) = NODES
+        (m, mh, mr, mrpc, _, _), (_, r1h, r1r, r1rpc, _, _), (_, r2h, _, r2rpc, _, _) = NODES
         urls = f"--node localhost:{mh} --node localhost:{r1h} --node localhost:{r2h}"
         print(
             f"\nDemo group is up (PIDs: {pids}):\n"
             f"  curl -s localhost:{mh}/api/replication/stats      # master\n"
             f"  curl -s localhost:{r1h}/api/replication/stats      # replica1\n"
             f"  redis-cli -p {mr} set hello world && redis-cli -p {r1r} get hello\n"
+            f"  synap-sdk: SynapConfig('synap://127.0.0.1:{mrpc}')  # replicas :{r1rpc} :{r2rpc}\n"
             f"  synap-cli replication status {urls}\n"
             f"Practise a failover: kill $(cat {base}/{m}.pid), then\n"
             f"  synap-cli promote {urls}\n"
@@ -211,7 +213,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], name: str, port: int) -> str | No
         if code is not None:
             return f"{name} exited with code {code} before it was ready (see its output above)"
         try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code < 500:
+            if httpx.get(f"http://{HOST}:{port}/health/live", timeout=1).status_code == 200:
                 return None
         except httpx.HTTPError:
             pass

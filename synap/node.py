@@ -95,12 +95,14 @@ class Node:
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         self._resp_server: asyncio.base_events.Server | None = None
+        self._rpc_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
+        self.rpc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
         self.tls = TlsContexts()  # loaded in start(), where errors become StartupError
 
@@ -124,6 +126,8 @@ class Node:
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
         await self._start_http()
+        # SynapRPC before RESP: a client that sees the RESP port open finds SynapRPC too.
+        await self._start_rpc()
         await self._start_resp()
         await self.replication.start()
         self._tasks.append(asyncio.create_task(self._active_expiry(), name="active-expiry"))
@@ -226,11 +230,42 @@ class Node:
         )
         self.resp_address = sock.getsockname()[:2]
 
+    async def _start_rpc(self) -> None:
+        """SynapRPC (synap-sdk's ``synap://``) on server.rpc_port: same host, TLS and keys
+        as the RESP port (synap/api/rpc.py).
+
+        A port given in the file or with --rpc-port that cannot be bound stops the node,
+        as for the other ports.  The built-in default (15500) is softer: when it is taken
+        (typically by another node on the same machine, started with only --port and
+        --resp-port) the node starts without SynapRPC and logs why."""
+        server_cfg = self.config.server
+        if server_cfg.rpc_port == 0:
+            return
+        from synap.api.rpc import RpcConnection
+
+        try:
+            sock = _bind(
+                server_cfg.host,
+                server_cfg.rpc_port,
+                "SynapRPC protocol",
+                "--rpc-port / server.rpc_port",
+            )
+        except StartupError as exc:
+            if "rpc_port" in server_cfg.model_fields_set:
+                raise
+            log.warning("SynapRPC is off on this node: %s (or 0 to turn it off)", exc)
+            return
+        loop = asyncio.get_running_loop()
+        self._rpc_server = await loop.create_server(
+            lambda: RpcConnection(self), sock=sock, ssl=self.tls.clients
+        )
+        self.rpc_address = sock.getsockname()[:2]
+
     def _warn_if_exposed(self) -> None:
         server = self.config.server
         if not server.api_keys and not is_loopback(server.host):
             log.warning(
-                "the HTTP and Redis-protocol ports listen on %s and accept any client: set "
+                "the HTTP, Redis-protocol and SynapRPC ports listen on %s and accept any client: set "
                 "server.api_keys (and tls.clients), or bind to 127.0.0.1 (docs/SECURITY.md)",
                 server.host,
             )
@@ -257,6 +292,9 @@ class Node:
         if self.resp_address:
             tls = " (TLS)" if self.tls.clients else ""
             banner(f"🔌 Redis protocol on {_fmt(self.resp_address)}{tls}")
+        if self.rpc_address:
+            tls = " (TLS)" if self.tls.clients else ""
+            banner(f"⚡ SynapRPC on synap://{_fmt(self.rpc_address)}{tls}")
         p = self.config.persistence
         if p.enabled:
             banner(
@@ -273,6 +311,8 @@ class Node:
         log.info("shutting down")
         if self._resp_server is not None:
             self._resp_server.close()
+        if self._rpc_server is not None:
+            self._rpc_server.close()
         for client in list(self._clients.values()):
             if client._transport is not None:
                 client._transport.close()

@@ -25,7 +25,7 @@ def _bool(value: str) -> bool:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Examples:\n\n"
     "  synap-server --role master --replica-listen 0.0.0.0:15501\n\n"
-    "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380\n\n"
+    "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380 --rpc-port 15510\n\n"
     "Every option overrides the matching key of the config file.",
 )
 @click.option(
@@ -35,13 +35,19 @@ def _bool(value: str) -> bool:
     help="YAML config file (see config.yml).",
 )
 @click.option(
-    "--host", help="Address for the HTTP and Redis-protocol listeners [server.host; 127.0.0.1]."
+    "--host",
+    help="Address for the HTTP, Redis-protocol and SynapRPC listeners [server.host; 127.0.0.1].",
 )
 @click.option("--port", type=click.IntRange(0, 65535), help="HTTP API port [server.port; 5500].")
 @click.option(
     "--resp-port",
     type=click.IntRange(0, 65535),
     help="Redis-protocol port, 0 = off [server.resp_port; 6379].",
+)
+@click.option(
+    "--rpc-port",
+    type=click.IntRange(0, 65535),
+    help="SynapRPC port (synap-sdk's synap://host:PORT), 0 = off [server.rpc_port; 15500].",
 )
 @click.option(
     "--data-dir",
@@ -89,6 +95,7 @@ def main(config_path: str | None, **options: Any) -> None:
     put("server", "host", options["host"])
     put("server", "port", options["port"])
     put("server", "resp_port", options["resp_port"])
+    put("server", "rpc_port", options["rpc_port"])
     if options["data_dir"] is not None:
         put("persistence", "data_dir", options["data_dir"])
         put("persistence", "enabled", True)

@@ -319,6 +319,12 @@ class RespConnection(asyncio.Protocol):
             log.exception("internal error in %s", name.decode(errors="replace"))
             return R.error("ERR internal error; see the server log")
 
+    def execute(self, request: list[bytes]) -> object:
+        """Run one request (``[name, *args]``) as if this connection had read it: its RESP
+        reply, or an awaitable for a blocking command.  The SynapRPC front end
+        (:mod:`synap.api.rpc`) runs its commands through here."""
+        return self._dispatch(request)
+
     def _refuse(self, reply: bytes) -> bytes:
         if self._queued is not None:
             self._queue_refused = True

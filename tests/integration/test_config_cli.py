@@ -27,6 +27,7 @@ FLAGS = [
     "--host",
     "--port",
     "--resp-port",
+    "--rpc-port",
     "--data-dir",
     "--role",
     "--master-address",
@@ -65,9 +66,13 @@ def ports() -> Iterator[list[int]]:
 
 
 class Server:
-    """A synap-server started with exactly the given arguments (not the harness's)."""
+    """A synap-server started with exactly the given arguments (not the harness's), plus
+    ``--rpc-port 0`` unless they name one: the default SynapRPC port (15500) is not
+    reserved for tests and may be taken."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
+        if "--rpc-port" not in args:
+            args = [*args, "--rpc-port", "0"]
         self.log = cwd / f"server-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(

@@ -7,7 +7,7 @@ RESP ports. ``NodeFactory`` (the ``node_factory`` fixture in ``tests/conftest.py
 nodes for one test and kills every one of them at teardown.
 
 Every server is started as ``python -m synap --host 127.0.0.1 --port P --resp-port R
---data-dir <base>/<name> [--config F] [--role ...] [--master-address H:P]
+--rpc-port S --data-dir <base>/<name> [--config F] [--role ...] [--master-address H:P]
 [--replica-listen 127.0.0.1:P] [--auto-reconnect true|false] [extra args]`` with
 cwd ``<base>``. On Linux the child is also told to die with the thread that started it
 (``PR_SET_PDEATHSIG``), so a test run that is itself killed does not leak servers.
@@ -115,10 +115,11 @@ class SynapProcess:
         self.role = role
         self.master_address = None if master_address is None else _address(master_address)
         listen = (role == "master") if replica_listen is None else replica_listen
-        ports = reserve_ports(3 if listen else 2)
+        ports = reserve_ports(4 if listen else 3)
         self.port: int = ports[0]
         self.resp_port: int = ports[1]
-        self.replica_port: int | None = ports[2] if listen else None
+        self.rpc_port: int = ports[2]  # SynapRPC (synap://)
+        self.replica_port: int | None = ports[3] if listen else None
         self._ports = ports
         self.data_dir = self.base_dir / name
         self.log_path = self.base_dir / f"{name}.log"
@@ -147,6 +148,11 @@ class SynapProcess:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def rpc_url(self) -> str:
+        """``synap://127.0.0.1:<rpc_port>``, what synap-sdk's ``SynapConfig`` takes."""
+        return f"synap://{HOST}:{self.rpc_port}"
+
+    @property
     def replica_address(self) -> str:
         """``127.0.0.1:<replica_port>``, what a replica's ``--master-address`` takes."""
         if self.replica_port is None:
@@ -160,6 +166,7 @@ class SynapProcess:
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
         argv += ["--host", HOST, "--port", str(self.port), "--resp-port", str(self.resp_port)]
+        argv += ["--rpc-port", str(self.rpc_port)]
         argv += ["--data-dir", str(self.data_dir)]
         if self.role is not None:
             argv += ["--role", self.role]
