@@ -47,6 +47,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from synap.http_errors import http_problem, is_auth_status
+
 Echo = Callable[[str], None]
 
 # Each admin call is small; a node that does not answer in this time is treated as down.
@@ -264,12 +266,14 @@ class NodeClient:
         try:
             data = response.json()
         except ValueError:
-            raise FailoverError(
-                f"{self.url}{path}: HTTP {response.status_code}, not JSON"
-            ) from None
+            data = None
+        if data is None and not is_auth_status(response.status_code):
+            raise FailoverError(f"{self.url}{path}: HTTP {response.status_code}, not JSON")
         if response.status_code >= 400:
-            message = data.get("error", data) if isinstance(data, dict) else data
-            raise FailoverError(f"{self.url}{path}: HTTP {response.status_code}: {message}")
+            key_given = "authorization" in self._http.headers
+            raise FailoverError(
+                f"{self.url}{path}: {http_problem(response.status_code, data, key_given)}"
+            )
         if not isinstance(data, dict):
             raise FailoverError(f"{self.url}{path}: unexpected answer {data!r}")
         return data

@@ -50,11 +50,13 @@ def _bool(value: str) -> bool:
 @click.option(
     "--role",
     type=click.Choice(["master", "replica", "standalone"]),
-    help="Replication role [replication.role; standalone].",
+    help="Replication role; master or replica also sets replication.enabled: true "
+    "[replication.role; standalone].",
 )
 @click.option(
     "--master-address",
-    help="IP:port of the master's replica listener, for replicas [replication.master_address].",
+    help="IP:port of the master's replica listener; without --role it means --role replica "
+    "[replication.master_address].",
 )
 @click.option(
     "--replica-listen",
@@ -106,7 +108,8 @@ def main(config_path: str | None, **options: Any) -> None:
     try:
         config = load_config(config_path, overrides)
     except ConfigError as exc:
-        click.echo(f"error: invalid configuration: {exc}", err=True)
+        for problem in exc.problems:
+            click.echo(f"error: invalid configuration: {problem}", err=True)
         sys.exit(2)
     setup_logging(config.logging.level.upper(), config.logging.format)
     from synap.node import run_node
