@@ -104,6 +104,9 @@ class HttpApi:
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body = _error_body(500, "internal server error; see the server log", "INTERNAL")
+        if path == "/api/v1/command" and isinstance(body, dict) and "success" not in body:
+            # Auth, size and JSON errors too keep the envelope the SDK reads.
+            body = command_endpoint.envelope_for(body["error"], body["code"])
         if isinstance(body, bytes):
             await _send(send, status, body, _TEXT_HEADERS)
         else:
