@@ -83,6 +83,9 @@ class Node:
         self.replication = ReplicationManager(self, initial_role)
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
+        # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
+        self.commands_processed = 0
+        self.connections_received = 0
         self._resp_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -325,6 +328,7 @@ class Node:
         return next(self._client_ids)
 
     def client_opened(self, client: RespConnection) -> bool:
+        self.connections_received += 1
         if len(self._clients) >= self.config.server.max_clients:
             return False
         self._clients[client.id] = client

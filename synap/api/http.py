@@ -86,6 +86,7 @@ class HttpApi:
                 await _send(send, 200, self._health)
                 return
             self._authenticate(scope)
+            self.node.commands_processed += 1
             self._check_declared_length(scope)
             status, body = await self._route(method, path, scope, receive)
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
