@@ -293,7 +293,9 @@ def _flag_precedence(
                 "or drop --master-address"
             )
         repl["role"] = role_flag = "replica"
-    if role_flag in ("master", "replica"):
+    if "enabled" in flags:
+        pass  # set explicitly alongside the role
+    elif role_flag in ("master", "replica"):
         repl["enabled"] = True
     elif role_flag == "standalone":
         repl["enabled"] = False
