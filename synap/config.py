@@ -276,7 +276,8 @@ def _flag_precedence(
     * ``--role master|replica`` turns replication on, even over the file's
       ``replication.enabled: false``; ``--role standalone`` turns it off.
     * ``--master-address`` without ``--role`` makes the node a replica, unless the file
-      names another role explicitly: then it is an error (say ``--role replica``).
+      names another role explicitly: then it is an error (say ``--role replica``); with
+      ``--role master|standalone`` it is an error too.
     * Without flags, a file's ``role: master|replica`` turns replication on unless the
       file sets ``enabled`` itself.
     """
@@ -284,6 +285,11 @@ def _flag_precedence(
     if not isinstance(repl, dict):
         return
     role_flag = flags.get("role")
+    if role_flag in ("master", "standalone") and flags.get("master_address") is not None:
+        raise ConfigError(
+            f"--master-address is for replicas, but --role is {role_flag}; drop one of them "
+            "(a master or standalone node follows no master)"
+        )
     if role_flag is None and flags.get("master_address") is not None:
         if file_role not in (None, "replica"):
             source = f"the config file {path}" if path is not None else "the configuration"

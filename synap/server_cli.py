@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from synap import __version__
-from synap.config import ConfigError, load_config
+from synap.config import Config, ConfigError, load_config
 
 
 def _bool(value: str) -> bool:
@@ -112,9 +112,30 @@ def main(config_path: str | None, **options: Any) -> None:
             click.echo(f"error: invalid configuration: {problem}", err=True)
         sys.exit(2)
     setup_logging(config.logging.level.upper(), config.logging.format)
+    for warning in _idle_flags(config, options):
+        logging.getLogger("synap.server_cli").warning("%s", warning)
     from synap.node import run_node
 
     sys.exit(run_node(config))
+
+
+def _idle_flags(config: Config, options: dict[str, Any]) -> list[str]:
+    """Flags that have no effect in the role the node starts in: said, not ignored."""
+    repl = config.replication
+    role = repl.role if repl.enabled else "standalone"
+    out = []
+    if options["replica_listen"] is not None and role == "standalone":
+        out.append(
+            "--replica-listen has no effect on a standalone node (it does not accept "
+            "replicas); it is used if the node is made a master. Pass --role master to "
+            "listen now"
+        )
+    if options["auto_reconnect"] is not None and role != "replica":
+        out.append(
+            f"--auto-reconnect applies to replicas; this node starts as {role} (it is used "
+            "if the node is made a replica later)"
+        )
+    return out
 
 
 def setup_logging(level: str, fmt: str) -> None:

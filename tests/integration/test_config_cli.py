@@ -491,3 +491,26 @@ def test_a_locked_data_dir_is_reported_once(node_factory: NodeFactory, ports: li
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.count("is in use by another synap-server") == 1, done.stderr
+
+
+def test_master_address_with_role_master_is_refused() -> None:
+    done = run_server("--role", "master", "--master-address", "127.0.0.1:15501")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--master-address is for replicas, but --role is master" in done.stderr
+
+
+def test_a_flag_without_effect_in_the_starting_role_is_said(
+    tmp_path: Path, ports: list[int], servers: list[Server]
+) -> None:
+    http_port, resp_port, repl_port = ports
+    server = Server(
+        ["--host", HOST, "--port", str(http_port), "--resp-port", str(resp_port),
+         "--replica-listen", f"{HOST}:{repl_port}", "--auto-reconnect", "false"],
+        tmp_path,
+    )  # fmt: skip
+    servers.append(server)
+    server.wait_http(http_port)
+    text = server.text()
+    assert "--replica-listen has no effect on a standalone node" in text
+    assert "--auto-reconnect applies to replicas; this node starts as standalone" in text
+    assert server.stop() == 0
