@@ -175,7 +175,9 @@ def plan_promotion(views: list[NodeView]) -> PromotionPlan:
     replicas: list[NodeView] = []
     for view in views:
         if view.stats is None:
-            skipped.append((view, f"unreachable ({view.error})"))
+            error = view.error or ""
+            auth = "authentication problem" in error
+            skipped.append((view, error if auth else f"unreachable ({error})"))
         elif view.role != "replica":
             skipped.append((view, f"role {view.role}, not a replica"))
         elif view.stats.get("sync_in_progress"):
@@ -540,7 +542,8 @@ def run_promote(
                 views.append(NodeView(probe.url, error=str(exc)))
         for v in views:
             if v.stats is None:
-                step(f"{v.url}: unreachable")
+                auth = "authentication problem" in (v.error or "")
+                step(f"{v.url}: {v.error}" if auth else f"{v.url}: unreachable")
             else:
                 step(
                     f"{v.url}: {v.role}, id {v.replid}, offset {v.offset}"

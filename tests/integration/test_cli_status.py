@@ -98,6 +98,11 @@ def test_an_admin_route_without_the_admin_key_names_it(node_factory: NodeFactory
     out = done.stdout + done.stderr
     assert "HTTP 403: authentication problem" in out, out
     assert "server.admin_key" in out and "--api-key" in out, out
+    # Without any key even the stats are refused: said as such, not as "unreachable".
+    done = run_cli("promote", "--node", replica.http_url)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "HTTP 401: authentication problem" in out and "unreachable" not in out, out
     stats = replica.http.get(
         "/api/replication/stats", headers={"Authorization": "Bearer app-key"}
     ).json()
