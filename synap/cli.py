@@ -4,6 +4,10 @@
 * ``synap-cli promote --node URL ...``: unplanned failover, picks the best replica
 * ``synap-cli failover --node MASTER_URL [--to URL] [--timeout S]``: planned switchover
 * ``synap-cli get KEY`` / ``set KEY VALUE`` / ``digest``: quick checks
+* ``synap-cli --version``
+
+A node answering 401/403 is reported as an authentication problem naming the key to pass
+(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
 """
 
 from __future__ import annotations
