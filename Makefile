@@ -1,42 +1,56 @@
-# The two commands: `make run` and `make test`. Both create .venv and install on first use.
+# The two commands: `make run` and `make test`. Both create .venv and install on first use:
+# `make run` only the runtime dependencies, `make test` also the test and lint tools.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TESTTOOLS := $(VENV)/.installed-test
 
-.PHONY: run run-standalone test lint typecheck unit integration bench chaos clean
+.PHONY: install install-runtime run run-standalone test lint typecheck bench chaos clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
 
-install: $(STAMP)
+# Runtime dependencies only (what `make run` needs).
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+# Plus the tests' tools: pytest, hypothesis, redis-py, synap-sdk, ruff, mypy.
+$(TESTTOOLS): pyproject.toml $(RUNTIME)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(TESTTOOLS)
+
+## make install: everything a developer needs (runtime + test tools)
+install: $(TESTTOOLS)
+
+## make install-runtime: only what running a node needs
+install-runtime: $(RUNTIME)
 
 ## make run: a local demo cluster (one master, two replicas) on 127.0.0.1
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/python -m synap.demo
 
 ## make run-standalone: one standalone node with the embedded defaults
-run-standalone: $(STAMP)
+run-standalone: $(RUNTIME)
 	$(BIN)/synap-server
 
-lint: $(STAMP)
+lint: $(TESTTOOLS)
 	$(BIN)/ruff check synap tests bench
 	$(BIN)/ruff format --check synap tests bench
 
-typecheck: $(STAMP)
+typecheck: $(TESTTOOLS)
 	$(BIN)/mypy
 
 ## make test: lint, type check and the whole suite
-test: $(STAMP) lint typecheck
+test: $(TESTTOOLS) lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
 
-bench: $(STAMP)
+bench: $(TESTTOOLS)
 	$(BIN)/python bench/run_all.py
 
-chaos: $(STAMP)
+chaos: $(TESTTOOLS)
 	CHAOS_SECONDS=600 $(BIN)/pytest -q tests/chaos
 
 clean:

@@ -7,6 +7,10 @@
 * ``synap-cli replicaof --node URL --master HOST:PORT`` (repoint) / ``--no-one`` (promote)
 * ``synap-cli pause-writes --node URL --seconds S|--until-resumed`` / ``resume-writes``
 * ``synap-cli get KEY`` / ``set KEY VALUE`` / ``digest``: quick checks
+* ``synap-cli --version``
+
+A node answering 401/403 is reported as an authentication problem naming the key to pass
+(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 import click
 import httpx
 
+from synap import __version__
+from synap.http_errors import auth_problem, http_problem, is_auth_status
 from synap.replication.peer_fields import escape_text
 
 DEFAULT_NODE = "http://127.0.0.1:5500"
@@ -31,6 +37,10 @@ def _client(url: str, api_key: str | None, timeout: float = 5.0) -> httpx.Client
     return httpx.Client(base_url=url, headers=headers, timeout=timeout)
 
 
+class AuthenticationProblem(click.ClickException):
+    """The node answered 401/403: reachable, but the key is missing or wrong."""
+
+
 def _call(url: str, api_key: str | None, method: str, path: str, body: Any = None) -> Any:
     try:
         with _client(url, api_key) as client:
@@ -40,16 +50,23 @@ def _call(url: str, api_key: str | None, method: str, path: str, body: Any = Non
     try:
         data = response.json()
     except ValueError:
-        raise click.ClickException(f"{url}{path}: HTTP {response.status_code}, not JSON") from None
+        data = None
+    if is_auth_status(response.status_code):
+        raise AuthenticationProblem(
+            f"{url}{path}: {auth_problem(response.status_code, data, bool(api_key))}"
+        )
+    if data is None:
+        raise click.ClickException(f"{url}{path}: HTTP {response.status_code}, not JSON")
     if response.status_code >= 400:
         raise click.ClickException(
-            f"{url}{path}: HTTP {response.status_code}: {data.get('error', data)}"
+            f"{url}{path}: {http_problem(response.status_code, data, bool(api_key))}"
         )
     return data
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--api-key", envvar="SYNAP_API_KEY", help="API/admin key (or SYNAP_API_KEY).")
+@click.version_option(__version__, prog_name="synap-cli")
 @click.pass_context
 def main(ctx: click.Context, api_key: str | None) -> None:
     """Operate Synap nodes over their HTTP API."""
@@ -81,6 +98,10 @@ def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: boo
     for url in nodes:
         try:
             stats = _call(url, obj["api_key"], "GET", "/api/replication/stats")
+        except AuthenticationProblem as exc:
+            click.echo(exc.message)
+            failed = True
+            continue
         except click.ClickException as exc:
             click.echo(f"{url}: unreachable ({escape_text(exc.message)})")
             failed = True

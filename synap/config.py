@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message says which key and why."""
+    """The configuration cannot be used; the message says which key and why.
+
+    ``problems`` holds one line per problem (the message is those lines joined by
+    newlines), so that the CLI prints each on its own line.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class _Section(BaseModel):
@@ -205,7 +213,7 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _format_error(exc: ValidationError) -> str:
+def _format_error(exc: ValidationError) -> list[str]:
     """One line per problem, each naming the key and the value it was given."""
     lines = []
     for err in exc.errors():
@@ -222,14 +230,14 @@ def _format_error(exc: ValidationError) -> str:
         if key and not isinstance(value, dict) and repr(value) not in msg:
             text += f" (got {value!r})"
         lines.append(text)
-    return "; ".join(lines)
+    return lines
 
 
 def build_config(raw: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc)) from None
+        raise ConfigError(*_format_error(exc)) from None
 
 
 def load_config(
@@ -249,16 +257,54 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
         raw = loaded
+    repl_file = raw.get("replication")
+    file_role = repl_file.get("role") if isinstance(repl_file, dict) else None
     for section, values in (overrides or {}).items():
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"{section}: must be a mapping")
         target.update(values)
-    # The spec's --role implies replication is enabled.
+    _flag_precedence(raw, (overrides or {}).get("replication", {}), file_role, path)
+    return build_config(raw)
+
+
+def _flag_precedence(
+    raw: dict[str, Any], flags: dict[str, Any], file_role: Any, path: str | Path | None
+) -> None:
+    """What the replication flags imply, so that no flag is silently ignored
+    (docs/CONFIGURATION.md, "Precedence"):
+
+    * ``--role master|replica`` turns replication on, even over the file's
+      ``replication.enabled: false``; ``--role standalone`` turns it off.
+    * ``--master-address`` without ``--role`` makes the node a replica, unless the file
+      names another role explicitly: then it is an error (say ``--role replica``); with
+      ``--role master|standalone`` it is an error too.
+    * Without flags, a file's ``role: master|replica`` turns replication on unless the
+      file sets ``enabled`` itself.
+    """
     repl = raw.get("replication")
-    if isinstance(repl, dict) and repl.get("role") in ("master", "replica"):
+    if not isinstance(repl, dict):
+        return
+    role_flag = flags.get("role")
+    if role_flag in ("master", "standalone") and flags.get("master_address") is not None:
+        raise ConfigError(
+            f"--master-address is for replicas, but --role is {role_flag}; drop one of them "
+            "(a master or standalone node follows no master)"
+        )
+    if role_flag is None and flags.get("master_address") is not None:
+        if file_role not in (None, "replica"):
+            source = f"the config file {path}" if path is not None else "the configuration"
+            raise ConfigError(
+                f"--master-address makes this node a replica, but {source} sets "
+                f"replication.role: {file_role}; add --role replica to make it one, "
+                "or drop --master-address"
+            )
+        repl["role"] = role_flag = "replica"
+    if "enabled" in flags:
+        pass  # set explicitly alongside the role
+    elif role_flag in ("master", "replica"):
+        repl["enabled"] = True
+    elif role_flag == "standalone":
+        repl["enabled"] = False
+    elif repl.get("role") in ("master", "replica"):
         repl.setdefault("enabled", True)
-    config = build_config(raw)
-    if config.replication.enabled and config.replication.role == "standalone":
-        pass  # enabled without a role stays standalone
-    return config

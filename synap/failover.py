@@ -53,6 +53,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from synap.http_errors import http_problem, is_auth_status
+
 Echo = Callable[[str], None]
 
 # Each admin call is small; a node that does not answer in this time is treated as down.
@@ -179,7 +181,9 @@ def plan_promotion(views: list[NodeView]) -> PromotionPlan:
     replicas: list[NodeView] = []
     for view in views:
         if view.stats is None:
-            skipped.append((view, f"unreachable ({view.error})"))
+            error = view.error or ""
+            auth = "authentication problem" in error
+            skipped.append((view, error if auth else f"unreachable ({error})"))
         elif view.role != "replica":
             skipped.append((view, f"role {view.role}, not a replica"))
         elif view.stats.get("sync_in_progress"):
@@ -286,12 +290,14 @@ class NodeClient:
         try:
             data = response.json()
         except ValueError:
-            raise FailoverError(
-                f"{self.url}{path}: HTTP {response.status_code}, not JSON"
-            ) from None
+            data = None
+        if data is None and not is_auth_status(response.status_code):
+            raise FailoverError(f"{self.url}{path}: HTTP {response.status_code}, not JSON")
         if response.status_code >= 400:
-            message = data.get("error", data) if isinstance(data, dict) else data
-            raise FailoverError(f"{self.url}{path}: HTTP {response.status_code}: {message}")
+            key_given = "authorization" in self._http.headers
+            raise FailoverError(
+                f"{self.url}{path}: {http_problem(response.status_code, data, key_given)}"
+            )
         if not isinstance(data, dict):
             raise FailoverError(f"{self.url}{path}: unexpected answer {data!r}")
         return data
@@ -718,7 +724,8 @@ def run_promote(
         views = _dedupe(views, step)
         for v in views:
             if v.stats is None:
-                step(f"{v.url}: unreachable")
+                auth = "authentication problem" in (v.error or "")
+                step(f"{v.url}: {v.error}" if auth else f"{v.url}: unreachable")
             else:
                 step(
                     f"{v.url}: {v.role}, id {v.replid}, offset {v.offset}"

@@ -11,6 +11,7 @@ How a write travels::
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import logging
 import os
@@ -94,6 +95,9 @@ class Node:
         self.replication = ReplicationManager(self, initial_role)
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
+        # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
+        self.commands_processed = 0
+        self.connections_received = 0
         self._resp_server: asyncio.base_events.Server | None = None
         self._rpc_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
@@ -405,6 +409,7 @@ class Node:
         return next(self._client_ids)
 
     def client_opened(self, client: RespConnection) -> bool:
+        self.connections_received += 1
         if len(self._clients) >= self.config.server.max_clients:
             return False
         self._clients[client.id] = client
@@ -539,12 +544,48 @@ def _bind(host: str, port: int, what: str, option: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise StartupError(
-            f"cannot listen for the {what} on {host}:{port}: {exc.strerror}; "
-            f"pick another port with {option}"
+            bind_error(
+                f"the {what}",
+                host,
+                port,
+                exc,
+                host_option="--host / server.host",
+                port_option=option,
+            )
         ) from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def bind_error(
+    what: str, host: str, port: int, exc: OSError, *, host_option: str, port_option: str
+) -> str:
+    """Why a listener could not bind, and which setting to change: the port when it is
+    taken, the host when it is not an address of this machine or does not resolve."""
+    where = f"cannot listen for {what} on {_fmt((host, port))}"
+    if isinstance(exc, socket.gaierror):
+        return (
+            f"{where}: the host name {host!r} does not resolve ({exc.strerror}); "
+            f"give an IP address of this machine (127.0.0.1, or 0.0.0.0 for every "
+            f"interface) with {host_option}"
+        )
+    code = exc.errno
+    if code == errno.EADDRINUSE:
+        return (
+            f"{where}: port {port} is already in use (another synap-server?); "
+            f"pick another port with {port_option}"
+        )
+    if code == errno.EADDRNOTAVAIL:
+        return (
+            f"{where}: {host} is not an address of this machine; use one of its addresses "
+            f"(127.0.0.1, or 0.0.0.0 for every interface) with {host_option}"
+        )
+    if code == errno.EACCES:
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if port < 1024 else ""
+        return f"{where}: permission denied{hint}; pick another port with {port_option}"
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}; check {host_option} and {port_option}"
 
 
 def run_node(config: Config, command_line: frozenset[str] = frozenset()) -> int:
@@ -563,13 +604,12 @@ def run_node(config: Config, command_line: frozenset[str] = frozenset()) -> int:
         try:
             node = Node(config, command_line)
         except StartupError as exc:
-            log.error("%s", exc)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {exc}", file=sys.stderr, flush=True)  # once, not also logged
             return 1
         try:
             await node.start()
-        except StartupError as exc:
-            log.error("%s", exc)
+        except (StartupError, OSError) as exc:
+            # Once, on stderr (where the log goes too): not also as a log line or a traceback.
             print(f"error: {exc}", file=sys.stderr, flush=True)
             await node.stop()
             return 1

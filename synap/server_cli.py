@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from synap import __version__
-from synap.config import ConfigError, load_config
+from synap.config import Config, ConfigError, load_config
 
 
 def _bool(value: str) -> bool:
@@ -56,11 +56,13 @@ def _bool(value: str) -> bool:
 @click.option(
     "--role",
     type=click.Choice(["master", "replica", "standalone"]),
-    help="Replication role [replication.role; standalone].",
+    help="Replication role; master or replica also sets replication.enabled: true "
+    "[replication.role; standalone].",
 )
 @click.option(
     "--master-address",
-    help="IP:port of the master's replica listener, for replicas [replication.master_address].",
+    help="IP:port of the master's replica listener; without --role it means --role replica "
+    "[replication.master_address].",
 )
 @click.option(
     "--replica-listen",
@@ -113,9 +115,12 @@ def main(config_path: str | None, **options: Any) -> None:
     try:
         config = load_config(config_path, overrides)
     except ConfigError as exc:
-        click.echo(f"error: invalid configuration: {exc}", err=True)
+        for problem in exc.problems:
+            click.echo(f"error: invalid configuration: {problem}", err=True)
         sys.exit(2)
     setup_logging(config.logging.level.upper(), config.logging.format)
+    for warning in _idle_flags(config, options):
+        logging.getLogger("synap.server_cli").warning("%s", warning)
     from synap.node import run_node
 
     # Explicit replication flags win over the topology persisted in the data directory.
@@ -129,6 +134,25 @@ def main(config_path: str | None, **options: Any) -> None:
         if options[option] is not None
     )
     sys.exit(run_node(config, given))
+
+
+def _idle_flags(config: Config, options: dict[str, Any]) -> list[str]:
+    """Flags that have no effect in the role the node starts in: said, not ignored."""
+    repl = config.replication
+    role = repl.role if repl.enabled else "standalone"
+    out = []
+    if options["replica_listen"] is not None and role == "standalone":
+        out.append(
+            "--replica-listen has no effect on a standalone node (it does not accept "
+            "replicas); it is used if the node is made a master. Pass --role master to "
+            "listen now"
+        )
+    if options["auto_reconnect"] is not None and role != "replica":
+        out.append(
+            f"--auto-reconnect applies to replicas; this node starts as {role} (it is used "
+            "if the node is made a replica later)"
+        )
+    return out
 
 
 def setup_logging(level: str, fmt: str) -> None:

@@ -1,11 +1,12 @@
 """``POST /api/v1/command``: the envelope the ``synap-sdk`` HTTP transport speaks.
 
 ``{"command": "kv.set", "request_id": ..., "payload": {...}}`` is answered with
-``{"success", "request_id", "payload", "error"}``; a failed command is still HTTP 200
-with ``success: false``.  Each ``kv.*`` command maps onto the same command layer calls as
-REST and RESP.  A field the envelope or the command's payload does not know (a typo such
-as ``tll`` for ``ttl``) fails the command with HTTP 400, naming the field, rather than
-being ignored.  Values map to stored bytes as :mod:`synap.api.json_values` describes.
+``{"success", "request_id", "payload", "error"}``; a failed command answers
+``success: false`` (plus ``code``) with the HTTP status of its error (see ``execute``).
+Each ``kv.*`` command maps onto the same command layer calls as REST and RESP.  A field
+the envelope or the command's payload does not know (a typo such as ``tll`` for ``ttl``)
+fails the command with HTTP 400, naming the field, rather than being ignored.  Values map
+to stored bytes as :mod:`synap.api.json_values` describes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from synap.api.json_values import from_stored, to_stored
-from synap.commands.errors import CommandError, ForbiddenError
+from synap.commands.errors import CommandError, ForbiddenError, NotFoundError
 from synap.commands.layer import parse_int
 from synap.store.keyspace import now_ms
 
@@ -218,7 +219,7 @@ def kv_ttl(node: Node, p: Payload) -> Payload:
     key = _key(p)
     ttl = node.commands.ttl(key)
     if ttl == -2:
-        raise CommandError(f"ERR key '{key.decode(errors='replace')}' not found")
+        raise NotFoundError(f"ERR key '{key.decode(errors='replace')}' not found")
     return {"ttl": ttl if ttl >= 0 else None}
 
 
@@ -284,36 +285,47 @@ FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+def _failure(status: int, code: str, request_id: Any, error: str) -> tuple[int, Payload]:
+    return status, {"success": False, "request_id": request_id, "payload": None,
+                    "error": error, "code": code}  # fmt: skip
+
+
 def execute(node: Node, body: Any) -> tuple[int, Payload]:
-    """Run one envelope; returns (HTTP status, response envelope)."""
+    """Run one envelope; returns (HTTP status, response envelope).
+
+    A failure keeps the envelope the SDK reads (``success: false`` with ``error``; the
+    SDK raises its error from that whatever the status) and adds ``code``, with the HTTP
+    status the REST routes use for the same error: 400 for a bad envelope or payload,
+    403, 404, 409 ``READONLY``, 503 ``TRYAGAIN``, 507 ``OUT_OF_MEMORY``.
+    """
     if not isinstance(body, dict):
-        return 400, {"success": False, "request_id": None, "payload": None,
-                     "error": "request body must be a JSON object with 'command' and 'payload'"}  # fmt: skip
+        return _failure(400, "BAD_REQUEST", None,
+                        "request body must be a JSON object with 'command' and 'payload'")  # fmt: skip
     request_id = body.get("request_id")
     if isinstance(request_id, list | dict):
         # It is echoed back, and a deeply nested one could not even be serialized.
-        return 200, {"success": False, "request_id": None, "payload": None,
-                     "error": "'request_id' must be a string or a number"}  # fmt: skip
+        return _failure(400, "BAD_REQUEST", None, "'request_id' must be a string or a number")
     command = body.get("command")
     payload = body.get("payload") or {}
     handler = COMMANDS.get(command) if isinstance(command, str) else None
     if handler is None:
-        return 200, {"success": False, "request_id": request_id, "payload": None,
-                     "error": f"unknown command {command!r}"}  # fmt: skip
+        return _failure(400, "UNKNOWN_COMMAND", request_id, f"unknown command {command!r}")
     if not isinstance(payload, dict):
-        return 200, {"success": False, "request_id": request_id, "payload": None,
-                     "error": "'payload' must be a JSON object"}  # fmt: skip
+        return _failure(400, "BAD_REQUEST", request_id, "'payload' must be a JSON object")
     try:
         check_fields(body, _ENVELOPE_FIELDS, "the request envelope")
         check_fields(payload, FIELDS[str(command)], f"the {command} payload")
         result = handler(node, payload)
     except UnknownFields as exc:
-        return 400, {"success": False, "request_id": request_id, "payload": None,
-                     "error": _error_text(exc)}  # fmt: skip
+        return _failure(400, "BAD_REQUEST", request_id, _error_text(exc))
     except CommandError as exc:
-        return 200, {"success": False, "request_id": request_id, "payload": None,
-                     "error": _error_text(exc)}  # fmt: skip
+        return _failure(exc.http_status, exc.code, request_id, _error_text(exc))
     return 200, {"success": True, "request_id": request_id, "payload": result, "error": None}
+
+
+def envelope_for(error: str, code: str) -> Payload:
+    """An error found before the envelope was read (auth, size, JSON), in its shape."""
+    return {"success": False, "request_id": None, "payload": None, "error": error, "code": code}
 
 
 def _error_text(exc: CommandError) -> str:

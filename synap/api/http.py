@@ -90,6 +90,7 @@ class HttpApi:
                 await _send(send, 200, self._live)
                 return
             self._authenticate(scope)
+            self.node.commands_processed += 1
             self._check_declared_length(scope)
             status, body = await self._route(method, path, scope, receive)
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
@@ -108,6 +109,9 @@ class HttpApi:
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body = _error_body(500, "internal server error; see the server log", "INTERNAL")
+        if path == "/api/v1/command" and isinstance(body, dict) and "success" not in body:
+            # Auth, size and JSON errors too keep the envelope the SDK reads.
+            body = command_endpoint.envelope_for(body["error"], body["code"])
         if isinstance(body, bytes):
             await _send(send, status, body, _TEXT_HEADERS)
         else:

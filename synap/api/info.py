@@ -33,8 +33,10 @@ def _server(node: Node) -> list[tuple[str, Any]]:
 
 
 def _clients(node: Node) -> list[tuple[str, Any]]:
+    clients = node.clients()
     return [
-        ("connected_clients", len(node.clients())),
+        ("connected_clients", len(clients)),
+        ("blocked_clients", sum(1 for c in clients if c.blocked)),
         ("maxclients", node.config.server.max_clients),
     ]
 
@@ -55,7 +57,9 @@ def _persistence(node: Node) -> list[tuple[str, Any]]:
     p = node.persistence
     fields: list[tuple[str, Any]] = [
         ("loading", 0),
+        ("rdb_bgsave_in_progress", 0),
         ("aof_enabled", int(p is not None)),
+        ("aof_rewrite_in_progress", 0),
     ]
     if p is not None:
         fields += [(f"synap_{k}", v) for k, v in p.stats().items()]
@@ -66,7 +70,9 @@ def _stats(node: Node) -> list[tuple[str, Any]]:
     s = node.commands.stats
     repl = node.replication
     return [
-        ("total_commands_processed", s.gets + s.sets + s.dels),
+        ("total_connections_received", node.connections_received),
+        # Every command on the Redis port and every authenticated HTTP request.
+        ("total_commands_processed", node.commands_processed),
         ("keyspace_hits", s.hits),
         ("keyspace_misses", s.misses),
         ("expired_keys", node.keyspace.expired_total),

@@ -118,6 +118,11 @@ class RespConnection(asyncio.Protocol):
         self.closing = True
         self.node.client_closed(self)
 
+    @property
+    def blocked(self) -> bool:
+        """Waiting on a blocking command (WAIT): INFO's blocked_clients."""
+        return self._blocked is not None
+
     def close_after_reply(self) -> None:
         self.closing = True
 
@@ -302,6 +307,7 @@ class RespConnection(asyncio.Protocol):
             if handler is None:
                 return self._refuse(R.error(_unknown_command(request)))
             name = upper
+        self.node.commands_processed += 1
         if not self.authenticated and name not in NO_AUTH_COMMANDS:
             return self._refuse(R.error("NOAUTH Authentication required."))
         if not self.admin and name in ADMIN_ONLY_COMMANDS:

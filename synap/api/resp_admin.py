@@ -158,9 +158,41 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
         return R.bulk(_client_line(c).encode())
     if sub == b"LIST":
         return R.bulk("".join(_client_line(x) for x in c.node.clients()).encode())
+    if sub == b"HELP" and len(args) == 2:
+        return R.array([R.simple(line) for line in CLIENT_HELP])
     raise CommandError(
         f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try CLIENT HELP."
     )
+
+
+# CLIENT HELP: one status reply per line, as Redis answers it.
+CLIENT_HELP = (
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "LIST",
+    "    Return information about client connections.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Accepted for compatibility (lib-name, lib-ver); ignored.",
+    "NO-EVICT (ON|OFF)",
+    "    Accepted for compatibility; ignored.",
+    "NO-TOUCH (ON|OFF)",
+    "    Accepted for compatibility; ignored.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Accepted for compatibility; replies are always sent.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Refuse writes with TRYAGAIN for <timeout> milliseconds (admin only).",
+    "UNPAUSE",
+    "    Stop a PAUSE early (admin only).",
+    "HELP",
+    "    Print this help.",
+)
 
 
 def _client_line(c: RespConnection) -> str:

@@ -199,7 +199,7 @@ class ReplicationManager:
             self.master_server = None
 
     async def _start_master_server(self, address: str) -> None:
-        from synap.node import StartupError
+        from synap.node import StartupError, bind_error
         from synap.replication.master import MasterServer
 
         host, port = parse_address(address, key="replication.replica_listen_address")
@@ -207,9 +207,9 @@ class ReplicationManager:
         try:
             await server.start()
         except OSError as exc:
+            option = "--replica-listen / replication.replica_listen_address"
             raise StartupError(
-                f"cannot listen for replicas on {address}: {exc.strerror}; "
-                "pick another address with --replica-listen"
+                bind_error("replicas", host, port, exc, host_option=option, port_option=option)
             ) from None
         self.master_server = server
         self.listen_address_text = server.address_text

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from synap.config import is_loopback
 from synap.replication.backlog import OffsetNotInBacklog
+from synap.replication.foreign import Verdict, rpc_error_frame, sniff, wrong_port_message
 from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
 from synap.replication.master_session import (
     AckReceived,
@@ -61,6 +62,7 @@ class ReplicaConnection(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self._received_any = False
+        self._sniffing: bytearray | None = bytearray()  # see data_received
         self.peer = "?"
         self.connected_at = time.time()
         self.full_sync_task: asyncio.Task[None] | None = None
@@ -141,6 +143,16 @@ class ReplicaConnection(asyncio.Protocol):
             self._send(self.session.close(ErrorCode.PROTOCOL, reason))
             self._close()
             return
+        if self._sniffing is not None:
+            # Until the first frame is known to be ours: a SynapRPC (synap://) client?
+            self._sniffing += data
+            verdict, request_id = sniff(bytes(self._sniffing))
+            if verdict is Verdict.NEED_MORE:
+                return
+            data, self._sniffing = bytes(self._sniffing), None
+            if verdict is Verdict.SYNAPRPC:
+                self._refuse_synaprpc(request_id)
+                return
         for event in self.session.receive_data(data, now_ms()):
             if self.closed:
                 return
@@ -183,6 +195,31 @@ class ReplicaConnection(asyncio.Protocol):
             if ours and peer and tuple(ours[:2]) == tuple(peer[:2]):
                 manager.refused_self_replication(reason)
         return True
+
+    def _refuse_synaprpc(self, request_id: int) -> None:
+        """Answer a SynapRPC request with a SynapRPC error saying where to connect."""
+        node = self.server.manager.node
+        local = self.transport.get_extra_info("sockname") if self.transport else None
+        seen_as = local[0] if local else None
+
+        def at(address: tuple[str, int] | None) -> str | None:
+            if address is None:
+                return None
+            host = address[0]
+            if host in ("0.0.0.0", "::") and seen_as:
+                host = seen_as
+            return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+
+        message = wrong_port_message(
+            self.server.address_text,
+            at(node.http_address),
+            at(node.resp_address),
+            at(node.rpc_address),
+        )
+        log.warning("closing connection from %s, a SynapRPC client: %s", self.peer, message)
+        if self.transport is not None:
+            self.transport.write(rpc_error_frame(request_id, message))
+        self._close()
 
     # ----------------------------------------------------------------- sync
     def _on_sync_requested(self, request: SyncRequested) -> None:

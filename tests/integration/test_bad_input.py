@@ -274,9 +274,10 @@ def test_command_endpoint_with_wrong_payload_types_fails_in_the_envelope(
     response = node.http.post(
         "/api/v1/command", json={"command": command, "request_id": "r-1", "payload": payload}
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     body = response.json()
-    assert body == {"success": False, "request_id": "r-1", "payload": None, "error": body["error"]}
+    assert body == {"success": False, "request_id": "r-1", "payload": None,
+                    "error": body["error"], "code": "BAD_REQUEST"}  # fmt: skip
     assert error in body["error"]
 
 
@@ -293,7 +294,7 @@ def test_unknown_or_malformed_command_envelope_is_success_false(
     node: SynapProcess, envelope: dict[str, object]
 ) -> None:
     response = node.http.post("/api/v1/command", json={"request_id": "x", **envelope})
-    assert response.status_code == 200
+    assert response.status_code == 400
     body = response.json()
     assert body["success"] is False and body["request_id"] == "x" and body["error"]
 

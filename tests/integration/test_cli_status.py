@@ -51,3 +51,59 @@ def test_digest_compares_nodes(node_factory: NodeFactory) -> None:
     done = run_cli("digest", "--node", master.http_url, "--node", replica.http_url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "digests match" in done.stdout
+
+
+# ----------------------------------------------------------------- authentication
+
+KEYS = {"server": {"api_keys": ["app-key"], "admin_key": "admin-key"}}
+
+
+def test_version() -> None:
+    from synap import __version__
+
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"synap-cli, version {__version__}"
+
+
+def test_a_missing_or_wrong_key_is_an_authentication_problem_not_unreachable(
+    node_factory: NodeFactory,
+) -> None:
+    node = node_factory(config=KEYS)
+    for args, given in (([], False), (["--api-key", "wrong"], True)):
+        done = run_cli(*args, "replication", "status", "--node", node.http_url)
+        assert done.returncode == 1
+        out = done.stdout + done.stderr
+        assert "unreachable" not in out, out
+        assert "HTTP 401: authentication problem" in out, out
+        assert "--api-key" in out and "SYNAP_API_KEY" in out, out
+        assert ("the key given was refused" in out) is given, out
+
+        done = run_cli(*args, "digest", "--node", node.http_url)
+        assert done.returncode == 1
+        assert "HTTP 401: authentication problem" in done.stderr, done.stderr
+        assert "server.api_keys" in done.stderr
+
+    done = run_cli("--api-key", "app-key", "digest", "--node", node.http_url)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_admin_route_without_the_admin_key_names_it(node_factory: NodeFactory) -> None:
+    master = node_factory.master(config=KEYS)
+    replica = node_factory.replica(master, config=KEYS, auto_reconnect=False)
+    master.kill()
+    # The replica's stats are readable with the API key; promoting needs the admin key.
+    done = run_cli("--api-key", "app-key", "promote", "--node", replica.http_url)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "HTTP 403: authentication problem" in out, out
+    assert "server.admin_key" in out and "--api-key" in out, out
+    # Without any key even the stats are refused: said as such, not as "unreachable".
+    done = run_cli("promote", "--node", replica.http_url)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "HTTP 401: authentication problem" in out and "unreachable" not in out, out
+    stats = replica.http.get(
+        "/api/replication/stats", headers={"Authorization": "Bearer app-key"}
+    ).json()
+    assert stats["role"] == "replica"  # nothing changed

@@ -369,3 +369,153 @@ def test_master_and_replica_banners(node_factory: NodeFactory) -> None:
     assert f"Replica node initialized, connecting to master at {master.replica_address}" in text
     assert "READ-ONLY MODE" in text
     assert "Auto-reconnect: false" in text
+
+
+# ----------------------------------------------------------------- no flag silently ignored
+
+
+def test_role_master_flag_wins_over_replication_enabled_false_in_the_file(
+    node_factory: NodeFactory,
+) -> None:
+    master = node_factory.master(config={"replication": {"enabled": False, "role": "standalone"}})
+    assert master.stats()["role"] == "master"
+    replica = node_factory.replica(master)
+    master.redis().set("k", "v")
+    wait_for(lambda: replica.redis().get("k") == b"v", 20)
+
+
+def test_master_address_without_role_makes_a_replica(node_factory: NodeFactory) -> None:
+    master = node_factory.master()
+    master.redis().set("k", "v")
+    replica = node_factory(master_address=master)  # --master-address, no --role
+    assert "--role" not in replica.argv
+    wait_for(lambda: replica.stats().get("role") == "replica", 20)
+    wait_for(lambda: replica.redis().get("k") == b"v", 20)
+    assert "Replica node initialized" in replica.log_text()
+
+
+def test_master_address_against_a_file_naming_another_role_fails_clearly(
+    tmp_path: Path,
+) -> None:
+    for role in ("master", "standalone"):
+        path = write_config(tmp_path / f"{role}.yml", {"replication": {"role": role}})
+        done = run_server("--config", path, "--master-address", "127.0.0.1:15501")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "--master-address makes this node a replica" in done.stderr
+        assert f"replication.role: {role}" in done.stderr
+        assert "--role replica" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_role_replica_flag_over_a_master_file_with_master_address(tmp_path: Path) -> None:
+    # --role given explicitly: the file's role is overridden, no error.
+    from synap.config import load_config
+
+    path = write_config(tmp_path / "m.yml", {"replication": {"role": "master", "enabled": False}})
+    config = load_config(
+        path, {"replication": {"role": "replica", "master_address": "127.0.0.1:15501"}}
+    )
+    assert (config.replication.role, config.replication.enabled) == ("replica", True)
+
+
+# ----------------------------------------------------------------- error messages
+
+
+def test_config_errors_are_one_per_line(tmp_path: Path) -> None:
+    config = {"server": {"prot": 1, "port": -5}, "replication": {"role": "boss"}}
+    done = run_server("--config", write_config(tmp_path / "bad.yml", config))
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith("error: invalid configuration: ") for line in lines), lines
+    keys = sorted(line.split(": ", 2)[2].split(":")[0] for line in lines)
+    assert keys == ["replication.role", "server.port", "server.prot"], lines
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("192.0.2.1", "192.0.2.1 is not an address of this machine"),  # TEST-NET-1
+        ("nosuch.invalid", "the host name 'nosuch.invalid' does not resolve"),
+    ],
+    ids=["not-a-local-address", "unresolvable"],
+)
+def test_a_bad_host_is_named_as_the_problem_not_the_port(
+    tmp_path: Path, ports: list[int], host: str, expected: str
+) -> None:
+    http_port, resp_port, _ = ports
+    done = run_server(
+        "--host", host, "--port", str(http_port), "--resp-port", str(resp_port), cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert expected in done.stderr, done.stderr
+    assert "--host / server.host" in done.stderr
+    assert "pick another port" not in done.stderr
+    assert done.stderr.count("cannot listen") == 1, done.stderr  # printed once
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_replica_listen_host_is_named_as_the_problem(
+    tmp_path: Path, ports: list[int]
+) -> None:
+    http_port, resp_port, repl_port = ports
+    done = run_server(
+        "--host", HOST, "--port", str(http_port), "--resp-port", str(resp_port),
+        "--role", "master", "--replica-listen", f"192.0.2.1:{repl_port}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot listen for replicas on 192.0.2.1" in done.stderr
+    assert "not an address of this machine" in done.stderr
+    assert "--replica-listen" in done.stderr
+    assert done.stderr.count("cannot listen") == 1, done.stderr
+
+
+def test_a_port_in_use_says_so_once(tmp_path: Path, ports: list[int]) -> None:
+    import socket
+
+    http_port, resp_port, _ = ports
+    with socket.socket() as taken:
+        taken.bind((HOST, http_port))
+        taken.listen()
+        done = run_server(
+            "--host", HOST, "--port", str(http_port), "--resp-port", str(resp_port), cwd=tmp_path
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"port {http_port} is already in use" in done.stderr
+    assert "pick another port with --port / server.port" in done.stderr
+    assert done.stderr.count("cannot listen") == 1, done.stderr  # not also as a log line
+    assert "Traceback" not in done.stderr
+
+
+def test_a_locked_data_dir_is_reported_once(node_factory: NodeFactory, ports: list[int]) -> None:
+    first = node_factory()
+    http_port, resp_port, _ = ports
+    done = run_server(
+        "--host", HOST, "--port", str(http_port), "--resp-port", str(resp_port),
+        "--data-dir", str(first.data_dir),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("is in use by another synap-server") == 1, done.stderr
+
+
+def test_master_address_with_role_master_is_refused() -> None:
+    done = run_server("--role", "master", "--master-address", "127.0.0.1:15501")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--master-address is for replicas, but --role is master" in done.stderr
+
+
+def test_a_flag_without_effect_in_the_starting_role_is_said(
+    tmp_path: Path, ports: list[int], servers: list[Server]
+) -> None:
+    http_port, resp_port, repl_port = ports
+    server = Server(
+        ["--host", HOST, "--port", str(http_port), "--resp-port", str(resp_port),
+         "--replica-listen", f"{HOST}:{repl_port}", "--auto-reconnect", "false"],
+        tmp_path,
+    )  # fmt: skip
+    servers.append(server)
+    server.wait_http(http_port)
+    text = server.text()
+    assert "--replica-listen has no effect on a standalone node" in text
+    assert "--auto-reconnect applies to replicas; this node starts as standalone" in text
+    assert server.stop() == 0

@@ -38,10 +38,15 @@ def command(node: SynapProcess, name: str, **payload: Any) -> dict[str, Any]:
     response = node.http.post(
         "/api/v1/command", json={"command": name, "request_id": request_id, "payload": payload}
     )
-    assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) == {"success", "request_id", "payload", "error"}
     assert body["request_id"] == request_id
+    if body["success"]:
+        assert response.status_code == 200, response.text
+        assert set(body) == {"success", "request_id", "payload", "error"}
+    else:  # the SDK's envelope, with the error's HTTP status and code
+        assert 400 <= response.status_code < 600, response.text
+        assert set(body) == {"success", "request_id", "payload", "error", "code"}
+        body["status"] = response.status_code
     return body
 
 
@@ -51,9 +56,10 @@ def ok(node: SynapProcess, name: str, **payload: Any) -> Any:
     return body["payload"]
 
 
-def fails(node: SynapProcess, name: str, **payload: Any) -> str:
+def fails(node: SynapProcess, name: str, status: int = 400, **payload: Any) -> str:
     body = command(node, name, **payload)
     assert body["success"] is False and body["payload"] is None, body
+    assert body["status"] == status, body
     assert isinstance(body["error"], str) and body["error"]
     error: str = body["error"]
     return error
@@ -196,7 +202,7 @@ def test_command_endpoint_kv_commands(node: SynapProcess, k: str) -> None:
     assert ok(node, "kv.ttl", key=k + "a") == {"ttl": None}
     assert ok(node, "kv.persist", key=k + "a") == {"result": False}
     assert ok(node, "kv.expire", key=k + "missing", ttl=5) == {"result": False}
-    assert "not found" in fails(node, "kv.ttl", key=k + "missing")
+    assert "not found" in fails(node, "kv.ttl", status=404, key=k + "missing")
     assert ok(node, "kv.del", key=k + "a") == {"deleted": True}
     assert ok(node, "kv.del", key=k + "a") == {"deleted": False}
     assert ok(node, "kv.mdel", keys=[k + "m1", k + "m2", k + "none"]) == {"deleted": 2}
@@ -213,7 +219,7 @@ def test_command_endpoint_ttl_expires(node: SynapProcess, k: str) -> None:
     assert ok(node, "kv.get", key=k + "short")["found"] is False
 
 
-def test_command_endpoint_failures_are_http_200_with_success_false(
+def test_command_endpoint_failures_keep_the_envelope_with_the_error_status(
     node: SynapProcess, k: str
 ) -> None:
     assert fails(node, "kv.nosuch", key=k) == "unknown command 'kv.nosuch'"
@@ -224,7 +230,7 @@ def test_command_endpoint_failures_are_http_200_with_success_false(
 def test_flush_commands_are_refused_unless_allowed(node: SynapProcess, k: str) -> None:
     ok(node, "kv.set", key=k + "keep", value=1)
     for name in ("kv.flushall", "kv.flushdb"):
-        error = fails(node, name)
+        error = fails(node, name, status=403)
         assert "kv_store.allow_flush_commands" in error
     assert ok(node, "kv.exists", key=k + "keep") == {"exists": True}
 

@@ -98,3 +98,65 @@ def test_redis_benchmark_smoke(node: SynapProcess) -> None:
     assert [line.split(":")[0].strip() for line in summary] == ["SET", "GET"], done.stdout
     assert "error" not in done.stdout.lower() + done.stderr.lower()
     assert int(cli(node, "dbsize")) >= 1  # redis-benchmark's key:__rand_int__
+
+
+def test_client_help_lists_the_subcommands(node: SynapProcess) -> None:
+    lines = [
+        line.decode() if isinstance(line, bytes) else line
+        for line in node.redis().execute_command("CLIENT", "HELP")
+    ]
+    assert lines[0].startswith("CLIENT <subcommand>")
+    for sub in ("GETNAME", "SETNAME <name>", "ID", "INFO", "LIST", "HELP"):
+        assert sub in lines, (sub, lines)
+    out = cli(node, "client", "help")
+    assert "Print this help." in out and "ERR" not in out
+
+
+def test_redis_cli_stat_shows_sane_numbers(node: SynapProcess) -> None:
+    if REDIS_CLI is None or shutil.which("stdbuf") is None:
+        pytest.skip("needs redis-cli and stdbuf")
+    client = node.redis()
+    client.mset({f"stat:{i}": "x" * 100 for i in range(50)})
+    keys = client.dbsize()
+    # --stat prints one line per interval; stdbuf makes it line-buffered on a pipe, and
+    # timeout stops it (exit 124) after a few samples.
+    done = subprocess.run(
+        ["timeout", "2.5", "stdbuf", "-oL", REDIS_CLI, "-h", "127.0.0.1",
+         "-p", str(node.resp_port), "--stat", "-i", "0.5"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert len(lines) >= 4, done.stdout + done.stderr
+    assert lines[1].split() == ["keys", "mem", "clients", "blocked", "requests", "connections"]
+    assert "-9223372036854775808" not in done.stdout, done.stdout
+    samples = []
+    for line in lines[2:]:
+        # "50   7.23K   1   0   123 (+1)   7"
+        k, mem, clients, blocked, requests, delta, connections = line.split()
+        samples.append((int(k), mem, int(clients), int(blocked), int(requests), delta))
+        assert int(k) == keys, line
+        assert mem != "0B" and mem[0].isdigit(), line
+        assert int(clients) >= 1 and int(blocked) == 0, line
+        assert int(connections) >= 1, line
+    # Every sample is an INFO command, counted in total_commands_processed.
+    assert samples[-1][4] > samples[0][4], samples
+    assert all(s[5] != "(+0)" for s in samples[1:]), samples
+
+
+def test_info_blocked_clients_counts_a_client_in_wait(node_factory: NodeFactory) -> None:
+    import threading
+
+    from tests.support.server import wait_for
+
+    master = node_factory.master()  # no replica: WAIT 1 blocks until its timeout
+    master.redis().set("k", "v")
+    waiter = master.redis()
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(waiter.execute_command("WAIT", 1, 2000)))
+    thread.start()
+    try:
+        wait_for(lambda: master.redis().info("clients")["blocked_clients"] == 1, 5)
+    finally:
+        thread.join(10)
+    assert result == [0]
+    assert master.redis().info("clients")["blocked_clients"] == 0

@@ -175,3 +175,91 @@ def test_sdk_values_round_trip_exactly_over_http(node: SynapProcess, k: str) -> 
     expected = [repr(v) for v in SDK_VALUES]
     assert [repr(v) for v in own] == expected  # repr: 1.2e29 is not the integer
     assert [repr(v) for v in rest] == expected
+
+
+# ----------------------------------------------------------------- errors over HTTP
+
+
+def test_sdk_http_errors_carry_the_servers_message_over_proper_statuses(
+    node_factory: NodeFactory,
+) -> None:
+    """The command endpoint answers failures with their HTTP status (409 READONLY, 404, 400)
+    and the SDK's envelope, so the SDK still raises the server's message, not a transport
+    error."""
+    master = node_factory.master()
+    replica = node_factory.replica(master)
+    for path_node, body, status in (
+        (replica, {"command": "kv.set", "payload": {"key": "a", "value": "x"}}, 409),
+        (master, {"command": "kv.ttl", "payload": {"key": "missing"}}, 404),
+        (master, {"command": "kv.nosuch", "payload": {}}, 400),
+    ):
+        response = path_node.http.post("/api/v1/command", json={"request_id": "r", **body})
+        assert response.status_code == status, response.text
+        assert response.json()["success"] is False and response.json()["request_id"] == "r"
+
+    async def write(c: SynapClient) -> None:
+        await c.kv.set("a", "x")
+
+    with pytest.raises(
+        SynapException, match=r"^Server Error: READONLY .*send writes to the master"
+    ):
+        run(replica.http_url, write)
+
+    async def incr_text(c: SynapClient) -> None:
+        await c.kv.set("text", "abc")
+        await c.kv.incr("text")
+
+    with pytest.raises(SynapException, match=r"^Server Error: ERR value is not an integer"):
+        run(master.http_url, incr_text)
+
+    async def ttl(c: SynapClient) -> None:
+        await c.send_command("kv.ttl", {"key": "missing"})
+
+    with pytest.raises(SynapException, match=r"^Server Error: ERR key 'missing' not found"):
+        run(master.http_url, ttl)
+
+
+def test_sdk_with_a_key_refused_gets_the_servers_message(node_factory: NodeFactory) -> None:
+    node = node_factory(config={"server": {"api_keys": ["right"]}})
+
+    async def get(c: SynapClient) -> None:
+        await c.kv.get("a")
+
+    async def main() -> None:
+        async with SynapClient(SynapConfig(node.http_url, timeout=10, auth_token="wrong")) as c:
+            await get(c)
+
+    with pytest.raises(SynapException, match="missing or invalid API key"):
+        asyncio.run(main())
+
+
+# ----------------------------------------------------------------- synap:// on the wrong port
+
+
+def test_sdk_synap_scheme_on_the_replication_port_gets_a_clear_error(
+    node_factory: NodeFactory,
+) -> None:
+    """``synap://host:15501`` (SynapRPC) reaches our replication listener: the client gets a
+    SynapRPC error naming the HTTP and Redis addresses, the master logs it once, and keeps
+    serving replicas."""
+    master = node_factory.master()
+
+    async def write(c: SynapClient) -> None:
+        await c.kv.set("a", "x")
+
+    with pytest.raises(SynapException) as info:
+        run(f"synap://{master.replica_address}", write)
+    message = str(info.value)
+    assert "replication port" in message, message
+    assert f"http://127.0.0.1:{master.port}" in message, message
+    assert f"127.0.0.1:{master.resp_port}" in message, message
+    assert f"synap://127.0.0.1:{master.rpc_port}" in message, message
+    assert "exceeds" not in message
+    log = master.log_text()
+    assert log.count("a SynapRPC client") == 1, log
+    assert "exceeds the" not in log
+    master.redis().set("k", "v")
+    replica = node_factory.replica(master)
+    from tests.support.server import wait_for
+
+    wait_for(lambda: replica.redis().get("k") == b"v", 20)

@@ -124,13 +124,16 @@ def test_execute_never_raises_and_fails_inside_the_envelope(bodies: list[Any]) -
     fuzz = FuzzNode()
     for body in bodies:
         status, envelope = command_endpoint.execute(fuzz.node, body)
-        assert status in (200, 400)
-        assert set(envelope) == {"success", "request_id", "payload", "error"}
+        assert status in (200, 400, 403, 404, 409, 503, 507)
         orjson.dumps(envelope)  # what the HTTP layer sends must serialize
         if envelope["success"]:
             assert status == 200 and envelope["error"] is None
+            assert set(envelope) == {"success", "request_id", "payload", "error"}
         else:
+            assert status != 200  # the error's own status, in the SDK's envelope
+            assert set(envelope) == {"success", "request_id", "payload", "error", "code"}
             assert isinstance(envelope["error"], str) and envelope["error"]
+            assert isinstance(envelope["code"], str) and envelope["code"]
             assert envelope["payload"] is None
     fuzz.check_invariants()
 
