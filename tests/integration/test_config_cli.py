@@ -40,9 +40,11 @@ FLAGS = [
 def run_server(
     *args: str, cwd: Path | None = None, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
-    """Run synap-server to completion (for invocations that must exit by themselves)."""
+    """Run synap-server to completion (for invocations that must exit by themselves).
+    SynapRPC is off unless asked for: its default port is shared by every node."""
+    rpc = [] if any(a.startswith("--rpc-port") for a in args) else ["--rpc-port", "0"]
     return subprocess.run(
-        [*SERVER, *args],
+        [*SERVER, *args, *rpc],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -228,7 +228,7 @@ def test_an_unknown_field_in_a_command_is_a_400_naming_it(
     )
     assert response.status_code == 400
     envelope = response.json()
-    assert set(envelope) == {"success", "request_id", "payload", "error"}
+    assert set(envelope) == {"success", "request_id", "payload", "error", "code"}
     assert envelope["success"] is False and field in envelope["error"]
     assert node.redis().exists(k + "K") == 0
 
