@@ -102,6 +102,10 @@ class ReplicationManager:
         if role is Role.MASTER:
             self.node.roles.transition(Role.MASTER, "configured role")
             await self._start_master_server(self.config.replica_listen_address)
+        elif role is Role.REPLICA and self.config.master_address is None:
+            # Automatic failover: the election names the master (synap/coordination).
+            if self._replica_listen_given():
+                await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
             assert self.config.master_address is not None
             host, port = parse_address(self.config.master_address, key="replication.master_address")

@@ -1,0 +1,215 @@
+"""Automatic failover through a real etcd (issue 12): real etcd, real nodes, real signals.
+
+Each node runs with ``--etcd-endpoints`` (so ``replication.failover.mode: etcd``),
+``--role master`` (it may be elected) and a replica listener, with a 3 s lease TTL.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.etcd import EtcdProcess
+from tests.support.ports import HOST
+from tests.support.server import NodeFactory, SynapProcess, wait_for
+
+TTL = 3
+GROUP = "g1"
+
+
+def etcd_node(
+    factory: NodeFactory,
+    etcd: EtcdProcess,
+    name: str,
+    *,
+    priority: int = 100,
+    role: str = "master",
+    wait: bool = True,
+) -> SynapProcess:
+    config = {"replication": {"failover": {"lease_ttl_secs": TTL, "priority": priority}}}
+    return factory(
+        name,
+        role=role,  # type: ignore[arg-type]
+        replica_listen=True,
+        config=config,
+        args=["--etcd-endpoints", etcd.url, "--group", GROUP],
+        wait=wait,
+    )
+
+
+def node_id(node: SynapProcess) -> str:
+    return f"{HOST}:{node.port}"
+
+
+def failover_status(node: SynapProcess) -> dict[str, Any]:
+    status: dict[str, Any] = node.stats()["failover"]
+    return status
+
+
+def leaders(nodes: list[SynapProcess]) -> list[SynapProcess]:
+    return [n for n in nodes if n.is_running() and failover_status(n)["is_leader"]]
+
+
+def wait_single_master(nodes: list[SynapProcess], timeout: float = 15.0) -> SynapProcess:
+    """Wait until exactly one node leads and every other one replicates from it."""
+
+    def settled() -> SynapProcess | None:
+        found = leaders(nodes)
+        if len(found) != 1:
+            return None
+        master = found[0]
+        for other in nodes:
+            if other is master or not other.is_running():
+                continue
+            stats = other.stats()
+            if stats["role"] != "replica" or not stats["connected"]:
+                return None
+            if stats["master_address"] != master.replica_address:
+                return None
+        return master
+
+    return wait_for(settled, timeout, interval=0.1, message="no single elected master")
+
+
+def set_ok(node: SynapProcess, key: str, value: str) -> bool:
+    response = node.http.post("/kv/set", json={"key": key, "value": value})
+    return response.status_code == 200
+
+
+def test_fresh_group_of_three_elects_exactly_one_master(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
+    for node in nodes:
+        node.wait_ready()
+    master = wait_single_master(nodes)
+    replicas = [n for n in nodes if n is not master]
+    assert [n.stats()["role"] for n in replicas] == ["replica", "replica"]
+
+    # Every node names the same master in GET /api/replication/leader.
+    for node in nodes:
+        response = node.http.get("/api/replication/leader")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["epoch"] >= 1
+        assert body["master"] == {
+            "id": node_id(master),
+            "http_address": f"{HOST}:{master.port}",
+            "resp_address": f"{HOST}:{master.resp_port}",
+            "replica_listen_address": master.replica_address,
+        }
+
+    # Writes go to the master only, and reach both replicas.
+    assert set_ok(master, "k", "v")
+    for replica in replicas:
+        refused = replica.http.post("/kv/set", json={"key": "k2", "value": "x"})
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "READONLY"
+        wait_for(lambda r=replica: r.http.get("/kv/get/k").status_code == 200, 10.0)
+
+
+def test_sigkill_of_master_elects_a_replica_that_the_other_follows(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
+    for node in nodes:
+        node.wait_ready()
+    old = wait_single_master(nodes)
+    for i in range(50):
+        assert set_ok(old, f"before{i}", f"v{i}")
+    epoch_before = old.http.get("/api/replication/leader").json()["epoch"]
+    survivors = [n for n in nodes if n is not old]
+    wait_for(
+        lambda: all(s.stats()["replica_offset"] == old.stats()["master_offset"] for s in survivors),
+        10.0,
+    )
+    full_before = {s.name: s.stats()["full_syncs"] for s in survivors}
+
+    killed_at = time.monotonic()
+    old.kill(signal.SIGKILL)
+    new = wait_single_master(survivors, timeout=TTL + 6)
+    # First acknowledged write on the new master, timed from the kill.
+    wait_for(lambda: set_ok(new, "after", "1"), TTL + 6, interval=0.05)
+    elapsed = time.monotonic() - killed_at
+    assert elapsed < TTL + 4, f"failover took {elapsed:.1f}s"
+
+    other = next(s for s in survivors if s is not new)
+    wait_for(lambda: other.http.get("/kv/get/after").status_code == 200, 10.0)
+    assert other.http.get("/kv/get/before49").json()["value"] == "v49"
+    # The other replica continued by partial sync (PSYNC2), not a full one.
+    assert other.stats()["full_syncs"] == full_before[other.name]
+    leader = other.http.get("/api/replication/leader").json()
+    assert leader["master"]["id"] == node_id(new)
+    assert leader["epoch"] == epoch_before + 1
+
+
+def test_master_frozen_past_ttl_acknowledges_no_write_after_resume(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
+    for node in nodes:
+        node.wait_ready()
+    old = wait_single_master(nodes)
+    assert set_ok(old, "k", "before")
+    # A client connected before the freeze; its write waits in the socket while frozen.
+    sock = socket.create_connection((HOST, old.resp_port), timeout=10)
+    try:
+        old.freeze()
+        survivors = [n for n in nodes if n is not old]
+        new = wait_single_master(survivors, timeout=TTL + 8)
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\nfrozen\r\n")
+        old.thaw()
+        reply = sock.recv(4096)
+    finally:
+        sock.close()
+    assert reply.startswith(b"-READONLY"), reply
+    assert b"leadership lost" in reply or b"not the elected master" in reply, reply
+    # Nor over HTTP, and the old master soon follows the new one.
+    assert not set_ok(old, "k", "frozen-http")
+    assert set_ok(new, "k", "after")
+    wait_single_master(nodes, timeout=15.0)
+    wait_for(lambda: old.http.get("/kv/get/k").json().get("value") == "after", 10.0)
+
+
+def test_priority_zero_is_never_promoted(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    first = etcd_node(node_factory, etcd_server, "a", priority=100)
+    wait_for(lambda: failover_status(first)["is_leader"], 10.0)
+    second = etcd_node(node_factory, etcd_server, "b", priority=0)
+    wait_single_master([first, second])
+    assert set_ok(first, "k", "v")
+    wait_for(lambda: second.http.get("/kv/get/k").status_code == 200, 10.0)
+
+    first.kill(signal.SIGKILL)
+    # Long enough for the lease to expire and an election to run (several times over).
+    deadline = time.monotonic() + TTL + 4
+    while time.monotonic() < deadline:
+        assert not failover_status(second)["is_leader"]
+        assert second.stats()["role"] == "replica"
+        time.sleep(0.2)
+    response = second.http.get("/api/replication/leader")
+    assert response.status_code == 503
+    assert response.json()["code"] == "NO_LEADER"
+    assert not set_ok(second, "k2", "v")
+
+
+def test_leader_endpoint_in_manual_mode_says_failover_is_off(node_factory: NodeFactory) -> None:
+    node = node_factory.master()
+    response = node.http.get("/api/replication/leader")
+    assert response.status_code == 503
+    assert "manual" in response.json()["error"]
+
+
+@pytest.mark.parametrize("role", ["replica"])
+def test_node_started_as_replica_follows_the_elected_master(
+    node_factory: NodeFactory, etcd_server: EtcdProcess, role: str
+) -> None:
+    master = etcd_node(node_factory, etcd_server, "m")
+    wait_for(lambda: failover_status(master)["is_leader"], 10.0)
+    follower = etcd_node(node_factory, etcd_server, "r", role=role)
+    assert wait_single_master([master, follower]) is master
