@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.etcd import EtcdProcess
 from tests.support.ports import HOST
-from tests.support.server import NodeFactory, SynapProcess, wait_for
+from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
 TTL = 3
 GROUP = "g1"
@@ -155,6 +155,8 @@ def test_master_frozen_past_ttl_acknowledges_no_write_after_resume(
         node.wait_ready()
     old = wait_single_master(nodes)
     assert set_ok(old, "k", "before")
+    wait_caught_up(old, [n for n in nodes if n is not old])
+    full_syncs_before = old.stats()["full_syncs"]
     # A client connected before the freeze; its write waits in the socket while frozen.
     sock = socket.create_connection((HOST, old.resp_port), timeout=10)
     try:
@@ -173,6 +175,10 @@ def test_master_frozen_past_ttl_acknowledges_no_write_after_resume(
     assert set_ok(new, "k", "after")
     wait_single_master(nodes, timeout=15.0)
     wait_for(lambda: old.http.get("/kv/get/k").json().get("value") == "after", 10.0)
+    # It took nothing while fenced, so it rejoins from the fork point by partial sync.
+    stats = old.stats()
+    assert (stats["role"], stats["full_syncs"]) == ("replica", full_syncs_before), stats
+    assert stats["partial_syncs"] >= 1
 
 
 def test_priority_zero_is_never_promoted(
