@@ -75,6 +75,8 @@ class EtcdCoordinator:
         self.is_leader = False
         self.epoch = 0  # the epoch of the leader this node follows or is
         self.leader: LeaderInfo | None = None
+        self.last_leader: LeaderInfo | None = None  # the newest leader ever seen (Sentinel view)
+        self.members: list[MemberInfo] = []  # the group's records, refreshed every round
         self._leader_seen_at = 0.0
         self._leaderless_since: float | None = None
         self._lost_leadership_at: float | None = None
@@ -257,6 +259,7 @@ class EtcdCoordinator:
             self._seen(leader, now)
             if not self.is_leader:
                 await self._become_leader(leader)
+            await self._read_members()
             return
         if self.is_leader:
             who = f"{leader.id} (epoch {leader.epoch})" if leader else "nobody"
@@ -271,12 +274,7 @@ class EtcdCoordinator:
             self.leader = None
             if self._leaderless_since is None:
                 self._leaderless_since = now
-        members: list[MemberInfo] = []
-        if leader is None and now - (self._leaderless_since or now) >= self.settle:
-            for item in await client.get_prefix(members_prefix(self.group)):
-                member = MemberInfo.decode(item.value)
-                if member is not None:
-                    members.append(member)
+        members = await self._read_members()
         action = decide(
             me,
             leader,
@@ -291,10 +289,20 @@ class EtcdCoordinator:
         elif action is Action.CAMPAIGN:
             await self._campaign(me, lease)
 
+    async def _read_members(self) -> list[MemberInfo]:
+        members = []
+        for item in await self.client.get_prefix(members_prefix(self.group)):
+            member = MemberInfo.decode(item.value)
+            if member is not None:
+                members.append(member)
+        self.members = members
+        return members
+
     def _seen(self, leader: LeaderInfo, now: float) -> None:
         if self.leader != leader:
             log.info("leader of group %r: %s (epoch %d)", self.group, leader.id, leader.epoch)
         self.leader = leader
+        self.last_leader = leader
         self._leader_seen_at = now
         self.epoch = max(self.epoch, leader.epoch)
 
