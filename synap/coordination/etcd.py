@@ -155,6 +155,11 @@ class EtcdClient:
         result = answer.get("result", answer)
         return int(result.get("TTL", 0))
 
+    async def time_to_live(self, lease: int, timeout: float | None = None) -> int:
+        """Seconds left on ``lease`` (-1 when etcd no longer knows it)."""
+        answer = await self.call("/v3/lease/timetolive", {"ID": str(lease)}, timeout)
+        return int(answer.get("TTL", -1))
+
     async def revoke(self, lease: int, timeout: float | None = None) -> None:
         try:
             await self.call("/v3/lease/revoke", {"ID": str(lease)}, timeout)

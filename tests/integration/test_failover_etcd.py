@@ -6,13 +6,17 @@ Each node runs with ``--etcd-endpoints`` (so ``replication.failover.mode: etcd``
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
 from tests.integration.etcd_support import (
+    GROUP,
     TTL,
     etcd_node,
     failover_status,
@@ -23,6 +27,8 @@ from tests.integration.etcd_support import (
 from tests.support.etcd import EtcdProcess
 from tests.support.ports import HOST
 from tests.support.server import NodeFactory, wait_caught_up, wait_for
+
+CLI = [sys.executable, "-c", "from synap.cli import main; main()"]
 
 
 def test_fresh_group_of_three_elects_exactly_one_master(
@@ -47,6 +53,23 @@ def test_fresh_group_of_three_elects_exactly_one_master(
             "resp_address": f"{HOST}:{master.resp_port}",
             "replica_listen_address": master.replica_address,
         }
+
+    # synap-cli reads the same group straight from etcd.
+    cli = [*CLI, "group", "status", "--etcd", etcd_server.url]
+    out = subprocess.run([*cli, "--group", GROUP, "--json"], capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["leader"]["master"]["id"] == node_id(master)
+    assert status["epoch"] == status["leader"]["epoch"]
+    roles = {m["id"]: m["role"] for m in status["members"]}
+    assert roles == {node_id(n): "master" if n is master else "replica" for n in nodes}
+    assert all(m["lease_ttl_left"] > 0 for m in status["members"])
+    text = subprocess.run([*cli, "--group", GROUP], capture_output=True, timeout=30, text=True)
+    assert f"master {node_id(master)}" in text.stdout
+    dead = [*CLI, "group", "status", "--etcd", "127.0.0.1:1"]
+    unreachable = subprocess.run(dead, capture_output=True, timeout=30, text=True)
+    assert unreachable.returncode == 1
+    assert "cannot read group 'synap' from etcd" in unreachable.stderr
 
     # Writes go to the master only, and reach both replicas.
     assert set_ok(master, "k", "v")
