@@ -187,3 +187,33 @@ def test_node_started_as_replica_follows_the_elected_master(
     wait_for(lambda: failover_status(master)["is_leader"], 10.0)
     follower = etcd_node(node_factory, etcd_server, "r", role=role)
     assert wait_single_master([master, follower]) is master
+
+
+def test_etcd_down_master_steps_down_and_group_resumes_without_full_sync(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
+    for node in nodes:
+        node.wait_ready()
+    master = wait_single_master(nodes)
+    assert set_ok(master, "k", "v1")
+    replicas = [n for n in nodes if n is not master]
+    wait_caught_up(master, replicas)
+    full_syncs = {n.name: n.stats()["full_syncs"] for n in nodes}
+
+    etcd_server.stop()  # SIGKILL: no etcd at all
+    stopped_at = time.monotonic()
+    # No lease, no writes: within 2/3 TTL (plus a little) the master refuses them.
+    wait_for(lambda: not set_ok(master, "probe", "x"), TTL, interval=0.05)
+    assert time.monotonic() - stopped_at < TTL
+    refused = master.http.post("/kv/set", json={"key": "k", "value": "v2"})
+    assert refused.status_code == 409 and "leadership lost" in refused.json()["error"]
+    # Replicas keep serving reads.
+    for replica in replicas:
+        assert replica.http.get("/kv/get/k").json()["value"] == "v1"
+
+    etcd_server.start()
+    new = wait_single_master(nodes, timeout=TTL * 4 + 5)
+    wait_for(lambda: set_ok(new, "k", "v3"), 10.0)
+    wait_caught_up(new, [n for n in nodes if n is not new])
+    assert {n.name: n.stats()["full_syncs"] for n in nodes} == full_syncs
