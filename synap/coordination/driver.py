@@ -281,7 +281,10 @@ class EtcdCoordinator:
             members,
             self.cfg.max_lag_on_failover,
             0.0 if self._leaderless_since is None else now - self._leaderless_since,
-            self.settle,
+            # Settle only in a new group (let the others register). After a leader is
+            # gone, every member published its final offset long ago: its replication
+            # stopped a whole TTL before the leader key expired.
+            self.settle if self.last_leader is None else 0.0,
             self.grace,
         )
         if action is Action.FOLLOW and leader is not None:
