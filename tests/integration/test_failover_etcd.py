@@ -115,6 +115,14 @@ def test_sigkill_of_master_elects_a_replica_that_the_other_follows(
     assert leader["master"]["id"] == node_id(new)
     assert leader["epoch"] == epoch_before + 1
 
+    # The old master, restarted with the same flags (--role master), sees another leader
+    # and rejoins as its replica; it had lost nothing, so by partial sync.
+    old.start()
+    assert wait_single_master(nodes) is new
+    wait_for(lambda: old.http.get("/kv/get/after").status_code == 200, 10.0)
+    stats = old.stats()
+    assert (stats["full_syncs"], stats["partial_syncs"]) == (0, 1), stats
+
 
 def test_master_frozen_past_ttl_acknowledges_no_write_after_resume(
     node_factory: NodeFactory, etcd_server: EtcdProcess
