@@ -20,6 +20,7 @@ def etcd_node(
     priority: int = 100,
     role: str = "master",
     wait: bool = True,
+    endpoints: str | None = None,
 ) -> SynapProcess:
     config = {"replication": {"failover": {"lease_ttl_secs": TTL, "priority": priority}}}
     return factory(
@@ -27,7 +28,7 @@ def etcd_node(
         role=role,  # type: ignore[arg-type]
         replica_listen=True,
         config=config,
-        args=["--etcd-endpoints", etcd.url, "--group", GROUP],
+        args=["--etcd-endpoints", endpoints or etcd.url, "--group", GROUP],
         wait=wait,
     )
 

@@ -226,3 +226,47 @@ def test_etcd_down_master_steps_down_and_group_resumes_without_full_sync(
     wait_for(lambda: set_ok(new, "k", "v3"), 10.0)
     wait_caught_up(new, [n for n in nodes if n is not new])
     assert {n.name: n.stats()["full_syncs"] for n in nodes} == full_syncs
+
+
+def test_master_cut_off_from_etcd_stops_writing_before_a_replica_takes_over(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    # Only the first node reaches etcd through a fault proxy; the others directly.
+    proxy = node_factory.proxy((HOST, etcd_server.client_port))
+    first = etcd_node(node_factory, etcd_server, "a", endpoints=f"http://{proxy.address}")
+    wait_for(lambda: failover_status(first)["is_leader"], 10.0)
+    others = [etcd_node(node_factory, etcd_server, name) for name in ("b", "c")]
+    nodes = [first, *others]
+    assert wait_single_master(nodes) is first
+    assert set_ok(first, "k", "v1")
+    wait_caught_up(first, others)
+
+    proxy.pause()  # partition node a <-> etcd only; a and its replicas still talk
+    paused_at = time.monotonic()
+    last_ack: float | None = None
+    elected_at: float | None = None
+    deadline = paused_at + TTL + 8
+    i = 0
+    while time.monotonic() < deadline and elected_at is None:
+        i += 1
+        if set_ok(first, f"during{i}", "x"):
+            last_ack = time.monotonic()
+        if any(failover_status(n)["is_leader"] for n in others):
+            elected_at = time.monotonic()
+        time.sleep(0.05)
+    assert elected_at is not None, "no replica was elected while the master was cut off"
+    print(
+        f"cut off at 0; last ack {None if last_ack is None else round(last_ack - paused_at, 2)}; elected {elected_at - paused_at:.2f}s"
+    )
+    # The cut-off master stopped writing within 2/3 TTL (plus a round), before the
+    # election: at no moment were two masters writable.
+    if last_ack is not None:
+        assert last_ack - paused_at < TTL * 2 / 3 + 0.5
+        assert last_ack < elected_at
+    assert not set_ok(first, "k", "split-brain")
+
+    proxy.resume()
+    new = wait_single_master(nodes, timeout=15.0)
+    assert new is not first
+    assert set_ok(new, "k", "v2")
+    wait_for(lambda: first.http.get("/kv/get/k").json().get("value") == "v2", 10.0)
