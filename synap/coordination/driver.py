@@ -32,11 +32,14 @@ from synap.coordination.election import (
     LeaseClock,
     MemberInfo,
     decide,
+    encode_last_offset,
     epoch_key,
+    last_offset_key,
     leader_key,
     member_key,
     members_prefix,
     parse_epoch,
+    parse_last_offset,
 )
 from synap.coordination.etcd import EtcdClient, EtcdError, campaign_txn, resign_txn
 from synap.replication.roles import Role
@@ -82,6 +85,7 @@ class EtcdCoordinator:
         self._lost_leadership_at: float | None = None
         self._followed = False
         self._published: bytes | None = None
+        self._progress_published: bytes | None = None
         self._etcd_ok = True
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -259,6 +263,11 @@ class EtcdCoordinator:
             self._seen(leader, now)
             if not self.is_leader:
                 await self._become_leader(leader)
+            if self.is_leader and not self.node.roles.fenced:
+                progress = encode_last_offset(self.epoch, self.node.history.offset)
+                if progress != self._progress_published:
+                    await client.put(last_offset_key(self.group), progress)
+                    self._progress_published = progress
             await self._read_members()
             return
         if self.is_leader:
@@ -275,6 +284,10 @@ class EtcdCoordinator:
             if self._leaderless_since is None:
                 self._leaderless_since = now
         members = await self._read_members()
+        known_offset = 0
+        if leader is None:
+            recorded = await client.get(last_offset_key(self.group))
+            known_offset = parse_last_offset(recorded.value if recorded else None, self.epoch)
         action = decide(
             me,
             leader,
@@ -286,6 +299,7 @@ class EtcdCoordinator:
             # stopped a whole TTL before the leader key expired.
             self.settle if self.last_leader is None else 0.0,
             self.grace,
+            known_offset,
         )
         if action is Action.FOLLOW and leader is not None:
             self._follow(leader)

@@ -7,6 +7,8 @@ Keys of a group ``G`` in etcd::
     /G/members/<id>   MemberInfo JSON, bound to the node's lease (vanishes with the node)
     /G/leader         LeaderInfo JSON, bound to the leader's lease
     /G/epoch          the newest epoch, no lease: survives every leader, so epochs grow
+    /G/last_offset    {"epoch", "offset"} the leader last reached, no lease: after the
+                      leader is gone, lag is still measured against how far it got
 
 Who becomes master when ``/G/leader`` is missing: among the members that are
 *candidates* (a replica that was streaming from a master recently, a node started with
@@ -144,6 +146,27 @@ class LeaderInfo:
         }
 
 
+def last_offset_key(group: str) -> bytes:
+    return f"/{group}/last_offset".encode()
+
+
+def encode_last_offset(epoch: int, offset: int) -> bytes:
+    return orjson.dumps({"epoch": epoch, "offset": offset})
+
+
+def parse_last_offset(value: bytes | None, min_epoch: int) -> int:
+    """The offset recorded by a leader of epoch >= ``min_epoch``, else 0 (ignored)."""
+    if not value:
+        return 0
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return 0
+    if not isinstance(raw, dict) or _int(raw.get("epoch")) < min_epoch:
+        return 0
+    return _int(raw.get("offset"))
+
+
 def parse_epoch(value: bytes | None) -> int:
     if not value:
         return 0
@@ -162,12 +185,20 @@ def is_eligible(member: MemberInfo, reference_offset: int, max_lag: int) -> bool
     )
 
 
-def best_candidate(members: list[MemberInfo], max_lag: int) -> MemberInfo | None:
+def reference_offset(members: list[MemberInfo], known_offset: int = 0) -> int:
+    """How far the group's history is known to have got: the most advanced offset any
+    member reports (its own, or the newest master offset it heard) or the last leader
+    recorded (``known_offset``)."""
+    return max([known_offset, *(max(m.offset, m.master_offset) for m in members)])
+
+
+def best_candidate(
+    members: list[MemberInfo], max_lag: int, known_offset: int = 0
+) -> MemberInfo | None:
     """The member that should become master, or None if no member may.
 
-    Lag is measured against the most advanced offset any member knows of (its own, or
-    the newest master offset it heard)."""
-    reference = max((max(m.offset, m.master_offset) for m in members), default=0)
+    Lag is measured against :func:`reference_offset`."""
+    reference = reference_offset(members, known_offset)
     pool = [m for m in members if is_eligible(m, reference, max_lag)]
     if not pool:
         return None
@@ -188,6 +219,7 @@ def decide(
     leaderless_for: float,
     settle: float,
     grace: float,
+    known_offset: int = 0,
 ) -> Action:
     """What a node that does not hold the leader key does this round.
 
@@ -202,10 +234,10 @@ def decide(
     if leaderless_for < settle:
         return Action.WAIT
     everyone = [m for m in members if m.id != me.id] + [me]
-    best = best_candidate(everyone, max_lag)
+    best = best_candidate(everyone, max_lag, known_offset)
     if best is not None and best.id == me.id:
         return Action.CAMPAIGN
-    reference = max((max(m.offset, m.master_offset) for m in everyone), default=0)
+    reference = reference_offset(everyone, known_offset)
     if leaderless_for >= grace and is_eligible(me, reference, max_lag):
         return Action.CAMPAIGN
     return Action.WAIT

@@ -21,8 +21,10 @@ def etcd_node(
     role: str = "master",
     wait: bool = True,
     endpoints: str | None = None,
+    **failover: Any,
 ) -> SynapProcess:
-    config = {"replication": {"failover": {"lease_ttl_secs": TTL, "priority": priority}}}
+    settings = {"lease_ttl_secs": TTL, "priority": priority, **failover}
+    config = {"replication": {"failover": settings}}
     return factory(
         name,
         role=role,  # type: ignore[arg-type]

@@ -270,3 +270,30 @@ def test_master_cut_off_from_etcd_stops_writing_before_a_replica_takes_over(
     assert new is not first
     assert set_ok(new, "k", "v2")
     wait_for(lambda: first.http.get("/kv/get/k").json().get("value") == "v2", 10.0)
+
+
+def test_lagging_replica_is_not_promoted(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    first = etcd_node(node_factory, etcd_server, "a")
+    wait_for(lambda: failover_status(first)["is_leader"], 10.0)
+    second = etcd_node(node_factory, etcd_server, "b", max_lag_on_failover=5)
+    wait_single_master([first, second])
+    assert set_ok(first, "k", "v")
+    wait_caught_up(first, [second])
+
+    # The replica is frozen while the master takes 40 writes of 256 KiB: more than the
+    # replica's socket can buffer, so when the master dies most never reached it.
+    second.freeze()
+    big = "x" * 256 * 1024
+    for i in range(40):
+        assert set_ok(first, f"k{i}", big)
+    time.sleep(1.0)  # the master records its offset in etcd every round
+    first.kill(signal.SIGKILL)
+    second.thaw()
+    deadline = time.monotonic() + TTL + 5
+    while time.monotonic() < deadline:
+        assert not failover_status(second)["is_leader"], "a lagging replica was promoted"
+        time.sleep(0.2)
+    assert second.http.get("/api/replication/leader").status_code == 503
+    assert second.stats()["replica_offset"] < 41 - 5  # it really is behind

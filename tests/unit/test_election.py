@@ -15,7 +15,9 @@ from synap.coordination.election import (
     MemberInfo,
     best_candidate,
     decide,
+    encode_last_offset,
     parse_epoch,
+    parse_last_offset,
 )
 from synap.coordination.etcd import b64, campaign_txn, prefix_end, resign_txn
 
@@ -158,3 +160,22 @@ def test_campaign_txn_compares_leader_absent_and_epoch_unchanged() -> None:
     assert base64.b64decode(epoch_put["value"]) == b"5"
     resign = resign_txn(b"/g/leader", 42)
     assert resign["compare"][0]["lease"] == "42"
+
+
+def test_lag_is_measured_against_the_last_recorded_leader_offset() -> None:
+    # Every surviving replica is behind what the dead leader recorded in etcd.
+    members = [member("a", 40), member("b", 45)]
+    assert best_candidate(members, max_lag=10, known_offset=100) is None
+    assert best_candidate(members, max_lag=60, known_offset=100).id == "b"
+    me = member("b", 45)
+    assert decide(me, None, members, 10, 9.0, 0.0, 6.0, known_offset=100) is Action.WAIT
+    assert decide(me, None, members, 60, 0.1, 0.0, 6.0, known_offset=100) is Action.CAMPAIGN
+
+
+def test_last_offset_record_of_an_older_epoch_is_ignored() -> None:
+    value = encode_last_offset(3, 500)
+    assert parse_last_offset(value, min_epoch=3) == 500
+    assert parse_last_offset(value, min_epoch=2) == 500
+    assert parse_last_offset(value, min_epoch=4) == 0
+    for bad in (None, b"", b"junk", b"[1]", b'{"epoch": "3", "offset": 5}'):
+        assert parse_last_offset(bad, min_epoch=1) == 0
