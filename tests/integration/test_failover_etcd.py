@@ -24,7 +24,7 @@ from tests.integration.etcd_support import (
     set_ok,
     wait_single_master,
 )
-from tests.support.etcd import EtcdProcess
+from tests.support.etcd import EtcdCluster, EtcdProcess
 from tests.support.ports import HOST
 from tests.support.server import NodeFactory, wait_caught_up, wait_for
 
@@ -297,3 +297,34 @@ def test_lagging_replica_is_not_promoted(
         time.sleep(0.2)
     assert second.http.get("/api/replication/leader").status_code == 503
     assert second.stats()["replica_offset"] < 41 - 5  # it really is behind
+
+
+def test_killing_the_etcd_raft_leader_never_makes_two_masters(
+    node_factory: NodeFactory, etcd_cluster: EtcdCluster
+) -> None:
+    endpoints = etcd_cluster.endpoints
+    member = etcd_cluster.members[0]
+    nodes = [
+        etcd_node(node_factory, member, f"n{i}", endpoints=endpoints, wait=False) for i in range(3)
+    ]
+    for node in nodes:
+        node.wait_ready()
+    wait_single_master(nodes)
+
+    etcd_cluster.raft_leader().stop()  # SIGKILL of the etcd leader
+    acked: dict[str, str] = {}  # key -> node that acknowledged it
+    deadline = time.monotonic() + TTL + 4
+    i = 0
+    while time.monotonic() < deadline:
+        for node in nodes:
+            i += 1
+            if set_ok(node, f"w{i}", "x"):
+                acked[f"w{i}"] = node.name
+        time.sleep(0.02)
+    master = wait_single_master(nodes, timeout=15.0)
+    assert set_ok(master, "last", "x")
+    wait_caught_up(master, [n for n in nodes if n is not master])
+    # Every acknowledged write survived: no second master took writes that were then lost.
+    missing = [k for k in acked if master.http.get(f"/kv/get/{k}").status_code != 200]
+    assert not missing, f"acknowledged writes lost: {[(k, acked[k]) for k in missing]}"
+    assert acked, "no write was acknowledged during or after the etcd election"

@@ -1,7 +1,8 @@
 """A real etcd (Debian's ``etcd-server``) for tests, on free 127.0.0.1 ports.
 
-``EtcdProcess`` runs one single-node etcd with a temporary data directory; the
-``etcd_server`` fixture starts one per test and kills it by PID at teardown. Tests that
+``EtcdProcess`` runs one etcd member with a temporary data directory (alone, or as one of
+an ``EtcdCluster`` of three on loopback); the ``etcd_server`` fixture starts a single
+node per test and kills it by PID at teardown. Tests that
 use it are skipped, with the reason, when no ``etcd`` binary is installed
 (``apt-get install etcd-server``; ``.ci/run`` installs it).
 """
@@ -40,6 +41,7 @@ class EtcdProcess:
         self.data_dir = self.base_dir / f"{name}-data"
         self.log_path = self.base_dir / f"{name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.initial_cluster: str | None = None  # set by EtcdCluster
 
     @property
     def url(self) -> str:
@@ -57,13 +59,22 @@ class EtcdProcess:
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{self.name}={peer}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"synap-test-{self.base_dir.name}",
             "--heartbeat-interval", "100",
             "--election-timeout", "1000",
             "--log-level", "warn",
         ]  # fmt: skip
 
-    def start(self) -> EtcdProcess:
+    @property
+    def peer_url(self) -> str:
+        return f"http://{HOST}:{self.peer_port}"
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, wait: bool = True) -> EtcdProcess:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         argv = self.argv
         if threading.current_thread() is threading.main_thread() and sys.platform == "linux":
@@ -72,13 +83,19 @@ class EtcdProcess:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self._proc.poll() is not None:
                 raise SynapProcessError(f"etcd exited with {self._proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1.0).json().get("health") == "true":
-                    return self
+                    return
             except (httpx.HTTPError, ValueError):
                 pass
             if time.monotonic() > deadline:
@@ -109,6 +126,53 @@ class EtcdProcess:
         for port in (self.client_port, self.peer_port):
             release_port(port)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class EtcdCluster:
+    """Three etcd members on loopback (one raft group)."""
+
+    def __init__(self, base_dir: Path, size: int = 3) -> None:
+        self.members = [EtcdProcess(base_dir, f"etcd{i}") for i in range(size)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(m.url for m in self.members)
+
+    def start(self) -> EtcdCluster:
+        for member in self.members:
+            member.start(wait=False)
+        for member in self.members:
+            member.wait_healthy()
+        return self
+
+    def raft_leader(self) -> EtcdProcess:
+        """The member that currently leads the raft group."""
+        for member in self.members:
+            if not member.is_running():
+                continue
+            status = member.call("/v3/maintenance/status", {})
+            if status.get("leader") == status.get("header", {}).get("member_id"):
+                return member
+        raise AssertionError("no etcd member reports itself as the raft leader")
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A started 3-member etcd cluster for this test; every member killed at teardown."""
+    if etcd_binary() is None:
+        pytest.skip("etcd is not installed (apt-get install etcd-server; .ci/run installs it)")
+    cluster = EtcdCluster(tmp_path)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
 
 
 @pytest.fixture
