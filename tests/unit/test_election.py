@@ -179,3 +179,24 @@ def test_last_offset_record_of_an_older_epoch_is_ignored() -> None:
     assert parse_last_offset(value, min_epoch=4) == 0
     for bad in (None, b"", b"junk", b"[1]", b'{"epoch": "3", "offset": 5}'):
         assert parse_last_offset(bad, min_epoch=1) == 0
+
+
+def test_role_machine_refuses_writes_past_the_leadership_deadline() -> None:
+    import time
+
+    from synap.commands.errors import LeadershipLostError
+    from synap.replication.roles import Role, RoleMachine
+
+    roles = RoleMachine()
+    roles.transition(Role.MASTER, "test")
+    roles.check_writable()  # manual mode: no deadline
+    assert not roles.fenced
+    roles.leadership_until = time.monotonic() + 60
+    roles.check_writable()
+    roles.leadership_until = time.monotonic() - 0.001
+    roles.fence_reason = "leadership lost: test"
+    assert roles.fenced
+    with pytest.raises(LeadershipLostError) as info:
+        roles.check_writable()
+    assert info.value.message == "READONLY leadership lost: test"
+    assert (info.value.http_status, info.value.code) == (409, "READONLY")
