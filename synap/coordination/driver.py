@@ -322,6 +322,7 @@ class EtcdCoordinator:
         self.last_leader = leader
         self._leader_seen_at = now
         self.epoch = max(self.epoch, leader.epoch)
+        self.node.replication.epoch = self.epoch  # fencing in the replication protocol
 
     async def _campaign(self, me: MemberInfo, lease: int) -> None:
         client = self.client
@@ -357,6 +358,7 @@ class EtcdCoordinator:
         self.is_leader = True
         self._lost_leadership_at = None
         self.epoch = max(self.epoch, info.epoch)
+        self.node.replication.epoch = self.epoch
         roles.fence_reason = (
             f"leadership lost: this master could not renew its etcd lease within "
             f"{self.clock.fence_after:.1f}s (etcd unreachable, or this process was paused); "

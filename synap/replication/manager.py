@@ -41,6 +41,9 @@ class ReplicationManager:
         self.full_syncs = 0
         self.partial_syncs = 0
         self.partial_sync_errors = 0
+        # Automatic failover: the newest election epoch this node knows (0 = manual mode).
+        # Masters send it in CONTINUE/FULLSYNC/HEARTBEAT; replicas refuse older masters.
+        self.epoch = 0
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False

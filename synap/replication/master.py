@@ -164,7 +164,9 @@ class ReplicaConnection(asyncio.Protocol):
             log.info(
                 "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
             )
-            self._send(self.session.send_continue(history.replid, now_ms()))
+            self._send(
+                self.session.send_continue(history.replid, now_ms(), self.server.manager.epoch)
+            )
             self.catch_up()
             return
         refusal = manager.refuse_full_sync_reason(request.replid, request.next_offset)
@@ -193,7 +195,9 @@ class ReplicaConnection(asyncio.Protocol):
         offset = node.history.offset
         replid = node.history.replid
         count = len(data)
-        self._send(self.session.send_fullsync(replid, offset, count, now_ms()))
+        self._send(
+            self.session.send_fullsync(replid, offset, count, now_ms(), self.server.manager.epoch)
+        )
         chunks = 0
         try:
             entries = ((k, v, expires.get(k, 0)) for k, v in data.items())
@@ -260,7 +264,11 @@ class ReplicaConnection(asyncio.Protocol):
             MasterState.STREAMING,
         ):
             return
-        self._send(self.session.heartbeat(max(offset, self.session.next_offset - 1), now_ms()))
+        self._send(
+            self.session.heartbeat(
+                max(offset, self.session.next_offset - 1), now_ms(), self.server.manager.epoch
+            )
+        )
 
     def check_timeouts(self) -> None:
         for event in self.session.check_timeouts(now_ms()):

@@ -88,6 +88,7 @@ class _MasterConnection(asyncio.Protocol):
         link.bytes_received += len(data)
         link.last_io = time.time()
         applied = False
+        self.session.min_epoch = link.manager.epoch
         try:
             events = self.session.receive_data(data, now_ms())
         except Exception:  # the session turns bad input into events; this is a bug guard

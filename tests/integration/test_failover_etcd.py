@@ -328,3 +328,28 @@ def test_killing_the_etcd_raft_leader_never_makes_two_masters(
     missing = [k for k in acked if master.http.get(f"/kv/get/{k}").status_code != 200]
     assert not missing, f"acknowledged writes lost: {[(k, acked[k]) for k in missing]}"
     assert acked, "no write was acknowledged during or after the etcd election"
+
+
+def test_replica_refuses_a_master_that_was_not_elected(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    leader = etcd_node(node_factory, etcd_server, "a")
+    wait_for(lambda: failover_status(leader)["is_leader"], 10.0)
+    follower = etcd_node(node_factory, etcd_server, "b")
+    wait_single_master([leader, follower])
+    assert set_ok(leader, "elected", "yes")
+    wait_caught_up(leader, [follower])
+    # A manual-mode master (no epoch) that holds other data.
+    rogue = node_factory.master("rogue")
+    assert set_ok(rogue, "rogue", "data")
+
+    # Point the etcd-mode replica at it by hand: the handshake carries no epoch, so the
+    # replica refuses it (its data is not replaced), and the election repoints it back.
+    answer = follower.http.post(
+        "/api/replication/replicaof", json={"master_address": rogue.replica_address}
+    )
+    assert answer.status_code == 200, answer.text
+    wait_for(lambda: "older than epoch" in follower.log_text(), 10.0)
+    wait_single_master([leader, follower])
+    assert follower.http.get("/kv/get/rogue").status_code == 404
+    assert follower.http.get("/kv/get/elected").status_code == 200
