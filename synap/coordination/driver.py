@@ -263,6 +263,12 @@ class EtcdCoordinator:
             self._seen(leader, now)
             if not self.is_leader:
                 await self._become_leader(leader)
+            elif self.node.roles.role is not Role.MASTER:
+                # Demoted by hand (REPLICAOF) while holding the key: hand it back, or the
+                # group would follow a replica.
+                self._step_down("leadership given up: this master was made a replica by hand")
+                await client.txn(resign_txn(leader_key(self.group), lease))
+                return
             if self.is_leader and not self.node.roles.fenced:
                 progress = encode_last_offset(self.epoch, self.node.history.offset)
                 if progress != self._progress_published:
@@ -368,7 +374,8 @@ class EtcdCoordinator:
         if roles.role is not Role.MASTER:
             try:
                 await node.replication.promote(
-                    reason=f"elected by etcd (group {self.group}, epoch {info.epoch})"
+                    reason=f"elected by etcd (group {self.group}, epoch {info.epoch})",
+                    elected=True,
                 )
             except CommandError as exc:
                 log.error("elected but could not become master (%s); resigning", exc.message)

@@ -105,8 +105,11 @@ class ReplicationManager:
         if role is Role.MASTER:
             self.node.roles.transition(Role.MASTER, "configured role")
             await self._start_master_server(self.config.replica_listen_address)
-        elif role is Role.REPLICA and self.config.master_address is None:
-            # Automatic failover: the election names the master (synap/coordination).
+        elif role is Role.REPLICA and (
+            self.config.master_address is None or self.config.failover.mode == "etcd"
+        ):
+            # Automatic failover: the election names the master (synap/coordination),
+            # never a configured (or persisted) master address.
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
@@ -204,7 +207,9 @@ class ReplicationManager:
         self.replica_link = link
 
     # ---------------------------------------------------------------- role changes
-    async def promote(self, reason: str, listen_address: str | None = None) -> dict[str, Any]:
+    async def promote(
+        self, reason: str, listen_address: str | None = None, *, elected: bool = False
+    ) -> dict[str, Any]:
         """Make this node a master now: accept writes, start a new history that
         remembers the old one (PSYNC2), and listen for replicas.
 
@@ -218,6 +223,13 @@ class ReplicationManager:
         ``shiftReplicationId``)."""
         from synap.node import StartupError
 
+        if self.node.coordinator is not None and not elected:
+            # A hand-made master would fight the election (synap/coordination).
+            raise CommandError(
+                "ERR this node's role comes from the etcd election "
+                "(replication.failover.mode: etcd): it cannot be promoted by hand; stop the "
+                "current master (SIGTERM) and the best replica takes over at once"
+            )
         if listen_address is not None:
             try:
                 parse_address(listen_address, key="replica_listen_address")

@@ -354,3 +354,30 @@ def test_replica_refuses_a_master_that_was_not_elected(
     wait_single_master([leader, follower])
     assert follower.http.get("/kv/get/rogue").status_code == 404
     assert follower.http.get("/kv/get/elected").status_code == 200
+
+
+def test_manual_role_changes_do_not_fight_the_election(
+    node_factory: NodeFactory, etcd_server: EtcdProcess
+) -> None:
+    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
+    for node in nodes:
+        node.wait_ready()
+    master = wait_single_master(nodes)
+    replica = next(n for n in nodes if n is not master)
+    # Promotion by hand is refused, over HTTP and RESP.
+    refused = replica.http.post("/api/replication/promote")
+    assert refused.status_code == 400
+    assert "etcd election" in refused.json()["error"]
+    try:
+        replica.redis().execute_command("REPLICAOF", "NO", "ONE")
+        raise AssertionError("REPLICAOF NO ONE accepted in etcd mode")
+    except Exception as exc:  # redis.ResponseError
+        assert "etcd election" in str(exc)
+    # The master demoted by hand hands its leadership back: the group elects one master.
+    answer = master.http.post(
+        "/api/replication/replicaof", json={"master_address": replica.replica_address}
+    )
+    assert answer.status_code == 200, answer.text
+    new = wait_single_master(nodes, timeout=TTL * 3)
+    assert set_ok(new, "k", "v")
+    wait_caught_up(new, [n for n in nodes if n is not new])
