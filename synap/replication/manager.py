@@ -223,7 +223,7 @@ class ReplicationManager:
         ``shiftReplicationId``)."""
         from synap.node import StartupError
 
-        if self.node.coordinator is not None and not elected:
+        if getattr(self.node, "coordinator", None) is not None and not elected:
             # A hand-made master would fight the election (synap/coordination).
             raise CommandError(
                 "ERR this node's role comes from the etcd election "
