@@ -391,6 +391,16 @@ class EtcdCoordinator:
             self.group, info.epoch, node.history.offset,
         )  # fmt: skip
 
+    def newer_epoch_seen(self, epoch: int, source: str) -> None:
+        """A replication peer knows epoch ``epoch`` > ours: another node was elected. A
+        master fences itself at once; the next round reads etcd and follows the leader
+        (or, should etcd still name this node, takes the leadership back)."""
+        if epoch <= self.epoch:
+            return
+        log.warning("%s knows election epoch %d, newer than ours (%d)", source, epoch, self.epoch)
+        if self.is_leader:
+            self._step_down(f"leadership lost: a newer master was elected (epoch {epoch})")
+
     def _step_down(self, reason: str) -> None:
         roles = self.node.roles
         roles.leadership_until = 0.0

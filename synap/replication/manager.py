@@ -120,6 +120,13 @@ class ReplicationManager:
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
 
+    def newer_epoch_seen(self, epoch: int, source: str) -> None:
+        """Automatic failover: a peer knows a newer election epoch than ours, so another
+        node was elected: refuse writes now (the coordinator then follows etcd)."""
+        coordinator = getattr(self.node, "coordinator", None)
+        if coordinator is not None:
+            coordinator.newer_epoch_seen(epoch, source)
+
     def seed_log(self, records: list[tuple[int, bytes]]) -> None:
         """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
         self._seed = records

@@ -142,6 +142,10 @@ class ReplicaConnection(asyncio.Protocol):
                     "replica %s connected from %s (announces %s), follows %s at offset %d",
                     event.replica_id, self.peer, event.listen_address, event.replid, event.offset,
                 )  # fmt: skip
+                hello = self.session.hello
+                if hello is not None and hello.epoch > self.server.manager.epoch:
+                    # The replica knows a newer election: this node was replaced.
+                    self.server.manager.newer_epoch_seen(hello.epoch, f"replica {event.replica_id}")
             elif isinstance(event, SessionEnded):
                 self._end(event)
                 return

@@ -146,6 +146,9 @@ class Hello:
     # The replica's Redis-protocol port, for INFO/ROLE (Redis: REPLCONF listening-port).
     # Optional trailing field: absent when the replica has no Redis-protocol listener.
     resp_port: int | None = None
+    # Automatic failover: the newest election epoch the replica knows. Optional trailing
+    # field after resp_port (which is then sent, nil if unknown); absent when 0.
+    epoch: int = 0
 
     def encode(self) -> bytes:
         fields: list[Any] = [
@@ -156,8 +159,10 @@ class Hello:
             self.replid,
             self.offset,
         ]
-        if self.resp_port is not None:
+        if self.resp_port is not None or self.epoch:
             fields.append(self.resp_port)
+        if self.epoch:
+            fields.append(self.epoch)
         return encode_frame(_packb(fields))
 
 
@@ -395,9 +400,12 @@ def _decode_hello(f: list[Any]) -> Hello:
     version = _uint(f[1], "HELLO version")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersion(version)
-    if len(f) != 7:
+    if len(f) not in (7, 8):
         _expect_fields(f, 6, "HELLO")
-    resp_port = _uint(f[6], "HELLO resp_port", 65535) if len(f) == 7 else None
+    resp_port = None
+    if len(f) == 7 or (len(f) == 8 and f[6] is not None):
+        resp_port = _uint(f[6], "HELLO resp_port", 65535)
+    epoch = _uint(f[7], "HELLO epoch") if len(f) == 8 else 0
     address = f[3]
     if address is not None:
         address = _name(address, "HELLO listen_address")
@@ -408,6 +416,7 @@ def _decode_hello(f: list[Any]) -> Hello:
         replid=_replid(f[4], "HELLO replid", allow_none=True),
         offset=_uint(f[5], "HELLO offset"),
         resp_port=resp_port,
+        epoch=epoch,
     )
 
 

@@ -283,6 +283,7 @@ class ReplicaLink:
         )
         if node.resp_address is not None:
             session.resp_port = node.resp_address[1]
+        session.min_epoch = self.manager.epoch  # announced in HELLO; older masters refused
         loop = asyncio.get_running_loop()
         self.state = "connecting"
         try:

@@ -257,6 +257,7 @@ class ReplicaSession(SessionBase):
             self.replid,
             self.offset,
             self.resp_port,
+            self.min_epoch,
         ).encode()
         self._hello_body = frame[4:]
         self._started_ms = now_ms

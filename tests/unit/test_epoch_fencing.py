@@ -5,12 +5,13 @@ replica_session.py)."""
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
-from synap.replication.framing import FrameDecoder
+from synap.replication.framing import FrameDecoder, ProtocolError
 from synap.replication.handshake import SessionEnded
 from synap.replication.master_session import MasterSession
-from synap.replication.messages import Continue, FullSync, Heartbeat, decode_message
+from synap.replication.messages import Continue, FullSync, Heartbeat, Hello, decode_message
 from synap.replication.replica_session import (
     PartialSyncAccepted,
     ReplicaSession,
@@ -95,3 +96,32 @@ def test_manual_mode_checks_nothing() -> None:
     master, replica = pair(min_epoch=0)
     events = replica.receive_data(master.send_continue(REPLID, T0), T0)
     assert events == [PartialSyncAccepted(REPLID, 10, None)]
+
+
+@pytest.mark.parametrize(
+    "hello",
+    [
+        Hello(1, "r1", "127.0.0.1:1", REPLID, 5),
+        Hello(1, "r1", "127.0.0.1:1", REPLID, 5, 6380),
+        Hello(1, "r1", "127.0.0.1:1", REPLID, 5, 6380, 4),
+        Hello(1, "r1", None, REPLID, 5, None, 4),
+    ],
+)
+def test_hello_carries_the_replicas_epoch_optionally(hello: Hello) -> None:
+    assert decode_one(hello.encode()) == hello
+
+
+def test_hello_without_an_epoch_keeps_the_old_layout() -> None:
+    assert (
+        Hello(1, "r1", None, REPLID, 5, 6380).encode()
+        == Hello(1, "r1", None, REPLID, 5, 6380, 0).encode()
+    )
+    with pytest.raises(ProtocolError):  # a 7-field HELLO still needs a real resp_port
+        decode_message(msgpack.packb([1, 1, "r1", None, REPLID, 5, None]))
+    with pytest.raises(ProtocolError):  # and the epoch is a number
+        decode_message(msgpack.packb([1, 1, "r1", None, REPLID, 5, None, "x"]))
+
+
+def test_replica_announces_the_epoch_it_knows_in_hello() -> None:
+    master, replica = pair(min_epoch=6)
+    assert master.hello is not None and master.hello.epoch == 6
