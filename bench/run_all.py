@@ -8,7 +8,7 @@ is reported and the others still run; the exit status is then 1.
 
     .venv/bin/python bench/run_all.py [--reps N] [--only resp,http] [--out report.md]
 
-Needs ``apt-get install redis-server redis-tools wrk``. Takes about 20 minutes.
+Needs ``apt-get install redis-server redis-tools wrk etcd-server``. Takes about 20 minutes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["resp", "http", "memory", "replication", "failover"]
+ORDER = ["resp", "http", "memory", "replication", "failover", "etcd_failover"]
 
 
 def machine() -> str:

@@ -6,6 +6,7 @@
 * ``synap-cli failover --node MASTER_URL [--to URL] [--timeout S]``: planned switchover
 * ``synap-cli replicaof --node URL --master HOST:PORT`` (repoint) / ``--no-one`` (promote)
 * ``synap-cli pause-writes --node URL --seconds S|--until-resumed`` / ``resume-writes``
+* ``synap-cli group status --etcd URL [--group NAME]``: an automatic-failover group in etcd
 * ``synap-cli get KEY`` / ``set KEY VALUE`` / ``digest``: quick checks
 * ``synap-cli --version``
 
@@ -331,6 +332,37 @@ def resume_writes(obj: dict[str, Any], node: str) -> None:
     reply = _call(node, obj["api_key"], "POST", "/api/replication/resume")
     state = "resumed" if reply.get("was_paused") else "were not paused"
     click.echo(f"{node}: writes {state}, offset {reply.get('master_offset')}")
+
+
+@main.group("group")
+def group_cmd() -> None:
+    """Automatic-failover groups in etcd (replication.failover.mode: etcd)."""
+
+
+@group_cmd.command("status")
+@click.option("--etcd", "etcd", required=True, help="etcd client URL[,URL...].")
+@click.option("--group", "name", default="synap", show_default=True, help="Group name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def group_status(etcd: str, name: str, as_json: bool) -> None:
+    """Show the group's members, roles, epoch, offsets, lag and leases, read from etcd."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from synap.config import FailoverConfig
+    from synap.coordination.etcd import EtcdError
+    from synap.coordination.status import read_group, render
+
+    try:
+        endpoints = FailoverConfig(etcd_endpoints=etcd, group=name).etcd_endpoints  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise click.UsageError(problems) from None
+    try:
+        status = asyncio.run(read_group(endpoints, name))
+    except EtcdError as exc:
+        raise click.ClickException(f"cannot read group {name!r} from etcd: {exc}") from None
+    click.echo(json.dumps(status, indent=2) if as_json else render(status))
 
 
 @main.command()

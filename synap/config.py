@@ -112,6 +112,72 @@ class LoggingConfig(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class FailoverConfig(_Section):
+    """``replication.failover``: who decides the roles (docs/CONFIGURATION.md).
+
+    ``manual`` (the default) is today's behaviour: the operator promotes. ``etcd``: the
+    nodes of ``group`` elect a master through etcd (synap/coordination/)."""
+
+    mode: Literal["manual", "etcd"] = "manual"
+    etcd_endpoints: list[str] = Field(default_factory=list)
+    group: str = "synap"
+    node_id: str | None = None  # default: this node's HTTP address (host:port)
+    # etcd's minimum lease is 2 s; 3 suits tests and loopback, 10 production.
+    lease_ttl_secs: int = Field(3, ge=2, le=3600)
+    priority: int = Field(100, ge=0, le=1_000_000)  # 0 = never promoted
+    max_lag_on_failover: int = Field(10000, ge=0)  # records
+
+    @field_validator("etcd_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "http://a:2379,http://b:2379" from a flag or YAML
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("etcd_endpoints")
+    @classmethod
+    def _endpoint_urls(cls, value: list[str]) -> list[str]:
+        out = []
+        for url in value:
+            text = url.strip().rstrip("/")
+            scheme, sep, rest = text.partition("://")
+            if not sep:
+                scheme, rest = "http", text
+            if scheme not in ("http", "https"):
+                raise ValueError(
+                    f"replication.failover.etcd_endpoints: {url!r} must be an http:// or "
+                    "https:// URL (example: http://127.0.0.1:2379)"
+                )
+            try:
+                parse_address(rest, key="replication.failover.etcd_endpoints")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+            out.append(f"{scheme}://{rest}")
+        return out
+
+    @field_validator("group", "node_id")
+    @classmethod
+    def _name(cls, value: str | None, info: Any) -> str | None:
+        if value is None:
+            return value
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+        if not value or len(value) > 128 or not set(value) <= allowed:
+            raise ValueError(
+                f"replication.failover.{info.field_name}: {value!r} must be 1-128 characters "
+                "of letters, digits, '-', '_', '.', ':'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _etcd_needs_endpoints(self) -> FailoverConfig:
+        if self.mode == "etcd" and not self.etcd_endpoints:
+            raise ValueError(
+                "replication.failover.etcd_endpoints is required when replication.failover.mode "
+                "is 'etcd' (flag --etcd-endpoints URL[,URL...])"
+            )
+        return self
+
+
 class ReplicationConfig(_Section):
     # The ten keys of the product spec, with the spec's defaults.
     enabled: bool = False
@@ -131,6 +197,7 @@ class ReplicationConfig(_Section):
     auth_secret: str | None = None
     ack_interval_ms: int = Field(1000, gt=0)
     allow_empty_master: bool = False
+    failover: FailoverConfig = FailoverConfig()
 
     @field_validator("master_address", "replica_listen_address")
     @classmethod
@@ -154,9 +221,16 @@ class ReplicationConfig(_Section):
 
     @model_validator(mode="after")
     def _role_needs(self) -> ReplicationConfig:
-        if self.role == "replica" and not self.master_address:
+        etcd = self.failover.mode == "etcd"
+        if self.role == "replica" and not self.master_address and not etcd:
             raise ValueError(
                 "replication.master_address is required when replication.role is 'replica'"
+            )
+        if etcd and self.role not in ("master", "replica"):
+            raise ValueError(
+                "replication.failover.mode 'etcd' needs replication.role master (may be "
+                "elected) or replica (follows the elected master); got "
+                f"{self.role!r}"
             )
         return self
 
@@ -263,7 +337,13 @@ def load_config(
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"{section}: must be a mapping")
-        target.update(values)
+        for key, value in values.items():
+            # A nested override (replication.failover from flags) merges with the file's.
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                target[key] = {**target[key], **value}
+            else:
+                target[key] = value
+    _etcd_mode_from_endpoints(raw)
     _flag_precedence(raw, (overrides or {}).get("replication", {}), file_role, path)
     return build_config(raw)
 
@@ -308,3 +388,12 @@ def _flag_precedence(
         repl["enabled"] = False
     elif repl.get("role") in ("master", "replica"):
         repl.setdefault("enabled", True)
+
+
+def _etcd_mode_from_endpoints(raw: dict[str, Any]) -> None:
+    """Naming etcd endpoints (--etcd-endpoints) turns automatic failover on, unless the
+    file sets replication.failover.mode itself."""
+    repl = raw.get("replication")
+    failover = repl.get("failover") if isinstance(repl, dict) else None
+    if isinstance(failover, dict) and failover.get("etcd_endpoints"):
+        failover.setdefault("mode", "etcd")

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -37,6 +37,9 @@ from synap.store.digest import dataset_digest
 from synap.store.history import History
 from synap.store.keyspace import EvictionPolicy, Keyspace
 from synap.tls import TlsContexts, TlsError, build_contexts
+
+if TYPE_CHECKING:
+    from synap.coordination.driver import EtcdCoordinator
 
 log = logging.getLogger("synap.node")
 
@@ -93,6 +96,10 @@ class Node:
                 p.snapshot_interval_secs,
             )
         self.replication = ReplicationManager(self, initial_role)
+        # Automatic failover (replication.failover.mode: etcd): roles come from the election.
+        self.coordinator: EtcdCoordinator | None = None
+        if repl.failover.mode == "etcd":
+            self.roles.leadership_until = 0.0  # no writes before this node is elected
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
@@ -134,6 +141,11 @@ class Node:
         await self._start_rpc()
         await self._start_resp()
         await self.replication.start()
+        if self.config.replication.failover.mode == "etcd":
+            from synap.coordination.driver import EtcdCoordinator
+
+            self.coordinator = EtcdCoordinator(self)
+            await self.coordinator.start()
         self._tasks.append(asyncio.create_task(self._active_expiry(), name="active-expiry"))
         if self.persistence is not None:
             self._tasks.append(
@@ -277,7 +289,14 @@ class Node:
     def _print_banner(self) -> None:
         self._warn_if_exposed()
         role = self.roles.role
-        if role is Role.MASTER:
+        if self.coordinator is not None:
+            fo = self.config.replication.failover
+            banner(
+                f"🗳️  Automatic failover via etcd ({', '.join(fo.etcd_endpoints)}), group "
+                f"{fo.group!r}, node {self.coordinator.node_id!r}: the role comes from the election"
+            )
+            banner("🔒 READ-ONLY until this node is elected master")
+        elif role is Role.MASTER:
             banner(
                 f"✅ Master node initialized, listening on {self.replication.listen_address_text}"
             )
@@ -313,6 +332,9 @@ class Node:
             return
         self._stopping = True
         log.info("shutting down")
+        if self.coordinator is not None:
+            # Fence and hand leadership back first: the group elects without waiting a TTL.
+            await self.coordinator.stop()
         if self._resp_server is not None:
             self._resp_server.close()
         if self._rpc_server is not None:
@@ -373,7 +395,12 @@ class Node:
             # Not on replicas (the master's DELs arrive in the stream) and not while
             # writes are paused: a planned failover waits for the offset to stand still.
             roles = self.roles
-            if roles.role is not Role.REPLICA and not roles.writes_paused and self.keyspace.expires:
+            if (
+                roles.role is not Role.REPLICA
+                and not roles.writes_paused
+                and not roles.fenced
+                and self.keyspace.expires
+            ):
                 try:
                     # Keep going while a sample finds mostly expired keys (Redis does the same).
                     for _ in range(10):

@@ -26,6 +26,7 @@ def _bool(value: str) -> bool:
     epilog="Examples:\n\n"
     "  synap-server --role master --replica-listen 0.0.0.0:15501\n\n"
     "  synap-server --role replica --master-address 127.0.0.1:15501 --port 5501 --resp-port 6380 --rpc-port 15510\n\n"
+    "  synap-server --role master --etcd-endpoints http://127.0.0.1:2379 --group g1\n\n"
     "Every option overrides the matching key of the config file.",
 )
 @click.option(
@@ -81,6 +82,15 @@ def _bool(value: str) -> bool:
     "the environment variable or the config file: a flag is visible in `ps`.",
 )
 @click.option(
+    "--etcd-endpoints",
+    help="URL[,URL...] of etcd; turns on automatic failover (elected roles) "
+    "[replication.failover.etcd_endpoints].",
+)
+@click.option(
+    "--group",
+    help="Replication group name in etcd [replication.failover.group; synap].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="[logging.level; info]",
@@ -110,6 +120,12 @@ def main(config_path: str | None, **options: Any) -> None:
         except click.BadParameter as exc:
             raise click.UsageError(f"--auto-reconnect: {exc.message}") from None
     put("replication", "auth_secret", options["replication_secret"])
+    failover: dict[str, Any] = {}
+    if options["etcd_endpoints"] is not None:
+        failover["etcd_endpoints"] = options["etcd_endpoints"]
+    if options["group"] is not None:
+        failover["group"] = options["group"]
+    put("replication", "failover", failover or None)
     if options["log_level"]:
         put("logging", "level", options["log_level"].upper())
     try:

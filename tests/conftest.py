@@ -25,9 +25,10 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from tests.support.etcd import etcd_cluster, etcd_server  # noqa: E402
 from tests.support.fixtures import node_factory, pytest_runtest_makereport  # noqa: E402
 
 # pytester: the harness tests run an inner pytest session to check teardown on failure.
 pytest_plugins = ("pytester",)
 
-__all__ = ["node_factory", "pytest_runtest_makereport"]
+__all__ = ["etcd_cluster", "etcd_server", "node_factory", "pytest_runtest_makereport"]

@@ -9,6 +9,7 @@ Routes (JSON in and out):
 * replication admin: ``GET /api/replication/stats``, ``POST /api/replication/promote``,
   ``POST /api/replication/replicaof``, ``POST /api/replication/pause`` / ``resume`` (write
   pause for a planned failover), ``GET /api/replication/digest``
+* ``GET /api/replication/leader``: the master elected through etcd (503 while none)
 * ``GET /metrics`` (Prometheus text format)
 
 No framework: the routes are few, and a framework costs a third of the throughput here
@@ -54,6 +55,26 @@ class HttpError(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+def _leader(node: Node) -> tuple[int, Any]:
+    """``GET /api/replication/leader``: the elected master (automatic failover), or 503."""
+    coordinator = node.coordinator
+    if coordinator is None:
+        return _error_body(
+            503,
+            "no elected leader: automatic failover is off (replication.failover.mode: manual)",
+            "NO_LEADER",
+        )
+    leader = coordinator.leader_view()
+    if leader is None:
+        return _error_body(
+            503,
+            f"group {coordinator.group!r} has no master right now (election in progress, "
+            "or etcd unreachable); retry shortly",
+            "NO_LEADER",
+        )
+    return 200, leader.public()
 
 
 def _error_body(status: int, message: str, code: str, **extra: Any) -> tuple[int, Any]:
@@ -212,7 +233,13 @@ class HttpApi:
             return 200, node.kv_stats()
         if path == "/api/replication/stats":
             _allow(method, "GET")
-            return 200, node.replication.stats()
+            stats = node.replication.stats()
+            if node.coordinator is not None:
+                stats["failover"] = node.coordinator.status()
+            return 200, stats
+        if path == "/api/replication/leader":
+            _allow(method, "GET")
+            return _leader(node)
         if path == "/api/replication/promote":
             _allow(method, "POST")
             self._require_admin(scope)

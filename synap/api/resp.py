@@ -33,6 +33,7 @@ from synap.api.resp_framing import (
     may_declare_many_args,
     split_inline,
 )
+from synap.api.sentinel import cmd_sentinel
 from synap.commands.errors import CommandError, wrong_args
 
 if TYPE_CHECKING:
@@ -443,4 +444,5 @@ COMMANDS = {
     b"MULTI": _transaction_command("multi"),
     b"EXEC": _transaction_command("exec"),
     b"DISCARD": _transaction_command("discard"),
+    b"SENTINEL": cmd_sentinel,
 }

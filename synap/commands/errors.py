@@ -37,6 +37,21 @@ class ReadOnlyError(CommandError):
         return f"this node is a read-only replica{where}; send writes to the master"
 
 
+class LeadershipLostError(CommandError):
+    """Automatic failover: this node is not (or no longer) the elected master.
+
+    READONLY, so that Redis clients (redis-py's Sentinel pools among them) drop the
+    connection and look for the master again."""
+
+    http_status = 409
+    code = "READONLY"
+
+    def __init__(self, reason: str, master: str | None = None) -> None:
+        super().__init__(f"READONLY {reason}")
+        self.master = master
+        self.detail = f"{reason}; send writes to the elected master (GET /api/replication/leader)"
+
+
 class OutOfMemoryError(CommandError):
     http_status = 507
     code = "OUT_OF_MEMORY"

@@ -54,6 +54,9 @@ class ReplicationManager:
         # promoted replica keeps these; they never count as syncs it served.
         self.full_syncs_performed = 0
         self.partial_syncs_performed = 0
+        # Automatic failover: the newest election epoch this node knows (0 = manual mode).
+        # Masters send it in CONTINUE/FULLSYNC/HEARTBEAT; replicas refuse older masters.
+        self.epoch = 0
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False
@@ -120,6 +123,13 @@ class ReplicationManager:
         if role is Role.MASTER:
             self.node.roles.transition(Role.MASTER, "configured role")
             await self._start_master_server(self.config.replica_listen_address)
+        elif role is Role.REPLICA and (
+            self.config.master_address is None or self.config.failover.mode == "etcd"
+        ):
+            # Automatic failover: the election names the master (synap/coordination),
+            # never a configured (or persisted) master address.
+            if self._replica_listen_given():
+                await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
             from synap.node import StartupError
 
@@ -135,6 +145,13 @@ class ReplicationManager:
             self.node.roles.transition(Role.REPLICA, "configured role", f"{host}:{port}")
             self._start_replica_link(host, port)
         self._started = True
+
+    def newer_epoch_seen(self, epoch: int, source: str) -> None:
+        """Automatic failover: a peer knows a newer election epoch than ours, so another
+        node was elected: refuse writes now (the coordinator then follows etcd)."""
+        coordinator = getattr(self.node, "coordinator", None)
+        if coordinator is not None:
+            coordinator.newer_epoch_seen(epoch, source)
 
     def seed_log(self, records: list[tuple[int, bytes]]) -> None:
         """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
@@ -223,7 +240,9 @@ class ReplicationManager:
         self.replica_link = link
 
     # ---------------------------------------------------------------- role changes
-    async def promote(self, reason: str, listen_address: str | None = None) -> dict[str, Any]:
+    async def promote(
+        self, reason: str, listen_address: str | None = None, *, elected: bool = False
+    ) -> dict[str, Any]:
         """Make this node a master now: accept writes, start a new history that
         remembers the old one (PSYNC2), and listen for replicas.
 
@@ -237,6 +256,13 @@ class ReplicationManager:
         ``shiftReplicationId``)."""
         from synap.node import StartupError
 
+        if getattr(self.node, "coordinator", None) is not None and not elected:
+            # A hand-made master would fight the election (synap/coordination).
+            raise CommandError(
+                "ERR this node's role comes from the etcd election "
+                "(replication.failover.mode: etcd): it cannot be promoted by hand; stop the "
+                "current master (SIGTERM) and the best replica takes over at once"
+            )
         if listen_address is not None:
             try:
                 parse_address(listen_address, key="replica_listen_address")

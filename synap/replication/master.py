@@ -167,6 +167,10 @@ class ReplicaConnection(asyncio.Protocol):
                 )  # fmt: skip
                 if self._is_self(event.replica_id):
                     return
+                hello = self.session.hello
+                if hello is not None and hello.epoch > self.server.manager.epoch:
+                    # The replica knows a newer election: this node was replaced.
+                    self.server.manager.newer_epoch_seen(hello.epoch, f"replica {event.replica_id}")
             elif isinstance(event, SessionEnded):
                 self._end(event)
                 return
@@ -241,7 +245,9 @@ class ReplicaConnection(asyncio.Protocol):
             log.info(
                 "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
             )
-            self._send(self.session.send_continue(history.replid, now_ms()))
+            self._send(
+                self.session.send_continue(history.replid, now_ms(), self.server.manager.epoch)
+            )
             self.catch_up()
             return
         refusal = manager.refuse_full_sync_reason(request.replid, request.next_offset)
@@ -272,7 +278,9 @@ class ReplicaConnection(asyncio.Protocol):
         offset = node.history.offset
         replid = node.history.replid
         count = len(data)
-        self._send(self.session.send_fullsync(replid, offset, count, now_ms()))
+        self._send(
+            self.session.send_fullsync(replid, offset, count, now_ms(), self.server.manager.epoch)
+        )
         chunks = 0
         try:
             # A value of json kind travels with a fourth element, 1 (see messages.py).
@@ -345,7 +353,11 @@ class ReplicaConnection(asyncio.Protocol):
             MasterState.STREAMING,
         ):
             return
-        self._send(self.session.heartbeat(max(offset, self.session.next_offset - 1), now_ms()))
+        self._send(
+            self.session.heartbeat(
+                max(offset, self.session.next_offset - 1), now_ms(), self.server.manager.epoch
+            )
+        )
 
     def check_timeouts(self) -> None:
         for event in self.session.check_timeouts(now_ms()):

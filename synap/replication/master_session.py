@@ -361,7 +361,9 @@ class MasterSession(SessionBase):
                 f"(only in {', '.join(s.name for s in states)})"
             )
 
-    def send_fullsync(self, replid: str, offset: int, keys: int, now_ms: int) -> bytes:
+    def send_fullsync(
+        self, replid: str, offset: int, keys: int, now_ms: int, epoch: int = 0
+    ) -> bytes:
         """Start a full sync: a snapshot of exactly ``keys`` keys, taken at ``offset``.
 
         Then send the keys with :meth:`snapshot_chunk` and finish with
@@ -379,7 +381,7 @@ class MasterSession(SessionBase):
         self._snapshot_keys_sent = 0
         self._snapshot_seq = 0
         self._snapshot_crc = 0
-        return self._with_outbox(FullSync(replid, offset, keys, now_ms).encode())
+        return self._with_outbox(FullSync(replid, offset, keys, now_ms, epoch).encode())
 
     def snapshot_chunk(self, entries: Sequence[Sequence[Any]]) -> bytes:
         """The next SNAPSHOT_CHUNK frame for ``entries`` = ``[(key, value, expire_at_ms), ...]``.
@@ -416,7 +418,7 @@ class MasterSession(SessionBase):
         self._streaming_since_ms = now_ms
         return self._with_outbox(frame.encode())
 
-    def send_continue(self, replid: str, now_ms: int) -> bytes:
+    def send_continue(self, replid: str, now_ms: int, epoch: int = 0) -> bytes:
         """Accept a partial sync. ``replid`` is our *current* id.
 
         The replica resumes after the offset it sent in HELLO. Next, send it
@@ -432,7 +434,7 @@ class MasterSession(SessionBase):
         self.acked_offset = offset
         self._acked_ts_ms = now_ms
         self._streaming_since_ms = now_ms
-        return self._with_outbox(Continue(replid, offset, now_ms).encode())
+        return self._with_outbox(Continue(replid, offset, now_ms, epoch).encode())
 
     @staticmethod
     def records_frame(
@@ -459,7 +461,7 @@ class MasterSession(SessionBase):
         self.next_offset = frame.first_offset + frame.count
         return self._with_outbox(frame.data)
 
-    def heartbeat(self, master_offset: int, now_ms: int) -> bytes:
+    def heartbeat(self, master_offset: int, now_ms: int, epoch: int = 0) -> bytes:
         """A HEARTBEAT frame: send one every heartbeat interval, streaming or full-syncing."""
         self._require("send HEARTBEAT", MasterState.SYNCING_FULL, MasterState.STREAMING)
         if master_offset < self.next_offset - 1:
@@ -467,7 +469,7 @@ class MasterSession(SessionBase):
                 f"heartbeat offset {master_offset} is behind records already sent "
                 f"(up to {self.next_offset - 1})"
             )
-        return self._with_outbox(Heartbeat(master_offset, now_ms).encode())
+        return self._with_outbox(Heartbeat(master_offset, now_ms, epoch).encode())
 
     @property
     def snapshot_progress(self) -> tuple[int, int] | None:

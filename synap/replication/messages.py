@@ -138,6 +138,9 @@ class Hello:
     # The replica's Redis-protocol port, for INFO/ROLE (Redis: REPLCONF listening-port).
     # Optional trailing field: absent when the replica has no Redis-protocol listener.
     resp_port: int | None = None
+    # Automatic failover: the newest election epoch the replica knows. Optional trailing
+    # field after resp_port (which is then sent, nil if unknown); absent when 0.
+    epoch: int = 0
 
     def encode(self) -> bytes:
         fields: list[Any] = [
@@ -148,8 +151,10 @@ class Hello:
             self.replid,
             self.offset,
         ]
-        if self.resp_port is not None:
+        if self.resp_port is not None or self.epoch:
             fields.append(self.resp_port)
+        if self.epoch:
+            fields.append(self.epoch)
         return encode_frame(_packb(fields))
 
 
@@ -208,11 +213,15 @@ class FullSync:
     offset: int
     keys: int
     master_ts_ms: int
+    # Automatic failover: the master's election epoch. Optional trailing field, absent
+    # (0) when the master was not elected (manual mode). Also in CONTINUE and HEARTBEAT.
+    epoch: int = 0
 
     def encode(self) -> bytes:
-        return encode_frame(
-            _packb([int(self.TYPE), self.replid, self.offset, self.keys, self.master_ts_ms])
-        )
+        fields: list[Any] = [int(self.TYPE), self.replid, self.offset, self.keys, self.master_ts_ms]
+        if self.epoch:
+            fields.append(self.epoch)
+        return encode_frame(_packb(fields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,9 +266,13 @@ class Continue:
     replid: str
     offset: int
     master_ts_ms: int
+    epoch: int = 0  # optional trailing field, see FullSync
 
     def encode(self) -> bytes:
-        return encode_frame(_packb([int(self.TYPE), self.replid, self.offset, self.master_ts_ms]))
+        fields: list[Any] = [int(self.TYPE), self.replid, self.offset, self.master_ts_ms]
+        if self.epoch:
+            fields.append(self.epoch)
+        return encode_frame(_packb(fields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +295,13 @@ class Heartbeat:
     TYPE: ClassVar[int] = MessageType.HEARTBEAT
     master_offset: int
     master_ts_ms: int
+    epoch: int = 0  # optional trailing field, see FullSync
 
     def encode(self) -> bytes:
-        return encode_frame(_packb([int(self.TYPE), self.master_offset, self.master_ts_ms]))
+        fields: list[Any] = [int(self.TYPE), self.master_offset, self.master_ts_ms]
+        if self.epoch:
+            fields.append(self.epoch)
+        return encode_frame(_packb(fields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,9 +393,12 @@ def _decode_hello(f: list[Any]) -> Hello:
     version = _uint(f[1], "HELLO version")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersion(version)
-    if len(f) != 7:
+    if len(f) not in (7, 8):
         _expect_fields(f, 6, "HELLO")
-    resp_port = _uint(f[6], "HELLO resp_port", 65535) if len(f) == 7 else None
+    resp_port = None
+    if len(f) == 7 or (len(f) == 8 and f[6] is not None):
+        resp_port = _uint(f[6], "HELLO resp_port", 65535)
+    epoch = _uint(f[7], "HELLO epoch") if len(f) == 8 else 0
     # The id and address reach stats, INFO, metrics and logs: only a narrow, printable
     # form is accepted (synap.replication.peer_fields), and the replica is rejected
     # with the reason otherwise.
@@ -396,6 +416,7 @@ def _decode_hello(f: list[Any]) -> Hello:
         replid=_replid(f[4], "HELLO replid", allow_none=True),
         offset=_uint(f[5], "HELLO offset"),
         resp_port=resp_port,
+        epoch=epoch,
     )
 
 
@@ -424,13 +445,22 @@ def _decode_error(f: list[Any]) -> Error:
     return Error(_uint(f[1], "ERROR code", _MAX_U32), f[2])
 
 
+def _epoch(f: list[Any], count: int, name: str) -> int:
+    """The optional trailing epoch of a message that has ``count`` fields without it."""
+    if len(f) != count + 1:
+        _expect_fields(f, count, name)
+        return 0
+    return _uint(f[count], f"{name} epoch")
+
+
 def _decode_fullsync(f: list[Any]) -> FullSync:
-    _expect_fields(f, 5, "FULLSYNC")
+    epoch = _epoch(f, 5, "FULLSYNC")
     return FullSync(
         replid=_replid(f[1], "FULLSYNC replid"),
         offset=_uint(f[2], "FULLSYNC offset"),
         keys=_uint(f[3], "FULLSYNC keys"),
         master_ts_ms=_uint(f[4], "FULLSYNC master_ts_ms"),
+        epoch=epoch,
     )
 
 
@@ -444,17 +474,20 @@ def _decode_snapshot_end(f: list[Any]) -> SnapshotEnd:
 
 
 def _decode_continue(f: list[Any]) -> Continue:
-    _expect_fields(f, 4, "CONTINUE")
+    epoch = _epoch(f, 4, "CONTINUE")
     return Continue(
         replid=_replid(f[1], "CONTINUE replid"),
         offset=_uint(f[2], "CONTINUE offset"),
         master_ts_ms=_uint(f[3], "CONTINUE master_ts_ms"),
+        epoch=epoch,
     )
 
 
 def _decode_heartbeat(f: list[Any]) -> Heartbeat:
-    _expect_fields(f, 3, "HEARTBEAT")
-    return Heartbeat(_uint(f[1], "HEARTBEAT master_offset"), _uint(f[2], "HEARTBEAT master_ts_ms"))
+    epoch = _epoch(f, 3, "HEARTBEAT")
+    return Heartbeat(
+        _uint(f[1], "HEARTBEAT master_offset"), _uint(f[2], "HEARTBEAT master_ts_ms"), epoch
+    )
 
 
 def _decode_ack(f: list[Any]) -> Ack:

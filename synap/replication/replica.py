@@ -93,6 +93,7 @@ class _MasterConnection(asyncio.Protocol):
         link.bytes_received += len(data)
         link.last_io = time.time()
         applied = False
+        self.session.min_epoch = link.manager.epoch
         try:
             events = self.session.receive_data(data, now_ms())
         except Exception:  # the session turns bad input into events; this is a bug guard
@@ -315,6 +316,7 @@ class ReplicaLink:
         )
         if node.resp_address is not None:
             session.resp_port = node.resp_address[1]
+        session.min_epoch = self.manager.epoch  # announced in HELLO; older masters refused
         loop = asyncio.get_running_loop()
         self.state = "connecting"
         try:

@@ -227,6 +227,10 @@ class ReplicaSession(SessionBase):
         self.replid: str = replid
         self.offset: int = offset
         self.master_offset = offset  # the newest master offset we have heard of
+        # Automatic failover: the newest election epoch this replica knows; a master that
+        # announces an older one (or none) is refused. 0 = no check (manual mode).
+        self.min_epoch = 0
+        self.master_epoch = 0  # the epoch the master announced
         self._started_ms = 0
         self._hello_body = b""
         self._nonce = b""
@@ -256,6 +260,7 @@ class ReplicaSession(SessionBase):
             self.replid,
             self.offset,
             self.resp_port,
+            self.min_epoch,
         ).encode()
         self._hello_body = frame[4:]
         self._started_ms = now_ms
@@ -355,7 +360,22 @@ class ReplicaSession(SessionBase):
         # Past the handshake, frames may be as large as the biggest record.
         self._decoder.max_frame_bytes = self.max_frame_bytes
 
+    def _stale_master(self, epoch: int, events: list[Any]) -> bool:
+        """True (and the session ends) if a master of an older election epoch speaks."""
+        self.master_epoch = max(self.master_epoch, epoch)
+        if epoch >= self.min_epoch:
+            return False
+        events.append(
+            self._violation(
+                f"master announces election epoch {epoch}, older than epoch {self.min_epoch} "
+                "this replica knows: it is no longer the elected master"
+            )
+        )
+        return True
+
     def _on_fullsync(self, sync: FullSync, events: list[Any]) -> None:
+        if self._stale_master(sync.epoch, events):
+            return
         self._start_stream()
         self.state = ReplicaState.FULL_SYNC
         self._sync = sync
@@ -440,6 +460,8 @@ class ReplicaSession(SessionBase):
         events.append(FullSyncCompleted(sync.replid, sync.offset, sync.keys))
 
     def _on_continue(self, cont: Continue, events: list[Any]) -> None:
+        if self._stale_master(cont.epoch, events):
+            return
         if self.replid == NO_REPLID:
             events.append(
                 self._violation("master offered a partial sync to a replica with no history")
@@ -489,6 +511,8 @@ class ReplicaSession(SessionBase):
         events.append(RecordsReceived(records.first_offset, records.records, records.master_ts_ms))
 
     def _on_heartbeat(self, beat: Heartbeat, events: list[Any]) -> None:
+        if self._stale_master(beat.epoch, events):
+            return
         held = self.offset if self.state is ReplicaState.STREAMING else self.master_offset
         if beat.master_offset < held:
             events.append(

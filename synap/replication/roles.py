@@ -22,6 +22,12 @@ retryable ``TRYAGAIN`` (HTTP 503) instead of ``READONLY``.  A pause ends when it
 runs out, on :meth:`RoleMachine.resume_writes`, or when the node stops being a master.
 A pause without a lease (``seconds=None``) is a *fence*: it holds until resumed or
 demoted, so a failover tool that dies mid-way leaves no second writable master behind.
+
+Under automatic failover (synap/coordination/) a master may write only until
+``leadership_until`` (monotonic seconds), which the coordinator moves forward each time
+it renews its etcd lease; the check is made at write time, so a master that was frozen
+past that instant refuses the first write it sees on waking, before any timer runs.
+``None`` (manual mode) means no such limit.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from synap.commands.errors import ReadOnlyError, WritesPausedError
+from synap.commands.errors import LeadershipLostError, ReadOnlyError, WritesPausedError
 
 
 class Role(StrEnum):
@@ -73,6 +79,10 @@ class RoleMachine:
     master_address: str | None = None  # "host:port" this node follows, as a replica
     history: list[Transition] = field(default_factory=list)
     _writes_paused_until: float = 0.0
+    # Automatic failover: writable only before this monotonic instant (None = no limit).
+    leadership_until: float | None = None
+    fence_reason: str = "no master has been elected yet"
+    elected_master: str | None = None  # shown in the error: where writes should go
 
     def transition(self, new: Role, reason: str, master_address: str | None = None) -> None:
         if new is not self.role and new not in _ALLOWED[self.role]:
@@ -112,6 +122,12 @@ class RoleMachine:
             return None
         return max(0.0, self._writes_paused_until - time.monotonic())
 
+    @property
+    def fenced(self) -> bool:
+        """True while automatic failover forbids this node to write (not the leader)."""
+        until = self.leadership_until
+        return until is not None and time.monotonic() >= until
+
     def resume_writes(self) -> None:
         self._writes_paused_until = 0.0
 
@@ -123,5 +139,8 @@ class RoleMachine:
         """Raise unless this node may accept a client write right now."""
         if self.role is _REPLICA:
             raise ReadOnlyError(self.master_address)
+        until = self.leadership_until
+        if until is not None and time.monotonic() >= until:
+            raise LeadershipLostError(self.fence_reason, self.elected_master)
         if self._writes_paused_until and self.writes_paused:
             raise WritesPausedError()
