@@ -70,7 +70,7 @@ class Node:
         )
         self.persistence: Persistence | None = None
         if config.persistence.enabled:
-            from synap.persistence.manager import Persistence
+            from synap.persistence.manager import Persistence, retention_from_config
 
             p = config.persistence
             self.persistence = Persistence(
@@ -78,6 +78,8 @@ class Node:
                 p.fsync_mode,
                 p.fsync_interval_ms,
                 p.snapshot_interval_secs,
+                segment_max_bytes=p.segment_max_mb * 1024 * 1024,
+                retention=retention_from_config(p.log_retention),
             )
         self.replication = ReplicationManager(self, initial_role)
         self._clients: dict[int, RespConnection] = {}
@@ -137,6 +139,7 @@ class Node:
             state = self.persistence.recover(
                 self.keyspace,
                 (lambda offset, record: replayed.append((offset, record))) if keeps_log else None,
+                seed_records=self.config.replication.log_max_ops,
             )
         except (DataDirLocked, PersistenceError) as exc:
             raise StartupError(str(exc)) from None

@@ -1,0 +1,183 @@
+"""Reading a range of the log back from the WAL segments (partial sync from disk, tools).
+
+:class:`SegmentReader` starts at one offset and keeps its place (open file, byte
+position, next offset), so a replica that is far behind is fed batch after batch by
+sequential reads; each :meth:`~SegmentReader.read_batch` returns at most ``max_count``
+records and about ``max_bytes`` (one record more at most), never the whole range.  The
+reads are blocking file I/O: the master runs them in a worker thread.
+
+Every record served is checked: its CRC32 must hold and its offset must be exactly the
+previous one plus one, within a segment and across segment boundaries.  A record that
+fails raises :class:`LogCorrupt` naming the segment, so nothing damaged is ever served.
+Data that merely is not there yet (the live segment ends, or the next segment does not
+exist yet) ends a batch early instead: appends may be racing with the reader.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from synap.persistence.wal import HEADER, WAL_MAGIC, Segment, list_segments
+
+# Read buffer of the segment files.
+READ_BUFFER_BYTES = 1 << 20
+
+
+class LogGone(LookupError):
+    """The wanted offset is no longer (or not yet) in the segments on disk."""
+
+
+class LogCorrupt(Exception):
+    """A segment holds a damaged record or a gap; ``segment`` names the file."""
+
+    def __init__(self, segment: Path, offset: int, reason: str) -> None:
+        super().__init__(f"WAL segment {segment.name}: {reason} (reading offset {offset})")
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+
+
+def disk_bounds(segments: list[Segment]) -> tuple[int, int] | None:
+    """``(first_offset, first offset of the last segment)`` from the file names, or None."""
+    if not segments:
+        return None
+    return segments[0].first_offset, segments[-1].first_offset
+
+
+class SegmentReader:
+    """Sequential, checksummed reader of the records from ``next_offset`` on."""
+
+    def __init__(self, directory: Path, next_offset: int) -> None:
+        self.directory = Path(directory)
+        self.next_offset = next_offset
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
+        self._pos = 0  # byte position in the open segment
+        self._expected = next_offset  # offset the next record read must have
+        self.bytes_read = 0
+        self.records_read = 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> SegmentReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ positioning
+    def _open_segment_for(self, offset: int, *, exact: bool) -> bool:
+        """Open the segment holding ``offset`` (``exact``: the one named ``offset``).
+
+        Returns False when no such segment exists (yet)."""
+        segments = list_segments(self.directory)
+        chosen: Segment | None = None
+        for seg in segments:
+            if seg.first_offset <= offset:
+                chosen = seg
+            else:
+                break
+        if chosen is None:
+            if segments and not exact:
+                raise LogGone(
+                    f"offset {offset} is no longer on disk (oldest segment starts at "
+                    f"{segments[0].first_offset})"
+                )
+            return False
+        if exact and (chosen.path == self._path or chosen.first_offset != offset):
+            # The segment being read (or an older one) is the newest that could hold
+            # ``offset``: either nothing follows yet, or the next one leaves a gap.
+            later = [s for s in segments if s.first_offset > offset]
+            if later:
+                raise LogCorrupt(
+                    later[0].path,
+                    offset,
+                    f"missing records: the previous segment ends before {offset} and the "
+                    f"next one starts at {later[0].first_offset}",
+                )
+            return False
+        self.close()
+        try:
+            f = open(chosen.path, "rb", buffering=READ_BUFFER_BYTES)  # noqa: SIM115
+        except FileNotFoundError:
+            raise LogGone(f"segment {chosen.path.name} was deleted (retention)") from None
+        magic = f.read(len(WAL_MAGIC))
+        if magic != WAL_MAGIC:
+            f.close()
+            if len(magic) < len(WAL_MAGIC) and WAL_MAGIC.startswith(magic) and exact:
+                return False  # being created right now
+            raise LogCorrupt(chosen.path, offset, "not a synap WAL segment (bad magic)")
+        self._file, self._path, self._pos = f, chosen.path, len(WAL_MAGIC)
+        self._expected = chosen.first_offset
+        return True
+
+    def _is_last_segment(self) -> bool:
+        segments = list_segments(self.directory)
+        return not segments or segments[-1].path == self._path
+
+    # ------------------------------------------------------------------ reading
+    def read_batch(self, max_count: int, max_bytes: int, upto: int | None = None) -> list[bytes]:
+        """The next records from :attr:`next_offset` on (blocking; run in a thread).
+
+        Stops after ``max_count`` records, once ``max_bytes`` are reached (at least one
+        record is returned when any is available), after offset ``upto``, or where the
+        data on disk ends.  Raises :class:`LogGone` / :class:`LogCorrupt`."""
+        out: list[bytes] = []
+        size = 0
+        crc32 = zlib.crc32
+        unpack = HEADER.unpack
+        while len(out) < max_count and size < max_bytes:
+            if upto is not None and self.next_offset > upto:
+                break
+            if self._file is None:
+                if not self._open_segment_for(self.next_offset, exact=False):
+                    break
+            f = self._file
+            path = self._path
+            assert f is not None and path is not None
+            header = f.read(HEADER.size)
+            if len(header) < HEADER.size:
+                if header or not self._advance_segment():
+                    # End of the data written so far (or a torn tail being repaired).
+                    if header:
+                        f.seek(self._pos)
+                        if not self._is_last_segment():
+                            raise LogCorrupt(path, self.next_offset, "incomplete record header")
+                    break
+                continue
+            length, crc, offset = unpack(header)
+            file_size = os.fstat(f.fileno()).st_size
+            if self._pos + HEADER.size + length > file_size:
+                f.seek(self._pos)
+                if self._is_last_segment():
+                    break  # not fully written yet
+                raise LogCorrupt(
+                    path, offset, f"incomplete record (header announces {length} bytes)"
+                )
+            payload = f.read(length)
+            if len(payload) != length or crc32(payload, crc32(header[8:16])) != crc:
+                raise LogCorrupt(path, offset, f"checksum mismatch in record at byte {self._pos}")
+            if offset != self._expected:
+                raise LogCorrupt(
+                    path, offset, f"record offset {offset} where {self._expected} was expected"
+                )
+            self._pos += HEADER.size + length
+            self._expected = offset + 1
+            self.bytes_read += HEADER.size + length
+            if offset < self.next_offset:
+                continue  # skipping forward to the first wanted record
+            out.append(payload)
+            size += length
+            self.next_offset = offset + 1
+            self.records_read += 1
+        return out
+
+    def _advance_segment(self) -> bool:
+        """At the end of a segment: open the next one, which must start right after it."""
+        return self._open_segment_for(self._expected, exact=True)
