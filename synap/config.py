@@ -92,9 +92,9 @@ class LogRetentionConfig(_Section):
     """How much of the WAL to keep as the replication log (docs/OPERATIONS.md, sizing).
 
     null = no limit of that kind; a segment goes once any limit is exceeded *and* no
-    kept snapshot needs it.  Defaults: 1 hour or 4 GiB, whichever is reached first."""
+    kept snapshot needs it.  Defaults: 1 hour or 8 GiB, whichever is reached first."""
 
-    max_mb: int | None = Field(4096, ge=0)
+    max_mb: int | None = Field(8192, ge=0)
     max_age_secs: int | None = Field(3600, ge=0)
     max_records: int | None = Field(None, ge=0)
 

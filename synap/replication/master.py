@@ -340,13 +340,17 @@ class ReplicaConnection(asyncio.Protocol):
                 if not self._writable.is_set():
                     await self._writable.wait()
         except LogCorrupt as exc:
+            first_report = exc.segment.name not in persistence.damaged_segments
             persistence.damaged_segment(exc.segment)
             log.error(
                 "replication log on disk is damaged: %s; replica %s cannot continue from "
                 "disk and is disconnected, it will get a full sync (the damaged segment is "
-                "no longer served; the data set itself is intact)",
+                "no longer served; the data set in memory is intact)",
                 exc, self.replica_id,
             )  # fmt: skip
+            if first_report:
+                # A snapshot now covers the damage, so a restart no longer replays it.
+                manager.persist_identity()
             self._drop(f"log segment {exc.segment.name} is damaged; resync needed")
             return
         except (LogGone, OSError, PersistenceError) as exc:
