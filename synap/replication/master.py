@@ -8,7 +8,9 @@ forwards the exact records the node received, so ids and offsets match down the 
 
 Memory stays bounded for slow replicas: a replica is sent records only while its socket
 buffer is below a high-water mark; the rest stay in the (shared, bounded) log.  A
-replica that falls out of the log is disconnected and comes back with a full sync.
+replica older than the in-memory log is fed from the WAL segments on disk, a bounded
+batch at a time read in a worker thread (:meth:`ReplicaConnection._feed_from_disk`); one
+that falls out of both is disconnected and comes back with a full sync.
 """
 
 from __future__ import annotations
@@ -277,7 +279,8 @@ class ReplicaConnection(asyncio.Protocol):
                     self._drop(
                         f"replica {self.replica_id} fell out of the replication log "
                         f"(needs offset {start}, log starts at {backlog.first_offset}); "
-                        "it must resync (raise replication.log_max_ops / log_max_mb if this repeats)"
+                        "it must resync (raise replication.log_max_ops / log_max_mb, or "
+                        "keep more on disk with persistence.log_retention, if this repeats)"
                     )
                     return
                 frame = MasterSession.records_frame(start, records, now_ms())

@@ -117,9 +117,7 @@ def test_log_overflow_forces_a_full_sync(node_factory: NodeFactory) -> None:
     # With no retention beyond the snapshots, two snapshots let the segment holding the
     # replica's offset go.
     no_retention = {"log_retention": {"max_mb": 0, "max_age_secs": None, "max_records": None}}
-    master = node_factory.master(
-        config={**config(log_max_ops=100), "persistence": no_retention}
-    )
+    master = node_factory.master(config={**config(log_max_ops=100), "persistence": no_retention})
     proxy = node_factory.proxy(master)
     replica = node_factory.replica(proxy, config=config(log_max_ops=100))
     fill(master, 50)
