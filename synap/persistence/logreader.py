@@ -102,7 +102,6 @@ class SegmentReader:
                     f"next one starts at {later[0].first_offset}",
                 )
             return False
-        self.close()
         try:
             f = open(chosen.path, "rb", buffering=READ_BUFFER_BYTES)  # noqa: SIM115
         except FileNotFoundError:
@@ -110,9 +109,10 @@ class SegmentReader:
         magic = f.read(len(WAL_MAGIC))
         if magic != WAL_MAGIC:
             f.close()
-            if len(magic) < len(WAL_MAGIC) and WAL_MAGIC.startswith(magic) and exact:
-                return False  # being created right now
+            if WAL_MAGIC.startswith(magic) and chosen is segments[-1]:
+                return False  # the newest segment, being created right now
             raise LogCorrupt(chosen.path, offset, "not a synap WAL segment (bad magic)")
+        self.close()
         self._file, self._path, self._pos = f, chosen.path, len(WAL_MAGIC)
         self._expected = chosen.first_offset
         return True

@@ -255,3 +255,41 @@ def test_no_limits_keep_every_segment(tmp_path: Path) -> None:
     assert wal.apply_retention(401) == []
     assert len(wal.segments) == count
     wal.close()
+
+
+def test_a_reader_thread_keeps_up_with_a_writer_thread(tmp_path: Path) -> None:
+    import threading
+
+    wal = open_wal(tmp_path, segment_max_bytes=3000)
+    total = 3000
+    done = threading.Event()
+    got: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with SegmentReader(tmp_path, 1) as reader:
+                deadline = time.monotonic() + 30
+                while len(got) < total and time.monotonic() < deadline:
+                    batch = reader.read_batch(64, 1 << 20)
+                    got.extend(batch)
+                    if not batch:
+                        time.sleep(0.001)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    for i in range(1, total + 1):
+        wal.append(i, rec(i))
+        if i % 7 == 0:
+            wal.flush()
+    wal.flush()
+    assert done.wait(30)
+    thread.join(5)
+    assert not errors, errors
+    assert got == [rec(i) for i in range(1, total + 1)]
+    assert wal.segments_rolled > 10
+    wal.close()
