@@ -112,10 +112,10 @@ def wal_bytes(server: Server) -> int:
         c.close()
 
 
-def disk_partials(server: Server) -> int:
+def disk_records(server: Server) -> int:
     c = server.client()
     try:
-        return int(c.info("replication").get("repl_partial_syncs_from_disk", 0))
+        return int(c.info("replication").get("repl_records_sent_from_disk", 0))
     finally:
         c.close()
 
@@ -138,7 +138,7 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
             attach(replica, repl_port)
             in_sync_after(master, replica, time.perf_counter())
             for rep in range(reps):
-                before_partials = disk_partials(master)
+                before_disk = disk_records(master)
                 replica.pause()
                 try:
                     bytes0 = wal_bytes(master)
@@ -151,8 +151,8 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
                 rates[mode].append((records / elapsed, written / elapsed / 1e6))
                 log(
                     f"catchup/{mode} rep {rep + 1}: {records} records ({written / 1e6:.0f} MB) "
-                    f"in {elapsed:.2f}s; disk partial syncs {before_partials}->"
-                    f"{disk_partials(master)}"
+                    f"in {elapsed:.2f}s; {disk_records(master) - before_disk} of them sent "
+                    "from the segments on disk"
                 )
             if mode == "disk":
                 mc = master.client()

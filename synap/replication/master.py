@@ -47,8 +47,10 @@ log = logging.getLogger("synap.replication.master")
 HIGH_WATER_BYTES = 4 * 1024 * 1024
 # Records per RECORDS frame (the log caps the batch at 1 MiB as well).
 BATCH_RECORDS = 4096
-# Bytes per batch read from the WAL segments (one thread hop each).
-DISK_BATCH_BYTES = 1024 * 1024
+# One read from the WAL segments (one worker-thread hop): up to this many records and
+# about this many bytes, sent as RECORDS frames of BATCH_RECORDS each.
+DISK_READ_RECORDS = 4 * BATCH_RECORDS
+DISK_BATCH_BYTES = 4 * 1024 * 1024
 # Give other clients a turn after this many snapshot chunks (64 KiB each).
 CHUNKS_PER_YIELD = 8
 TIMEOUT_CHECK_SECONDS = 0.25
@@ -298,9 +300,9 @@ class ReplicaConnection(asyncio.Protocol):
     async def _feed_from_disk(self) -> None:
         """Partial sync from the WAL segments: the records older than the memory log.
 
-        Batches of at most BATCH_RECORDS / DISK_BATCH_BYTES are read in a worker thread
-        (clients keep being served), each sent only while the replica's socket buffer is
-        below the high-water mark, until the replica reaches the memory log.  A damaged
+        Batches of at most DISK_READ_RECORDS / DISK_BATCH_BYTES are read in a worker
+        thread (clients keep being served), each sent only while the replica's socket
+        buffer is below the high-water mark, until the replica reaches the memory log.  A damaged
         segment ends it: the replica is dropped and, asking again, gets a full sync."""
         manager = self.server.manager
         persistence = manager.node.persistence
@@ -324,7 +326,7 @@ class ReplicaConnection(asyncio.Protocol):
                 persistence.flush()  # whatever is buffered becomes readable
                 upto = backlog.first_offset - 1
                 records = await asyncio.to_thread(
-                    reader.read_batch, BATCH_RECORDS, DISK_BATCH_BYTES, upto
+                    reader.read_batch, DISK_READ_RECORDS, DISK_BATCH_BYTES, upto
                 )
                 if self.closed or not self.streaming:
                     return
@@ -336,10 +338,14 @@ class ReplicaConnection(asyncio.Protocol):
                         "the log on disk; it must resync"
                     )
                     return
-                frame = MasterSession.records_frame(start, records, now_ms())
-                self._send(self.session.send_records(frame))
+                ts = now_ms()
+                for i in range(0, len(records), BATCH_RECORDS):
+                    piece = records[i : i + BATCH_RECORDS]
+                    frame = MasterSession.records_frame(start + i, piece, ts)
+                    self._send(self.session.send_records(frame))
                 sent += len(records)
                 manager.records_sent_from_disk += len(records)
+                del records
                 if not self._writable.is_set():
                     await self._writable.wait()
         except LogCorrupt as exc:
