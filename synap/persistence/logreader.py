@@ -22,8 +22,8 @@ from typing import BinaryIO
 
 from synap.persistence.wal import HEADER, WAL_MAGIC, Segment, list_segments
 
-# Read buffer of the segment files.
-READ_BUFFER_BYTES = 1 << 20
+# The segments are read in pieces of this size.
+READ_CHUNK_BYTES = 1 << 20
 
 
 class LogGone(LookupError):
@@ -55,7 +55,9 @@ class SegmentReader:
         self.next_offset = next_offset
         self._file: BinaryIO | None = None
         self._path: Path | None = None
-        self._pos = 0  # byte position in the open segment
+        self._buf = b""  # bytes read from the open segment, not yet consumed from _at
+        self._at = 0
+        self._buf_start = 0  # file position of _buf[0]
         self._expected = next_offset  # offset the next record read must have
         self.bytes_read = 0
         self.records_read = 0
@@ -103,7 +105,7 @@ class SegmentReader:
                 )
             return False
         try:
-            f = open(chosen.path, "rb", buffering=READ_BUFFER_BYTES)  # noqa: SIM115
+            f = open(chosen.path, "rb", buffering=0)  # noqa: SIM115
         except FileNotFoundError:
             raise LogGone(f"segment {chosen.path.name} was deleted (retention)") from None
         magic = f.read(len(WAL_MAGIC))
@@ -113,7 +115,8 @@ class SegmentReader:
                 return False  # the newest segment, being created right now
             raise LogCorrupt(chosen.path, offset, "not a synap WAL segment (bad magic)")
         self.close()
-        self._file, self._path, self._pos = f, chosen.path, len(WAL_MAGIC)
+        self._file, self._path = f, chosen.path
+        self._buf, self._at, self._buf_start = b"", 0, len(WAL_MAGIC)
         self._expected = chosen.first_offset
         return True
 
@@ -122,6 +125,28 @@ class SegmentReader:
         return not segments or segments[-1].path == self._path
 
     # ------------------------------------------------------------------ reading
+    def _fill(self, need: int) -> bool:
+        """Make ``need`` bytes available from the read position; False at end of file."""
+        f = self._file
+        assert f is not None
+        buf, at = self._buf, self._at
+        while len(buf) - at < need:
+            more = f.read(max(READ_CHUNK_BYTES, need - (len(buf) - at)))
+            if not more:
+                self._buf, self._at = buf, at
+                return False
+            self._buf_start += at
+            buf, at = buf[at:] + more, 0
+        self._buf, self._at = buf, at
+        return True
+
+    def _incomplete(self, what: str) -> bool:
+        """Data ends inside a record: not written yet (newest segment) or damage."""
+        if self._is_last_segment():
+            return True
+        assert self._path is not None
+        raise LogCorrupt(self._path, self.next_offset, what)
+
     def read_batch(self, max_count: int, max_bytes: int, upto: int | None = None) -> list[bytes]:
         """The next records from :attr:`next_offset` on (blocking; run in a thread).
 
@@ -131,48 +156,53 @@ class SegmentReader:
         out: list[bytes] = []
         size = 0
         crc32 = zlib.crc32
-        unpack = HEADER.unpack
+        unpack_from = HEADER.unpack_from
+        hsize = HEADER.size
         while len(out) < max_count and size < max_bytes:
             if upto is not None and self.next_offset > upto:
                 break
             if self._file is None:
                 if not self._open_segment_for(self.next_offset, exact=False):
                     break
-            f = self._file
-            path = self._path
-            assert f is not None and path is not None
-            header = f.read(HEADER.size)
-            if len(header) < HEADER.size:
-                if header or not self._advance_segment():
-                    # End of the data written so far (or a torn tail being repaired).
-                    if header:
-                        f.seek(self._pos)
-                        if not self._is_last_segment():
-                            raise LogCorrupt(path, self.next_offset, "incomplete record header")
+            buf, at = self._buf, self._at
+            if len(buf) - at < hsize:
+                if self._fill(hsize):
+                    continue
+                if len(self._buf) > self._at:
+                    if self._incomplete("incomplete record header"):
+                        break
+                if not self._advance_segment():
                     break
                 continue
-            length, crc, offset = unpack(header)
-            file_size = os.fstat(f.fileno()).st_size
-            if self._pos + HEADER.size + length > file_size:
-                f.seek(self._pos)
-                if self._is_last_segment():
-                    break  # not fully written yet
+            length, crc, offset = unpack_from(buf, at)
+            end = at + hsize + length
+            if end > len(buf):
+                position = self._buf_start + at
+                assert self._file is not None
+                file_size = os.fstat(self._file.fileno()).st_size
+                if position + hsize + length > file_size or not self._fill(hsize + length):
+                    if self._incomplete(f"incomplete record (header announces {length} bytes)"):
+                        break
+                continue
+            path = self._path
+            assert path is not None
+            view = memoryview(buf)
+            good = crc32(view[at + 8 : end]) == crc
+            view.release()
+            if not good:
                 raise LogCorrupt(
-                    path, offset, f"incomplete record (header announces {length} bytes)"
+                    path, offset, f"checksum mismatch in record at byte {self._buf_start + at}"
                 )
-            payload = f.read(length)
-            if len(payload) != length or crc32(payload, crc32(header[8:16])) != crc:
-                raise LogCorrupt(path, offset, f"checksum mismatch in record at byte {self._pos}")
             if offset != self._expected:
                 raise LogCorrupt(
                     path, offset, f"record offset {offset} where {self._expected} was expected"
                 )
-            self._pos += HEADER.size + length
+            self._at = end
             self._expected = offset + 1
-            self.bytes_read += HEADER.size + length
+            self.bytes_read += hsize + length
             if offset < self.next_offset:
                 continue  # skipping forward to the first wanted record
-            out.append(payload)
+            out.append(buf[at + hsize : end])
             size += length
             self.next_offset = offset + 1
             self.records_read += 1
