@@ -158,54 +158,74 @@ class SegmentReader:
         crc32 = zlib.crc32
         unpack_from = HEADER.unpack_from
         hsize = HEADER.size
-        while len(out) < max_count and size < max_bytes:
-            if upto is not None and self.next_offset > upto:
-                break
+        last_wanted = upto if upto is not None else 1 << 63
+        while len(out) < max_count and size < max_bytes and self.next_offset <= last_wanted:
             if self._file is None:
                 if not self._open_segment_for(self.next_offset, exact=False):
                     break
+            # The hot loop: every complete record in the buffer, state in locals.
             buf, at = self._buf, self._at
-            if len(buf) - at < hsize:
-                if self._fill(hsize):
-                    continue
-                if len(self._buf) > self._at:
-                    if self._incomplete("incomplete record header"):
+            view = memoryview(buf)
+            n = len(buf)
+            expected, wanted = self._expected, self.next_offset
+            count = len(out)
+            nbytes = 0
+            try:
+                while (
+                    count < max_count
+                    and size < max_bytes
+                    and wanted <= last_wanted
+                    and at + hsize <= n
+                ):
+                    length, crc, offset = unpack_from(buf, at)
+                    end = at + hsize + length
+                    if end > n:
                         break
-                if not self._advance_segment():
-                    break
-                continue
-            length, crc, offset = unpack_from(buf, at)
-            end = at + hsize + length
-            if end > len(buf):
-                position = self._buf_start + at
+                    if crc32(view[at + 8 : end]) != crc:
+                        raise LogCorrupt(
+                            self._path or Path("?"),
+                            offset,
+                            f"checksum mismatch in record at byte {self._buf_start + at}",
+                        )
+                    if offset != expected:
+                        raise LogCorrupt(
+                            self._path or Path("?"),
+                            offset,
+                            f"record offset {offset} where {expected} was expected",
+                        )
+                    if offset >= wanted:  # earlier ones: skipping forward to the first
+                        out.append(buf[at + hsize : end])
+                        size += length
+                        count += 1
+                        wanted = offset + 1
+                    nbytes += end - at
+                    at = end
+                    expected = offset + 1
+            finally:
+                view.release()
+                self.bytes_read += nbytes
+                self._at, self._expected, self.next_offset = at, expected, wanted
+            if count >= max_count or size >= max_bytes or wanted > last_wanted:
+                break
+            # The buffer ends inside a record (or exactly at a record boundary).
+            avail = n - at
+            if avail >= hsize:
+                length = unpack_from(buf, at)[0]
                 assert self._file is not None
                 file_size = os.fstat(self._file.fileno()).st_size
-                if position + hsize + length > file_size or not self._fill(hsize + length):
-                    if self._incomplete(f"incomplete record (header announces {length} bytes)"):
-                        break
+                whole = self._buf_start + at + hsize + length <= file_size
+                if whole and self._fill(hsize + length):
+                    continue
+                if self._incomplete(f"incomplete record (header announces {length} bytes)"):
+                    break
                 continue
-            path = self._path
-            assert path is not None
-            view = memoryview(buf)
-            good = crc32(view[at + 8 : end]) == crc
-            view.release()
-            if not good:
-                raise LogCorrupt(
-                    path, offset, f"checksum mismatch in record at byte {self._buf_start + at}"
-                )
-            if offset != self._expected:
-                raise LogCorrupt(
-                    path, offset, f"record offset {offset} where {self._expected} was expected"
-                )
-            self._at = end
-            self._expected = offset + 1
-            self.bytes_read += hsize + length
-            if offset < self.next_offset:
-                continue  # skipping forward to the first wanted record
-            out.append(buf[at + hsize : end])
-            size += length
-            self.next_offset = offset + 1
-            self.records_read += 1
+            if self._fill(hsize):
+                continue
+            if avail and self._incomplete("incomplete record header"):
+                break
+            if not self._advance_segment():
+                break
+        self.records_read += len(out)
         return out
 
     def _advance_segment(self) -> bool:
