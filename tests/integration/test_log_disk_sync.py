@@ -63,6 +63,31 @@ def test_replica_away_for_3x_the_memory_log_rejoins_by_partial_sync_from_disk(
     assert master.stats()["records_sent_from_disk"] >= 2 * LOG_MAX_OPS - 100
     assert "from the WAL segments on disk" in master.log_text()
     assert replica.redis().get(f"away:{3 * LOG_MAX_OPS - 1}") is not None
+    info = master.redis().info("replication")
+    assert info["repl_partial_syncs_from_disk"] == 1
+    assert info["repl_log_disk_first_offset"] == master.stats()["log_disk_first_offset"]
+    assert info["repl_log_memory_first_offset"] == master.stats()["log_memory_first_offset"]
+
+
+def test_a_restarted_middle_replica_serves_its_sub_replica_from_disk(
+    node_factory: NodeFactory,
+) -> None:
+    top = node_factory.master(config=CONFIG)
+    middle = node_factory.replica(top, config=CONFIG, replica_listen=True)
+    leaf = node_factory.replica(middle, config=CONFIG)
+    write(top, "before", 100)
+    offset = assert_same_data(top, [middle, leaf])
+    leaf.terminate()
+    write(top, "away", 3 * LOG_MAX_OPS)
+    assert_same_data(top, [middle])
+    middle.terminate()
+    middle.restart()
+    assert_same_data(top, [middle])
+    assert middle.stats()["log_memory_first_offset"] > offset + 1
+    leaf.restart()
+    assert_same_data(top, [middle, leaf])
+    assert syncs(leaf) == (0, 1), leaf.log_tail()
+    assert disk_partials(middle) == 1, middle.log_tail()
 
 
 def test_after_a_master_restart_the_disk_serves_the_partial_sync(

@@ -293,3 +293,34 @@ def test_a_reader_thread_keeps_up_with_a_writer_thread(tmp_path: Path) -> None:
     assert got == [rec(i) for i in range(1, total + 1)]
     assert wal.segments_rolled > 10
     wal.close()
+
+
+# ------------------------------------------------------------------ config and decision
+def test_log_retention_config_defaults_and_validation() -> None:
+    from synap.config import ConfigError, build_config
+    from synap.persistence.manager import retention_from_config
+
+    cfg = build_config({})
+    r = retention_from_config(cfg.persistence.log_retention)
+    assert (r.max_bytes, r.max_age_secs, r.max_records) == (8192 << 20, 3600, None)
+    assert cfg.persistence.segment_max_mb == 64
+    cfg = build_config(
+        {"persistence": {"log_retention": {"max_mb": None, "max_records": 5, "max_age_secs": 0}}}
+    )
+    r = retention_from_config(cfg.persistence.log_retention)
+    assert (r.max_bytes, r.max_age_secs, r.max_records) == (None, 0, 5)
+    with pytest.raises(ConfigError, match="log_retention.max_mb"):
+        build_config({"persistence": {"log_retention": {"max_mb": -1}}})
+    with pytest.raises(ConfigError, match="log_retention"):
+        build_config({"persistence": {"log_retention": {"max_bytes": 1}}})
+
+
+def test_decide_sync_continues_from_the_disk_bounds() -> None:
+    from synap.replication.handshake import decide_sync
+    from synap.replication.manager import LogBounds
+
+    replid = "a" * 40
+    # Memory alone starts at 5000; the disk reaches back to 10.
+    assert not decide_sync(replid, 100, replid, None, -1, LogBounds(5000, 9000)).partial
+    assert decide_sync(replid, 100, replid, None, -1, LogBounds(10, 9000)).partial
+    assert not decide_sync(replid, 9, replid, None, -1, LogBounds(10, 9000)).partial
