@@ -7,7 +7,8 @@ catchup
     A master with a data directory holds ``--keys`` keys (pipelined MSET) and a replica
     in sync (an empty node sent ``REPLICAOF``).  The replica is stopped (SIGSTOP),
     ``--records`` SETs (``redis-benchmark -P 16 -d 100``) go to the master, the replica
-    is resumed (SIGCONT) and timed until its offset equals the master's.  Twice: with
+    is resumed (SIGCONT) and timed until its offset equals the master's, while a probe
+    process sends PING / GET to the master (worst round trip reported).  Twice: with
     ``log_max_ops`` above ``--records`` (served from the memory log) and with
     ``log_max_ops: 1000`` (served from the WAL segments on disk).  Records/s = records /
     time; MB/s = WAL bytes of those records / time.  Then a full sync of the resulting
@@ -52,7 +53,7 @@ from _common import (  # noqa: E402
     verdict,
     workdir,
 )
-from replication_bench import writer, writer_rps  # noqa: E402
+from replication_bench import Probe, writer, writer_rps  # noqa: E402
 
 SYNC_TIMEOUT_S = 300.0
 POLL_S = 0.005
@@ -126,6 +127,7 @@ def disk_records(server: Server) -> int:
 def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
     modes = [("memory", records * 2), ("disk", 1000)]
     rates: dict[str, list[tuple[float, float]]] = {m: [] for m, _ in modes}
+    probes: dict[str, list[float]] = {m: [] for m, _ in modes}
     full: list[tuple[float, int]] = []
     for mode, log_max_ops in modes:
         master, repl_port = start_master(tmp, f"master-{mode}", log_max_ops)
@@ -144,10 +146,12 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
                     bytes0 = wal_bytes(master)
                     writer_rps(writer(master.resp_port, records, 16))
                     written = wal_bytes(master) - bytes0
+                    probe = Probe(master.resp_port, tmp)
                 finally:
                     replica.resume()
                 started = time.perf_counter()
                 elapsed = in_sync_after(master, replica, started)
+                probes[mode].append(probe.finish()["max"])
                 rates[mode].append((records / elapsed, written / elapsed / 1e6))
                 log(
                     f"catchup/{mode} rep {rep + 1}: {records} records ({written / 1e6:.0f} MB) "
@@ -177,8 +181,14 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
         rps = median([r for r, _ in rates[mode]])
         mbs = median([m for _, m in rates[mode]])
         runs = ", ".join(fmt_num(r, "rec/s") for r, _ in rates[mode])
+        worst = median(probes[mode])
         rows.append(
-            [f"partial sync from {mode}", f"{fmt_num(rps, 'rec/s')} ({runs})", f"{mbs:.1f} MB/s"]
+            [
+                f"partial sync from {mode}",
+                f"{fmt_num(rps, 'rec/s')} ({runs})",
+                f"{mbs:.1f} MB/s",
+                f"{fmt_num(worst, 'ms')} ({', '.join(fmt_num(x, 'ms') for x in probes[mode])})",
+            ]
         )
     full_s = median([t for t, _ in full])
     keys = full[0][1] if full else 0
@@ -186,6 +196,7 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
         [
             f"full sync of {keys:,} keys",
             f"{fmt_num(full_s, 's')} ({', '.join(fmt_num(t, 's') for t, _ in full)})",
+            "",
             "",
         ]
     )
@@ -196,12 +207,12 @@ def part_catchup(tmp: Path, reps: int, nkeys: int, records: int) -> list[str]:
         five_m < full_s,
         f"5M records from disk ≈ {five_m:.1f} s vs full sync {full_s:.1f} s of {keys:,} keys",
     )
-    rows.append(["target: 5M behind from disk < full sync of 1M keys", target, ""])
+    rows.append(["target: 5M behind from disk < full sync of 1M keys", target, "", ""])
     return [
         print_table(
             f"Catch-up: {records:,} SETs written while the replica was stopped "
             f"(master holds {nkeys:,} + written keys), median of {reps}",
-            ["how", "records/s or time (runs)", "log bytes/s"],
+            ["how", "records/s or time (runs)", "log bytes/s", "worst master PING/GET (runs)"],
             rows,
         )
     ]
