@@ -324,3 +324,37 @@ def test_decide_sync_continues_from_the_disk_bounds() -> None:
     assert not decide_sync(replid, 100, replid, None, -1, LogBounds(5000, 9000)).partial
     assert decide_sync(replid, 100, replid, None, -1, LogBounds(10, 9000)).partial
     assert not decide_sync(replid, 9, replid, None, -1, LogBounds(10, 9000)).partial
+
+
+# ------------------------------------------------------------------ log inspect
+def _run_inspect(
+    directory: Path, start: int | None = None, limit: int | None = None
+) -> tuple[int, list[str], list[str]]:
+    from synap.persistence.inspect import inspect_log
+
+    out: list[str] = []
+    err: list[str] = []
+    status = inspect_log(directory, start, limit, out.append, err.append)
+    return status, [line for line in out if not line.startswith("#")], err
+
+
+def test_inspect_a_torn_tail_is_a_warning_a_flipped_bit_an_error(tmp_path: Path) -> None:
+    wal = open_wal(tmp_path, segment_max_bytes=1500)
+    fill(wal, range(1, 101))
+    wal.close()
+    status, lines, err = _run_inspect(tmp_path, 40, 3)
+    assert status == 0
+    assert [int(line.split()[0]) for line in lines] == [40, 41, 42]
+    assert lines[0].startswith("40  SET key:40 value_bytes=23 expire_at_ms=0")
+    last = list_segments(tmp_path)[-1].path
+    with open(last, "ab") as f:
+        f.write(HEADER.pack(50, 0, 101) + b"partial")
+    status, lines, err = _run_inspect(tmp_path)
+    assert status == 0 and len(lines) == 100
+    assert any(line.startswith("warning:") and "incomplete record" in line for line in err)
+    middle = list_segments(tmp_path)[2]
+    _corrupt_record(middle.path, 1)
+    status, lines, err = _run_inspect(tmp_path)
+    assert status == 1
+    assert int(lines[-1].split()[0]) == middle.first_offset
+    assert any(line.startswith(f"CORRUPT: {middle.path.name}: checksum mismatch") for line in err)
