@@ -12,6 +12,8 @@
 
 A node answering 401/403 is reported as an authentication problem naming the key to pass
 (``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
+* ``synap-cli log inspect --data-dir D [--from OFFSET] [--limit N]``: print and verify
+  the log's records (offline tool: reads the WAL segments of a data directory)
 """
 
 from __future__ import annotations
@@ -416,3 +418,26 @@ def set_cmd(obj: dict[str, Any], key: str, value: str, ttl: int | None, node: st
     if not reply.get("success"):
         raise click.ClickException(str(reply.get("error")))
     click.echo("OK")
+
+
+@main.group("log")
+def log_group() -> None:
+    """The replication log on disk (the WAL segments of a data directory)."""
+
+
+@log_group.command("inspect")
+@click.option("--data-dir", required=True, help="Data directory of a node.")
+@click.option("--from", "from_offset", type=click.IntRange(min=0), help="First offset to print.")
+@click.option("--limit", type=click.IntRange(min=0), help="Print at most N records.")
+def log_inspect(data_dir: str, from_offset: int | None, limit: int | None) -> None:
+    """Print records (offset, operation, key) and verify their checksums.
+
+    Exits 1 if a record is corrupt (the segment and byte are named)."""
+    from pathlib import Path
+
+    from synap.persistence.inspect import inspect_log
+
+    status = inspect_log(
+        Path(data_dir), from_offset, limit, click.echo, lambda line: click.echo(line, err=True)
+    )
+    sys.exit(status)

@@ -97,12 +97,25 @@ class KVStoreConfig(_Section):
     active_expiry_interval_ms: int = Field(100, gt=0)
 
 
+class LogRetentionConfig(_Section):
+    """How much of the WAL to keep as the replication log (docs/OPERATIONS.md, sizing).
+
+    null = no limit of that kind; a segment goes once any limit is exceeded *and* no
+    kept snapshot needs it.  Defaults: 1 hour or 8 GiB, whichever is reached first."""
+
+    max_mb: int | None = Field(8192, ge=0)
+    max_age_secs: int | None = Field(3600, ge=0)
+    max_records: int | None = Field(None, ge=0)
+
+
 class PersistenceConfig(_Section):
     enabled: bool = False
     data_dir: str = "./data"
     fsync_mode: Literal["always", "periodic", "never"] = "periodic"
     fsync_interval_ms: int = Field(1000, gt=0)
     snapshot_interval_secs: int = Field(300, ge=0)
+    segment_max_mb: int = Field(64, gt=0)
+    log_retention: LogRetentionConfig = LogRetentionConfig()
 
 
 class LoggingConfig(_Section):

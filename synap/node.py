@@ -86,7 +86,7 @@ class Node:
         )
         self.persistence: Persistence | None = None
         if config.persistence.enabled:
-            from synap.persistence.manager import Persistence
+            from synap.persistence.manager import Persistence, retention_from_config
 
             p = config.persistence
             self.persistence = Persistence(
@@ -94,6 +94,8 @@ class Node:
                 p.fsync_mode,
                 p.fsync_interval_ms,
                 p.snapshot_interval_secs,
+                segment_max_bytes=p.segment_max_mb * 1024 * 1024,
+                retention=retention_from_config(p.log_retention),
             )
         self.replication = ReplicationManager(self, initial_role)
         # Automatic failover (replication.failover.mode: etcd): roles come from the election.
@@ -169,6 +171,7 @@ class Node:
             state = self.persistence.recover(
                 self.keyspace,
                 (lambda offset, record: replayed.append((offset, record))) if keeps_log else None,
+                seed_records=self.config.replication.log_max_ops,
             )
         except (DataDirLocked, PersistenceError) as exc:
             raise StartupError(str(exc)) from None

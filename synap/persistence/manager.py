@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from synap.persistence import PersistenceError, fsync_directory
 from synap.persistence.lock import DataDirLock
@@ -56,6 +56,7 @@ from synap.persistence.snapshot import (
     write_snapshot_temp,
 )
 from synap.persistence.wal import (
+    DEFAULT_SEGMENT_MAX_BYTES,
     WAL_MAGIC,
     FsyncMode,
     WriteAheadLog,
@@ -92,6 +93,35 @@ class RecoveredState:
     problems: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class LogRetention:
+    """How much of the log to keep beyond what the snapshots need (None: no such limit).
+
+    A segment is deleted once any configured limit says it is out of the window and no
+    kept snapshot needs it; see :meth:`WriteAheadLog.apply_retention`."""
+
+    max_bytes: int | None = None
+    max_records: int | None = None
+    max_age_secs: float | None = None
+
+
+# Without a retention, segments go as soon as the kept snapshots cover them.
+NO_RETENTION = LogRetention(max_bytes=0)
+
+
+def retention_from_config(cfg: Any) -> LogRetention:
+    """``persistence.log_retention`` (max_mb, max_age_secs, max_records) as a LogRetention."""
+    return LogRetention(
+        max_bytes=None if cfg.max_mb is None else cfg.max_mb * 1024 * 1024,
+        max_records=cfg.max_records,
+        max_age_secs=cfg.max_age_secs,
+    )
+
+
+# How often the age/size retention is checked between snapshots.
+RETENTION_CHECK_SECS = 5.0
+
+
 class Persistence:
     """Data directory of one node: lock, recovery, WAL appends and snapshots."""
 
@@ -103,6 +133,8 @@ class Persistence:
         snapshot_interval_secs: float = 300,
         *,
         keep_snapshots: int = KEEP_SNAPSHOTS,
+        segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
+        retention: LogRetention = NO_RETENTION,
     ) -> None:
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
@@ -115,12 +147,19 @@ class Persistence:
         self.fsync_interval_ms = fsync_interval_ms
         self.snapshot_interval_secs = snapshot_interval_secs
         self.keep_snapshots = keep_snapshots
-        self.wal = WriteAheadLog(self.directory, self.fsync_mode)
+        self.wal = WriteAheadLog(self.directory, self.fsync_mode, segment_max_bytes)
+        self.retention = retention
+        # Offsets below this are not served from disk: a segment holding them was found
+        # damaged while a replica was being fed (see damaged_segment()).
+        self.log_unreadable_before = 0
+        self.damaged_segments: list[str] = []
         self._dir_lock = DataDirLock(self.directory)
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_task: asyncio.Task[None] | None = None
         self._snapshotted: Position | None = None  # position of the newest durable snapshot
         self._rebase_generation = 0  # the newest pending rebase; older ones give up
+        # Offset + 1 of the oldest kept snapshot: segments before it may go (retention).
+        self._first_needed: int | None = None
         # Monitoring counters (INFO persistence, /metrics).
         self.snapshots_written = 0
         self.snapshot_failures = 0
@@ -140,13 +179,18 @@ class Persistence:
             raise PersistenceError(f"cannot clean data directory {self.directory}: {exc}") from exc
 
     def recover(
-        self, keyspace: Keyspace, on_record: Callable[[int, bytes], None] | None = None
+        self,
+        keyspace: Keyspace,
+        on_record: Callable[[int, bytes], None] | None = None,
+        seed_records: int | None = None,
     ) -> RecoveredState:
         """Load the newest valid snapshot into ``keyspace``, replay the WAL after it, and
         open the WAL for appends at the next offset.
 
         ``on_record(offset, record)`` sees every replayed record (the node refills its
-        replication log with them, so replicas can partial-sync after a restart).
+        replication log with them, so replicas can partial-sync after a restart); of the
+        records the snapshot covers, segments wholly older than the newest
+        ``seed_records`` (as of the snapshot) are not read for it.
 
         Raises PersistenceError only when the directory cannot give a trustworthy
         dataset (see the module docstring); damaged WAL tails are repaired and logged."""
@@ -164,9 +208,14 @@ class Persistence:
         if on_record is not None:
             # Records the snapshot already covers (segments are kept back to the older
             # snapshot) are read, not applied: they only refill the replication log.
-            for segment in list_segments(self.directory):
+            segments = list_segments(self.directory)
+            oldest_wanted = snap.offset - seed_records + 1 if seed_records else 0
+            for index, segment in enumerate(segments):
                 if segment.first_offset > snap.offset:
                     break
+                following = segments[index + 1].first_offset if index + 1 < len(segments) else None
+                if following is not None and following <= oldest_wanted:
+                    continue  # all older than what the memory log will keep
                 for record_offset, record in iter_segment(segment.path):
                     if record_offset > snap.offset:
                         break
@@ -190,6 +239,8 @@ class Persistence:
         report = self.wal.last_replay
         self.wal.open_for_append(offset + 1)
         self._snapshotted = Position(snap.replid, snap.offset, snap.replid2, snap.second_offset)
+        kept = list_snapshots(self.directory)
+        self._first_needed = kept[0][0] + 1 if kept else None
         self.records_replayed = replayed
         self.recovery_ms = int((time.monotonic() - started) * 1000)
         logger.info(
@@ -382,6 +433,9 @@ class Persistence:
                     f"writing is suspended until a snapshot succeeds"
                 ) from exc
             self.wal.resume(position.offset + 1)
+            self._first_needed = position.offset + 1
+            self.log_unreadable_before = 0
+            self.damaged_segments = []
             self._snapshot_done(position, started)
             return path
 
@@ -396,10 +450,59 @@ class Persistence:
         try:
             kept = prune_snapshots(self.directory, self.keep_snapshots)
             if kept:
-                self.wal.drop_segments_before(kept[0][0] + 1)
+                self._first_needed = kept[0][0] + 1
+                self.apply_retention()
         except (OSError, PersistenceError) as exc:
             # Harmless: the files left over are skipped by recovery and retried next time.
             logger.warning("could not delete old snapshots or WAL segments: %s", exc)
+
+    def apply_retention(self, now: float | None = None) -> list[Path]:
+        """Delete the segments no kept snapshot needs and the retention no longer holds."""
+        if not self.wal.is_active or self._first_needed is None:
+            return []
+        r = self.retention
+        dropped = self.wal.apply_retention(
+            self._first_needed,
+            max_bytes=r.max_bytes,
+            max_records=r.max_records,
+            max_age_secs=r.max_age_secs,
+            now=now,
+        )
+        if dropped:
+            logger.info(
+                "log retention: deleted %d segment(s) %s..%s; the log on disk now starts "
+                "at offset %s",
+                len(dropped),
+                dropped[0].name,
+                dropped[-1].name,
+                self.wal.first_offset,
+            )
+        return dropped
+
+    # ------------------------------------------------------------- the log on disk
+    def disk_log_bounds(self) -> tuple[int, int] | None:
+        """``(first, last)`` offsets a replica can be served from the segments, or None.
+
+        None while no segment of the current history is being written (a full sync is
+        being installed, or WAL writing is suspended).  ``first`` skips what a damaged
+        segment made unreadable; ``first > last`` means nothing is on disk yet."""
+        wal = self.wal
+        if not wal.is_active or wal.first_offset is None:
+            return None
+        last = wal.last_offset if wal.last_offset is not None else wal.first_offset - 1
+        return max(wal.first_offset, self.log_unreadable_before), last
+
+    def damaged_segment(self, segment: Path) -> None:
+        """A reader found ``segment`` damaged: serve nothing from it or before it again."""
+        segments = self.wal.segments
+        boundary = (self.wal.last_offset or 0) + 1  # the live segment: nothing on disk
+        for seg, following in zip(segments, segments[1:], strict=False):
+            if seg.path == segment:
+                boundary = following.first_offset
+                break
+        self.log_unreadable_before = max(self.log_unreadable_before, boundary)
+        if segment.name not in self.damaged_segments:
+            self.damaged_segments.append(segment.name)
 
     def needs_snapshot(self, position: Position) -> bool:
         """True when ``position`` differs from the newest durable snapshot."""
@@ -418,12 +521,20 @@ class Persistence:
         )
         snapshot_every = self.snapshot_interval_secs or math.inf
         tick = min(fsync_every, snapshot_every)
-        if tick == math.inf:
-            return
         next_snapshot = loop.time() + snapshot_every
+        tick = min(tick, RETENTION_CHECK_SECS)
+        next_fsync = loop.time() + fsync_every
+        next_retention = loop.time() + RETENTION_CHECK_SECS
         while True:
             await asyncio.sleep(tick)
-            if fsync_every != math.inf:
+            if loop.time() >= next_retention:
+                next_retention = loop.time() + RETENTION_CHECK_SECS
+                try:
+                    self.apply_retention()
+                except PersistenceError as exc:
+                    logger.warning("log retention: %s", exc)
+            if fsync_every != math.inf and loop.time() >= next_fsync - tick / 2:
+                next_fsync = loop.time() + fsync_every
                 try:
                     self.wal.flush()
                     await asyncio.to_thread(self.wal.fsync)
@@ -487,6 +598,7 @@ class Persistence:
     def stats(self) -> dict[str, int | str | bool]:
         """Counters for INFO / metrics."""
         snapshotted = self._snapshotted
+        bounds = self.disk_log_bounds()
         return {
             "fsync_mode": self.fsync_mode.value,
             "wal_bytes": self.wal.wal_bytes,
@@ -502,6 +614,11 @@ class Persistence:
             "last_snapshot_ms": self.last_snapshot_ms,
             "last_snapshot_duration_ms": self.last_snapshot_duration_ms,
             "last_snapshot_offset": snapshotted.offset if snapshotted else -1,
+            "log_disk_first_offset": bounds[0] if bounds else -1,
+            "log_disk_last_offset": bounds[1] if bounds else -1,
+            "log_segments_rolled": self.wal.segments_rolled,
+            "log_segments_deleted": self.wal.segments_deleted,
+            "log_damaged_segments": ",".join(self.damaged_segments),
             "records_replayed": self.records_replayed,
             "recovery_ms": self.recovery_ms,
             "data_dir": os.fspath(self.directory),

@@ -14,8 +14,13 @@ in ``always`` mode, one ``fdatasync`` — group commit, as in PostgreSQL and Red
 ``appendfsync always``.  In ``periodic`` mode a timer calls :meth:`~WriteAheadLog.fsync`
 (safe in a worker thread) every ``fsync_interval_ms``; ``never`` leaves it to the kernel.
 
-Segments.  A snapshot at offset S starts a new segment ``wal-<S+1>`` (rotation) and, once
-durable, lets older segments go (:meth:`~WriteAheadLog.drop_segments_before`).
+Segments.  A segment is closed and ``wal-<next offset>`` started when it reaches
+``segment_max_bytes`` (checked once per flush, so a segment may exceed it by one batch),
+and when a snapshot at offset S copies the keyspace (rotation to ``wal-<S+1>``).  Old
+segments go only as whole files, and only when both rules allow it
+(:meth:`~WriteAheadLog.apply_retention`): the snapshots kept no longer need them *and*
+they fall outside the log retention (bytes, records, age), so the segments double as the
+replication log that partial syncs read from (:mod:`synap.persistence.logreader`).
 
 Reading back (:meth:`WriteAheadLog.replay`) — a record is loaded only if its checksum holds
 and its offset is exactly the previous one plus one.  On the first record that fails:
@@ -59,6 +64,9 @@ WAL_MAGIC = b"SYNWAL1\n"
 HEADER = struct.Struct(">IIQ")  # payload length, crc32(offset bytes + payload), offset
 _OFFSET = struct.Struct(">Q")
 SEGMENT_RE = re.compile(r"^wal-(\d{20})\.log$")
+
+# A segment is closed once it holds this much (persistence.segment_max_mb).
+DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
 
 # Zero-fill check on the error path reads the tail in pieces of this size.
 _SCAN_PIECE = 1 << 20
@@ -220,9 +228,19 @@ class _State(Enum):
 class WriteAheadLog:
     """The segments of one data directory: replay them, then append to the newest."""
 
-    def __init__(self, directory: Path, fsync_mode: str | FsyncMode = FsyncMode.PERIODIC) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        fsync_mode: str | FsyncMode = FsyncMode.PERIODIC,
+        segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
+    ) -> None:
+        if segment_max_bytes < 1:
+            raise ValueError("segment_max_bytes must be positive")
         self.directory = Path(directory)
         self.mode = FsyncMode.parse(fsync_mode)
+        self.segment_max_bytes = segment_max_bytes
+        self.segments_rolled = 0  # segments closed because they reached the size limit
+        self.segments_deleted = 0  # segments deleted by snapshots/retention
         self._buf = bytearray()
         self._state = _State.CLOSED
         self._segments: list[Segment] = []
@@ -491,6 +509,10 @@ class WriteAheadLog:
             self.last_fsync_ms = now_ms()
         else:
             self._unsynced = True
+        if cur.size >= self.segment_max_bytes and self.last_offset is not None:
+            self._retire_current(fsync_later=self.mode is FsyncMode.PERIODIC)
+            self._create_segment(self.last_offset + 1)
+            self.segments_rolled += 1
 
     def fsync(self) -> None:
         """Make everything flushed so far durable.  Thread-safe (may run via to_thread)."""
@@ -553,7 +575,67 @@ class WriteAheadLog:
             return []
         self._segments = segs[keep_from:]
         self._unlink(dropped)
+        self.segments_deleted += len(dropped)
         return dropped
+
+    def apply_retention(
+        self,
+        first_needed: int,
+        *,
+        max_bytes: int | None = None,
+        max_records: int | None = None,
+        max_age_secs: float | None = None,
+        now: float | None = None,
+    ) -> list[Path]:
+        """Delete the oldest segments that are both covered and out of retention.
+
+        Covered: every record is ``< first_needed`` (pass the oldest kept snapshot's
+        offset + 1), so recovery never needs it.  Out of retention: the newer segments
+        alone already hold ``max_bytes`` bytes or ``max_records`` records, or the
+        segment's newest record (its modification time) is older than
+        ``max_age_secs``.  ``None`` leaves that limit out; all three None keeps every
+        covered segment.  Only a prefix goes (the log stays one run of offsets), and
+        never the current segment."""
+        segs = self._segments
+        if len(segs) < 2:
+            return []
+        now = time.time() if now is None else now
+        last = self.last_offset if self.last_offset is not None else segs[-1].first_offset - 1
+        total_after = [0] * len(segs)  # bytes in the segments after segs[i]
+        acc = 0
+        for i in range(len(segs) - 1, -1, -1):
+            total_after[i] = acc
+            acc += segs[i].size
+        keep_from = 0
+        for i in range(len(segs) - 1):
+            nxt = segs[i + 1].first_offset
+            if nxt > first_needed:
+                break  # a kept snapshot still needs it
+            out = False
+            if max_bytes is not None and total_after[i] >= max_bytes:
+                out = True
+            if max_records is not None and last - nxt + 1 >= max_records:
+                out = True
+            if not out and max_age_secs is not None:
+                try:
+                    out = now - segs[i].path.stat().st_mtime > max_age_secs
+                except FileNotFoundError:
+                    out = True
+            if not out:
+                break
+            keep_from = i + 1
+        dropped = [seg.path for seg in segs[:keep_from]]
+        if not dropped:
+            return []
+        self._segments = segs[keep_from:]
+        self._unlink(dropped)
+        self.segments_deleted += len(dropped)
+        return dropped
+
+    @property
+    def first_offset(self) -> int | None:
+        """Offset of the oldest record in the live segments (from the file names)."""
+        return self._segments[0].first_offset if self._segments else None
 
     # ---------------------------------------------------- replacing history
     def hold(self, *, discard_held: bool = False) -> None:

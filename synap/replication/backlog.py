@@ -4,7 +4,9 @@ Every write produces one effect record. The master appends it here, and the back
 gives it the next offset. Offsets are consecutive integers starting at 1, and offset N
 is the Nth record of the history named by the current replication id. A replica that
 reconnects asking for "everything after offset N" can be served from here (a partial
-sync) as long as record N+1 is still held. Otherwise it needs a full sync. The
+sync) as long as record N+1 is still held. Otherwise it is fed from the WAL segments
+on disk (the log itself, of which this is a cache of the newest records; see
+:mod:`synap.persistence.logreader`) or, beyond those too, needs a full sync. The
 replica keeps a backlog of its own, so that after a failover it can serve the others
 (PSYNC2).
 

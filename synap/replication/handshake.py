@@ -109,7 +109,8 @@ def decide_sync(
        history stopped being ours (``request_next_offset <= second_offset``). The second
        case is a replica of the old master, after we were promoted. A replica that got
        writes the old master accepted *after* the failover has a history we never had.
-    2. Our backlog still holds everything after its offset:
+    2. Our log (the WAL segments on disk, then the memory backlog) still holds
+       everything after its offset:
        ``first_offset <= request_next_offset <= last_offset + 1``. The upper end means
        "nothing missing": it is up to date and simply waits for new writes.
 

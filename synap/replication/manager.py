@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from synap.commands.errors import CommandError
@@ -33,6 +34,14 @@ log = logging.getLogger("synap.replication")
 # its configuration names a listener; the host is the node's own --host (server.host),
 # so a promotion never opens a port on more interfaces than the node already serves.
 DEFAULT_REPLICA_LISTEN_PORT = 15501
+
+
+@dataclass(frozen=True, slots=True)
+class LogBounds:
+    """First and last offset a partial sync can be served from (disk and memory)."""
+
+    first_offset: int
+    last_offset: int
 
 
 class ReplicationManager:
@@ -57,6 +66,10 @@ class ReplicationManager:
         # Automatic failover: the newest election epoch this node knows (0 = manual mode).
         # Masters send it in CONTINUE/FULLSYNC/HEARTBEAT; replicas refuse older masters.
         self.epoch = 0
+        # Partial syncs served (as master) that started before the memory log, read from
+        # the WAL segments, and the records sent that way.
+        self.partial_syncs_from_disk = 0
+        self.records_sent_from_disk = 0
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False
@@ -86,6 +99,29 @@ class ReplicationManager:
         server = self.master_server
         if server is not None:
             server.notify()
+
+    # ---------------------------------------------------------------- the log
+    def disk_log_bounds(self) -> tuple[int, int] | None:
+        """``(first, last)`` offsets servable from the WAL segments, or None."""
+        p = self.node.persistence
+        if p is None or not self._logging:
+            return None
+        bounds = p.disk_log_bounds()
+        if bounds is None or bounds[0] > bounds[1] + 1:
+            return None
+        # The disk serves only a run that reaches the memory log (it always does while
+        # the WAL is active: every record is written to both).
+        if bounds[1] + 1 < self.backlog.first_offset:
+            return None
+        return bounds
+
+    def log_bounds(self) -> LogBounds:
+        """What a partial sync can be served from: the segments, then the memory log."""
+        first = self.backlog.first_offset
+        disk = self.disk_log_bounds()
+        if disk is not None:
+            first = min(first, disk[0])
+        return LogBounds(first, self.backlog.last_offset)
 
     # ---------------------------------------------------------------- lifecycle
     def _enable_log(self) -> None:
@@ -539,6 +575,7 @@ class ReplicationManager:
             "sync_partial_err": self.sync_partial_err,
             "backlog_first_offset": self.backlog.first_offset,
             "backlog_size": len(self.backlog),
+            **self.log_fields(),
         }
         if role is Role.REPLICA and self.replica_link is not None:
             out = self.replica_link.stats()
@@ -599,6 +636,20 @@ class ReplicationManager:
             return True, "reconnecting", replication
         return False, "stale", replication
 
+    def log_fields(self) -> dict[str, Any]:
+        """The replication log's extent in memory and on disk (-1: none on disk)."""
+        p = self.node.persistence
+        disk = p.disk_log_bounds() if p is not None else None
+        return {
+            "log_memory_first_offset": self.backlog.first_offset,
+            "log_memory_last_offset": self.backlog.last_offset,
+            "log_disk_first_offset": disk[0] if disk else -1,
+            "log_disk_last_offset": disk[1] if disk else -1,
+            "log_first_offset": self.log_bounds().first_offset,
+            "partial_syncs_from_disk": self.partial_syncs_from_disk,
+            "records_sent_from_disk": self.records_sent_from_disk,
+        }
+
     def role_reply(self) -> list[Any]:
         history = self.node.history
         if self.node.roles.is_replica and self.replica_link is not None:
@@ -642,6 +693,7 @@ class ReplicationManager:
             ("repl_backlog_first_byte_offset", self.backlog.first_offset),
             ("repl_backlog_histlen", len(self.backlog)),
         ]
+        fields += [(f"repl_{k}", v) for k, v in self.log_fields().items()]
         return fields
 
     def _failover_state(self) -> str:

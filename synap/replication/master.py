@@ -8,7 +8,9 @@ forwards the exact records the node received, so ids and offsets match down the 
 
 Memory stays bounded for slow replicas: a replica is sent records only while its socket
 buffer is below a high-water mark; the rest stay in the (shared, bounded) log.  A
-replica that falls out of the log is disconnected and comes back with a full sync.
+replica older than the in-memory log is fed from the WAL segments on disk, a bounded
+batch at a time read in a worker thread (:meth:`ReplicaConnection._feed_from_disk`); one
+that falls out of both is disconnected and comes back with a full sync.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from synap.config import is_loopback
+from synap.persistence import PersistenceError
+from synap.persistence.logreader import LogCorrupt, LogGone, SegmentReader
 from synap.replication.backlog import OffsetNotInBacklog
 from synap.replication.foreign import Verdict, rpc_error_frame, sniff, wrong_port_message
 from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
@@ -45,6 +49,10 @@ log = logging.getLogger("synap.replication.master")
 HIGH_WATER_BYTES = 4 * 1024 * 1024
 # Records per RECORDS frame (the log caps the batch at 1 MiB as well).
 BATCH_RECORDS = 4096
+# One read from the WAL segments (one worker-thread hop): up to this many records and
+# about this many bytes, sent as RECORDS frames of BATCH_RECORDS each.
+DISK_READ_RECORDS = 4 * BATCH_RECORDS
+DISK_BATCH_BYTES = 4 * 1024 * 1024
 # Give other clients a turn after this many snapshot chunks (64 KiB each).
 CHUNKS_PER_YIELD = 8
 TIMEOUT_CHECK_SECONDS = 0.25
@@ -66,6 +74,7 @@ class ReplicaConnection(asyncio.Protocol):
         self.peer = "?"
         self.connected_at = time.time()
         self.full_sync_task: asyncio.Task[None] | None = None
+        self.disk_task: asyncio.Task[None] | None = None  # partial sync from the segments
         self._writable = asyncio.Event()
         self._writable.set()
         # While our write buffer is over the high-water mark: since when the replica has
@@ -118,6 +127,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.full_sync_task is not None:
             self.full_sync_task.cancel()
+        if self.disk_task is not None:
+            self.disk_task.cancel()
         if self.session.hello is not None:
             log.info("replica %s (%s) disconnected", self.replica_id, self.peer)
 
@@ -235,16 +246,27 @@ class ReplicaConnection(asyncio.Protocol):
             history.replid,
             history.replid2,
             history.second_offset,
-            manager.backlog,
+            manager.log_bounds(),
         )
         # Counted as Redis counts them (INFO stats sync_full, sync_partial_ok,
         # sync_partial_err): syncs this node *serves*, apart from the ones its own replica
         # link performs (ReplicationManager.full_syncs_performed).
         if decision.partial:
             manager.sync_partial_ok += 1
-            log.info(
-                "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
-            )
+            backlog = manager.backlog
+            if request.next_offset < backlog.first_offset:
+                manager.partial_syncs_from_disk += 1
+                log.info(
+                    "partial sync for replica %s from offset %d: offsets %d..%d from the "
+                    "WAL segments on disk, then the memory log",
+                    self.replica_id, request.next_offset, request.next_offset,
+                    backlog.first_offset - 1,
+                )  # fmt: skip
+            else:
+                log.info(
+                    "partial sync for replica %s from offset %d",
+                    self.replica_id, request.next_offset,
+                )  # fmt: skip
             self._send(
                 self.session.send_continue(history.replid, now_ms(), self.server.manager.epoch)
             )
@@ -261,7 +283,15 @@ class ReplicaConnection(asyncio.Protocol):
             # It asked to continue a history and could not: Redis's sync_partial_err.
             manager.sync_partial_err += 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
-        log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
+        damaged = manager.node.persistence.damaged_segments if manager.node.persistence else []
+        if damaged and request.next_offset < manager.backlog.first_offset:
+            log.warning(
+                "Full sync required for replica %s: %s; the log on disk cannot serve it "
+                "(damaged WAL segment(s): %s)",
+                self.replica_id, decision.reason, ", ".join(damaged),
+            )  # fmt: skip
+        else:
+            log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
 
     async def _full_sync(self) -> None:
@@ -316,14 +346,20 @@ class ReplicaConnection(asyncio.Protocol):
 
         ``frames`` caches frames built in this round, keyed by first offset, so that
         replicas at the same position share one encoded frame."""
-        if not self.streaming or self.full_sync_task is not None:
+        if not self.streaming or self.full_sync_task is not None or self.disk_task is not None:
             return
-        backlog = self.server.manager.backlog
+        manager = self.server.manager
+        backlog = manager.backlog
         while self._writable.is_set() and not self.closed:
             start = self.session.next_offset
             if start > backlog.last_offset:
                 return
             frame = frames.get(start) if frames is not None else None
+            if frame is None and start < backlog.first_offset:
+                disk = manager.disk_log_bounds()
+                if disk is not None and disk[0] <= start:
+                    self.disk_task = asyncio.get_running_loop().create_task(self._feed_from_disk())
+                    return
             if frame is None:
                 try:
                     records = backlog.records_from(start, BATCH_RECORDS)
@@ -331,7 +367,8 @@ class ReplicaConnection(asyncio.Protocol):
                     self._drop(
                         f"replica {self.replica_id} fell out of the replication log "
                         f"(needs offset {start}, log starts at {backlog.first_offset}); "
-                        "it must resync (raise replication.log_max_ops / log_max_mb if this repeats)"
+                        "it must resync (raise replication.log_max_ops / log_max_mb, or "
+                        "keep more on disk with persistence.log_retention, if this repeats)"
                     )
                     return
                 frame = MasterSession.records_frame(start, records, now_ms())
@@ -345,6 +382,86 @@ class ReplicaConnection(asyncio.Protocol):
                     f"({limit} bytes, replication.output_buffer_limit_mb)"
                 )
                 return
+
+    async def _feed_from_disk(self) -> None:
+        """Partial sync from the WAL segments: the records older than the memory log.
+
+        Batches of at most DISK_READ_RECORDS / DISK_BATCH_BYTES are read in a worker
+        thread (clients keep being served), each sent only while the replica's socket
+        buffer is below the high-water mark, until the replica reaches the memory log.  A damaged
+        segment ends it: the replica is dropped and, asking again, gets a full sync."""
+        manager = self.server.manager
+        persistence = manager.node.persistence
+        assert persistence is not None
+        backlog = manager.backlog
+        reader = SegmentReader(persistence.directory, self.session.next_offset)
+        sent = 0
+        started = time.monotonic()
+        try:
+            while not self.closed and self.streaming:
+                start = self.session.next_offset
+                if start >= backlog.first_offset:
+                    break
+                disk = manager.disk_log_bounds()
+                if disk is None or disk[0] > start:
+                    self._drop(
+                        f"replica {self.replica_id} needs offset {start}, no longer in the "
+                        "log on disk or in memory; it must resync"
+                    )
+                    return
+                persistence.flush()  # whatever is buffered becomes readable
+                upto = backlog.first_offset - 1
+                records = await asyncio.to_thread(
+                    reader.read_batch, DISK_READ_RECORDS, DISK_BATCH_BYTES, upto
+                )
+                if self.closed or not self.streaming:
+                    return
+                if not records:
+                    if start >= backlog.first_offset:
+                        break
+                    self._drop(
+                        f"replica {self.replica_id}: offset {start} could not be read from "
+                        "the log on disk; it must resync"
+                    )
+                    return
+                ts = now_ms()
+                for i in range(0, len(records), BATCH_RECORDS):
+                    piece = records[i : i + BATCH_RECORDS]
+                    frame = MasterSession.records_frame(start + i, piece, ts)
+                    self._send(self.session.send_records(frame))
+                sent += len(records)
+                manager.records_sent_from_disk += len(records)
+                del records
+                if not self._writable.is_set():
+                    await self._writable.wait()
+        except LogCorrupt as exc:
+            first_report = exc.segment.name not in persistence.damaged_segments
+            persistence.damaged_segment(exc.segment)
+            log.error(
+                "replication log on disk is damaged: %s; replica %s cannot continue from "
+                "disk and is disconnected, it will get a full sync (the damaged segment is "
+                "no longer served; the data set in memory is intact)",
+                exc, self.replica_id,
+            )  # fmt: skip
+            if first_report:
+                # A snapshot now covers the damage, so a restart no longer replays it.
+                manager.persist_identity()
+            self._drop(f"log segment {exc.segment.name} is damaged; resync needed")
+            return
+        except (LogGone, OSError, PersistenceError) as exc:
+            self._drop(f"replica {self.replica_id}: the log on disk cannot serve it ({exc})")
+            return
+        finally:
+            reader.close()
+            self.disk_task = None
+        if sent:
+            elapsed = time.monotonic() - started
+            log.info(
+                "sent %d records (%d bytes read) from the log on disk to replica %s in "
+                "%.2fs; continuing from the memory log at offset %d",
+                sent, reader.bytes_read, self.replica_id, elapsed, self.session.next_offset,
+            )  # fmt: skip
+        self.catch_up()
 
     # ----------------------------------------------------------------- output
     def heartbeat(self, offset: int) -> None:

@@ -16,7 +16,12 @@ from tests.support.server import NodeFactory, wait_for
 
 # A tiny replication log on the top master, so a short outage of the middle node makes
 # it fall out of the log and come back with a full sync.
-SMALL_LOG = {"replication": {**FAST["replication"], "log_max_ops": 64}}
+# A small memory log and no log kept on disk beyond what the snapshots need (SAVE twice
+# to let the old segments go): a replica that falls behind must full-sync.
+SMALL_LOG = {
+    "replication": {**FAST["replication"], "log_max_ops": 64},
+    "persistence": {"log_retention": {"max_mb": 0, "max_age_secs": None, "max_records": None}},
+}
 
 
 def test_sub_replicas_receive_the_exact_stream(node_factory: NodeFactory) -> None:
@@ -62,6 +67,9 @@ def test_middle_full_sync_makes_sub_replicas_resync_consistently(
     proxy.cut()  # the middle loses its master ...
     for i in range(500):  # ... which writes far more than its log holds
         c.set(f"k{i % 50}", f"v{i}")
+        if i in (400, 450):
+            c.execute_command("SAVE")  # the segments with the middle's offset go
+    assert top.stats()["log_first_offset"] > 21
     proxy.refuse_new(False)
 
     wait_converged(top, [middle, leaf])

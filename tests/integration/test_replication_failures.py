@@ -276,7 +276,9 @@ def test_corrupt_snapshot_chunk_is_caught_by_crc_and_the_sync_retried(
     # connection (a full sync forced by log overflow) gets a corrupt chunk: the replica
     # must reject the snapshot, keep its old data, and succeed on the next attempt.
     cfg = config(log_max_ops=100, reconnect_delay_ms=1500)
-    master = node_factory.master(config=cfg)
+    # No log kept on disk beyond the snapshots (two SAVEs below let the old segment go).
+    no_retention = {"log_retention": {"max_mb": 0, "max_age_secs": None, "max_records": None}}
+    master = node_factory.master(config={**cfg, "persistence": no_retention})
     proxy = CorruptingProxy(master.replica_port, corrupt_connection=2)  # type: ignore[arg-type]
     corrupting_proxy.append(proxy)
     fill(master, 300)
@@ -288,6 +290,10 @@ def test_corrupt_snapshot_chunk_is_caught_by_crc_and_the_sync_retried(
     proxy.cut()
     wait_for(lambda: replica.stats()["connected"] is False, 5)
     fill(master, 400, prefix="overflow")  # beyond the 100-record log: full sync needed
+    master.redis().execute_command("SAVE")
+    master.redis().execute_command("SET", "after-save", "1")
+    master.redis().execute_command("SAVE")
+    assert master.stats()["log_first_offset"] > 301
     proxy.blocked = False
 
     wait_for(lambda: replica.stats()["failed_syncs"] == 1, 10)
