@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from synap import __version__
 from synap.api import resp_codec as R
+from synap.api.resp_clients import client_kill, client_line, client_list
+from synap.api.resp_command_info import check_arity, cmd_command
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
 from synap.commands.glob import glob_match
 from synap.commands.layer import parse_int
@@ -37,10 +39,13 @@ def cmd_quit(c: RespConnection, args: list[bytes]) -> bytes:
 _WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
-def _authenticate(c: RespConnection, password: bytes) -> None:
+def _authenticate(c: RespConnection, password: bytes, username: bytes | None = None) -> None:
     """AUTH / HELLO AUTH: an API key (server.api_keys) opens the connection; the admin key
-    (server.admin_key) opens it too and also allows the admin commands."""
+    (server.admin_key) opens it too and also allows the admin commands.  The only user is
+    ``default``, as on a Redis without ACLs."""
     server = c.node.config.server
+    if username is not None and username != b"default":
+        raise CommandError(_WRONGPASS)
     if server.admin_key is not None and hmac.compare_digest(password, server.admin_key.encode()):
         c.authenticated = c.admin = True
         return
@@ -65,12 +70,12 @@ def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) not in (2, 3):
         raise wrong_args("auth")
     server = c.node.config.server
-    if not server.api_keys and server.admin_key is None:
+    if len(args) == 2 and not server.api_keys and server.admin_key is None:
         raise CommandError(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    _authenticate(c, args[-1])
+    _authenticate(c, args[-1], args[1] if len(args) == 3 else None)
     return R.OK
 
 
@@ -85,16 +90,25 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
         if version not in (2, 3):
             raise CommandError("NOPROTO unsupported protocol version")
         i = 2
+    name: bytes | None = None
+    credentials: tuple[bytes, bytes] | None = None
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            _authenticate(c, args[i + 2])
+            credentials = (args[i + 1], args[i + 2])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
-            c.name = args[i + 1]
+            name = args[i + 1]
+            _check_client_name(name)
             i += 2
         else:
-            raise CommandError(SYNTAX)
+            raise CommandError(
+                f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'"
+            )
+    if credentials is not None:
+        _authenticate(c, credentials[1], credentials[0])
+    if name is not None:
+        c.name = name or None
     if not c.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated")
     c.resp3 = version == 3
@@ -119,25 +133,42 @@ def cmd_select(c: RespConnection, args: list[bytes]) -> bytes:
     return R.OK
 
 
+def _check_client_name(name: bytes) -> None:
+    if any(ch < 0x21 or ch > 0x7E for ch in name):
+        raise CommandError(
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        )
+
+
 def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) < 2:
         raise wrong_args("client")
     sub = args[1].upper()
+    if sub in (b"SETINFO", b"NO-TOUCH"):  # Redis 7.2's; redis-py sends SETINFO on connect
+        return R.OK
+    check_arity(args)
+    c.last_cmd = b"client|" + sub.lower()
     if sub == b"SETNAME":
-        if len(args) != 3:
-            raise wrong_args("client|setname")
-        if any(ch < 0x21 or ch > 0x7E for ch in args[2]):
-            raise CommandError(
-                "ERR Client names cannot contain spaces, newlines or special characters."
-            )
+        _check_client_name(args[2])
         c.name = args[2] or None
         return R.OK
     if sub == b"GETNAME":
         return R.bulk_or_null(c.name, c.resp3)
     if sub == b"ID":
         return R.integer(c.id)
-    if sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH", b"REPLY"):
+    if sub == b"REPLY":
+        mode = args[2].upper()
+        if mode not in (b"ON", b"OFF", b"SKIP"):
+            raise CommandError(SYNTAX)
+        return c.set_reply_mode(mode)
+    if sub == b"NO-EVICT":
+        mode = args[2].upper()
+        if mode not in (b"ON", b"OFF"):
+            raise CommandError(SYNTAX)
+        c.no_evict = mode == b"ON"
         return R.OK
+    if sub == b"KILL":
+        return client_kill(c, args)
     if sub in (b"PAUSE", b"UNPAUSE") and not c.admin:
         raise no_perm(b"client|" + sub)
     if sub == b"PAUSE" and len(args) in (3, 4):
@@ -155,17 +186,12 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
         c.node.roles.resume_writes()
         return R.OK
     if sub == b"INFO":
-        return R.bulk(_client_line(c).encode())
+        return R.bulk(client_line(c, c, args).encode())
     if sub == b"LIST":
-        return R.bulk("".join(_client_line(x) for x in c.node.clients()).encode())
+        return client_list(c, args)
     raise CommandError(
         f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try CLIENT HELP."
     )
-
-
-def _client_line(c: RespConnection) -> str:
-    name = c.name.decode(errors="replace") if c.name else ""
-    return f"id={c.id} addr={c.peer} name={name} db=0 resp={3 if c.resp3 else 2}\n"
 
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
@@ -174,6 +200,8 @@ def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("role")
     return R.encode(c.node.replication.role_reply(), c.resp3)
 
 
@@ -231,50 +259,6 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
     )
 
 
-def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
-    from synap.api.resp import COMMANDS
-    from synap.api.resp_commands import DATA_COMMANDS, WRITE_COMMANDS
-
-    sub = args[1].upper() if len(args) > 1 else b""
-    if sub == b"COUNT":
-        return R.integer(len(COMMANDS))
-    if sub == b"DOCS":
-        return R.encode({}, c.resp3)
-    names = [a.upper() for a in args[2:]] if sub == b"INFO" else sorted(COMMANDS)
-    rows: list[Any] = []
-    for name in names:
-        if name not in COMMANDS:
-            rows.append(None)
-            continue
-        flags = ["write"] if name in WRITE_COMMANDS else ["readonly", "fast"]
-        first, last, step = _KEY_POSITIONS.get(
-            name, (1, 1, 1) if name in DATA_COMMANDS else (0, 0, 0)
-        )
-        # Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
-        # tips, key specs, subcommands (redis-py's RESP3 parser reads all of them).
-        rows.append([name.lower(), -1, flags, first, last, step, [], [], [], []])
-    return R.encode(rows, c.resp3)
-
-
-# Where the keys are in the arguments of the commands that do not take exactly one key.
-_KEY_POSITIONS = {
-    b"MGET": (1, -1, 1),
-    b"DEL": (1, -1, 1),
-    b"UNLINK": (1, -1, 1),
-    b"EXISTS": (1, -1, 1),
-    b"MSET": (1, -1, 2),
-    b"MSETNX": (1, -1, 2),
-    b"RENAME": (1, 2, 1),
-    b"RENAMENX": (1, 2, 1),
-    b"KEYS": (0, 0, 0),
-    b"SCAN": (0, 0, 0),
-    b"DBSIZE": (0, 0, 0),
-    b"FLUSHALL": (0, 0, 0),
-    b"FLUSHDB": (0, 0, 0),
-    b"KVSTATS": (0, 0, 0),
-}
-
-
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
     sub = args[1].upper() if len(args) > 1 else b""
     if sub == b"DIGEST":
@@ -317,7 +301,7 @@ ADMIN_COMMANDS = {
     b"FAILOVER": cmd_failover,
 }
 
-NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
+NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 # What needs the admin key when server.admin_key is set: the RESP twins of the HTTP
 # routes that need it (replicaof/promote, failover, flush). CLIENT PAUSE|UNPAUSE (the twin
 # of POST /api/replication/pause|resume) is checked in cmd_client.

@@ -15,7 +15,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
+from synap.commands import longdouble
 from synap.commands.errors import (
     NOT_FLOAT,
     NOT_INTEGER,
@@ -88,16 +90,6 @@ def parse_float(raw: bytes | str | float) -> float:
     if math.isnan(value) or math.isinf(value):
         raise CommandError(NOT_FLOAT)
     return value
-
-
-def format_float(value: float) -> bytes:
-    """Redis's human float format: shortest round-trip digits, no exponent."""
-    if value == int(value) and abs(value) < 1e17:
-        return b"%d" % int(value)
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = f"{value:.17f}".rstrip("0").rstrip(".")
-    return text.encode()
 
 
 def _no_guard() -> None:
@@ -366,17 +358,26 @@ class Commands:
         self._store_keeping_ttl(key, value, old is not None)
         return result
 
-    def incr_by_float(self, key: bytes, delta: float) -> bytes:
+    def incr_by_float(self, key: bytes, delta: bytes | float) -> bytes:
+        """INCRBYFLOAT in C long double, as Redis computes it (synap.commands.longdouble);
+        ``delta`` as the client wrote it (or a float)."""
         self._begin_write(key)
         now = now_ms()
         ks = self.keyspace
         old = ks.lookup(key, now)
-        current = 0.0 if old is None else _float_value(old)
-        result = current + delta
-        if math.isnan(result) or math.isinf(result):
+        try:
+            current = Fraction(0) if old is None else _long_double(old)
+            incr = _long_double(delta) if isinstance(delta, bytes) else _float_fraction(delta)
+            if current is None or incr is None:
+                raise longdouble.Infinite
+            result = longdouble.round_ld(current + incr)
+        except longdouble.Infinite:
             self.flush_removed()
-            raise CommandError("ERR increment would produce NaN or Infinity")
-        value = format_float(result)
+            raise CommandError("ERR increment would produce NaN or Infinity") from None
+        except CommandError:
+            self.flush_removed()
+            raise
+        value = longdouble.format_ld(result)
         self._store_keeping_ttl(key, value, old is not None)
         return value
 
@@ -465,5 +466,18 @@ def _int_value(raw: bytes) -> int:
     return parse_int(raw)
 
 
-def _float_value(raw: bytes) -> float:
-    return parse_float(raw)
+def _long_double(raw: bytes) -> Fraction | None:
+    """A stored or given number as a long double; None for infinity."""
+    try:
+        value = longdouble.parse(raw)
+    except longdouble.Infinite:
+        return None
+    if value is None:
+        raise CommandError(NOT_FLOAT)
+    return value
+
+
+def _float_fraction(value: float) -> Fraction | None:
+    if math.isnan(value):
+        raise CommandError(NOT_FLOAT)
+    return None if math.isinf(value) else Fraction(value)

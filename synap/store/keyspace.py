@@ -18,6 +18,9 @@ import random
 import time
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import Any
+
+from synap.store import watch
 
 # Rough bytes of bookkeeping per key beyond the key and value payloads: two bytes
 # objects (33 B headers each) plus a dict slot.  Used only for max_memory accounting.
@@ -69,6 +72,8 @@ class Keyspace:
         self._tick = 0
         self._usage: dict[bytes, int] = {}  # LRU clock or LFU counter per key
         self._sample_pool: list[bytes] = []
+        # WATCH: key -> the clients watching it (see synap.store.watch).
+        self.watched: dict[bytes, set[Any]] = {}
 
     # ------------------------------------------------------------------ reads
     def __len__(self) -> int:
@@ -123,6 +128,8 @@ class Keyspace:
             self._set_expiry_unchecked(key, expire_at_ms)
         if self.eviction is not _NO_EVICTION:
             self._touch(key)
+        if self.watched:
+            watch.touch(self, key)
 
     def remove(self, key: bytes) -> bool:
         if key not in self.data:
@@ -134,10 +141,14 @@ class Keyspace:
         if key not in self.data:
             return False
         self._set_expiry_unchecked(key, expire_at_ms)
+        if self.watched:
+            watch.touch(self, key)
         return True
 
     def clear(self) -> int:
         count = len(self.data)
+        if self.watched:
+            watch.touch_all(self, self.data, {})
         self.data = {}
         self.expires = {}
         self._usage = {}
@@ -147,6 +158,8 @@ class Keyspace:
 
     def replace(self, data: dict[bytes, bytes], expires: dict[bytes, int]) -> None:
         """Swap in a whole new dataset (full sync, recovery)."""
+        if self.watched:
+            watch.touch_all(self, self.data, data)
         self.data = data
         self.expires = expires
         self._usage = {}
@@ -246,3 +259,5 @@ class Keyspace:
             self.used_memory -= EXPIRY_OVERHEAD
         if self._usage:
             self._usage.pop(key, None)
+        if self.watched:
+            watch.touch(self, key)
