@@ -36,6 +36,7 @@ from synap.api.resp_framing import (
     may_declare_many_args,
     split_inline,
 )
+from synap.api.resp_strings import STRING_COMMANDS
 from synap.commands.errors import CommandError, wrong_args
 from synap.store import watch
 from synap.store.keyspace import now_ms
@@ -548,6 +549,7 @@ def cmd_reset(c: RespConnection, args: list[bytes]) -> bytes:
 
 COMMANDS = {
     **DATA_COMMANDS,
+    **STRING_COMMANDS,
     **ADMIN_COMMANDS,
     b"MULTI": _transaction_command("multi"),
     b"EXEC": _transaction_command("exec"),

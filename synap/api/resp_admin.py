@@ -90,7 +90,6 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
         if version not in (2, 3):
             raise CommandError("NOPROTO unsupported protocol version")
         i = 2
-    name: bytes | None = None
     credentials: tuple[bytes, bytes] | None = None
     while i < len(args):
         opt = args[i].upper()
@@ -98,8 +97,8 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
             credentials = (args[i + 1], args[i + 2])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
-            name = args[i + 1]
-            _check_client_name(name)
+            _check_client_name(args[i + 1])
+            c.name = args[i + 1] or None  # set at once, as Redis 7.0 does
             i += 2
         else:
             raise CommandError(
@@ -107,8 +106,6 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
             )
     if credentials is not None:
         _authenticate(c, credentials[1], credentials[0])
-    if name is not None:
-        c.name = name or None
     if not c.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated")
     c.resp3 = version == 3

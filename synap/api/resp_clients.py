@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
 from synap.commands.errors import SYNTAX, CommandError
+from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
     from synap.api.resp import RespConnection
@@ -50,12 +51,9 @@ def _client_ids(raw: list[bytes]) -> list[int]:
     ids = []
     for value in raw:
         try:
-            number = int(value)
-        except ValueError:
+            ids.append(parse_int(value))
+        except CommandError:
             raise CommandError("ERR Invalid client ID") from None
-        if number <= 0 or not value.isdigit():
-            raise CommandError("ERR Invalid client ID")
-        ids.append(number)
     return ids
 
 

@@ -391,13 +391,3 @@ DATA_COMMANDS: dict[bytes, Handler] = {
     b"FLUSHDB": cmd_flushall,
     b"KVSTATS": cmd_kvstats,
 }
-
-# Commands that change data (used by COMMAND INFO flags and by replicas' READONLY check).
-WRITE_COMMANDS = frozenset(
-    {
-        b"SET", b"SETNX", b"SETEX", b"PSETEX", b"GETSET", b"GETDEL", b"MSET", b"MSETNX",
-        b"DEL", b"UNLINK", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT",
-        b"APPEND", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST",
-        b"RENAME", b"RENAMENX", b"FLUSHALL", b"FLUSHDB",
-    }
-)  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,6 +174,10 @@ class Commands:
         else:
             stats.hits += 1
         return value
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        """A read for commands that look at a value without counting as GET."""
+        return self._lookup(key, now_ms())
 
     def mget(self, keys: list[bytes]) -> list[bytes | None]:
         return [self.get(k) for k in keys]
@@ -446,12 +451,140 @@ class Commands:
         self._commit([[OP_DEL, src], [OP_SET, dst, value, expiry]])
         return True
 
+    # ------------------------------------------------- Redis string/keyspace extras
+    def getex(
+        self, key: bytes, *, expire_at_ms: int | None = None, persist: bool = False
+    ) -> bytes | None:
+        """GETEX: the value, and a new expiry (``expire_at_ms``) or none (``persist``).
+        Without either it is a plain read and commits nothing."""
+        if expire_at_ms is None and not persist:
+            return self.get(key)
+        self.check_writable()
+        if expire_at_ms is not None:
+            _check_expiry(expire_at_ms)
+        now = now_ms()
+        ks = self.keyspace
+        value = self._lookup(key, now)
+        if value is None:
+            return None
+        if persist:
+            if ks.expiry_of(key):
+                ks.set_expiry(key, 0)
+                self._commit([[OP_PERSIST, key]])
+        elif expire_at_ms is not None and expire_at_ms <= now:
+            ks.remove(key)
+            self._commit([[OP_DEL, key]])
+        elif expire_at_ms is not None:
+            ks.set_expiry(key, expire_at_ms)
+            self._commit([[OP_EXPIRE, key, expire_at_ms]])
+        return value
+
+    def getrange(self, key: bytes, start: int, end: int) -> bytes:
+        value = self._lookup(key, now_ms())
+        if not value:
+            return b""
+        n = len(value)
+        if start < 0 and end < 0 and start > end:
+            return b""
+        start = max(0, n + start) if start < 0 else start
+        end = max(0, n + end) if end < 0 else end
+        end = min(end, n - 1)
+        if start > end or start >= n:
+            return b""
+        return value[start : end + 1]
+
+    def setrange(self, key: bytes, offset: int, piece: bytes) -> int:
+        """SETRANGE: overwrite from ``offset`` (zero-padding a gap); the new length."""
+        old = self._lookup(key, now_ms())
+        if not piece:
+            return 0 if old is None else len(old)
+        if offset + len(piece) > self.limits.max_value_bytes:
+            raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        self._begin_write(key, piece)
+        current = old or b""
+        if len(current) < offset:
+            current += b"\0" * (offset - len(current))
+        value = current[:offset] + piece + current[offset + len(piece) :]
+        self._store_keeping_ttl(key, value, old is not None)
+        return len(value)
+
+    def setbit(self, key: bytes, offset: int, bit: int) -> int:
+        """SETBIT: the previous bit at ``offset`` (bit 0 is the most significant of byte 0)."""
+        old = self._lookup(key, now_ms())
+        byte = offset >> 3
+        need = byte + 1
+        if need > self.limits.max_value_bytes:
+            raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        self._begin_write(key, b"")
+        value = bytearray(old or b"")
+        if len(value) < need:
+            value += b"\0" * (need - len(value))
+        mask = 0x80 >> (offset & 7)
+        previous = 1 if value[byte] & mask else 0
+        if bit:
+            value[byte] |= mask
+        else:
+            value[byte] &= ~mask & 0xFF
+        if old is not None and bytes(value) == old:
+            return previous  # no change: Redis still propagates; nothing to record here
+        self._store_keeping_ttl(key, bytes(value), old is not None)
+        return previous
+
+    def copy(self, src: bytes, dst: bytes, *, replace: bool = False) -> bool:
+        """COPY: ``dst`` gets ``src``'s value and expiry; False if src is missing or dst
+        exists (without ``replace``)."""
+        self._begin_write(dst)
+        now = now_ms()
+        ks = self.keyspace
+        value = self._lookup(src, now)
+        if value is None:
+            return False
+        if src == dst:
+            raise CommandError("ERR source and destination objects are the same")
+        if not replace and ks.lookup(dst, now) is not None:
+            self.flush_removed()
+            return False
+        expiry = ks.expiry_of(src)
+        self._check_size(dst, value)
+        ks.put(dst, value, expiry)
+        self.stats.sets += 1
+        self._commit([[OP_SET, dst, value, expiry]])
+        return True
+
+    def touch(self, keys: list[bytes]) -> int:
+        return self.exists(keys)
+
+    def random_key(self) -> bytes | None:
+        """A random live key (expired ones met on the way are deleted, as in Redis)."""
+        ks = self.keyspace
+        now = now_ms()
+        for _ in range(100):
+            if not ks.data:
+                return None
+            key = random.choice(list(ks.data)) if len(ks.data) < 64 else _sample_key(ks.data)
+            if self._lookup(key, now) is not None:
+                return key
+        live = next(iter(ks.live_keys(now)), None)
+        return live
+
+    def expire_time(self, key: bytes) -> int:
+        """Absolute expiry in ms; -2 when the key is missing, -1 when it has none."""
+        if self._lookup(key, now_ms()) is None:
+            return -2
+        return self.keyspace.expiry_of(key) or -1
+
     def flushall(self) -> int:
         self.check_writable()
         count = self.keyspace.clear()
         self.keyspace.removed = []
         self._commit([[OP_FLUSH]])
         return count
+
+
+def _sample_key(data: dict[bytes, bytes]) -> bytes:
+    """A random key without copying the whole dict: skip a random number of keys."""
+    skip = random.randrange(len(data))
+    return next(itertools.islice(iter(data), skip, None))
 
 
 def _check_expiry(at_ms: int) -> None:

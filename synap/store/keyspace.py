@@ -100,6 +100,10 @@ class Keyspace:
     def contains(self, key: bytes, now: int | None = None) -> bool:
         return self.lookup(key, now) is not None
 
+    def usage_of(self, key: bytes) -> int:
+        """The LFU counter (or LRU clock) of ``key``; 0 when not tracked."""
+        return self._usage.get(key, 0)
+
     def expiry_of(self, key: bytes) -> int:
         """Absolute expiry in ms, 0 when the key has none."""
         return self.expires.get(key, 0)

@@ -1,0 +1,681 @@
+"""Replies compared byte for byte with a real ``redis-server`` 7.0.15 (issue 9): the same
+request goes to both, on raw sockets, and the reply bytes must be equal.
+
+Each script runs on one synap node and one Redis, both emptied first.  A step is a
+command (a tuple of arguments), ``(N, command...)`` to send it on connection N (for
+WATCH and CLIENT KILL, which involve two clients), ``("unchecked", ...)`` for a step whose
+reply is expected to differ (HELLO: client ids), or ``("sleep", seconds)``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+import redis
+
+from tests.support.checks import assert_same_data, digest
+from tests.support.real_redis import Wire, encode, real_redis
+from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
+
+__all__ = ["real_redis"]  # a fixture, used by name
+
+Step = tuple[object, ...]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
+    factory = NodeFactory(tmp_path_factory.mktemp("redis-compat"))
+    try:
+        yield factory(name="compat")
+    finally:
+        factory.cleanup()
+
+
+class Pair:
+    """Connection N to Redis and to synap, opened on first use."""
+
+    def __init__(self, redis_port: int, synap_port: int) -> None:
+        self.ports = (redis_port, synap_port)
+        self.wires: dict[int, tuple[Wire, Wire]] = {}
+
+    def __call__(self, n: int) -> tuple[Wire, Wire]:
+        if n not in self.wires:
+            self.wires[n] = (Wire(self.ports[0]), Wire(self.ports[1]))
+        return self.wires[n]
+
+    def close(self) -> None:
+        for theirs, ours in self.wires.values():
+            theirs.close()
+            ours.close()
+
+
+def compare(redis_port: int, synap_port: int, script: Sequence[Step]) -> None:
+    pair = Pair(redis_port, synap_port)
+    try:
+        mismatches = []
+        for wire in pair(0):
+            assert wire.send(encode("FLUSHALL")).reply_bytes() == b"+OK\r\n"
+        for step in script:
+            if step[0] == "sleep":
+                time.sleep(float(step[1]))  # type: ignore[arg-type]
+                continue
+            quiet = step[0] == "unchecked"
+            if quiet:
+                step = step[1:]
+            n, command = (step[0], step[1:]) if isinstance(step[0], int) else (0, step)
+            theirs, ours = pair(n)  # type: ignore[arg-type]
+            request = encode(*command)  # type: ignore[arg-type]
+            expected = theirs.send(request).reply_bytes()
+            got = ours.send(request).reply_bytes()
+            if expected != got and not quiet:
+                mismatches.append(f"{command}: redis {expected!r}, synap {got!r}")
+        assert not mismatches, "\n".join(mismatches)
+    finally:
+        pair.close()
+
+
+Check = Callable[[Sequence[Step]], None]
+
+
+@pytest.fixture
+def check(node: SynapProcess, real_redis: int) -> Check:
+    return lambda script: compare(real_redis, node.resp_port, script)
+
+
+def test_transactions_are_all_or_nothing(check: Check) -> None:
+    check(
+        [
+            ("MULTI",),
+            ("SET", "a", "1"),
+            ("SET", "b"),  # wrong arity: refused while queueing
+            ("INCR",),
+            ("NOSUCH", "x"),
+            ("SET", "c", "3"),
+            ("EXEC",),  # EXECABORT: nothing ran
+            ("EXISTS", "a", "c"),
+            ("MULTI",),
+            ("CLIENT", "ID", "x"),
+            ("EXEC",),
+            ("MULTI",),
+            ("GET",),
+            ("DISCARD",),
+            ("MULTI",),
+            ("WATCH", "a"),  # an error, but the transaction goes on
+            ("SET", "a", "1"),
+            ("EXEC",),
+            ("MULTI",),
+            ("MULTI",),
+            ("INCR", "a"),
+            ("EXEC",),
+            ("GET", "a"),
+            ("MULTI",),
+            ("SET", "a", "x"),
+            ("INCR", "a"),  # a run-time error does not undo the rest
+            ("GET", "a"),
+            ("EXEC",),
+            ("EXEC",),
+            ("DISCARD",),
+        ]
+    )
+
+
+def test_watch_aborts_exec_when_a_watched_key_changes(check: Check) -> None:
+    check(
+        [
+            ("SET", "w", "1"),
+            ("WATCH",),
+            ("WATCH", "w", "other"),
+            ("MULTI",),
+            ("INCR", "w"),
+            ("EXEC",),  # untouched: runs
+            ("WATCH", "w"),
+            (1, "SET", "w", "changed"),  # another client writes
+            ("MULTI",),
+            ("INCR", "w"),
+            ("EXEC",),  # null: aborted
+            ("GET", "w"),
+            ("WATCH", "w"),
+            (1, "SET", "w", "5"),
+            ("UNWATCH",),
+            ("MULTI",),
+            ("INCR", "w"),
+            ("EXEC",),  # unwatched: runs
+            ("WATCH", "w"),
+            (1, "EXPIRE", "w", "100"),  # an expiry change counts
+            ("MULTI",),
+            ("PING",),
+            ("EXEC",),
+            ("WATCH", "nokey"),
+            (
+                1,
+                "FLUSHALL",
+            ),  # a key that did not exist is not touched by FLUSHALL
+            ("MULTI",),
+            ("PING",),
+            ("EXEC",),
+            (1, "SET", "w", "1"),
+            ("WATCH", "w"),
+            (
+                1,
+                "FLUSHALL",
+            ),
+            ("MULTI",),
+            ("PING",),
+            ("EXEC",),
+            ("SET", "w", "1"),
+            ("WATCH", "w"),
+            ("SET", "w", "2"),  # the watching client's own write counts too
+            ("MULTI",),
+            ("DISCARD",),  # DISCARD unwatches
+            ("MULTI",),
+            ("INCR", "w"),
+            ("EXEC",),
+            ("SET", "w", "1", "PX", "50"),
+            ("WATCH", "w"),
+            ("sleep", 0.2),  # expired after WATCH (actively or on access): aborts
+            ("MULTI",),
+            ("PING",),
+            ("EXEC",),
+            ("UNWATCH", "x"),
+        ]
+    )
+
+
+def test_client_reply_off_skip_on(node: SynapProcess, real_redis: int) -> None:
+    pipeline = (
+        encode("CLIENT", "REPLY", "OFF")
+        + encode("PING", "a")
+        + encode("SET", "k", "v")
+        + encode("CLIENT", "REPLY", "ON")
+        + encode("PING", "b")
+        + encode("CLIENT", "REPLY", "SKIP")
+        + encode("PING", "c")
+        + encode("PING", "d")
+        + encode("CLIENT", "REPLY", "SKIP")
+        + encode("CLIENT", "REPLY", "FOO")
+        + encode("CLIENT", "REPLY", "FOO")
+        + encode("GET", "k")
+    )
+    replies = []
+    for port in (real_redis, node.resp_port):
+        wire = Wire(port)
+        try:
+            replies.append(wire.send(pipeline).raw())
+        finally:
+            wire.close()
+    assert replies[0] == replies[1]
+    assert replies[1] == b"+OK\r\n$1\r\nb\r\n$1\r\nd\r\n-ERR syntax error\r\n$1\r\nv\r\n"
+
+
+def test_command_introspection(check: Check) -> None:
+    check(
+        [
+            ("COMMAND", "INFO", "get", "set", "mset", "incrbyfloat", "client|id", "nosuch"),
+            ("COMMAND", "INFO", "get|key", "config|get|key"),
+            ("COMMAND", "DOCS", "get", "set"),
+            ("COMMAND", "GETKEYS", "get", "k"),
+            ("COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"),
+            ("COMMAND", "GETKEYS", "rename", "a", "b"),
+            ("COMMAND", "GETKEYS", "get"),
+            ("COMMAND", "GETKEYS", "ping", "x"),
+            ("COMMAND", "GETKEYS", "nosuch", "x"),
+            ("COMMAND", "GETKEYS", "set", "k"),
+            ("COMMAND", "GETKEYSANDFLAGS", "set", "k", "v"),
+            ("COMMAND", "GETKEYSANDFLAGS", "set", "k", "v", "GET"),
+            ("COMMAND", "GETKEYSANDFLAGS", "mset", "k1", "v1", "k2", "v2"),
+            ("COMMAND", "GETKEYSANDFLAGS", "del", "k1", "k2"),
+            ("COMMAND", "LIST", "FILTERBY", "PATTERN", "get"),
+            ("COMMAND", "LIST", "FILTERBY", "PATTERN", "client|getn*"),
+            ("COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"),
+            ("COMMAND", "LIST", "FILTERBY", "MODULE", "nosuch"),
+            ("COMMAND", "LIST", "bad"),
+            ("COMMAND", "LIST", "FILTERBY", "bad", "x"),
+            ("COMMAND", "COUNT", "x"),
+            ("COMMAND", "NOSUCH"),
+            ("COMMAND", "HELP"),
+            ("unchecked", "HELLO", "3"),
+            ("COMMAND", "INFO", "get", "client|setname"),
+            ("COMMAND", "INFO", "nosuch"),
+            ("COMMAND", "DOCS", "get"),
+            ("COMMAND", "GETKEYSANDFLAGS", "set", "k", "v"),
+        ]
+    )
+
+
+def test_negative_multibulk_count_is_an_empty_request(node: SynapProcess, real_redis: int) -> None:
+    stream = b"*-10\r\n" + encode("PING") + b"*0\r\n*-1\r\n" + encode("ECHO", "*-3") + b"*-5\r\n"
+    replies = []
+    for port in (real_redis, node.resp_port):
+        wire = Wire(port)
+        try:
+            replies.append(wire.send(stream).send(encode("PING", "after")).raw())
+        finally:
+            wire.close()
+    assert replies[0] == replies[1] == b"+PONG\r\n$3\r\n*-3\r\n$5\r\nafter\r\n"
+
+
+def test_expiry_bounds(check: Check) -> None:
+    script: list[Step] = []
+    for command, value, check_after in [
+        ("PEXPIREAT", "9223372036854770000", "EXISTS"),
+        ("EXPIREAT", "9223372036854775", "EXISTS"),
+        ("EXPIREAT", "9223372036854776", "EXISTS"),
+        ("PEXPIREAT", "9223372036854775807", "EXISTS"),
+        ("EXPIRE", "9223372036854775807", "EXISTS"),
+        ("PEXPIRE", "9223372036854775807", "EXISTS"),
+        ("PEXPIRE", "9223370000000000000", "EXISTS"),
+        ("EXPIRE", "-9223372036854775", "EXISTS"),  # large negative: deleted
+        ("EXPIRE", "-9223372036854776", "EXISTS"),
+        ("PEXPIREAT", "-9223372036854770000", "EXISTS"),
+        ("EXPIREAT", "-9223372036854775808", "EXISTS"),
+        ("PEXPIRE", "-9223372036854775808", "EXISTS"),
+        ("EXPIRE", "abc", "EXISTS"),
+    ]:
+        script += [("SET", "foo", "bar"), (command, "foo", value), (check_after, "foo")]
+    script += [
+        ("SET", "foo", "bar", "PXAT", "9223372036854775807"),
+        ("SET", "foo", "bar", "EXAT", "9223372036854775"),
+        ("SET", "foo", "bar", "EXAT", "9223372036854776"),
+        ("SET", "foo", "bar", "EX", "9223372036854775"),
+        ("SET", "foo", "bar", "EX", "0"),
+        ("SET", "foo", "bar", "PX", "-5"),
+        ("SET", "foo", "bar", "EX", "10", "EX", "20"),  # the same option twice: allowed
+        ("TTL", "foo"),
+        ("SET", "foo", "bar", "PX", "10", "PX", "100000"),
+        ("SET", "foo", "bar", "EX", "-1", "EX", "10"),  # only the last value counts
+        ("SET", "foo", "bar", "EX", "10", "PX", "20"),
+        ("SET", "foo", "bar", "EX", "10", "KEEPTTL"),
+        ("SET", "foo", "bar", "NX", "NX"),
+        ("SET", "foo", "bar", "XX", "XX", "GET", "GET"),
+        ("SET", "foo", "bar", "NX", "XX"),
+    ]
+    check(script)
+
+
+def test_incrbyfloat_in_long_double(check: Check) -> None:
+    script: list[Step] = [
+        ("SET", "f", "0.1"),
+        ("INCRBYFLOAT", "f", "0.2"),  # 0.3, as with long double
+        ("INCRBYFLOAT", "f", " 1"),
+        ("INCRBYFLOAT", "f", "1 "),
+        ("INCRBYFLOAT", "f", ""),
+        ("INCRBYFLOAT", "f", "0x10"),
+        ("INCRBYFLOAT", "f", "0X1p-3"),
+        ("INCRBYFLOAT", "f", "1e400"),  # finite in long double
+        ("INCRBYFLOAT", "f", "1e5000"),
+        ("INCRBYFLOAT", "f", "1e-5000"),
+        ("INCRBYFLOAT", "f", "inf"),
+        ("INCRBYFLOAT", "f", "-Infinity"),
+        ("INCRBYFLOAT", "f", "nan"),
+        ("INCRBYFLOAT", "f", "1e"),
+        ("SET", "f", "17179869184"),
+        ("INCRBYFLOAT", "f", "1.5"),
+        ("INCRBYFLOAT", "f", "-1.1"),
+        ("INCRBYFLOAT", "f", ".5"),
+        ("INCRBYFLOAT", "f", "5."),
+        ("INCRBYFLOAT", "f", "+3"),
+        ("INCRBYFLOAT", "f", "-17179869189.90000000037252903"),
+        ("SET", "f", "3"),
+        ("INCRBYFLOAT", "f", "1.1e-10"),
+        ("INCRBYFLOAT", "f", "1e17"),
+        ("INCRBYFLOAT", "f", "0.000000000000000000001"),
+        ("SET", "f", "1.79769313486231570e+308"),
+        ("INCRBYFLOAT", "f", "1.79769313486231570e+308"),
+        ("SET", "f", " 10"),
+        ("INCRBYFLOAT", "f", "1"),
+        ("SET", "f", "0x10"),
+        ("INCRBYFLOAT", "f", "1"),
+        ("SET", "f", "inf"),
+        ("INCRBYFLOAT", "f", "1"),
+        ("INCRBYFLOAT", "f", "x"),
+        ("SET", "f", "-0.5"),
+        ("INCRBYFLOAT", "f", "0.5"),
+        ("INCRBYFLOAT", "f", "-0.000000000000000001"),
+        ("INCRBYFLOAT", "nokey", "2.5e-3"),
+        ("INCRBYFLOAT", "nokey", "1e-18"),
+    ]
+    check(script)
+
+
+def test_auth_and_hello(check: Check) -> None:
+    check(
+        [
+            ("AUTH", "default", "anything"),  # nopass default user: OK
+            ("AUTH", "someone", "pw"),
+            ("AUTH", "pw"),
+            ("AUTH",),
+            ("HELLO", "2", "AUTH", "someone", "pw"),
+            ("HELLO", "2", "AUTH", "default"),
+            ("HELLO", "2", "SETNAME", "a b"),
+            ("HELLO", "2", "SETNAME"),
+            ("HELLO", "2", "FOO"),
+            ("HELLO", "4"),
+            ("HELLO", "x"),
+            ("CLIENT", "GETNAME"),
+            ("HELLO", "3", "SETNAME", "nm", "FOO"),
+            ("CLIENT", "GETNAME"),
+            ("ROLE", "x"),
+            ("CLIENT", "ID", "x"),
+            ("CLIENT",),
+            ("CLIENT", "NOSUCH"),
+            ("CLIENT", "NO-EVICT", "maybe"),
+            ("CLIENT", "NO-EVICT", "on"),
+            ("CLIENT", "NO-EVICT", "off"),
+            ("CLIENT", "LIST", "ID", "abc"),
+            ("CLIENT", "LIST", "ID", "0"),
+            ("CLIENT", "LIST", "ID", "99999"),
+            ("CLIENT", "LIST", "TYPE", "foo"),
+            ("CLIENT", "LIST", "TYPE", "master"),
+            ("CLIENT", "LIST", "foo"),
+            ("CLIENT", "KILL"),
+            ("CLIENT", "KILL", "ID", "str"),
+            ("CLIENT", "KILL", "ID", "0"),
+            ("CLIENT", "KILL", "ID", "10", "wrong"),
+            ("CLIENT", "KILL", "TYPE", "wrong"),
+            ("CLIENT", "KILL", "USER", "wrong"),
+            ("CLIENT", "KILL", "SKIPME", "maybe"),
+            ("CLIENT", "KILL", "1.2.3.4:5"),
+            ("CLIENT", "KILL", "ID", "99999"),
+            ("CLIENT", "KILL", "ADDR", "1.2.3.4:5"),
+            ("RESET",),
+            ("MULTI",),
+            ("RESET",),
+            ("EXEC",),
+        ]
+    )
+
+
+def test_scan_cursor_bounds(check: Check) -> None:
+    check(
+        [
+            ("SCAN", "18446744073709551615"),
+            ("SCAN", "18446744073709551616"),
+            ("SCAN", "-1"),
+            ("SCAN", "-18446744073709551616"),
+            ("SCAN", "+0"),
+            ("SCAN", " 1"),
+            ("SCAN", "1 "),
+            ("SCAN", "-"),
+            ("SCAN", "abc"),
+        ]
+    )
+
+
+# One command a line, split as redis-cli splits them (shlex).
+STRING_SCRIPT = """
+    SET s "Hello World"
+    GETRANGE s 0 4
+    GETRANGE s -5 -1
+    GETRANGE s -1 -5
+    GETRANGE s 5 100
+    GETRANGE s 100 200
+    GETRANGE s -100 2
+    GETRANGE nokey 0 1
+    GETRANGE s a 1
+    SUBSTR s 1 3
+    SETRANGE s 6 Redis
+    GET s
+    SETRANGE s 20 X
+    GET s
+    SETRANGE nokey 0 ""
+    SETRANGE s 0 ""
+    SETRANGE s -1 x
+    SETRANGE s 536870911 xx
+    SETRANGE k2 3 abc
+    GET k2
+    SET n 123
+    OBJECT ENCODING n
+    SET big aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    OBJECT ENCODING big
+    OBJECT ENCODING nokey
+    OBJECT REFCOUNT s
+    OBJECT FREQ s
+    OBJECT FOO s
+    OBJECT ENCODING
+    SETBIT b 7 1
+    SETBIT b 7 1
+    SETBIT b 100 1
+    GET b
+    GETBIT b 7
+    GETBIT b 6
+    GETBIT b 1000
+    GETBIT nokey 1
+    SETBIT b -1 1
+    SETBIT b 4294967296 1
+    SETBIT b 1 2
+    SETBIT b 1 x
+    BITCOUNT b
+    BITCOUNT b 0 0
+    BITCOUNT b 0
+    BITCOUNT b 0 -1 BIT
+    BITCOUNT b 5 30 BIT
+    BITCOUNT b 1 0
+    BITCOUNT b 0 0 FOO
+    BITCOUNT nokey
+    BITCOUNT nokey 0
+    SET bp "\xff\xf0\x00"
+    BITPOS bp 0
+    BITPOS bp 1
+    BITPOS bp 0 1
+    BITPOS bp 0 0 0
+    BITPOS bp 1 2
+    BITPOS bp 1 2 -1
+    BITPOS bp 0 0 -1 BIT
+    BITPOS bp 0 3 7 BIT
+    BITPOS bp 1 20 23 BIT
+    BITPOS bp 2
+    BITPOS bp x
+    BITPOS nokey 0
+    BITPOS nokey 1
+    SET full "\xff\xff"
+    BITPOS full 0
+    BITPOS full 0 0
+    BITPOS full 0 0 -1
+    BITPOS full 0 0 -1 BIT
+    SET empty ""
+    BITPOS empty 0
+    BITPOS empty 1
+    BITCOUNT empty
+    SET l1 ohmytext
+    SET l2 mynewtext
+    LCS l1 l2
+    LCS l1 l2 LEN
+    LCS l1 l2 IDX
+    LCS l1 l2 IDX MINMATCHLEN 4
+    LCS l1 l2 IDX MINMATCHLEN 4 WITHMATCHLEN
+    LCS l1 l2 IDX WITHMATCHLEN
+    LCS l1 l2 IDX LEN
+    LCS l1 l2 FOO
+    LCS l1 nokey
+    LCS l1 nokey IDX
+    COPY l1 l3
+    COPY l1 l3
+    COPY l1 l3 REPLACE
+    COPY l1 l1
+    COPY nokey l9
+    COPY l1 l4 DB 0
+    COPY l1 l5 FOO
+    SET e1 v EX 100
+    COPY e1 e2
+    TTL e2
+    TOUCH l1 l2 nokey
+    TOUCH
+    EXPIRETIME l1
+    PEXPIRETIME l1
+    EXPIRETIME nokey
+    SET e3 v EXAT 4000000000
+    EXPIRETIME e3
+    PEXPIRETIME e3
+    GETEX l1
+    GETEX l1 EX 100
+    TTL l1
+    GETEX l1 PERSIST
+    TTL l1
+    GETEX l1 PX 100000 EX 10
+    GETEX l1 EX 0
+    GETEX l1 EX -1
+    GETEX l1 PERSIST EX 10
+    GETEX l1 EX 10 PERSIST
+    GETEX l1 FOO
+    GETEX l1 EXAT 4000000000
+    EXPIRETIME l1
+    GETEX l1 EXAT 1
+    EXISTS l1
+    GETEX nokey EX 10
+    GETEX l2 EX 9223372036854775
+    GETEX l2 PX 9223372036854775807
+    RANDOMKEY x
+    FLUSHALL
+    RANDOMKEY
+    SET only 1
+    RANDOMKEY
+"""
+
+
+def test_string_and_keyspace_commands(check: Check) -> None:
+    script: list[Step] = [tuple(shlex.split(line)) for line in STRING_SCRIPT.strip().splitlines()]
+    # Binary values for the bit commands.
+    script += [
+        ("SET", "bin", b"\xff\xf0\x00"),
+        ("BITPOS", "bin", "0"),
+        ("BITPOS", "bin", "1", "1"),
+        ("BITPOS", "bin", "0", "0", "0"),
+        ("BITPOS", "bin", "1", "12", "23", "BIT"),
+        ("BITCOUNT", "bin", "4", "11", "BIT"),
+        ("BITCOUNT", "bin", "-2", "-1"),
+        ("SETBIT", "bin", "23", "1"),
+        ("GET", "bin"),
+        ("SET", "ones", b"\xff\xff"),
+        ("BITPOS", "ones", "0"),
+        ("BITPOS", "ones", "0", "0", "-1"),
+        ("BITPOS", "ones", "0", "1"),
+    ]
+    check(script)
+
+
+_FIELD = re.compile(rb"([a-z-]+)=")
+
+
+def test_client_list_and_info_fields(node: SynapProcess, real_redis: int) -> None:
+    """Same fields in the same order, with the values a fresh idle client shows."""
+    lines = []
+    for port in (real_redis, node.resp_port):
+        wire, other = Wire(port), Wire(port)
+        try:
+            other_id = other.send(encode("CLIENT", "ID")).replies(1)[0]
+            my_id = wire.send(encode("CLIENT", "ID")).replies(1)[0]
+            assert isinstance(my_id, int) and isinstance(other_id, int)
+            info = wire.send(encode("CLIENT", "INFO")).replies(1)[0]
+            listed = wire.send(encode("CLIENT", "LIST", "ID", my_id, other_id)).replies(1)[0]
+            assert isinstance(listed, bytes) and isinstance(info, bytes)
+            lines.append((info, listed))
+            rows = listed.splitlines()
+            assert [r.split(b" ")[0] for r in rows] == [b"id=%d" % my_id, b"id=%d" % other_id]
+            assert b" cmd=client|list " in rows[0] and b" qbuf=26 " not in rows[0]
+            assert b" flags=N " in info and b" cmd=client|info " in info and b" qbuf=26 " in info
+        finally:
+            wire.close()
+            other.close()
+    (redis_info, redis_list), (synap_info, synap_list) = lines
+    assert _FIELD.findall(synap_info) == _FIELD.findall(redis_info)
+    assert _FIELD.findall(synap_list) == _FIELD.findall(redis_list)
+
+
+def test_client_kill_closes_the_other_connection(check: Check) -> None:
+    check(
+        [
+            (1, "PING"),
+            ("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"),
+            ("CLIENT", "KILL", "SKIPME", "yes"),
+        ]
+    )
+
+
+def test_watch_on_a_replica_sees_the_replication_stream(node_factory: NodeFactory) -> None:
+    """A key watched on a replica and changed by the master (through the replication
+    stream) aborts the replica client's EXEC."""
+    master = node_factory.master(config={"replication": {"heartbeat_interval_ms": 100}})
+    replica = node_factory.replica(master)
+    m = master.redis()
+    m.set("w", "1")
+    r = replica.redis()
+    deadline = time.monotonic() + 10
+    while r.get("w") != b"1":
+        assert time.monotonic() < deadline, "replica did not catch up"
+        time.sleep(0.05)
+    wire = Wire(replica.resp_port)
+    try:
+        assert wire.send(encode("WATCH", "w")).replies(1) == [b"OK"]
+        m.set("w", "2")
+        while r.get("w") != b"2":
+            assert time.monotonic() < deadline, "replica did not catch up"
+            time.sleep(0.05)
+        wire.send(encode("MULTI") + encode("GET", "w") + encode("EXEC"))
+        assert wire.replies(3) == [b"OK", b"QUEUED", None]
+        # Not changed since WATCH: EXEC runs.
+        wire.send(encode("WATCH", "w") + encode("MULTI") + encode("GET", "w") + encode("EXEC"))
+        assert wire.replies(4) == [b"OK", b"OK", b"QUEUED", [b"2"]]
+        # FLUSHALL on the master reaches the replica and aborts it too.
+        wire.send(encode("WATCH", "w"))
+        assert wire.replies(1) == [b"OK"]
+        m.flushall()
+        while r.dbsize():
+            assert time.monotonic() < deadline, "replica did not catch up"
+            time.sleep(0.05)
+        wire.send(encode("MULTI") + encode("GET", "w") + encode("EXEC"))
+        assert wire.replies(3) == [b"OK", b"QUEUED", None]
+    finally:
+        wire.close()
+
+
+def test_redis_py_optimistic_locking(node: SynapProcess) -> None:
+    """redis-py's ``transaction()`` retries its function until no watched key changed."""
+    client = node.redis()
+    other = node.redis()
+    client.set("counter", 0)
+    attempts: list[int] = []
+
+    def increment(pipe: redis.client.Pipeline) -> None:
+        value = int(pipe.get("counter") or 0)
+        if not attempts:
+            other.set("counter", 100)  # a concurrent writer: the first attempt must fail
+        attempts.append(value)
+        pipe.multi()
+        pipe.set("counter", value + 1)
+
+    client.transaction(increment, "counter")
+    assert attempts == [0, 100]
+    assert client.get("counter") == b"101"
+
+
+def test_new_writes_replicate_and_survive_a_restart(node_factory: NodeFactory) -> None:
+    """GETEX, SETRANGE, SETBIT and COPY each commit one effect record: a replica ends up
+    with the same data (and expiries) as the master, and so does the master's own WAL
+    after a restart."""
+    master = node_factory.master()
+    replica = node_factory.replica(master)
+    m = master.redis()
+    m.set("s", "Hello World")
+    m.set("g", "v")
+    assert m.execute_command("SETRANGE", "s", 6, "Redis") == 11
+    assert m.execute_command("SETRANGE", "pad", 3, "x") == 4
+    assert m.execute_command("SETBIT", "bits", 9, 1) == 0
+    assert m.execute_command("GETEX", "g", "EX", 500) == b"v"
+    assert m.execute_command("COPY", "g", "g2") == 1
+    m.set("p", "v", ex=100)
+    assert m.execute_command("GETEX", "p", "PERSIST") == b"v"
+    m.set("gone", "v")
+    assert m.execute_command("GETEX", "gone", "PXAT", 1) == b"v"
+    wait_caught_up(master, [replica])
+    assert_same_data(master, [replica])
+    r = replica.redis()
+    assert r.get("s") == b"Hello Redis" and r.get("pad") == b"\0\0\0x"
+    assert r.get("bits") == b"\x00\x40" and r.get("g2") == b"v" and r.exists("gone") == 0
+    assert 490 < r.ttl("g2") <= 500 and r.ttl("p") == -1
+    before = digest(master)
+    master.restart()
+    assert digest(master) == before
