@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(Exception):
@@ -59,6 +67,8 @@ class ServerConfig(_Section):
     resp_port: int = Field(6379, ge=0, le=65535, description="Redis protocol; 0 = off")
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_clients: int = Field(10000, gt=0)
+    # Redis's "timeout": close a Redis-protocol client idle this long (0 = never).
+    client_timeout_secs: int = Field(0, ge=0)
     api_keys: list[str] = Field(default_factory=list)
     admin_key: str | None = None
 
@@ -186,6 +196,12 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     replication: ReplicationConfig = ReplicationConfig()
     tls: TlsConfig = TlsConfig()
+    # The file this configuration was read from (CONFIG REWRITE writes it back).
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source_path
 
     @property
     def role(self) -> str:
@@ -258,6 +274,7 @@ def load_config(
     if isinstance(repl, dict) and repl.get("role") in ("master", "replica"):
         repl.setdefault("enabled", True)
     config = build_config(raw)
+    config._source_path = Path(path).resolve() if path is not None else None
     if config.replication.enabled and config.replication.role == "standalone":
         pass  # enabled without a role stays standalone
     return config

@@ -26,7 +26,7 @@ import uvicorn
 from synap import __version__
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
-from synap.commands.layer import Commands, Limits
+from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
 from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
@@ -86,6 +86,10 @@ class Node:
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (tests use it).
+        self.active_expire_enabled = True
+        # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
+        self.config_changed: set[str] = set()
         self._stopping = False
         self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
@@ -283,12 +287,22 @@ class Node:
     # ------------------------------------------------------------ periodic work
     async def _active_expiry(self) -> None:
         interval = self.config.kv_store.active_expiry_interval_ms / 1000
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
             # Not on replicas (the master's DELs arrive in the stream) and not while
             # writes are paused: a planned failover waits for the offset to stand still.
             roles = self.roles
-            if roles.role is not Role.REPLICA and not roles.writes_paused and self.keyspace.expires:
+            ticks += 1
+            if ticks * interval >= 1:  # once a second: Redis's "timeout" for idle clients
+                ticks = 0
+                self.close_idle_clients()
+            if (
+                roles.role is not Role.REPLICA
+                and not roles.writes_paused
+                and self.keyspace.expires
+                and self.active_expire_enabled
+            ):
                 try:
                     # Keep going while a sample finds mostly expired keys (Redis does the same).
                     for _ in range(10):
@@ -334,6 +348,22 @@ class Node:
 
     def clients(self) -> list[RespConnection]:
         return list(self._clients.values())
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: the counters INFO stats reports start again from zero."""
+        self.commands.stats = OpStats()
+        self.keyspace.expired_total = self.keyspace.evicted_total = 0
+
+    def close_idle_clients(self) -> None:
+        """Close Redis-protocol clients idle for over ``server.client_timeout_secs``
+        (CONFIG SET timeout); a client waiting in WAIT or in MONITOR is not idle."""
+        timeout = self.config.server.client_timeout_secs
+        if not timeout:
+            return
+        now = time.monotonic()
+        for client in self.clients():
+            if client.idle_seconds(now) > timeout:
+                client.kill()
 
     # ------------------------------------------------------------ introspection
     def digest(self) -> str:
@@ -382,12 +412,13 @@ class Node:
             "appendfsync": {"always": "always", "periodic": "everysec", "never": "no"}[
                 p.fsync_mode
             ],
-            "maxmemory": str(kv.max_memory_mb * 1024 * 1024),
+            "maxmemory": str(self.keyspace.max_memory_bytes),
             "maxmemory-policy": policy[kv.eviction_policy],
             "databases": "1",
             "port": str(self.config.server.resp_port),
             "bind": self.config.server.host,
             "maxclients": str(self.config.server.max_clients),
+            "timeout": str(self.config.server.client_timeout_secs),
             "proto-max-bulk-len": str(kv.max_value_bytes),
             "replica-read-only": "yes",
             "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),

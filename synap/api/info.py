@@ -40,12 +40,11 @@ def _clients(node: Node) -> list[tuple[str, Any]]:
 
 def _memory(node: Node) -> list[tuple[str, Any]]:
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kv = node.config.kv_store
     policy = node.config_values()["maxmemory-policy"]
     return [
         ("used_memory", node.keyspace.used_memory),
         ("used_memory_peak_rss", rss_kb * 1024),
-        ("maxmemory", kv.max_memory_mb * 1024 * 1024),
+        ("maxmemory", node.keyspace.max_memory_bytes),
         ("maxmemory_policy", policy),
     ]
 

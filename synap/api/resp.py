@@ -122,6 +122,7 @@ class RespConnection(asyncio.Protocol):
         self.fd = -1
         self.created = self.last_active = time.monotonic()
         self.last_cmd: bytes | None = None
+        self.monitoring = False
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -144,6 +145,13 @@ class RespConnection(asyncio.Protocol):
 
     def close_after_reply(self) -> None:
         self.closing = True
+
+    def idle_seconds(self, now: float) -> float:
+        """Seconds since the client last sent anything (0 while it waits on WAIT or
+        MONITOR: those are not idle)."""
+        if self._blocked is not None or self.monitoring:
+            return 0.0
+        return now - self.last_active
 
     def kill(self) -> None:
         """CLIENT KILL from another connection: close now, nothing more is answered."""
@@ -438,8 +446,7 @@ class RespConnection(asyncio.Protocol):
     def set_reply_mode(self, mode: bytes) -> bytes:
         """CLIENT REPLY ON|OFF|SKIP (OFF and SKIP are not answered)."""
         if mode == b"ON":
-            self.reply_off = False
-            self._muting = self._skip or self.skip_next
+            self.reply_off = self.skip_next = self._skip = self._muting = False
             return R.OK
         if mode == b"OFF":
             self.reply_off = True

@@ -11,8 +11,8 @@ from synap import __version__
 from synap.api import resp_codec as R
 from synap.api.resp_clients import client_kill, client_line, client_list
 from synap.api.resp_command_info import check_arity, cmd_command
+from synap.api.resp_config import cmd_config
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
-from synap.commands.glob import glob_match
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
         c.no_evict = mode == b"ON"
         return R.OK
     if sub == b"KILL":
+        if not c.admin:
+            raise no_perm(b"client|kill")
         return client_kill(c, args)
     if sub in (b"PAUSE", b"UNPAUSE") and not c.admin:
         raise no_perm(b"client|" + sub)
@@ -233,34 +235,46 @@ def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
     return c.node.replication.wait(wanted, timeout_ms)
 
 
-def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) < 2:
-        raise wrong_args("config")
-    sub = args[1].upper()
-    if sub == b"GET":
-        if len(args) < 3:
-            raise wrong_args("config|get")
-        values = c.node.config_values()
-        found: dict[str, str] = {}
-        for pattern in args[2:]:
-            for key, value in values.items():
-                if glob_match(pattern.lower(), key.encode()):
-                    found[key] = value
-        return R.encode(found, c.resp3)
-    if sub == b"SET":
-        raise CommandError("ERR CONFIG SET is not supported; edit config.yml and restart")
-    if sub == b"RESETSTAT":
-        return R.OK
-    raise CommandError(
-        f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try CONFIG HELP."
-    )
-
-
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
+    """The DEBUG subset tests and operators use.  DIGEST is open to every client; the
+    rest need the admin key when one is set (like Redis's enable-debug-command)."""
     sub = args[1].upper() if len(args) > 1 else b""
     if sub == b"DIGEST":
         return R.simple(c.node.digest())
-    raise CommandError("ERR DEBUG supports only DIGEST on this server")
+    if not c.admin:
+        raise no_perm(b"debug|" + sub.lower())
+    if sub == b"SLEEP" and len(args) == 3:
+        try:
+            seconds = float(args[2])
+        except ValueError:
+            raise CommandError("ERR value is not a valid float") from None
+        # Blocks the whole server, as in Redis (that is what the tests that use it want).
+        time.sleep(min(max(seconds, 0.0), 3600.0))
+        return R.OK
+    if sub == b"SET-ACTIVE-EXPIRE" and len(args) == 3:
+        c.node.active_expire_enabled = parse_int(args[2]) != 0
+        return R.OK
+    if sub == b"HELP":
+        return R.array([R.simple(line) for line in _DEBUG_HELP])
+    name = args[1].decode(errors="replace") if len(args) > 1 else ""
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try DEBUG HELP."
+    )
+
+
+_DEBUG_HELP = (
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+)
 
 
 def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:

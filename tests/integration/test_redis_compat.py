@@ -199,6 +199,9 @@ def test_client_reply_off_skip_on(node: SynapProcess, real_redis: int) -> None:
         + encode("CLIENT", "REPLY", "FOO")
         + encode("CLIENT", "REPLY", "FOO")
         + encode("GET", "k")
+        + encode("CLIENT", "REPLY", "SKIP")
+        + encode("CLIENT", "REPLY", "ON")  # answered: ON also cancels a pending SKIP
+        + encode("PING", "e")
     )
     replies = []
     for port in (real_redis, node.resp_port):
@@ -208,7 +211,9 @@ def test_client_reply_off_skip_on(node: SynapProcess, real_redis: int) -> None:
         finally:
             wire.close()
     assert replies[0] == replies[1]
-    assert replies[1] == b"+OK\r\n$1\r\nb\r\n$1\r\nd\r\n-ERR syntax error\r\n$1\r\nv\r\n"
+    assert replies[1] == (
+        b"+OK\r\n$1\r\nb\r\n$1\r\nd\r\n-ERR syntax error\r\n$1\r\nv\r\n+OK\r\n$1\r\ne\r\n"
+    )
 
 
 def test_command_introspection(check: Check) -> None:
@@ -555,6 +560,72 @@ def test_string_and_keyspace_commands(check: Check) -> None:
         ("BITPOS", "ones", "0", "1"),
     ]
     check(script)
+
+
+CONFIG_SCRIPT = """
+    CONFIG GET maxmemory
+    CONFIG SET maxmemory 100mb
+    CONFIG GET maxmemory
+    CONFIG SET maxmemory 1gb
+    CONFIG GET maxmemory
+    CONFIG SET maxmemory abc
+    CONFIG SET maxmemory 10 maxmemory 20
+    CONFIG SET maxmemory 0
+    CONFIG SET maxmemory-policy allkeys-lru
+    CONFIG GET maxmemory-policy
+    CONFIG SET maxmemory-policy foo
+    CONFIG SET maxmemory-policy noeviction
+    CONFIG SET timeout 0
+    CONFIG SET timeout abc
+    CONFIG GET timeout
+    CONFIG SET nosuch 1
+    CONFIG SET databases 4
+    CONFIG SET maxmemory
+    CONFIG SET maxmemory 1 timeout
+    CONFIG GET
+    CONFIG FOO
+    CONFIG RESETSTAT x
+    CONFIG REWRITE
+    DEBUG SET-ACTIVE-EXPIRE 0
+    DEBUG SET-ACTIVE-EXPIRE 1
+    DEBUG SLEEP 0
+    DEBUG FOO
+    CONFIG SET maxmemory 0 maxmemory-policy noeviction
+"""
+
+
+def test_config_get_set_and_debug(check: Check) -> None:
+    check([tuple(shlex.split(line)) for line in CONFIG_SCRIPT.strip().splitlines()])
+
+
+def test_config_set_takes_effect_and_rewrite_keeps_the_yaml(node_factory: NodeFactory) -> None:
+    node = node_factory(config={"server": {"max_clients": 50}, "kv_store": {"max_memory_mb": 0}})
+    original = node.config_path.read_text() if node.config_path else ""
+    r = node.redis()
+    r.set("a", "x" * 1000)
+    assert r.config_set("maxmemory", "1500") is True
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        r.set("b", "y" * 1000)
+    assert r.config_set("maxmemory-policy", "allkeys-lru") is True
+    assert r.set("b", "y" * 1000) is True  # the LRU policy evicts "a" to make room
+    assert r.exists("a") == 0
+    r.config_set("maxmemory", "3mb")
+    r.config_set("timeout", "1")
+    idle = Wire(node.resp_port)
+    assert idle.send(encode("PING")).replies(1) == [b"PONG"]
+    assert r.execute_command("CONFIG", "REWRITE") == b"OK"
+    text = node.config_path.read_text() if node.config_path else ""
+    assert "max_memory_mb: 3" in text and "eviction_policy: lru" in text
+    assert "client_timeout_secs: 1" in text and "max_clients: 50" in text
+    assert text != original
+    try:
+        idle.sock.settimeout(10)  # closed by the server after about a second idle
+        assert idle.sock.recv(100) == b""
+    finally:
+        idle.close()
+    node.restart()
+    assert node.redis().config_get("maxmemory") == {"maxmemory": str(3 * 1024 * 1024)}
+    assert node.redis().config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
 
 
 _FIELD = re.compile(rb"([a-z-]+)=")
