@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,12 @@ class Node:
         self.active_expire_enabled = True
         # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
         self.config_changed: set[str] = set()
+        # Clients in MONITOR mode (they get every command the others run).
+        self.monitors: set[RespConnection] = set()
+        # SHUTDOWN: run_node sets request_stop; NOSAVE skips the final snapshot (the WAL
+        # is flushed and fsynced either way).
+        self.request_stop: Callable[[], None] = lambda: None
+        self.snapshot_on_stop = True
         self._stopping = False
         self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
@@ -280,7 +287,11 @@ class Node:
         if self.persistence is not None and self._persistence_open:
             h = self.history
             await self.persistence.close(
-                self.keyspace, h.replid, h.offset, h.replid2, h.second_offset
+                self.keyspace if self.snapshot_on_stop else None,
+                h.replid,
+                h.offset,
+                h.replid2,
+                h.second_offset,
             )
         log.info("shutdown complete")
 
@@ -345,6 +356,7 @@ class Node:
 
     def client_closed(self, client: RespConnection) -> None:
         self._clients.pop(client.id, None)
+        self.monitors.discard(client)
 
     def clients(self) -> list[RespConnection]:
         return list(self._clients.values())
@@ -480,6 +492,7 @@ def run_node(config: Config) -> int:
             await node.stop()
             return 1
         stop = asyncio.Event()
+        node.request_stop = stop.set
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

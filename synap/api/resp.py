@@ -36,6 +36,7 @@ from synap.api.resp_framing import (
     may_declare_many_args,
     split_inline,
 )
+from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_strings import STRING_COMMANDS
 from synap.commands.errors import CommandError, wrong_args
 from synap.store import watch
@@ -361,12 +362,15 @@ class RespConnection(asyncio.Protocol):
             self._queued.append(request)
             return R.QUEUED
         try:
-            return handler(self, request)
+            reply = handler(self, request)
         except CommandError as exc:
-            return exc.resp()
+            reply = exc.resp()
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
-            return R.error("ERR internal error; see the server log")
+            reply = R.error("ERR internal error; see the server log")
+        if self.node.monitors:
+            feed_monitors(self, request)
+        return reply
 
     def _refuse(self, reply: bytes) -> bytes:
         if self._queued is not None:
@@ -405,6 +409,14 @@ class RespConnection(asyncio.Protocol):
                 close()
             replies.append(R.error("ERR Command not allowed inside a transaction"))
         return b"*%d\r\n" % len(replies) + b"".join(replies)
+
+    def monitor(self) -> bytes:
+        """MONITOR: from now on this connection gets every command the others run."""
+        if self._queued is not None:
+            raise CommandError("ERR Command not allowed inside a transaction")
+        self.monitoring = True
+        self.node.monitors.add(self)
+        return R.OK
 
     def discard(self) -> bytes:
         if self._queued is None:
@@ -535,6 +547,12 @@ def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], b
     return handler
 
 
+def cmd_monitor(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("monitor")
+    return c.monitor()
+
+
 def cmd_watch(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) < 2:
         raise wrong_args("watch")
@@ -564,4 +582,5 @@ COMMANDS = {
     b"WATCH": cmd_watch,
     b"UNWATCH": cmd_unwatch,
     b"RESET": cmd_reset,
+    b"MONITOR": cmd_monitor,
 }

@@ -277,6 +277,32 @@ _DEBUG_HELP = (
 )
 
 
+def cmd_shutdown(c: RespConnection, args: list[bytes]) -> bytes:
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stop the server (the same orderly
+    stop as SIGTERM: WAL flushed and fsynced, a final snapshot unless NOSAVE)."""
+    save: bool | None = None
+    abort = False
+    for raw in args[1:]:
+        opt = raw.upper()
+        if opt == b"NOSAVE":
+            save = False
+        elif opt == b"SAVE":
+            save = True
+        elif opt == b"ABORT":
+            abort = True
+        elif opt not in (b"NOW", b"FORCE"):
+            raise CommandError(SYNTAX)
+    if abort:
+        if save is not None or len(args) > 2:
+            raise CommandError(SYNTAX)
+        raise CommandError("ERR No shutdown in progress.")
+    if save is False:
+        c.node.snapshot_on_stop = False
+    c.node.request_stop()
+    c.close_after_reply()
+    return b""  # as in Redis: the connection is closed without a reply
+
+
 def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:
     now = time.time_ns() // 1000
     return R.array([R.bulk(b"%d" % (now // 1_000_000)), R.bulk(b"%d" % (now % 1_000_000))])
@@ -310,10 +336,13 @@ ADMIN_COMMANDS = {
     b"SAVE": cmd_save,
     b"BGSAVE": cmd_save,
     b"FAILOVER": cmd_failover,
+    b"SHUTDOWN": cmd_shutdown,
 }
 
 NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 # What needs the admin key when server.admin_key is set: the RESP twins of the HTTP
 # routes that need it (replicaof/promote, failover, flush). CLIENT PAUSE|UNPAUSE (the twin
 # of POST /api/replication/pause|resume) is checked in cmd_client.
-ADMIN_ONLY_COMMANDS = frozenset({b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB"})
+ADMIN_ONLY_COMMANDS = frozenset(
+    {b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB", b"SHUTDOWN", b"MONITOR"}
+)

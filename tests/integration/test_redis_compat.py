@@ -750,3 +750,57 @@ def test_new_writes_replicate_and_survive_a_restart(node_factory: NodeFactory) -
     before = digest(master)
     master.restart()
     assert digest(master) == before
+
+
+_MONITOR_LINE = re.compile(rb"^\d+\.\d{6} \[0 127\.0\.0\.1:\d+\] (.*)$")
+
+
+def test_monitor_shows_commands_as_redis_does(node: SynapProcess, real_redis: int) -> None:
+    """The part after the timestamp and address is the same as Redis's, byte for byte."""
+    commands = [
+        encode("SET", "mon", 'a "quoted"\n\x01 value'),
+        encode("GET", "mon"),
+        encode("AUTH", "default", "secret"),
+        encode("MULTI"),
+        encode("INCR", "n"),
+        encode("EXEC"),
+        encode("CONFIG", "GET", "maxmemory"),  # admin: not shown
+        encode("PING"),
+    ]
+    seen = []
+    for port in (real_redis, node.resp_port):
+        monitor, client = Wire(port), Wire(port)
+        try:
+            assert monitor.send(encode("MONITOR")).replies(1) == [b"OK"]
+            for request in commands:
+                client.send(request).reply_bytes()
+            lines = monitor.replies(7)
+            seen.append([_MONITOR_LINE.match(line).group(1) for line in lines])  # type: ignore[union-attr]
+        finally:
+            monitor.close()
+            client.close()
+    assert seen[0] == seen[1]
+    assert seen[1][0] == b'"SET" "mon" "a \\"quoted\\"\\n\\x01 value"'
+    assert seen[1][2] == b'"AUTH" "(redacted)" "(redacted)"'
+
+
+def test_shutdown(check: Check, node_factory: NodeFactory) -> None:
+    check(
+        [
+            ("SHUTDOWN", "ABORT"),
+            ("SHUTDOWN", "FOO"),
+            ("SHUTDOWN", "NOSAVE", "ABORT"),
+        ]
+    )
+    doomed = node_factory(name="doomed")
+    doomed.redis().set("k", "v")
+    wire = Wire(doomed.resp_port)
+    try:
+        wire.send(encode("SHUTDOWN", "SAVE"))
+        wire.sock.settimeout(10)
+        assert wire.sock.recv(100) == b""  # closed without a reply, as Redis does
+    finally:
+        wire.close()
+    assert doomed.wait_exit(15) == 0
+    doomed.start()
+    assert doomed.redis().get("k") == b"v"
