@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from synap import __version__
+from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits, OpStats
@@ -91,6 +92,8 @@ class Node:
         self.active_expire_enabled = True
         # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
         self.config_changed: set[str] = set()
+        # INFO commandstats / errorstats.
+        self.command_stats = CommandStats()
         # Clients in MONITOR mode (they get every command the others run).
         self.monitors: set[RespConnection] = set()
         # SHUTDOWN: run_node sets request_stop; NOSAVE skips the final snapshot (the WAL
@@ -365,6 +368,7 @@ class Node:
         """CONFIG RESETSTAT: the counters INFO stats reports start again from zero."""
         self.commands.stats = OpStats()
         self.keyspace.expired_total = self.keyspace.evicted_total = 0
+        self.command_stats.reset()
 
     def close_idle_clients(self) -> None:
         """Close Redis-protocol clients idle for over ``server.client_timeout_secs``

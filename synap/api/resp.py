@@ -18,11 +18,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 
 from synap.api import resp_codec as R
+from synap.api.cmdstats import CONTAINERS
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_command_info import check_arity
 from synap.api.resp_commands import DATA_COMMANDS
@@ -124,6 +126,7 @@ class RespConnection(asyncio.Protocol):
         self.created = self.last_active = time.monotonic()
         self.last_cmd: bytes | None = None
         self.monitoring = False
+        self._stats = node.command_stats
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -345,22 +348,29 @@ class RespConnection(asyncio.Protocol):
             upper = name.upper()
             handler = COMMANDS.get(upper)
             if handler is None:
-                return self._refuse(R.error(_unknown_command(request)))
+                return self._refuse(R.error(_unknown_command(request)), None)
             name = upper
         self.last_cmd = name
+        if name in CONTAINERS and len(request) > 1:
+            stat_name = name + b"|" + request[1].upper()
+        else:
+            stat_name = name
         if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return self._refuse(R.error("NOAUTH Authentication required."))
+            return self._refuse(R.error("NOAUTH Authentication required."), stat_name)
         if not self.admin and name in ADMIN_ONLY_COMMANDS:
-            return self._refuse(no_perm(name).resp())
+            return self._refuse(no_perm(name).resp(), stat_name)
         if self._queued is not None and name not in _TRANSACTION:
             if name in _NOT_QUEUEABLE:
-                return self._refuse(R.error("ERR Command not allowed inside a transaction"))
+                return self._refuse(
+                    R.error("ERR Command not allowed inside a transaction"), stat_name
+                )
             try:
                 check_arity(request)
             except CommandError as exc:
-                return self._refuse(exc.resp())
+                return self._refuse(exc.resp(), stat_name)
             self._queued.append(request)
             return R.QUEUED
+        started = perf_counter_ns()
         try:
             reply = handler(self, request)
         except CommandError as exc:
@@ -368,11 +378,13 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
+        self._stats.ran(stat_name, started, reply)
         if self.node.monitors:
             feed_monitors(self, request)
         return reply
 
-    def _refuse(self, reply: bytes) -> bytes:
+    def _refuse(self, reply: bytes, name: bytes | None) -> bytes:
+        self._stats.rejected(name, reply)
         if self._queued is not None:
             self._queue_refused = True
         return reply

@@ -195,7 +195,10 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
-    return R.bulk(c.node.info_text(sections).encode())
+    text = c.node.info_text(sections).encode()
+    if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
+        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+    return R.bulk(text)
 
 
 def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:

@@ -804,3 +804,66 @@ def test_shutdown(check: Check, node_factory: NodeFactory) -> None:
     assert doomed.wait_exit(15) == 0
     doomed.start()
     assert doomed.redis().get("k") == b"v"
+
+
+def _info(wire: Wire, *sections: str) -> bytes:
+    reply = wire.send(encode("INFO", *sections)).replies(1)[0]
+    assert isinstance(reply, bytes)
+    return reply
+
+
+def _fields(text: bytes) -> dict[bytes, list[bytes]]:
+    """Section header -> the field names under it."""
+    out: dict[bytes, list[bytes]] = {}
+    current = b""
+    for line in text.split(b"\r\n"):
+        if line.startswith(b"# "):
+            current = line[2:]
+            out[current] = []
+        elif b":" in line:
+            out[current].append(line.split(b":", 1)[0])
+    return out
+
+
+# Fields of ours that Redis does not have (named so, or for the Python runtime).
+_OURS = (b"synap_", b"python_version")
+
+
+def test_info_sections_and_field_names(node: SynapProcess, real_redis: int) -> None:
+    theirs, ours = Wire(real_redis), Wire(node.resp_port)
+    try:
+        for wire in (theirs, ours):
+            wire.send(encode("CONFIG", "RESETSTAT") + encode("SET", "i", "1") + encode("NOSUCH"))
+            wire.replies(3)
+        for sections in [
+            (),
+            ("default",),
+            ("all",),
+            ("everything",),
+            ("cpu", "default"),
+            ("cpu", "sentinel"),
+            ("commandSTATS",),
+            ("server", "keyspace"),
+            ("nosuch",),
+        ]:
+            expected, got = _fields(_info(theirs, *sections)), _fields(_info(ours, *sections))
+            expected.pop(b"Latencystats", None)  # per-command latency percentiles: not kept
+            assert list(got) == list(expected), sections
+            for header, names in got.items():
+                if header == b"Commandstats":
+                    continue  # per command: compared below
+                extra = [n for n in names if n not in expected[header] and not n.startswith(_OURS)]
+                assert not extra, f"{header!r}: fields Redis does not have: {extra}"
+        stats = _info(ours, "commandstats", "errorstats")
+        assert re.search(
+            rb"cmdstat_set:calls=1,usec=\d+,usec_per_call=\d+\.\d\d,rejected_calls=0,failed_calls=0",
+            stats,
+        )
+        assert b"errorstat_ERR:count=1\r\n" in stats
+        for wire in (theirs, ours):
+            wire.send(encode("HELLO", "3")).replies(1)
+        verbatim = [w.send(encode("INFO", "cpu")).reply_bytes() for w in (theirs, ours)]
+        assert all(v.startswith(b"=") and b"\r\ntxt:# CPU\r\n" in v for v in verbatim), verbatim
+    finally:
+        theirs.close()
+        ours.close()
