@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-standalone test lint typecheck unit integration bench chaos clean
+.PHONY: run run-standalone test lint typecheck unit integration bench chaos compat compat-check clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,15 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	CHAOS_SECONDS=600 $(BIN)/pytest -q tests/chaos
+
+## make compat: Redis 7.0.15's own test suite (../shared/redis-tests, needs tclsh) against
+## a fresh synap-server per file; rewrites docs/COMPATIBILITY.md
+compat: $(STAMP)
+	$(BIN)/python -m tests.compat.run_compat --shared ../shared
+
+## make compat-check: the same run, failing only below tests/compat/baseline.txt (CI)
+compat-check: $(STAMP)
+	$(BIN)/python -m tests.compat.run_compat --shared ../shared --check --no-write
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -9,19 +9,12 @@ Validation errors name the offending key and value, e.g.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
@@ -196,12 +189,11 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     replication: ReplicationConfig = ReplicationConfig()
     tls: TlsConfig = TlsConfig()
-    # The file this configuration was read from (CONFIG REWRITE writes it back).
-    _source_path: Path | None = PrivateAttr(default=None)
 
     @property
     def source_path(self) -> Path | None:
-        return self._source_path
+        """The file this configuration was read from (CONFIG REWRITE writes it back)."""
+        return _SOURCE_PATHS.get(id(self))
 
     @property
     def role(self) -> str:
@@ -247,6 +239,9 @@ def build_config(raw: dict[str, Any]) -> Config:
         raise ConfigError(_format_error(exc)) from None
 
 
+_SOURCE_PATHS: dict[int, Path] = {}
+
+
 def load_config(
     path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
 ) -> Config:
@@ -274,7 +269,10 @@ def load_config(
     if isinstance(repl, dict) and repl.get("role") in ("master", "replica"):
         repl.setdefault("enabled", True)
     config = build_config(raw)
-    config._source_path = Path(path).resolve() if path is not None else None
+    if path is not None:
+        # Kept beside the model, not in it, so that equal settings compare equal.
+        _SOURCE_PATHS[id(config)] = Path(path).resolve()
+        weakref.finalize(config, _SOURCE_PATHS.pop, id(config), None)
     if config.replication.enabled and config.replication.role == "standalone":
         pass  # enabled without a role stays standalone
     return config

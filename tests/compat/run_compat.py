@@ -1,7 +1,7 @@
 """``make compat``: run Redis 7.0.15's own test suite against synap-server.
 
-For every in-scope file of the suite a fresh, empty ``synap-server`` (standalone, no
-persistence, 127.0.0.1 only) is started, ``../shared/tools/redis-compat`` runs that one file
+For every in-scope file of the suite a fresh, empty ``synap-server`` (standalone, WAL and
+snapshots in a temporary directory, 127.0.0.1 only) is started, ``../shared/tools/redis-compat`` runs that one file
 against its Redis-protocol port, and the server is killed (by PID).  The results are written
 to ``docs/COMPATIBILITY.md``: per file the passed / failed counts, and for every remaining
 failure a one-line reason taken from :mod:`tests.compat.reasons`.
@@ -117,6 +117,8 @@ def run_file(shared: Path, name: str, out: Path) -> FileResult:
             str(resp_port),
             "--role",
             "standalone",
+            "--data-dir",
+            str(workdir / "data"),
             "--log-level",
             "warning",
         ],
