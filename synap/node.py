@@ -28,6 +28,7 @@ from synap import __version__
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
+from synap.commands.errors import NoReplicasError
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
 from synap.persistence.manager import Persistence, Position
@@ -92,6 +93,9 @@ class Node:
         self.active_expire_enabled = True
         # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
         self.config_changed: set[str] = set()
+        # Redis's min-replicas-to-write / min-replicas-max-lag (CONFIG SET; 0 = off).
+        self.min_replicas_to_write = 0
+        self.min_replicas_max_lag = 10
         # INFO commandstats / errorstats.
         self.command_stats = CommandStats()
         # Clients in MONITOR mode (they get every command the others run).
@@ -364,6 +368,36 @@ class Node:
     def clients(self) -> list[RespConnection]:
         return list(self._clients.values())
 
+    def set_min_replicas(self, count: int, max_lag_secs: int) -> None:
+        """CONFIG SET min-replicas-to-write / min-replicas-max-lag: a master refuses writes
+        (NOREPLICAS) unless ``count`` replicas acknowledged within ``max_lag_secs``.  With
+        0 the check is not even called (writes keep their one-call guard)."""
+        self.min_replicas_to_write, self.min_replicas_max_lag = count, max_lag_secs
+        if count:
+            self.commands.check_writable = self._check_writable_with_replicas
+        else:
+            self.commands.check_writable = self.roles.check_writable
+
+    def enough_good_replicas(self) -> bool:
+        if not self.min_replicas_to_write or not self.min_replicas_max_lag:
+            return True
+        if self.roles.is_replica:
+            return True
+        server = self.replication.master_server
+        replicas = server.replicas_info() if server is not None else []
+        now = time.time()
+        good = sum(
+            1
+            for r in replicas
+            if r["state"] == "online" and now - r["last_heartbeat"] <= self.min_replicas_max_lag
+        )
+        return good >= self.min_replicas_to_write
+
+    def _check_writable_with_replicas(self) -> None:
+        self.roles.check_writable()
+        if not self.enough_good_replicas():
+            raise NoReplicasError()
+
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT: the counters INFO stats reports start again from zero."""
         self.commands.stats = OpStats()
@@ -435,6 +469,8 @@ class Node:
             "bind": self.config.server.host,
             "maxclients": str(self.config.server.max_clients),
             "timeout": str(self.config.server.client_timeout_secs),
+            "min-replicas-max-lag": str(self.min_replicas_max_lag),
+            "min-replicas-to-write": str(self.min_replicas_to_write),
             "proto-max-bulk-len": str(kv.max_value_bytes),
             "replica-read-only": "yes",
             "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),

@@ -26,7 +26,7 @@ import hiredis
 from synap.api import resp_codec as R
 from synap.api.cmdstats import CONTAINERS
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
-from synap.api.resp_command_info import check_arity
+from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_framing import (
     MAX_LINE_BYTES,
@@ -40,9 +40,9 @@ from synap.api.resp_framing import (
 )
 from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_strings import STRING_COMMANDS
-from synap.commands.errors import CommandError, wrong_args
+from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError, wrong_args
 from synap.store import watch
-from synap.store.keyspace import now_ms
+from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
     from synap.node import Node
@@ -366,6 +366,9 @@ class RespConnection(asyncio.Protocol):
                 )
             try:
                 check_arity(request)
+                self._check_memory([request], queueing=True)
+                if _flagged(request, "write") and not self.node.enough_good_replicas():
+                    raise NoReplicasError()
             except CommandError as exc:
                 return self._refuse(exc.resp(), stat_name)
             self._queued.append(request)
@@ -410,6 +413,14 @@ class RespConnection(asyncio.Protocol):
             raise CommandError("EXECABORT Transaction discarded because of previous errors.")
         if changed:
             return R.NULL3 if self.resp3 else R.NULL_ARRAY2
+        try:  # what Redis checks again at EXEC: memory, and replicas for writes
+            self._check_memory(queued)
+            if any(_flagged(r, "write") for r in queued) and not self.node.enough_good_replicas():
+                raise NoReplicasError()
+        except CommandError as exc:
+            raise CommandError(
+                f"EXECABORT Transaction discarded because of: {exc.message}"
+            ) from None
         replies: list[bytes] = []
         for request in queued:
             reply = self._dispatch(request)
@@ -437,6 +448,17 @@ class RespConnection(asyncio.Protocol):
         self._queue_refused = False
         self.unwatch()
         return R.OK
+
+    def _check_memory(self, requests: list[list[bytes]], queueing: bool = False) -> None:
+        """Redis refuses commands flagged denyoom while memory is over maxmemory (and no
+        eviction can make room) — here, when their arguments would not fit — and, while
+        queueing a transaction, any command while memory is over."""
+        ks = self.cmds.keyspace
+        if not ks.max_memory_bytes or ks.eviction is not EvictionPolicy.NONE:
+            return
+        extra = sum(sum(map(len, r[1:])) for r in requests if _flagged(r, "denyoom"))
+        if (extra or queueing) and ks.over_limit(extra):
+            raise OutOfMemoryError()
 
     def watch(self, keys: list[bytes]) -> bytes:
         if self._queued is not None:
@@ -536,6 +558,11 @@ class RespConnection(asyncio.Protocol):
     def write_push(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+
+
+def _flagged(request: list[bytes], flag: str) -> bool:
+    row = lookup(request)
+    return row is not None and flag in row[2]
 
 
 def _unknown_command(request: list[bytes]) -> str:

@@ -257,11 +257,53 @@ def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
     if sub == b"SET-ACTIVE-EXPIRE" and len(args) == 3:
         c.node.active_expire_enabled = parse_int(args[2]) != 0
         return R.OK
+    if sub == b"PROTOCOL" and len(args) == 3:
+        return _debug_protocol(args[2].lower(), c.resp3)
     if sub == b"HELP":
         return R.array([R.simple(line) for line in _DEBUG_HELP])
     name = args[1].decode(errors="replace") if len(args) > 1 else ""
     raise CommandError(
         f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try DEBUG HELP."
+    )
+
+
+def _debug_protocol(kind: bytes, resp3: bool) -> bytes:
+    """DEBUG PROTOCOL <type>: one reply of each RESP type, as Redis sends them."""
+    if kind == b"string":
+        return R.bulk(b"Hello World")
+    if kind == b"integer":
+        return R.integer(12345)
+    if kind == b"double":
+        return b",3.141\r\n" if resp3 else R.bulk(b"3.141")
+    if kind == b"bignum":
+        big = b"1234567999999999999999999999999999999"
+        return b"(%s\r\n" % big if resp3 else R.bulk(big)
+    if kind == b"null":
+        return R.null(resp3)
+    if kind in (b"array", b"set"):
+        head = b"~3\r\n" if resp3 and kind == b"set" else b"*3\r\n"
+        return head + b"".join(R.integer(j) for j in range(3))
+    if kind == b"map":
+        pairs = [R.integer(j) + R.encode(j == 1, resp3) for j in range(3)]
+        return (b"%3\r\n" if resp3 else b"*6\r\n") + b"".join(pairs)
+    if kind == b"attrib":
+        attribute = (
+            b"|1\r\n" + R.bulk(b"key-popularity") + R.array([R.bulk(b"key:123"), R.integer(90)])
+        )
+        return (attribute if resp3 else b"") + R.bulk(b"Some real reply following the attribute")
+    if kind == b"push":
+        if not resp3:
+            raise CommandError("ERR RESP2 is not supported by this command")
+        push = b">2\r\n" + R.bulk(b"server-cpu-usage") + R.integer(42)
+        return push + R.bulk(b"Some real reply following the push reply")
+    if kind in (b"true", b"false"):
+        return R.encode(kind == b"true", resp3)
+    if kind == b"verbatim":
+        text = b"This is a verbatim\nstring"
+        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text) if resp3 else R.bulk(text)
+    raise CommandError(
+        "ERR Wrong protocol type name. Please use one of the following: "
+        "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"
     )
 
 
@@ -273,6 +315,10 @@ _DEBUG_HELP = (
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     "    default.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
     "HELP",

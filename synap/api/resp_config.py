@@ -86,7 +86,18 @@ def _set_timeout(node: Node, name: str, raw: str) -> None:
     node.config.server.client_timeout_secs = int(raw)
 
 
+def _set_min_replicas(node: Node, name: str, raw: str) -> None:
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise _failed(name, "argument couldn't be parsed into an integer")
+    if name == "min-replicas-to-write":
+        node.set_min_replicas(int(raw), node.min_replicas_max_lag)
+    else:
+        node.set_min_replicas(node.min_replicas_to_write, int(raw))
+
+
 SETTERS = {
+    "min-replicas-to-write": _set_min_replicas,
+    "min-replicas-max-lag": _set_min_replicas,
     "maxmemory": _set_maxmemory,
     "maxmemory-policy": _set_policy,
     "timeout": _set_timeout,
@@ -160,6 +171,8 @@ def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
         node.config.kv_store.max_memory_mb,
         node.config.kv_store.eviction_policy,
         node.config.server.client_timeout_secs,
+        node.min_replicas_to_write,
+        node.min_replicas_max_lag,
     )
     try:
         for name, value in pairs:
@@ -171,6 +184,7 @@ def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
         node.config.kv_store.max_memory_mb = saved[2]
         node.config.kv_store.eviction_policy = saved[3]
         node.config.server.client_timeout_secs = saved[4]
+        node.set_min_replicas(saved[5], saved[6])
         raise
     return R.OK
 

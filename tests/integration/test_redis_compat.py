@@ -594,6 +594,90 @@ CONFIG_SCRIPT = """
 """
 
 
+LIMITS_SCRIPT = """
+    DEBUG PROTOCOL string
+    DEBUG PROTOCOL integer
+    DEBUG PROTOCOL double
+    DEBUG PROTOCOL bignum
+    DEBUG PROTOCOL null
+    DEBUG PROTOCOL array
+    DEBUG PROTOCOL set
+    DEBUG PROTOCOL map
+    DEBUG PROTOCOL attrib
+    DEBUG PROTOCOL push
+    DEBUG PROTOCOL true
+    DEBUG PROTOCOL false
+    DEBUG PROTOCOL verbatim
+    DEBUG PROTOCOL nosuch
+    unchecked HELLO 3
+    DEBUG PROTOCOL string
+    DEBUG PROTOCOL integer
+    DEBUG PROTOCOL double
+    DEBUG PROTOCOL bignum
+    DEBUG PROTOCOL null
+    DEBUG PROTOCOL array
+    DEBUG PROTOCOL set
+    DEBUG PROTOCOL map
+    DEBUG PROTOCOL true
+    DEBUG PROTOCOL false
+    DEBUG PROTOCOL verbatim
+    unchecked HELLO 2
+    SET x 1
+    CONFIG SET maxmemory 1
+    MULTI
+    SET y 1
+    GET x
+    DISCARD
+    GET x
+    MULTI
+    GET x
+    PING
+    EXEC
+    SET z 1
+    CONFIG SET maxmemory 0
+    MULTI
+    SET a 1
+    CONFIG SET maxmemory 1
+    EXEC
+    CONFIG SET maxmemory 0
+    CONFIG SET min-replicas-to-write 2
+    SET q 1
+    GET x
+    MULTI
+    GET x
+    EXEC
+    MULTI
+    INCR x
+    EXEC
+    CONFIG SET min-replicas-max-lag abc
+    CONFIG SET min-replicas-to-write 0
+    SET q 1
+    CONFIG GET min-replicas*
+"""
+
+
+def test_debug_protocol_oom_and_min_replicas(check: Check) -> None:
+    """DEBUG PROTOCOL in RESP2 and RESP3; a transaction over maxmemory or without the
+    replicas min-replicas-to-write asks for (a standalone node has none)."""
+    check([tuple(shlex.split(line)) for line in LIMITS_SCRIPT.strip().splitlines()])
+
+
+def test_min_replicas_to_write_counts_connected_replicas(node_factory: NodeFactory) -> None:
+    master = node_factory.master()
+    replica = node_factory.replica(master)
+    wait_caught_up(master, [replica])
+    m = master.redis()
+    m.config_set("min-replicas-to-write", "1")
+    assert m.set("k", "v") is True
+    m.config_set("min-replicas-to-write", "2")
+    with pytest.raises(redis.exceptions.ResponseError, match="NOREPLICAS"):
+        m.set("k", "w")
+    response = master.http.post("/kv/set", json={"key": "k", "value": "rest"})
+    assert response.status_code == 503
+    m.config_set("min-replicas-to-write", "0")
+    assert m.set("k", "x") is True
+
+
 def test_config_get_set_and_debug(check: Check) -> None:
     check([tuple(shlex.split(line)) for line in CONFIG_SCRIPT.strip().splitlines()])
 

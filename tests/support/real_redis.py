@@ -20,6 +20,8 @@ import pytest
 
 from tests.support.ports import HOST, release_port, reserve_port
 
+_INCOMPLETE = object()
+
 
 def encode(*args: bytes | str | int) -> bytes:
     out = [b"*%d\r\n" % len(args)]
@@ -74,14 +76,14 @@ class Wire:
     def reply_bytes(self) -> bytes:
         """The raw bytes of exactly one reply (this connection sends one request at a time)."""
         data = b""
-        reader = hiredis.Reader()
+        reader = hiredis.Reader(notEnoughData=_INCOMPLETE)  # RESP3 "#f" parses as False
         for _ in range(10_000):
             chunk = self.sock.recv(65536)
             assert chunk, f"connection closed; received {data!r}"
             data += chunk
             reader.feed(chunk)
-            if reader.gets() is not False:
-                assert reader.gets() is False, f"more than one reply: {data!r}"
+            if reader.gets() is not _INCOMPLETE:
+                assert reader.gets() is _INCOMPLETE, f"more than one reply: {data!r}"
                 return data
         raise AssertionError(f"no complete reply: {data!r}")
 
