@@ -346,12 +346,6 @@ DOCS: dict[str, dict[str, Any]] = {
                 "group": "connection",
                 "complexity": "O(1)",
             },
-            "client|help": {
-                "summary": "Show helpful text about the different subcommands",
-                "since": "5.0.0",
-                "group": "connection",
-                "complexity": "O(1)",
-            },
             "client|id": {
                 "summary": "Returns the client ID for the current connection",
                 "since": "5.0.0",
@@ -440,21 +434,15 @@ DOCS: dict[str, dict[str, Any]] = {
         "group": "server",
         "complexity": "Depends on subcommand.",
         "subcommands": {
-            "config|rewrite": {
-                "summary": "Rewrite the configuration file with the in memory configuration",
-                "since": "2.8.0",
-                "group": "server",
-                "complexity": "O(1)",
-            },
             "config|help": {
                 "summary": "Show helpful text about the different subcommands",
                 "since": "5.0.0",
                 "group": "server",
                 "complexity": "O(1)",
             },
-            "config|resetstat": {
-                "summary": "Reset the stats returned by INFO",
-                "since": "2.0.0",
+            "config|rewrite": {
+                "summary": "Rewrite the configuration file with the in memory configuration",
+                "since": "2.8.0",
                 "group": "server",
                 "complexity": "O(1)",
             },
@@ -474,6 +462,12 @@ DOCS: dict[str, dict[str, Any]] = {
                         "arguments": [{"name": "parameter", "type": "string"}],
                     }
                 ],
+            },
+            "config|resetstat": {
+                "summary": "Reset the stats returned by INFO",
+                "since": "2.0.0",
+                "group": "server",
+                "complexity": "O(1)",
             },
             "config|set": {
                 "summary": "Set configuration parameters to the given values",
@@ -935,16 +929,16 @@ DOCS: dict[str, dict[str, Any]] = {
         "group": "generic",
         "complexity": "Depends on subcommand.",
         "subcommands": {
-            "object|freq": {
-                "summary": "Get the logarithmic access frequency counter of a Redis object",
-                "since": "4.0.0",
+            "object|encoding": {
+                "summary": "Inspect the internal encoding of a Redis object",
+                "since": "2.2.3",
                 "group": "generic",
                 "complexity": "O(1)",
                 "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
             },
-            "object|encoding": {
-                "summary": "Inspect the internal encoding of a Redis object",
-                "since": "2.2.3",
+            "object|freq": {
+                "summary": "Get the logarithmic access frequency counter of a Redis object",
+                "since": "4.0.0",
                 "group": "generic",
                 "complexity": "O(1)",
                 "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],

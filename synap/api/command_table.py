@@ -115,7 +115,6 @@ ROWS: list[Row] = [
                 (),
                 (),
             ),
-            ("client|help", 2, ("loading", "stale"), 0, 0, 0, ("@slow", "@connection"), (), (), ()),
             (
                 "client|id",
                 2,

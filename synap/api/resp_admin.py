@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from synap import __version__
 from synap.api import resp_codec as R
+from synap.api.command_table import TABLE
 from synap.api.resp_clients import client_kill, client_line, client_list
 from synap.api.resp_command_info import check_arity, cmd_command
 from synap.api.resp_config import cmd_config
@@ -143,7 +144,8 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     sub = args[1].upper()
     if sub in (b"SETINFO", b"NO-TOUCH"):  # Redis 7.2's; redis-py sends SETINFO on connect
         return R.OK
-    check_arity(args)
+    if b"CLIENT|" + sub in TABLE:  # arity as Redis checks it; other subcommands fall through
+        check_arity(args)
     c.last_cmd = b"client|" + sub.lower()
     if sub == b"SETNAME":
         _check_client_name(args[2])

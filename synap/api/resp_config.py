@@ -142,9 +142,26 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
     if sub == b"REWRITE":
         rewrite(node)
         return R.OK
+    if sub == b"HELP":
+        return R.array([R.simple(line) for line in _HELP])
     raise CommandError(
         f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try CONFIG HELP."
     )
+
+
+_HELP = (
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Prints this help.",
+)
 
 
 def _config_set(c: RespConnection, args: list[bytes]) -> bytes:

@@ -34,7 +34,7 @@ IMPLEMENTED: dict[str, list[str] | None] = {
     )
 }
 IMPLEMENTED["client"] = _words(
-    "setname getname id info list kill no-evict no-touch reply pause unpause setinfo help"
+    "setname getname id info list kill no-evict no-touch reply pause unpause setinfo"
 )
 IMPLEMENTED["config"] = _words("get set resetstat rewrite help")
 IMPLEMENTED["command"] = _words("count docs getkeys getkeysandflags info list help")

@@ -66,6 +66,20 @@ BEFORE = {
     "unit/other": 6,
 }
 
+KNOWN_DIFFERENCES = [
+    "- One database: `SELECT 0` only; `COPY ... DB n` accepts only 0.",
+    "- `SCAN`: a cursor this server did not hand out ends the iteration (`0`, no keys);",
+    "  Redis continues from that hash-table position.",
+    "- `OBJECT ENCODING` is worked out from the value (`int`, `embstr` up to 44 bytes, `raw`);",
+    "  `OBJECT REFCOUNT` is always 1; `OBJECT FREQ` (LFU policy) is our access counter;",
+    "  `OBJECT IDLETIME` is refused (no per-key access clock).",
+    "- `CONFIG SET`: `maxmemory`, `maxmemory-policy`, `timeout`, `min-replicas-to-write`,",
+    "  `min-replicas-max-lag` only; `CONFIG REWRITE` writes our YAML file.",
+    "- `DEBUG`: `DIGEST` (our digest, not Redis's), `SLEEP`, `SET-ACTIVE-EXPIRE`, `PROTOCOL`.",
+    "- `INFO` has no `latencystats` section; `HELLO` adds `synap_version`.",
+    "- `LCS` refuses strings whose table would exceed 16M cells.",
+]
+
 _OK = re.compile(r"^\[ok\]: (.*?)(?: \(\d+ ms\))?$")
 _ERR = re.compile(r"^\[(err|exception)\]: (.*?)(?: in tests/.*)?$")
 
@@ -204,7 +218,24 @@ def render(results: list[FileResult]) -> str:
         "which is why `tests/compat/baseline.txt`, the count `make compat-check` (CI) holds",
         "the server to, is a little below the total here.",
     ]
-    lines += ["", "## Remaining failures", ""]
+    from synap.api.resp import COMMANDS
+
+    lines += [
+        "",
+        "## Commands",
+        "",
+        "The Redis-protocol commands this server has (`COMMAND LIST` answers the same, with",
+        "their subcommands; `COMMAND INFO` / `DOCS` give Redis 7.0.15's metadata for them):",
+        "",
+        ", ".join(f"`{name.decode()}`" for name in sorted(COMMANDS)) + ".",
+        "",
+        "## Known differences in commands we have",
+        "",
+        *KNOWN_DIFFERENCES,
+        "",
+        "## Remaining failures",
+        "",
+    ]
     for r in results:
         if not r.failed and not r.note:
             continue
