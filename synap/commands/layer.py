@@ -456,10 +456,11 @@ class Commands:
         self, key: bytes, *, expire_at_ms: int | None = None, persist: bool = False
     ) -> bytes | None:
         """GETEX: the value, and a new expiry (``expire_at_ms``) or none (``persist``).
-        Without either it is a plain read and commits nothing."""
+        Without either it is a plain read and commits nothing (but, a write command as in
+        Redis, it is still refused on a replica)."""
+        self.check_writable()
         if expire_at_ms is None and not persist:
             return self.get(key)
-        self.check_writable()
         if expire_at_ms is not None:
             _check_expiry(expire_at_ms)
         now = now_ms()
@@ -495,6 +496,7 @@ class Commands:
 
     def setrange(self, key: bytes, offset: int, piece: bytes) -> int:
         """SETRANGE: overwrite from ``offset`` (zero-padding a gap); the new length."""
+        self.check_writable()  # refused on a replica even when it would change nothing
         old = self._lookup(key, now_ms())
         if not piece:
             return 0 if old is None else len(old)
@@ -510,6 +512,7 @@ class Commands:
 
     def setbit(self, key: bytes, offset: int, bit: int) -> int:
         """SETBIT: the previous bit at ``offset`` (bit 0 is the most significant of byte 0)."""
+        self.check_writable()
         old = self._lookup(key, now_ms())
         byte = offset >> 3
         need = byte + 1

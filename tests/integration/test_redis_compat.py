@@ -652,7 +652,8 @@ LIMITS_SCRIPT = """
     CONFIG SET min-replicas-max-lag abc
     CONFIG SET min-replicas-to-write 0
     SET q 1
-    CONFIG GET min-replicas*
+    CONFIG GET min-replicas-to-write
+    CONFIG GET min-replicas-max-lag
 """
 
 
