@@ -36,7 +36,7 @@ from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
 from synap.store.history import History
-from synap.store.keyspace import EvictionPolicy, Keyspace
+from synap.store.keyspace import EVICTION_SAMPLES, EvictionPolicy, Keyspace
 from synap.tls import TlsContexts, TlsError, build_contexts
 
 log = logging.getLogger("synap.node")
@@ -456,6 +456,9 @@ class Node:
             "ttl": "volatile-ttl",
         }
         p = self.config.persistence
+        master = self.roles.master_address if self.roles.is_replica else None
+        # The master's host and replication port, space-separated as Redis writes it.
+        replicaof = " ".join(master.rpartition(":")[::2]) if master else ""
         return {
             "save": "",
             "appendonly": "yes" if p.enabled else "no",
@@ -469,6 +472,11 @@ class Node:
             "bind": self.config.server.host,
             "maxclients": str(self.config.server.max_clients),
             "timeout": str(self.config.server.client_timeout_secs),
+            "maxmemory-samples": str(EVICTION_SAMPLES),
+            "maxmemory-clients": "0",  # no client eviction
+            "daemonize": "no",  # synap-server stays in the foreground
+            "replicaof": replicaof,
+            "slaveof": replicaof,
             "min-replicas-max-lag": str(self.min_replicas_max_lag),
             "min-replicas-to-write": str(self.min_replicas_to_write),
             "proto-max-bulk-len": str(kv.max_value_bytes),
