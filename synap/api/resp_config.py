@@ -2,8 +2,9 @@
 
 CONFIG GET answers Redis's names for the parameters clients and tools read
 (:meth:`synap.node.Node.config_values`).  CONFIG SET changes, at run time, the ones that
-are safe to change: ``maxmemory``, ``maxmemory-policy`` and ``timeout``; the others are
-refused with Redis's wording.  CONFIG REWRITE writes the changed values back to the YAML
+are safe to change: ``maxmemory``, ``maxmemory-policy``, ``timeout``,
+``min-replicas-to-write`` and ``min-replicas-max-lag``; the others are refused with
+Redis's wording.  CONFIG REWRITE writes the changed values back to the YAML
 file the server was started with (``kv_store.max_memory_mb``, ``kv_store.eviction_policy``,
 ``server.client_timeout_secs``), keeping its comments and everything else as it was.
 """

@@ -87,6 +87,12 @@ BY_TEST: list[tuple[str, str, str]] = [
         "CONFIG SET with multiple args",
         "CONFIG SET of repl-backlog-size (not settable here: the backlog is sized at start)",
     ),
+    (
+        "",
+        "rollback on set error",
+        "needs maxmemory-clients and client-query-buffer-limit as "
+        "settable parameters (client eviction, query buffer limits)",
+    ),
     ("", "rollback on apply error", "needs CONFIG SET port (moving the listener)"),
     ("", "CONFIG GET hidden configs", "needs Redis's hidden debug parameters (key-load-delay)"),
     ("", "CONFIG GET multiple args", "asks for slaveof and other parameters we do not have"),

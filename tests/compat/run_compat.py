@@ -7,6 +7,7 @@ to ``docs/COMPATIBILITY.md``: per file the passed / failed counts, and for every
 failure a one-line reason taken from :mod:`tests.compat.reasons`.
 
     python -m tests.compat.run_compat [--shared DIR] [--check] [--no-write] [FILE ...]
+    python -m tests.compat.run_compat --from-logs DIR   # the doc again, from an earlier run
 
 ``--check`` exits non-zero only when the total number of passed tests is below the count
 recorded in ``tests/compat/baseline.txt`` (a regression); known remaining failures do not
@@ -74,7 +75,8 @@ KNOWN_DIFFERENCES = [
     "  `OBJECT REFCOUNT` is always 1; `OBJECT FREQ` (LFU policy) is our access counter;",
     "  `OBJECT IDLETIME` is refused (no per-key access clock).",
     "- `CONFIG SET`: `maxmemory`, `maxmemory-policy`, `timeout`, `min-replicas-to-write`,",
-    "  `min-replicas-max-lag` only; `CONFIG REWRITE` writes our YAML file.",
+    "  `min-replicas-max-lag` only; `CONFIG REWRITE` writes our YAML file (the first three:",
+    "  `min-replicas-*` have no config key and last until restart).",
     "- `DEBUG`: `DIGEST` (our digest, not Redis's), `SLEEP`, `SET-ACTIVE-EXPIRE`, `PROTOCOL`.",
     "- `INFO` has no `latencystats` section; `HELLO` adds `synap_version`.",
     "- `LCS` refuses strings whose table would exceed 16M cells.",
@@ -255,7 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail only below baseline.txt")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite the doc")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "synap-compat"))
+    parser.add_argument("--from-logs", help="rewrite the doc from the logs of an earlier run")
     args = parser.parse_args(argv)
+    if args.from_logs:
+        logs = Path(args.from_logs)
+        parsed = [
+            _parse_log(f, (logs / f"{f.replace('/', '_')}.txt").read_text(errors="replace"))
+            for f in FILES
+        ]
+        DOC.write_text(render(parsed))
+        return 0
     shared = Path(args.shared)
     if not (shared / "tools" / "redis-compat").exists() or shutil.which("tclsh") is None:
         print(f"compat: needs {shared}/tools/redis-compat and tclsh; skipped")
