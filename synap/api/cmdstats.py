@@ -5,25 +5,44 @@ in Redis's terms: calls and microseconds of the commands that ran, ``rejected_ca
 
 from __future__ import annotations
 
-import time
-
 # Commands whose statistics are kept per subcommand (cmdstat_client|id), as in Redis.
 CONTAINERS = frozenset({b"CLIENT", b"CONFIG", b"COMMAND", b"OBJECT"})
 
 
+def stat_name(name: bytes, request: list[bytes]) -> bytes:
+    if name in CONTAINERS and len(request) > 1:
+        return name + b"|" + request[1].upper()
+    return name
+
+
 class CommandStats:
-    __slots__ = ("commands", "errors")
+    """Errors are always counted.  Per-command calls and time cost every command a few
+    hundred nanoseconds, so they are counted from the first ``INFO`` (of any section,
+    that INFO included) or ``CONFIG RESETSTAT`` on (``per_command``): a server nobody
+    inspects does not pay for them."""
+
+    __slots__ = ("commands", "errors", "per_command")
 
     def __init__(self) -> None:
         # name (upper case, b"CLIENT|ID" for subcommands) -> [calls, ns, rejected, failed]
         self.commands: dict[bytes, list[int]] = {}
         self.errors: dict[str, int] = {}
+        self.per_command = False
 
     def reset(self) -> None:
         self.commands = {}
         self.errors = {}
+        self.per_command = True
 
-    def _row(self, name: bytes) -> list[int]:
+    def ran(self, name: bytes, elapsed_ns: int, reply: object) -> None:
+        row = self.commands.get(name) or self.row(name)
+        row[0] += 1
+        row[1] += elapsed_ns
+        if type(reply) is bytes and reply[:1] == b"-":
+            row[3] += 1
+            self.error(reply)
+
+    def row(self, name: bytes) -> list[int]:
         row = self.commands.get(name)
         if row is None:
             row = self.commands[name] = [0, 0, 0, 0]
@@ -35,16 +54,8 @@ class CommandStats:
 
     def rejected(self, name: bytes | None, reply: bytes) -> None:
         self.error(reply)
-        if name is not None:
-            self._row(name)[2] += 1
-
-    def ran(self, name: bytes, started_ns: int, reply: object) -> None:
-        row = self.commands.get(name) or self._row(name)
-        row[0] += 1
-        row[1] += time.perf_counter_ns() - started_ns
-        if type(reply) is bytes and reply[:1] == b"-":
-            row[3] += 1
-            self.error(reply)
+        if name is not None and self.per_command:
+            self.row(name)[2] += 1
 
     def command_fields(self) -> list[tuple[str, str]]:
         out = []

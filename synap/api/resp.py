@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 
 from synap.api import resp_codec as R
-from synap.api.cmdstats import CONTAINERS
+from synap.api.cmdstats import stat_name
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
@@ -127,6 +127,7 @@ class RespConnection(asyncio.Protocol):
         self.last_cmd: bytes | None = None
         self.monitoring = False
         self._stats = node.command_stats
+        self._monitors = node.monitors
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -348,21 +349,17 @@ class RespConnection(asyncio.Protocol):
             upper = name.upper()
             handler = COMMANDS.get(upper)
             if handler is None:
-                return self._refuse(R.error(_unknown_command(request)), None)
+                return self._refuse(R.error(_unknown_command(request)))
             name = upper
         self.last_cmd = name
-        if name in CONTAINERS and len(request) > 1:
-            stat_name = name + b"|" + request[1].upper()
-        else:
-            stat_name = name
         if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return self._refuse(R.error("NOAUTH Authentication required."), stat_name)
+            return self._refuse(R.error("NOAUTH Authentication required."), name, request)
         if not self.admin and name in ADMIN_ONLY_COMMANDS:
-            return self._refuse(no_perm(name).resp(), stat_name)
+            return self._refuse(no_perm(name).resp(), name, request)
         if self._queued is not None and name not in _TRANSACTION:
             if name in _NOT_QUEUEABLE:
                 return self._refuse(
-                    R.error("ERR Command not allowed inside a transaction"), stat_name
+                    R.error("ERR Command not allowed inside a transaction"), name, request
                 )
             try:
                 check_arity(request)
@@ -370,9 +367,24 @@ class RespConnection(asyncio.Protocol):
                 if _flagged(request, "write") and not self.node.enough_good_replicas():
                     raise NoReplicasError()
             except CommandError as exc:
-                return self._refuse(exc.resp(), stat_name)
+                return self._refuse(exc.resp(), name, request)
             self._queued.append(request)
             return R.QUEUED
+        if self._stats.per_command or self._monitors:
+            return self._run_observed(handler, name, request)
+        try:  # the fast path: handlers answer errors by raising CommandError
+            return handler(self, request)
+        except CommandError as exc:
+            reply = exc.resp()
+        except Exception:
+            log.exception("internal error in %s", name.decode(errors="replace"))
+            reply = R.error("ERR internal error; see the server log")
+        self._stats.error(reply)
+        return reply
+
+    def _run_observed(self, handler: Any, name: bytes, request: list[bytes]) -> object:
+        """Run a command counted for INFO commandstats and shown to MONITOR clients."""
+        stats = self._stats
         started = perf_counter_ns()
         try:
             reply = handler(self, request)
@@ -381,13 +393,20 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
-        self._stats.ran(stat_name, started, reply)
-        if self.node.monitors:
+        if stats.per_command:
+            stats.ran(stat_name(name, request), perf_counter_ns() - started, reply)
+        elif type(reply) is bytes and reply[:1] == b"-":
+            stats.error(reply)
+        if self._monitors:
             feed_monitors(self, request)
         return reply
 
-    def _refuse(self, reply: bytes, name: bytes | None) -> bytes:
-        self._stats.rejected(name, reply)
+    def _refuse(
+        self, reply: bytes, name: bytes | None = None, request: list[bytes] | None = None
+    ) -> bytes:
+        self._stats.rejected(
+            stat_name(name, request) if name is not None and request else None, reply
+        )
         if self._queued is not None:
             self._queue_refused = True
         return reply

@@ -196,6 +196,7 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
+    c.node.command_stats.per_command = True  # someone looks: count every command from now
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
     text = c.node.info_text(sections).encode()
     if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
