@@ -196,12 +196,19 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
-    c.node.command_stats.per_command = True  # someone looks: count every command from now
+    stats = c.node.command_stats
+    first = not stats.per_command  # someone looks: count every command from now on,
+    stats.per_command = True  # this INFO included (the dispatcher counts the later ones)
+    started = time.perf_counter_ns()
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
     text = c.node.info_text(sections).encode()
     if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
-        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
-    return R.bulk(text)
+        reply = b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+    else:
+        reply = R.bulk(text)
+    if first:
+        stats.ran(b"INFO", time.perf_counter_ns() - started, reply)
+    return reply
 
 
 def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
