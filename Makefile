@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTTOOLS := $(VENV)/.installed-test
 
-.PHONY: install install-runtime run run-standalone test lint typecheck bench chaos clean
+.PHONY: install install-runtime run run-standalone test lint typecheck bench chaos compat compat-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,15 @@ bench: $(TESTTOOLS)
 
 chaos: $(TESTTOOLS)
 	CHAOS_SECONDS=600 $(BIN)/pytest -q tests/chaos
+
+## make compat: Redis 7.0.15's own test suite (../shared/redis-tests, needs tclsh) against
+## a fresh synap-server per file; rewrites docs/COMPATIBILITY.md
+compat: $(TESTTOOLS)
+	$(BIN)/python -m tests.compat.run_compat --shared ../shared
+
+## make compat-check: the same run, failing only below tests/compat/baseline.txt (CI)
+compat-check: $(TESTTOOLS)
+	$(BIN)/python -m tests.compat.run_compat --shared ../shared --check --no-write
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

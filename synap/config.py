@@ -9,6 +9,7 @@ Validation errors name the offending key and value, e.g.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +69,8 @@ class ServerConfig(_Section):
     rpc_port: int = Field(15500, ge=0, le=65535, description="SynapRPC (synap://); 0 = off")
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_clients: int = Field(10000, gt=0)
+    # Redis's "timeout": close a Redis-protocol client idle this long (0 = never).
+    client_timeout_secs: int = Field(0, ge=0)
     api_keys: list[str] = Field(default_factory=list)
     admin_key: str | None = None
 
@@ -284,6 +287,11 @@ class Config(_Section):
     tls: TlsConfig = TlsConfig()
 
     @property
+    def source_path(self) -> Path | None:
+        """The file this configuration was read from (CONFIG REWRITE writes it back)."""
+        return _SOURCE_PATHS.get(id(self))
+
+    @property
     def role(self) -> str:
         return self.replication.role
 
@@ -327,6 +335,9 @@ def build_config(raw: dict[str, Any]) -> Config:
         raise ConfigError(*_format_error(exc)) from None
 
 
+_SOURCE_PATHS: dict[int, Path] = {}
+
+
 def load_config(
     path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
 ) -> Config:
@@ -358,7 +369,12 @@ def load_config(
                 target[key] = value
     _etcd_mode_from_endpoints(raw)
     _flag_precedence(raw, (overrides or {}).get("replication", {}), file_role, path)
-    return build_config(raw)
+    config = build_config(raw)
+    if path is not None:
+        # Kept beside the model, not in it, so that equal settings compare equal.
+        _SOURCE_PATHS[id(config)] = Path(path).resolve()
+        weakref.finalize(config, _SOURCE_PATHS.pop, id(config), None)
+    return config
 
 
 def _flag_precedence(

@@ -20,22 +20,25 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from synap import __version__
+from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
-from synap.commands.layer import Commands, Limits
+from synap.commands.errors import NoReplicasError
+from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
 from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
 from synap.store.history import History
-from synap.store.keyspace import EvictionPolicy, Keyspace
+from synap.store.keyspace import EVICTION_SAMPLES, EvictionPolicy, Keyspace
 from synap.tls import TlsContexts, TlsError, build_contexts
 
 if TYPE_CHECKING:
@@ -112,6 +115,21 @@ class Node:
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (tests use it).
+        self.active_expire_enabled = True
+        # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
+        self.config_changed: set[str] = set()
+        # Redis's min-replicas-to-write / min-replicas-max-lag (CONFIG SET; 0 = off).
+        self.min_replicas_to_write = 0
+        self.min_replicas_max_lag = 10
+        # INFO commandstats / errorstats.
+        self.command_stats = CommandStats()
+        # Clients in MONITOR mode (they get every command the others run).
+        self.monitors: set[RespConnection] = set()
+        # SHUTDOWN: run_node sets request_stop; NOSAVE skips the final snapshot (the WAL
+        # is flushed and fsynced either way).
+        self.request_stop: Callable[[], None] = lambda: None
+        self.snapshot_on_stop = True
         self._stopping = False
         self._persistence_open = False
         self.resp_address: tuple[str, int] | None = None
@@ -357,7 +375,11 @@ class Node:
         if self.persistence is not None and self._persistence_open:
             h = self.history
             await self.persistence.close(
-                self.keyspace, h.replid, h.offset, h.replid2, h.second_offset
+                self.keyspace if self.snapshot_on_stop else None,
+                h.replid,
+                h.offset,
+                h.replid2,
+                h.second_offset,
             )
         log.info("shutdown complete")
 
@@ -393,16 +415,22 @@ class Node:
     # ------------------------------------------------------------ periodic work
     async def _active_expiry(self) -> None:
         interval = self.config.kv_store.active_expiry_interval_ms / 1000
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
             # Not on replicas (the master's DELs arrive in the stream) and not while
             # writes are paused: a planned failover waits for the offset to stand still.
             roles = self.roles
+            ticks += 1
+            if ticks * interval >= 1:  # once a second: Redis's "timeout" for idle clients
+                ticks = 0
+                self.close_idle_clients()
             if (
                 roles.role is not Role.REPLICA
                 and not roles.writes_paused
                 and not roles.fenced
                 and self.keyspace.expires
+                and self.active_expire_enabled
             ):
                 try:
                     # Keep going while a sample finds mostly expired keys (Redis does the same).
@@ -447,9 +475,57 @@ class Node:
 
     def client_closed(self, client: RespConnection) -> None:
         self._clients.pop(client.id, None)
+        self.monitors.discard(client)
 
     def clients(self) -> list[RespConnection]:
         return list(self._clients.values())
+
+    def set_min_replicas(self, count: int, max_lag_secs: int) -> None:
+        """CONFIG SET min-replicas-to-write / min-replicas-max-lag: a master refuses writes
+        (NOREPLICAS) unless ``count`` replicas acknowledged within ``max_lag_secs``.  With
+        0 the check is not even called (writes keep their one-call guard)."""
+        self.min_replicas_to_write, self.min_replicas_max_lag = count, max_lag_secs
+        if count:
+            self.commands.check_writable = self._check_writable_with_replicas
+        else:
+            self.commands.check_writable = self.roles.check_writable
+
+    def enough_good_replicas(self) -> bool:
+        if not self.min_replicas_to_write or not self.min_replicas_max_lag:
+            return True
+        if self.roles.is_replica:
+            return True
+        server = self.replication.master_server
+        replicas = server.replicas_info() if server is not None else []
+        now = time.time()
+        good = sum(
+            1
+            for r in replicas
+            if r["state"] == "online" and now - r["last_heartbeat"] <= self.min_replicas_max_lag
+        )
+        return good >= self.min_replicas_to_write
+
+    def _check_writable_with_replicas(self) -> None:
+        self.roles.check_writable()
+        if not self.enough_good_replicas():
+            raise NoReplicasError()
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: the counters INFO stats reports start again from zero."""
+        self.commands.stats = OpStats()
+        self.keyspace.expired_total = self.keyspace.evicted_total = 0
+        self.command_stats.reset()
+
+    def close_idle_clients(self) -> None:
+        """Close Redis-protocol clients idle for over ``server.client_timeout_secs``
+        (CONFIG SET timeout); a client waiting in WAIT or in MONITOR is not idle."""
+        timeout = self.config.server.client_timeout_secs
+        if not timeout:
+            return
+        now = time.monotonic()
+        for client in self.clients():
+            if client.idle_seconds(now) > timeout:
+                client.kill()
 
     # ------------------------------------------------------------ introspection
     def digest(self) -> str:
@@ -493,18 +569,29 @@ class Node:
             "ttl": "volatile-ttl",
         }
         p = self.config.persistence
+        master = self.roles.master_address if self.roles.is_replica else None
+        # The master's host and replication port, space-separated as Redis writes it.
+        replicaof = " ".join(master.rpartition(":")[::2]) if master else ""
         return {
             "save": "",
             "appendonly": "yes" if p.enabled else "no",
             "appendfsync": {"always": "always", "periodic": "everysec", "never": "no"}[
                 p.fsync_mode
             ],
-            "maxmemory": str(kv.max_memory_mb * 1024 * 1024),
+            "maxmemory": str(self.keyspace.max_memory_bytes),
             "maxmemory-policy": policy[kv.eviction_policy],
             "databases": "1",
             "port": str(self.config.server.resp_port),
             "bind": self.config.server.host,
             "maxclients": str(self.config.server.max_clients),
+            "timeout": str(self.config.server.client_timeout_secs),
+            "maxmemory-samples": str(EVICTION_SAMPLES),
+            "maxmemory-clients": "0",  # no client eviction
+            "daemonize": "no",  # synap-server stays in the foreground
+            "replicaof": replicaof,
+            "slaveof": replicaof,
+            "min-replicas-max-lag": str(self.min_replicas_max_lag),
+            "min-replicas-to-write": str(self.min_replicas_to_write),
             "proto-max-bulk-len": str(kv.max_value_bytes),
             "replica-read-only": "yes",
             "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),
@@ -644,6 +731,7 @@ def run_node(config: Config, command_line: frozenset[str] = frozenset()) -> int:
             await node.stop()
             return 1
         stop = asyncio.Event()
+        node.request_stop = stop.set
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

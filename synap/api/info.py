@@ -4,7 +4,9 @@ Redis's field names so that redis-cli, redis-py and monitoring tools read it unc
 from __future__ import annotations
 
 import os
+import platform
 import resource
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,41 @@ from synap.replication.peer_fields import escape_text
 if TYPE_CHECKING:
     from synap.node import Node
 
-SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
+# Redis's order; "default" is all of them but commandstats; "all" and "everything" are
+# all of them (no module adds sections of its own: the modules section is empty).
+SECTIONS = (
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+)
+DEFAULT = frozenset(SECTIONS) - {"commandstats"}
+_RUN_ID = os.urandom(20).hex()
+
+
+def _rss_bytes() -> int:
+    """Resident set size now (Linux: /proc/self/statm), else the peak getrusage gives."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _human(n: int) -> str:
+    """Redis's bytesToHuman."""
+    for unit, size in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n}B"
 
 
 def _server(node: Node) -> list[tuple[str, Any]]:
@@ -29,6 +65,17 @@ def _server(node: Node) -> list[tuple[str, Any]]:
         ("uptime_in_seconds", uptime),
         ("uptime_in_days", uptime // 86400),
         ("executable", "synap-server"),
+        ("redis_git_sha1", "00000000"),
+        ("redis_git_dirty", 0),
+        ("os", f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"),
+        ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+        ("multiplexing_api", "asyncio"),
+        ("python_version", platform.python_version()),
+        ("run_id", _RUN_ID),
+        ("server_time_usec", time.time_ns() // 1000),
+        ("hz", 10),
+        ("configured_hz", 10),
+        ("config_file", str(node.config.source_path or "")),
     ]
 
 
@@ -38,18 +85,22 @@ def _clients(node: Node) -> list[tuple[str, Any]]:
         ("connected_clients", len(clients)),
         ("blocked_clients", sum(1 for c in clients if c.blocked)),
         ("maxclients", node.config.server.max_clients),
+        ("cluster_connections", 0),
+        ("tracking_clients", 0),
     ]
 
 
 def _memory(node: Node) -> list[tuple[str, Any]]:
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kv = node.config.kv_store
     policy = node.config_values()["maxmemory-policy"]
     return [
         ("used_memory", node.keyspace.used_memory),
-        ("used_memory_peak_rss", rss_kb * 1024),
-        ("maxmemory", kv.max_memory_mb * 1024 * 1024),
+        ("used_memory_rss", _rss_bytes()),
+        ("maxmemory", node.keyspace.max_memory_bytes),
         ("maxmemory_policy", policy),
+        ("used_memory_human", _human(node.keyspace.used_memory)),
+        ("used_memory_rss_human", _human(_rss_bytes())),
+        ("maxmemory_human", _human(node.keyspace.max_memory_bytes)),
+        ("mem_allocator", "libc"),
     ]
 
 
@@ -59,8 +110,15 @@ def _persistence(node: Node) -> list[tuple[str, Any]]:
         ("loading", 0),
         ("rdb_bgsave_in_progress", 0),
         ("aof_enabled", int(p is not None)),
+        ("async_loading", 0),
+        ("rdb_bgsave_in_progress", 0),
         ("aof_rewrite_in_progress", 0),
     ]
+    if p is not None:
+        fields += [
+            ("rdb_last_save_time", p.last_snapshot_ms // 1000),
+            ("rdb_last_bgsave_status", "err" if p.snapshot_failures else "ok"),
+        ]
     if p is not None:
         fields += [(f"synap_{k}", v) for k, v in p.stats().items()]
     return fields
@@ -82,6 +140,18 @@ def _stats(node: Node) -> list[tuple[str, Any]]:
         ("sync_full", repl.sync_full),
         ("sync_partial_ok", repl.sync_partial_ok),
         ("sync_partial_err", repl.sync_partial_err),
+        ("total_error_replies", node.command_stats.total_errors()),
+    ]
+
+
+def _cpu(node: Node) -> list[tuple[str, Any]]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return [
+        ("used_cpu_sys", f"{me.ru_stime:.6f}"),
+        ("used_cpu_user", f"{me.ru_utime:.6f}"),
+        ("used_cpu_sys_children", f"{children.ru_stime:.6f}"),
+        ("used_cpu_user_children", f"{children.ru_utime:.6f}"),
     ]
 
 
@@ -99,20 +169,37 @@ _RENDERERS = {
     "persistence": _persistence,
     "stats": _stats,
     "keyspace": _keyspace,
+    "cpu": _cpu,
+    "modules": lambda node: [],
+    "commandstats": lambda node: node.command_stats.command_fields(),
+    "errorstats": lambda node: node.command_stats.error_fields(),
+    "cluster": lambda node: [("cluster_enabled", 0)],
 }
 
 
+def wanted_sections(sections: list[str]) -> list[str]:
+    """The sections INFO answers for these arguments, in Redis's order, each once."""
+    wanted: set[str] = set()
+    for name in sections or ["default"]:
+        if name == "default":
+            wanted |= DEFAULT
+        elif name in ("all", "everything"):
+            wanted |= set(SECTIONS)
+        else:
+            wanted.add(name)
+    return [s for s in SECTIONS if s in wanted]
+
+
 def render_info(node: Node, sections: list[str]) -> str:
-    wanted = [s for s in sections if s not in ("all", "default", "everything")] or list(SECTIONS)
     out: list[str] = []
-    for name in wanted:
+    for name in wanted_sections([s.lower() for s in sections]):
         if name == "replication":
             fields = node.replication.info_fields()
         elif name in _RENDERERS:
             fields = _RENDERERS[name](node)
         else:
             continue
-        out.append(f"# {name.capitalize()}")
+        out.append(f"# {'CPU' if name == 'cpu' else name.capitalize()}")
         # Escaped: a value (a replica's address, a path) must not start a new line.
         out.extend(f"{k}:{escape_text(v)}" for k, v in fields)
         out.append("")

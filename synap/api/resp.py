@@ -16,25 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 
 from synap.api import resp_codec as R
+from synap.api.cmdstats import stat_name
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
+from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_framing import (
     MAX_LINE_BYTES,
     PROTO_MAX_BULK_LEN,
     FramingError,
     RequestFraming,
+    drop_empty_requests,
     ends_with_request,
     may_declare_many_args,
     split_inline,
 )
+from synap.api.resp_monitor import feed_monitors
+from synap.api.resp_strings import STRING_COMMANDS
 from synap.api.sentinel import cmd_sentinel
-from synap.commands.errors import CommandError, wrong_args
+from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError, wrong_args
+from synap.store import watch
+from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
     from synap.node import Node
@@ -43,11 +52,13 @@ log = logging.getLogger("synap.resp")
 
 # MULTI / EXEC / DISCARD (redis-py's default pipeline): commands are queued and run back
 # to back at EXEC; nothing else runs on the event loop meanwhile, so no other client sees
-# half a transaction.  Commands that wait (WAIT, SAVE, ...) cannot be queued; WATCH is not
-# supported.
-_TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD"})
+# half a transaction.  A queued command is checked as Redis checks it (known, arity); a
+# refused one makes EXEC answer EXECABORT.  WATCH (optimistic locking): EXEC answers a
+# null array when a watched key changed (synap.store.watch).  Commands that wait (WAIT,
+# SAVE, ...) cannot be queued.
+_TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"QUIT", b"RESET"})
 _NOT_QUEUEABLE = frozenset(
-    {b"WAIT", b"SAVE", b"BGSAVE", b"FAILOVER", b"REPLICAOF", b"SLAVEOF", b"WATCH"}
+    {b"WAIT", b"SAVE", b"BGSAVE", b"FAILOVER", b"REPLICAOF", b"SLAVEOF", b"MONITOR", b"SHUTDOWN"}
 )
 
 # A request (one command with all its arguments) may not buffer more than this beyond
@@ -103,13 +114,31 @@ class RespConnection(asyncio.Protocol):
         # them was refused (EXEC then discards the transaction, as Redis does).
         self._queued: list[list[bytes]] | None = None
         self._queue_refused = False
+        self.watcher: watch.Watcher | None = None
+        # CLIENT REPLY OFF|SKIP: replies dropped (see _muted); _muting is set while any is.
+        self.reply_off = False
+        self.skip_next = False
+        self._skip = False
+        self._muting = False
+        self.no_evict = False
         self.peer = ""
+        self.laddr = ""
+        self.fd = -1
+        self.created = self.last_active = time.monotonic()
+        self.last_cmd: bytes | None = None
+        self.monitoring = False
+        self._stats = node.command_stats
+        self._monitors = node.monitors
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        local = transport.get_extra_info("sockname")
+        self.laddr = f"{local[0]}:{local[1]}" if local else "?"
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
         if not self.node.client_opened(self):
             self.closing = True
             self.write_push(R.error("ERR max number of clients reached"))
@@ -117,6 +146,7 @@ class RespConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.unwatch()
         self.node.client_closed(self)
 
     @property
@@ -127,10 +157,24 @@ class RespConnection(asyncio.Protocol):
     def close_after_reply(self) -> None:
         self.closing = True
 
+    def idle_seconds(self, now: float) -> float:
+        """Seconds since the client last sent anything (0 while it waits on WAIT or
+        MONITOR: those are not idle)."""
+        if self._blocked is not None or self.monitoring:
+            return 0.0
+        return now - self.last_active
+
+    def kill(self) -> None:
+        """CLIENT KILL from another connection: close now, nothing more is answered."""
+        self.closing = True
+        if self._transport is not None:
+            self._transport.close()
+
     # ----------------------------------------------------------- input
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.last_active = time.monotonic()
         if self._blocked is not None:
             self._held.append(data)
             self._held_bytes += len(data)
@@ -160,6 +204,10 @@ class RespConnection(asyncio.Protocol):
             # Between requests: a line that does not start with "*" is an inline command.
             if self._inline or data[:1] != b"*":
                 data = self._convert_inline(data)
+                if not data:
+                    return b""
+            if b"*-" in data:  # "*-10\r\n": an empty request, as in Redis
+                data = drop_empty_requests(data, self._max_bulk)
                 if not data:
                     return b""
             if may_declare_many_args(data):
@@ -283,7 +331,8 @@ class RespConnection(asyncio.Protocol):
             self._last = request
             reply = self._dispatch(request)
             if type(reply) is bytes:
-                replies.append(reply)
+                if not self._muting or not self._muted():
+                    replies.append(reply)
             else:
                 self._flush(replies)
                 self._block_on(reply)  # type: ignore[arg-type]
@@ -309,22 +358,36 @@ class RespConnection(asyncio.Protocol):
                 return self._refuse(R.error(_unknown_command(request)))
             name = upper
         self.node.commands_processed += 1
+        self.last_cmd = name
         if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return self._refuse(R.error("NOAUTH Authentication required."))
+            return self._refuse(R.error("NOAUTH Authentication required."), name, request)
         if not self.admin and name in ADMIN_ONLY_COMMANDS:
-            return self._refuse(no_perm(name).resp())
+            return self._refuse(no_perm(name).resp(), name, request)
         if self._queued is not None and name not in _TRANSACTION:
             if name in _NOT_QUEUEABLE:
-                return self._refuse(R.error("ERR Command not allowed inside a transaction"))
+                return self._refuse(
+                    R.error("ERR Command not allowed inside a transaction"), name, request
+                )
+            try:
+                check_arity(request)
+                self._check_memory([request], queueing=True)
+                if _flagged(request, "write") and not self.node.enough_good_replicas():
+                    raise NoReplicasError()
+            except CommandError as exc:
+                return self._refuse(exc.resp(), name, request)
             self._queued.append(request)
             return R.QUEUED
-        try:
+        if self._stats.per_command or self._monitors:
+            return self._run_observed(handler, name, request)
+        try:  # the fast path: handlers answer errors by raising CommandError
             return handler(self, request)
         except CommandError as exc:
-            return exc.resp()
+            reply = exc.resp()
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
-            return R.error("ERR internal error; see the server log")
+            reply = R.error("ERR internal error; see the server log")
+        self._stats.error(reply)
+        return reply
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP
@@ -332,7 +395,31 @@ class RespConnection(asyncio.Protocol):
         (:mod:`synap.api.rpc`) runs its commands through here."""
         return self._dispatch(request)
 
-    def _refuse(self, reply: bytes) -> bytes:
+    def _run_observed(self, handler: Any, name: bytes, request: list[bytes]) -> object:
+        """Run a command counted for INFO commandstats and shown to MONITOR clients."""
+        stats = self._stats
+        started = perf_counter_ns()
+        try:
+            reply = handler(self, request)
+        except CommandError as exc:
+            reply = exc.resp()
+        except Exception:
+            log.exception("internal error in %s", name.decode(errors="replace"))
+            reply = R.error("ERR internal error; see the server log")
+        if stats.per_command:
+            stats.ran(stat_name(name, request), perf_counter_ns() - started, reply)
+        elif type(reply) is bytes and reply[:1] == b"-":
+            stats.error(reply)
+        if self._monitors:
+            feed_monitors(self, request)
+        return reply
+
+    def _refuse(
+        self, reply: bytes, name: bytes | None = None, request: list[bytes] | None = None
+    ) -> bytes:
+        self._stats.rejected(
+            stat_name(name, request) if name is not None and request else None, reply
+        )
         if self._queued is not None:
             self._queue_refused = True
         return reply
@@ -348,9 +435,24 @@ class RespConnection(asyncio.Protocol):
         queued, self._queued = self._queued, None
         if queued is None:
             raise CommandError("ERR EXEC without MULTI")
+        watcher = self.watcher
+        changed = watcher is not None and (
+            watcher.dirty or watch.expired_since_watch(self.cmds.keyspace, watcher, now_ms())
+        )
+        self.unwatch()
         if self._queue_refused:
             self._queue_refused = False
             raise CommandError("EXECABORT Transaction discarded because of previous errors.")
+        if changed:
+            return R.NULL3 if self.resp3 else R.NULL_ARRAY2
+        try:  # what Redis checks again at EXEC: memory, and replicas for writes
+            self._check_memory(queued)
+            if any(_flagged(r, "write") for r in queued) and not self.node.enough_good_replicas():
+                raise NoReplicasError()
+        except CommandError as exc:
+            raise CommandError(
+                f"EXECABORT Transaction discarded because of: {exc.message}"
+            ) from None
         replies: list[bytes] = []
         for request in queued:
             reply = self._dispatch(request)
@@ -363,12 +465,85 @@ class RespConnection(asyncio.Protocol):
             replies.append(R.error("ERR Command not allowed inside a transaction"))
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
+    def monitor(self) -> bytes:
+        """MONITOR: from now on this connection gets every command the others run."""
+        if self._queued is not None:
+            raise CommandError("ERR Command not allowed inside a transaction")
+        self.monitoring = True
+        self.node.monitors.add(self)
+        return R.OK
+
     def discard(self) -> bytes:
         if self._queued is None:
             raise CommandError("ERR DISCARD without MULTI")
         self._queued = None
         self._queue_refused = False
+        self.unwatch()
         return R.OK
+
+    def _check_memory(self, requests: list[list[bytes]], queueing: bool = False) -> None:
+        """Redis refuses commands flagged denyoom while memory is over maxmemory (and no
+        eviction can make room) — here, when their arguments would not fit — and, while
+        queueing a transaction, any command while memory is over."""
+        ks = self.cmds.keyspace
+        if not ks.max_memory_bytes or ks.eviction is not EvictionPolicy.NONE:
+            return
+        extra = sum(sum(map(len, r[1:])) for r in requests if _flagged(r, "denyoom"))
+        if (extra or queueing) and ks.over_limit(extra):
+            raise OutOfMemoryError()
+
+    def watch(self, keys: list[bytes]) -> bytes:
+        if self._queued is not None:
+            raise CommandError("ERR WATCH inside MULTI is not allowed")
+        if self.watcher is None:
+            self.watcher = watch.Watcher()
+        ks = self.cmds.keyspace
+        now = now_ms()
+        for key in keys:
+            watch.watch(ks, self.watcher, key, now)
+        return R.OK
+
+    def unwatch(self) -> None:
+        if self.watcher is not None:
+            watch.unwatch_all(self.cmds.keyspace, self.watcher)
+            self.watcher = None
+
+    def reset(self) -> bytes:
+        """RESET: the connection as it was when it was opened (Redis 6.2)."""
+        self._queued = None
+        self._queue_refused = False
+        self.unwatch()
+        self.reply_off = self.skip_next = self._skip = self._muting = False
+        self.resp3 = False
+        self.name = None
+        self.no_evict = False
+        self.authenticated = not self.node.config.server.api_keys
+        self.admin = self.node.config.server.admin_key is None
+        return R.simple("RESET")
+
+    def set_reply_mode(self, mode: bytes) -> bytes:
+        """CLIENT REPLY ON|OFF|SKIP (OFF and SKIP are not answered)."""
+        if mode == b"ON":
+            self.reply_off = self.skip_next = self._skip = self._muting = False
+            return R.OK
+        if mode == b"OFF":
+            self.reply_off = True
+        elif not self.reply_off:
+            self.skip_next = True
+        self._muting = True
+        return b""
+
+    def _muted(self) -> bool:
+        """After a command ran with CLIENT REPLY OFF|SKIP in force: drop its reply?"""
+        if self.skip_next:  # CLIENT REPLY SKIP itself: the next reply goes too
+            self.skip_next = False
+            self._skip = True
+            return True
+        if self._skip:
+            self._skip = False
+            self._muting = self.reply_off
+            return True
+        return self.reply_off
 
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
@@ -417,6 +592,11 @@ class RespConnection(asyncio.Protocol):
             self._transport.write(data)
 
 
+def _flagged(request: list[bytes], flag: str) -> bool:
+    row = lookup(request)
+    return row is not None and flag in row[2]
+
+
 def _unknown_command(request: list[bytes]) -> str:
     """Redis's wording: the name and the first arguments, up to about 128 characters."""
     shown = request[0].decode(errors="replace")[:128]
@@ -438,11 +618,41 @@ def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], b
     return handler
 
 
+def cmd_monitor(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("monitor")
+    return c.monitor()
+
+
+def cmd_watch(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) < 2:
+        raise wrong_args("watch")
+    return c.watch(args[1:])
+
+
+def cmd_unwatch(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("unwatch")
+    c.unwatch()
+    return R.OK
+
+
+def cmd_reset(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("reset")
+    return c.reset()
+
+
 COMMANDS = {
     **DATA_COMMANDS,
+    **STRING_COMMANDS,
     **ADMIN_COMMANDS,
     b"MULTI": _transaction_command("multi"),
     b"EXEC": _transaction_command("exec"),
     b"DISCARD": _transaction_command("discard"),
     b"SENTINEL": cmd_sentinel,
+    b"WATCH": cmd_watch,
+    b"UNWATCH": cmd_unwatch,
+    b"RESET": cmd_reset,
+    b"MONITOR": cmd_monitor,
 }

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from synap import __version__
 from synap.api import resp_codec as R
+from synap.api.command_table import TABLE
+from synap.api.resp_clients import client_kill, client_line, client_list
+from synap.api.resp_command_info import check_arity, cmd_command
+from synap.api.resp_config import cmd_config
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
-from synap.commands.glob import glob_match
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
@@ -37,10 +40,13 @@ def cmd_quit(c: RespConnection, args: list[bytes]) -> bytes:
 _WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
-def _authenticate(c: RespConnection, password: bytes) -> None:
+def _authenticate(c: RespConnection, password: bytes, username: bytes | None = None) -> None:
     """AUTH / HELLO AUTH: an API key (server.api_keys) opens the connection; the admin key
-    (server.admin_key) opens it too and also allows the admin commands."""
+    (server.admin_key) opens it too and also allows the admin commands.  The only user is
+    ``default``, as on a Redis without ACLs."""
     server = c.node.config.server
+    if username is not None and username != b"default":
+        raise CommandError(_WRONGPASS)
     if server.admin_key is not None and hmac.compare_digest(password, server.admin_key.encode()):
         c.authenticated = c.admin = True
         return
@@ -65,12 +71,12 @@ def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) not in (2, 3):
         raise wrong_args("auth")
     server = c.node.config.server
-    if not server.api_keys and server.admin_key is None:
+    if len(args) == 2 and not server.api_keys and server.admin_key is None:
         raise CommandError(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    _authenticate(c, args[-1])
+    _authenticate(c, args[-1], args[1] if len(args) == 3 else None)
     return R.OK
 
 
@@ -85,16 +91,22 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
         if version not in (2, 3):
             raise CommandError("NOPROTO unsupported protocol version")
         i = 2
+    credentials: tuple[bytes, bytes] | None = None
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            _authenticate(c, args[i + 2])
+            credentials = (args[i + 1], args[i + 2])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
-            c.name = args[i + 1]
+            _check_client_name(args[i + 1])
+            c.name = args[i + 1] or None  # set at once, as Redis 7.0 does
             i += 2
         else:
-            raise CommandError(SYNTAX)
+            raise CommandError(
+                f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'"
+            )
+    if credentials is not None:
+        _authenticate(c, credentials[1], credentials[0])
     if not c.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated")
     c.resp3 = version == 3
@@ -119,25 +131,45 @@ def cmd_select(c: RespConnection, args: list[bytes]) -> bytes:
     return R.OK
 
 
+def _check_client_name(name: bytes) -> None:
+    if any(ch < 0x21 or ch > 0x7E for ch in name):
+        raise CommandError(
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        )
+
+
 def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) < 2:
         raise wrong_args("client")
     sub = args[1].upper()
+    if sub in (b"SETINFO", b"NO-TOUCH"):  # Redis 7.2's; redis-py sends SETINFO on connect
+        return R.OK
+    if b"CLIENT|" + sub in TABLE:  # arity as Redis checks it; other subcommands fall through
+        check_arity(args)
+    c.last_cmd = b"client|" + sub.lower()
     if sub == b"SETNAME":
-        if len(args) != 3:
-            raise wrong_args("client|setname")
-        if any(ch < 0x21 or ch > 0x7E for ch in args[2]):
-            raise CommandError(
-                "ERR Client names cannot contain spaces, newlines or special characters."
-            )
+        _check_client_name(args[2])
         c.name = args[2] or None
         return R.OK
     if sub == b"GETNAME":
         return R.bulk_or_null(c.name, c.resp3)
     if sub == b"ID":
         return R.integer(c.id)
-    if sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH", b"REPLY"):
+    if sub == b"REPLY":
+        mode = args[2].upper()
+        if mode not in (b"ON", b"OFF", b"SKIP"):
+            raise CommandError(SYNTAX)
+        return c.set_reply_mode(mode)
+    if sub == b"NO-EVICT":
+        mode = args[2].upper()
+        if mode not in (b"ON", b"OFF"):
+            raise CommandError(SYNTAX)
+        c.no_evict = mode == b"ON"
         return R.OK
+    if sub == b"KILL":
+        if not c.admin:
+            raise no_perm(b"client|kill")
+        return client_kill(c, args)
     if sub in (b"PAUSE", b"UNPAUSE") and not c.admin:
         raise no_perm(b"client|" + sub)
     if sub == b"PAUSE" and len(args) in (3, 4):
@@ -155,9 +187,9 @@ def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
         c.node.roles.resume_writes()
         return R.OK
     if sub == b"INFO":
-        return R.bulk(_client_line(c).encode())
+        return R.bulk(client_line(c, c, args).encode())
     if sub == b"LIST":
-        return R.bulk("".join(_client_line(x) for x in c.node.clients()).encode())
+        return client_list(c, args)
     if sub == b"HELP" and len(args) == 2:
         return R.array([R.simple(line) for line in CLIENT_HELP])
     raise CommandError(
@@ -181,11 +213,13 @@ CLIENT_HELP = (
     "SETINFO <option> <value>",
     "    Accepted for compatibility (lib-name, lib-ver); ignored.",
     "NO-EVICT (ON|OFF)",
-    "    Accepted for compatibility; ignored.",
+    "    Protect the current client connection from eviction (accepted; nothing is evicted).",
     "NO-TOUCH (ON|OFF)",
     "    Accepted for compatibility; ignored.",
     "REPLY (ON|OFF|SKIP)",
-    "    Accepted for compatibility; replies are always sent.",
+    "    Control the replies sent to the current connection.",
+    "KILL <ip:port> | <option> <value> [...]",
+    "    Kill connections (ID, ADDR, LADDR, USER, SKIPME, MAXAGE).",
     "PAUSE <timeout> [WRITE|ALL]",
     "    Refuse writes with TRYAGAIN for <timeout> milliseconds (admin only).",
     "UNPAUSE",
@@ -195,17 +229,25 @@ CLIENT_HELP = (
 )
 
 
-def _client_line(c: RespConnection) -> str:
-    name = c.name.decode(errors="replace") if c.name else ""
-    return f"id={c.id} addr={c.peer} name={name} db=0 resp={3 if c.resp3 else 2}\n"
-
-
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
+    stats = c.node.command_stats
+    first = not stats.per_command  # someone looks: count every command from now on,
+    stats.per_command = True  # this INFO included (the dispatcher counts the later ones)
+    started = time.perf_counter_ns()
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
-    return R.bulk(c.node.info_text(sections).encode())
+    text = c.node.info_text(sections).encode()
+    if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
+        reply = b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+    else:
+        reply = R.bulk(text)
+    if first:
+        stats.ran(b"INFO", time.perf_counter_ns() - started, reply)
+    return reply
 
 
 def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
+    if len(args) != 1:
+        raise wrong_args("role")
     return R.encode(c.node.replication.role_reply(), c.resp3)
 
 
@@ -240,78 +282,118 @@ def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
     return c.node.replication.wait(wanted, timeout_ms)
 
 
-def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) < 2:
-        raise wrong_args("config")
-    sub = args[1].upper()
-    if sub == b"GET":
-        if len(args) < 3:
-            raise wrong_args("config|get")
-        values = c.node.config_values()
-        found: dict[str, str] = {}
-        for pattern in args[2:]:
-            for key, value in values.items():
-                if glob_match(pattern.lower(), key.encode()):
-                    found[key] = value
-        return R.encode(found, c.resp3)
-    if sub == b"SET":
-        raise CommandError("ERR CONFIG SET is not supported; edit config.yml and restart")
-    if sub == b"RESETSTAT":
-        return R.OK
-    raise CommandError(
-        f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try CONFIG HELP."
-    )
-
-
-def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
-    from synap.api.resp import COMMANDS
-    from synap.api.resp_commands import DATA_COMMANDS, WRITE_COMMANDS
-
-    sub = args[1].upper() if len(args) > 1 else b""
-    if sub == b"COUNT":
-        return R.integer(len(COMMANDS))
-    if sub == b"DOCS":
-        return R.encode({}, c.resp3)
-    names = [a.upper() for a in args[2:]] if sub == b"INFO" else sorted(COMMANDS)
-    rows: list[Any] = []
-    for name in names:
-        if name not in COMMANDS:
-            rows.append(None)
-            continue
-        flags = ["write"] if name in WRITE_COMMANDS else ["readonly", "fast"]
-        first, last, step = _KEY_POSITIONS.get(
-            name, (1, 1, 1) if name in DATA_COMMANDS else (0, 0, 0)
-        )
-        # Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
-        # tips, key specs, subcommands (redis-py's RESP3 parser reads all of them).
-        rows.append([name.lower(), -1, flags, first, last, step, [], [], [], []])
-    return R.encode(rows, c.resp3)
-
-
-# Where the keys are in the arguments of the commands that do not take exactly one key.
-_KEY_POSITIONS = {
-    b"MGET": (1, -1, 1),
-    b"DEL": (1, -1, 1),
-    b"UNLINK": (1, -1, 1),
-    b"EXISTS": (1, -1, 1),
-    b"MSET": (1, -1, 2),
-    b"MSETNX": (1, -1, 2),
-    b"RENAME": (1, 2, 1),
-    b"RENAMENX": (1, 2, 1),
-    b"KEYS": (0, 0, 0),
-    b"SCAN": (0, 0, 0),
-    b"DBSIZE": (0, 0, 0),
-    b"FLUSHALL": (0, 0, 0),
-    b"FLUSHDB": (0, 0, 0),
-    b"KVSTATS": (0, 0, 0),
-}
-
-
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
+    """The DEBUG subset tests and operators use.  DIGEST is open to every client; the
+    rest need the admin key when one is set (like Redis's enable-debug-command)."""
     sub = args[1].upper() if len(args) > 1 else b""
     if sub == b"DIGEST":
         return R.simple(c.node.digest())
-    raise CommandError("ERR DEBUG supports only DIGEST on this server")
+    if not c.admin:
+        raise no_perm(b"debug|" + sub.lower())
+    if sub == b"SLEEP" and len(args) == 3:
+        try:
+            seconds = float(args[2])
+        except ValueError:
+            raise CommandError("ERR value is not a valid float") from None
+        # Blocks the whole server, as in Redis (that is what the tests that use it want).
+        time.sleep(min(max(seconds, 0.0), 3600.0))
+        return R.OK
+    if sub == b"SET-ACTIVE-EXPIRE" and len(args) == 3:
+        c.node.active_expire_enabled = parse_int(args[2]) != 0
+        return R.OK
+    if sub == b"PROTOCOL" and len(args) == 3:
+        return _debug_protocol(args[2].lower(), c.resp3)
+    if sub == b"HELP":
+        return R.array([R.simple(line) for line in _DEBUG_HELP])
+    name = args[1].decode(errors="replace") if len(args) > 1 else ""
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try DEBUG HELP."
+    )
+
+
+def _debug_protocol(kind: bytes, resp3: bool) -> bytes:
+    """DEBUG PROTOCOL <type>: one reply of each RESP type, as Redis sends them."""
+    if kind == b"string":
+        return R.bulk(b"Hello World")
+    if kind == b"integer":
+        return R.integer(12345)
+    if kind == b"double":
+        return b",3.141\r\n" if resp3 else R.bulk(b"3.141")
+    if kind == b"bignum":
+        big = b"1234567999999999999999999999999999999"
+        return b"(%s\r\n" % big if resp3 else R.bulk(big)
+    if kind == b"null":
+        return R.null(resp3)
+    if kind in (b"array", b"set"):
+        head = b"~3\r\n" if resp3 and kind == b"set" else b"*3\r\n"
+        return head + b"".join(R.integer(j) for j in range(3))
+    if kind == b"map":
+        pairs = [R.integer(j) + R.encode(j == 1, resp3) for j in range(3)]
+        return (b"%3\r\n" if resp3 else b"*6\r\n") + b"".join(pairs)
+    if kind == b"attrib":
+        attribute = (
+            b"|1\r\n" + R.bulk(b"key-popularity") + R.array([R.bulk(b"key:123"), R.integer(90)])
+        )
+        return (attribute if resp3 else b"") + R.bulk(b"Some real reply following the attribute")
+    if kind == b"push":
+        if not resp3:
+            raise CommandError("ERR RESP2 is not supported by this command")
+        push = b">2\r\n" + R.bulk(b"server-cpu-usage") + R.integer(42)
+        return push + R.bulk(b"Some real reply following the push reply")
+    if kind in (b"true", b"false"):
+        return R.encode(kind == b"true", resp3)
+    if kind == b"verbatim":
+        text = b"This is a verbatim\nstring"
+        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text) if resp3 else R.bulk(text)
+    raise CommandError(
+        "ERR Wrong protocol type name. Please use one of the following: "
+        "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"
+    )
+
+
+_DEBUG_HELP = (
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+)
+
+
+def cmd_shutdown(c: RespConnection, args: list[bytes]) -> bytes:
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stop the server (the same orderly
+    stop as SIGTERM: WAL flushed and fsynced, a final snapshot unless NOSAVE)."""
+    save: bool | None = None
+    abort = False
+    for raw in args[1:]:
+        opt = raw.upper()
+        if opt == b"NOSAVE":
+            save = False
+        elif opt == b"SAVE":
+            save = True
+        elif opt == b"ABORT":
+            abort = True
+        elif opt not in (b"NOW", b"FORCE"):
+            raise CommandError(SYNTAX)
+    if abort:
+        if save is not None or len(args) > 2:
+            raise CommandError(SYNTAX)
+        raise CommandError("ERR No shutdown in progress.")
+    if save is False:
+        c.node.snapshot_on_stop = False
+    c.node.request_stop()
+    c.close_after_reply()
+    return b""  # as in Redis: the connection is closed without a reply
 
 
 def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:
@@ -347,10 +429,13 @@ ADMIN_COMMANDS = {
     b"SAVE": cmd_save,
     b"BGSAVE": cmd_save,
     b"FAILOVER": cmd_failover,
+    b"SHUTDOWN": cmd_shutdown,
 }
 
-NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
+NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 # What needs the admin key when server.admin_key is set: the RESP twins of the HTTP
 # routes that need it (replicaof/promote, failover, flush). CLIENT PAUSE|UNPAUSE (the twin
 # of POST /api/replication/pause|resume) is checked in cmd_client.
-ADMIN_ONLY_COMMANDS = frozenset({b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB"})
+ADMIN_ONLY_COMMANDS = frozenset(
+    {b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB", b"SHUTDOWN", b"MONITOR"}
+)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
-from synap.commands.layer import INT64_MAX, ExpireFlags, parse_float, parse_int
+from synap.commands.layer import INT64_MAX, ExpireFlags, parse_int
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
@@ -59,38 +59,42 @@ def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
     key, value = args[1], args[2]
     expire_at = 0
     nx = xx = keepttl = want_get = False
-    seen_expiry = False
+    unit = b""  # EX, PX, EXAT or PXAT; repeating the same one is allowed (the last wins)
+    amount_raw = b""
     i = 3
     n = len(args)
     while i < n:
         opt = args[i].upper()
         if opt in (b"EX", b"PX", b"EXAT", b"PXAT"):
-            if seen_expiry or keepttl or i + 1 >= n:
+            if (unit and unit != opt) or keepttl or i + 1 >= n:
                 raise CommandError(SYNTAX)
-            amount = _positive_expire(args[i + 1], "set")
-            if opt == b"EX":
-                expire_at = now_ms() + amount * 1000
-            elif opt == b"PX":
-                expire_at = now_ms() + amount
-            elif opt == b"EXAT":
-                expire_at = amount * 1000
-            else:
-                expire_at = amount
-            _expire_at_ms(expire_at, "set")
-            seen_expiry = True
+            unit, amount_raw = opt, args[i + 1]
             i += 2
             continue
         if opt == b"NX" and not xx:
             nx = True
         elif opt == b"XX" and not nx:
             xx = True
-        elif opt == b"KEEPTTL" and not seen_expiry:
+        elif opt == b"KEEPTTL" and not unit:
             keepttl = True
         elif opt == b"GET":
             want_get = True
         else:
             raise CommandError(SYNTAX)
         i += 1
+    if unit:
+        amount = _positive_expire(amount_raw, "set")
+        if unit in (b"EX", b"EXAT") and amount > INT64_MAX // 1000:
+            raise CommandError("ERR invalid expire time in 'set' command")
+        if unit == b"EX":
+            expire_at = now_ms() + amount * 1000
+        elif unit == b"PX":
+            expire_at = now_ms() + amount
+        elif unit == b"EXAT":
+            expire_at = amount * 1000
+        else:
+            expire_at = amount
+        _expire_at_ms(expire_at, "set")
     done, old = c.cmds.set(key, value, expire_at_ms=expire_at, keepttl=keepttl, nx=nx, xx=xx)
     if want_get:
         return R.bulk_or_null(old, c.resp3)
@@ -186,7 +190,7 @@ def cmd_decrby(c: RespConnection, args: list[bytes]) -> bytes:
 
 def cmd_incrbyfloat(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
-    return R.bulk(c.cmds.incr_by_float(args[1], parse_float(args[2])))
+    return R.bulk(c.cmds.incr_by_float(args[1], args[2]))
 
 
 def cmd_append(c: RespConnection, args: list[bytes]) -> bytes:
@@ -222,34 +226,38 @@ def _expire_flags(args: list[bytes]) -> ExpireFlags | None:
     return flags
 
 
-def _expire(c: RespConnection, args: list[bytes], to_abs_ms: Callable[[int], int]) -> bytes:
+def _expire(c: RespConnection, args: list[bytes], seconds: bool, relative: bool) -> bytes:
+    """EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with Redis's overflow checks
+    (``expireGenericCommand``): any time that fits in signed 64-bit milliseconds is
+    accepted, and one not in the future deletes the key."""
     _arity(args, minimum=3)
-    amount = parse_int(args[2])
-    try:
-        at = to_abs_ms(amount)
-    except OverflowError:
-        raise CommandError(
-            f"ERR invalid expire time in '{args[0].decode().lower()}' command"
-        ) from None
-    if abs(at) > 2**62:
-        raise CommandError(f"ERR invalid expire time in '{args[0].decode().lower()}' command")
-    return R.integer(int(c.cmds.expire_at(args[1], at, _expire_flags(args[3:]))))
+    when = parse_int(args[2])
+    flags = _expire_flags(args[3:])
+    invalid = f"ERR invalid expire time in '{args[0].decode().lower()}' command"
+    if seconds:
+        if when > INT64_MAX // 1000 or when < -(INT64_MAX // 1000):
+            raise CommandError(invalid)
+        when *= 1000
+    base = now_ms() if relative else 0
+    if when > INT64_MAX - base:
+        raise CommandError(invalid)
+    return R.integer(int(c.cmds.expire_at(args[1], when + base, flags)))
 
 
 def cmd_expire(c: RespConnection, args: list[bytes]) -> bytes:
-    return _expire(c, args, lambda s: now_ms() + s * 1000)
+    return _expire(c, args, seconds=True, relative=True)
 
 
 def cmd_pexpire(c: RespConnection, args: list[bytes]) -> bytes:
-    return _expire(c, args, lambda ms: now_ms() + ms)
+    return _expire(c, args, seconds=False, relative=True)
 
 
 def cmd_expireat(c: RespConnection, args: list[bytes]) -> bytes:
-    return _expire(c, args, lambda s: s * 1000)
+    return _expire(c, args, seconds=True, relative=False)
 
 
 def cmd_pexpireat(c: RespConnection, args: list[bytes]) -> bytes:
-    return _expire(c, args, lambda ms: ms)
+    return _expire(c, args, seconds=False, relative=False)
 
 
 def cmd_ttl(c: RespConnection, args: list[bytes]) -> bytes:
@@ -274,12 +282,7 @@ def cmd_keys(c: RespConnection, args: list[bytes]) -> bytes:
 
 def cmd_scan(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, minimum=2)
-    try:
-        cursor = int(args[1])
-        if cursor < 0:
-            raise ValueError
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
+    cursor = _scan_cursor(args[1])
     match: bytes | None = None
     count = 10
     i = 2
@@ -301,6 +304,18 @@ def cmd_scan(c: RespConnection, args: list[bytes]) -> bytes:
         i += 2
     next_cursor, keys = c.cmds.scan(cursor, match, count)
     return R.array([R.bulk(b"%d" % next_cursor), R.bulk_array(list(keys))])
+
+
+def _scan_cursor(raw: bytes) -> int:
+    """A cursor as Redis's ``strtoul`` reads it: optional sign (negative wraps around),
+    digits, nothing else; up to 2**64-1 (an empty cursor is 0)."""
+    body = raw[1:] if raw[:1] in (b"+", b"-") else raw
+    if body and not body.isdigit() or (raw and not body):
+        raise CommandError("ERR invalid cursor")
+    value = int(body) if body else 0
+    if value > 2**64 - 1:
+        raise CommandError("ERR invalid cursor")
+    return (-value) % 2**64 if raw[:1] == b"-" else value
 
 
 def cmd_type(c: RespConnection, args: list[bytes]) -> bytes:
@@ -376,13 +391,3 @@ DATA_COMMANDS: dict[bytes, Handler] = {
     b"FLUSHDB": cmd_flushall,
     b"KVSTATS": cmd_kvstats,
 }
-
-# Commands that change data (used by COMMAND INFO flags and by replicas' READONLY check).
-WRITE_COMMANDS = frozenset(
-    {
-        b"SET", b"SETNX", b"SETEX", b"PSETEX", b"GETSET", b"GETDEL", b"MSET", b"MSETNX",
-        b"DEL", b"UNLINK", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT",
-        b"APPEND", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST",
-        b"RENAME", b"RENAMENX", b"FLUSHALL", b"FLUSHDB",
-    }
-)  # fmt: skip

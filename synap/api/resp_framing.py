@@ -69,6 +69,9 @@ class RequestFraming:
         self._args_left = 0  # bulk strings still to come in the current request
         self._skip = 0  # payload bytes (and their CRLF) still to come
         self._line = b""  # a "*<count>" or "$<length>" line whose newline has not arrived
+        # (start, end) in the bytes fed of "*<count>" lines with a count <= 0: empty
+        # requests, which Redis skips (hiredis refuses a count below -1).
+        self.empty_requests: list[tuple[int, int]] = []
 
     @property
     def at_boundary(self) -> bool:
@@ -98,16 +101,20 @@ class RequestFraming:
                 if len(self._line) > MAX_LINE_BYTES:
                     raise FramingError(self._too_long(), begin)
                 return None
+            continued = bool(self._line)
             line = self._line + data[pos:end] if self._line else data[pos:end]
             self._line = b""
             pos = end + 1
             if len(line) > MAX_LINE_BYTES:
                 raise FramingError(self._too_long(), begin)
+            count_line = self._args_left == 0
             try:
                 self._header(line[:-1] if line[-1:] == b"\r" else line)
             except FramingError as exc:
                 exc.offset = begin
                 raise
+            if count_line and self._args_left == 0 and not continued:
+                self.empty_requests.append((begin, pos))
         return None
 
     def _header(self, line: bytes) -> None:
@@ -128,6 +135,25 @@ class RequestFraming:
 
     def _too_long(self) -> str:
         return "too big bulk count string" if self._args_left else "too big mbulk count string"
+
+
+def drop_empty_requests(data: bytes, max_bulk_len: int) -> bytes:
+    """``data`` (starting at a request boundary) without its ``*<count>`` requests of a
+    count <= 0, which Redis treats as empty requests (``*-10\r\n`` included)."""
+    framing = RequestFraming(max_bulk_len)
+    try:
+        framing.feed(data)
+    except FramingError:
+        pass  # the spans found before the bad request are still right
+    if not framing.empty_requests:
+        return data
+    parts = []
+    last = 0
+    for start, end in framing.empty_requests:
+        parts.append(data[last:start])
+        last = end
+    parts.append(data[last:])
+    return b"".join(parts)
 
 
 def may_declare_many_args(data: bytes) -> bool:

@@ -80,6 +80,16 @@ class WritesPausedError(CommandError):
         super().__init__("TRYAGAIN writes are paused for a failover; retry shortly")
 
 
+class NoReplicasError(CommandError):
+    """min-replicas-to-write is set and fewer good replicas are connected."""
+
+    http_status = 503
+    code = "NOREPLICAS"
+
+    def __init__(self) -> None:
+        super().__init__("NOREPLICAS Not enough good replicas to write.")
+
+
 NOT_INTEGER = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"
 SYNTAX = "ERR syntax error"

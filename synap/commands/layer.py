@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
+from synap.commands import longdouble
 from synap.commands.errors import (
     NOT_FLOAT,
     NOT_INTEGER,
@@ -102,16 +105,6 @@ def parse_float(raw: bytes | str | float) -> float:
     return value
 
 
-def format_float(value: float) -> bytes:
-    """Redis's human float format: shortest round-trip digits, no exponent."""
-    if value == int(value) and abs(value) < 1e17:
-        return b"%d" % int(value)
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = f"{value:.17f}".rstrip("0").rstrip(".")
-    return text.encode()
-
-
 def _no_guard() -> None:
     return None
 
@@ -193,6 +186,10 @@ class Commands:
         else:
             stats.hits += 1
         return value
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        """A read for commands that look at a value without counting as GET."""
+        return self._lookup(key, now_ms())
 
     def mget(self, keys: list[bytes]) -> list[bytes | None]:
         return [self.get(k) for k in keys]
@@ -408,17 +405,26 @@ class Commands:
         self._store_keeping_ttl(key, value, old is not None, is_json=True)
         return result
 
-    def incr_by_float(self, key: bytes, delta: float) -> bytes:
+    def incr_by_float(self, key: bytes, delta: bytes | float) -> bytes:
+        """INCRBYFLOAT in C long double, as Redis computes it (synap.commands.longdouble);
+        ``delta`` as the client wrote it (or a float)."""
         self._begin_write(key)
         now = now_ms()
         ks = self.keyspace
         old = ks.lookup(key, now)
-        current = 0.0 if old is None else _float_value(old)
-        result = current + delta
-        if math.isnan(result) or math.isinf(result):
+        try:
+            current = Fraction(0) if old is None else _long_double(old)
+            incr = _long_double(delta) if isinstance(delta, bytes) else _float_fraction(delta)
+            if current is None or incr is None:
+                raise longdouble.Infinite
+            result = longdouble.round_ld(current + incr)
+        except longdouble.Infinite:
             self.flush_removed()
-            raise CommandError("ERR increment would produce NaN or Infinity")
-        value = format_float(result)
+            raise CommandError("ERR increment would produce NaN or Infinity") from None
+        except CommandError:
+            self.flush_removed()
+            raise
+        value = longdouble.format_ld(result)
         is_number = _JSON_NUMBER.fullmatch(value) is not None
         self._store_keeping_ttl(key, value, old is not None, is_json=is_number)
         return value
@@ -489,12 +495,144 @@ class Commands:
         self._commit([[OP_DEL, src], set_op(dst, value, expiry, is_json)])
         return True
 
+    # ------------------------------------------------- Redis string/keyspace extras
+    def getex(
+        self, key: bytes, *, expire_at_ms: int | None = None, persist: bool = False
+    ) -> bytes | None:
+        """GETEX: the value, and a new expiry (``expire_at_ms``) or none (``persist``).
+        Without either it is a plain read and commits nothing (but, a write command as in
+        Redis, it is still refused on a replica)."""
+        self.check_writable()
+        if expire_at_ms is None and not persist:
+            return self.get(key)
+        if expire_at_ms is not None:
+            _check_expiry(expire_at_ms)
+        now = now_ms()
+        ks = self.keyspace
+        value = self._lookup(key, now)
+        if value is None:
+            return None
+        if persist:
+            if ks.expiry_of(key):
+                ks.set_expiry(key, 0)
+                self._commit([[OP_PERSIST, key]])
+        elif expire_at_ms is not None and expire_at_ms <= now:
+            ks.remove(key)
+            self._commit([[OP_DEL, key]])
+        elif expire_at_ms is not None:
+            ks.set_expiry(key, expire_at_ms)
+            self._commit([[OP_EXPIRE, key, expire_at_ms]])
+        return value
+
+    def getrange(self, key: bytes, start: int, end: int) -> bytes:
+        value = self._lookup(key, now_ms())
+        if not value:
+            return b""
+        n = len(value)
+        if start < 0 and end < 0 and start > end:
+            return b""
+        start = max(0, n + start) if start < 0 else start
+        end = max(0, n + end) if end < 0 else end
+        end = min(end, n - 1)
+        if start > end or start >= n:
+            return b""
+        return value[start : end + 1]
+
+    def setrange(self, key: bytes, offset: int, piece: bytes) -> int:
+        """SETRANGE: overwrite from ``offset`` (zero-padding a gap); the new length."""
+        self.check_writable()  # refused on a replica even when it would change nothing
+        old = self._lookup(key, now_ms())
+        if not piece:
+            return 0 if old is None else len(old)
+        if offset + len(piece) > self.limits.max_value_bytes:
+            raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        self._begin_write(key, piece)
+        current = old or b""
+        if len(current) < offset:
+            current += b"\0" * (offset - len(current))
+        value = current[:offset] + piece + current[offset + len(piece) :]
+        self._store_keeping_ttl(key, value, old is not None)
+        return len(value)
+
+    def setbit(self, key: bytes, offset: int, bit: int) -> int:
+        """SETBIT: the previous bit at ``offset`` (bit 0 is the most significant of byte 0)."""
+        self.check_writable()
+        old = self._lookup(key, now_ms())
+        byte = offset >> 3
+        need = byte + 1
+        if need > self.limits.max_value_bytes:
+            raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        self._begin_write(key, b"")
+        value = bytearray(old or b"")
+        if len(value) < need:
+            value += b"\0" * (need - len(value))
+        mask = 0x80 >> (offset & 7)
+        previous = 1 if value[byte] & mask else 0
+        if bit:
+            value[byte] |= mask
+        else:
+            value[byte] &= ~mask & 0xFF
+        if old is not None and bytes(value) == old:
+            return previous  # no change: Redis still propagates; nothing to record here
+        self._store_keeping_ttl(key, bytes(value), old is not None)
+        return previous
+
+    def copy(self, src: bytes, dst: bytes, *, replace: bool = False) -> bool:
+        """COPY: ``dst`` gets ``src``'s value and expiry; False if src is missing or dst
+        exists (without ``replace``)."""
+        self._begin_write(dst)
+        now = now_ms()
+        ks = self.keyspace
+        value = self._lookup(src, now)
+        if value is None:
+            return False
+        if src == dst:
+            raise CommandError("ERR source and destination objects are the same")
+        if not replace and ks.lookup(dst, now) is not None:
+            self.flush_removed()
+            return False
+        expiry = ks.expiry_of(src)
+        is_json = ks.is_json(src)  # the copy keeps the value's JSON kind
+        self._check_size(dst, value)
+        ks.put(dst, value, expiry, is_json)
+        self.stats.sets += 1
+        self._commit([set_op(dst, value, expiry, is_json)])
+        return True
+
+    def touch(self, keys: list[bytes]) -> int:
+        return self.exists(keys)
+
+    def random_key(self) -> bytes | None:
+        """A random live key (expired ones met on the way are deleted, as in Redis)."""
+        ks = self.keyspace
+        now = now_ms()
+        for _ in range(100):
+            if not ks.data:
+                return None
+            key = random.choice(list(ks.data)) if len(ks.data) < 64 else _sample_key(ks.data)
+            if self._lookup(key, now) is not None:
+                return key
+        live = next(iter(ks.live_keys(now)), None)
+        return live
+
+    def expire_time(self, key: bytes) -> int:
+        """Absolute expiry in ms; -2 when the key is missing, -1 when it has none."""
+        if self._lookup(key, now_ms()) is None:
+            return -2
+        return self.keyspace.expiry_of(key) or -1
+
     def flushall(self) -> int:
         self.check_writable()
         count = self.keyspace.clear()
         self.keyspace.removed = []
         self._commit([[OP_FLUSH]])
         return count
+
+
+def _sample_key(data: dict[bytes, bytes]) -> bytes:
+    """A random key without copying the whole dict: skip a random number of keys."""
+    skip = random.randrange(len(data))
+    return next(itertools.islice(iter(data), skip, None))
 
 
 def _check_expiry(at_ms: int) -> None:
@@ -509,5 +647,18 @@ def _int_value(raw: bytes) -> int:
     return parse_int(raw)
 
 
-def _float_value(raw: bytes) -> float:
-    return parse_float(raw)
+def _long_double(raw: bytes) -> Fraction | None:
+    """A stored or given number as a long double; None for infinity."""
+    try:
+        value = longdouble.parse(raw)
+    except longdouble.Infinite:
+        return None
+    if value is None:
+        raise CommandError(NOT_FLOAT)
+    return value
+
+
+def _float_fraction(value: float) -> Fraction | None:
+    if math.isnan(value):
+        raise CommandError(NOT_FLOAT)
+    return None if math.isinf(value) else Fraction(value)

@@ -26,6 +26,9 @@ import random
 import time
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import Any
+
+from synap.store import watch
 
 # Rough bytes of bookkeeping per key beyond the key and value payloads: two bytes
 # objects (33 B headers each) plus a dict slot.  Used only for max_memory accounting.
@@ -79,6 +82,8 @@ class Keyspace:
         self._tick = 0
         self._usage: dict[bytes, int] = {}  # LRU clock or LFU counter per key
         self._sample_pool: list[bytes] = []
+        # WATCH: key -> the clients watching it (see synap.store.watch).
+        self.watched: dict[bytes, set[Any]] = {}
 
     # ------------------------------------------------------------------ reads
     def __len__(self) -> int:
@@ -108,6 +113,10 @@ class Keyspace:
     def is_json(self, key: bytes) -> bool:
         """Whether ``key``'s value was written as a non-string JSON value."""
         return key in self.json_keys
+
+    def usage_of(self, key: bytes) -> int:
+        """The LFU counter (or LRU clock) of ``key``; 0 when not tracked."""
+        return self._usage.get(key, 0)
 
     def expiry_of(self, key: bytes) -> int:
         """Absolute expiry in ms, 0 when the key has none."""
@@ -142,6 +151,8 @@ class Keyspace:
             self._set_expiry_unchecked(key, expire_at_ms)
         if self.eviction is not _NO_EVICTION:
             self._touch(key)
+        if self.watched:
+            watch.touch(self, key)
 
     def remove(self, key: bytes) -> bool:
         if key not in self.data:
@@ -153,10 +164,14 @@ class Keyspace:
         if key not in self.data:
             return False
         self._set_expiry_unchecked(key, expire_at_ms)
+        if self.watched:
+            watch.touch(self, key)
         return True
 
     def clear(self) -> int:
         count = len(self.data)
+        if self.watched:
+            watch.touch_all(self, self.data, {})
         self.data = {}
         self.expires = {}
         self.json_keys = set()
@@ -173,6 +188,8 @@ class Keyspace:
     ) -> None:
         """Swap in a whole new dataset (full sync, recovery); ``json_keys`` are the keys
         of json kind (they must all be in ``data``)."""
+        if self.watched:
+            watch.touch_all(self, self.data, data)
         self.data = data
         self.expires = expires
         self.json_keys = json_keys if json_keys is not None else set()
@@ -275,3 +292,5 @@ class Keyspace:
             self.json_keys.discard(key)
         if self._usage:
             self._usage.pop(key, None)
+        if self.watched:
+            watch.touch(self, key)

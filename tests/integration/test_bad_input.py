@@ -97,7 +97,6 @@ def wire(node: SynapProcess) -> Iterator[Wire]:
         (b"*1\r\n$abc\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
         (b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
         (b"*abc\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*-5\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
         (b"*100000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
         (b"*1\r\n:5\r\n", b"-ERR Protocol error: expected '$', got ':'\r\n"),
         (
@@ -110,7 +109,6 @@ def wire(node: SynapProcess) -> Iterator[Wire]:
         "bulk-length-not-a-number",
         "negative-bulk-length",
         "multibulk-length-not-a-number",
-        "negative-multibulk-length",
         "hundred-million-arguments",
         "integer-instead-of-bulk",
         "nested-array",
@@ -123,6 +121,13 @@ def test_malformed_resp_gets_a_protocol_error_and_the_connection_closes(
     received, closed = wire.exchange(payload)
     assert received == error
     assert closed
+
+
+def test_negative_multibulk_length_is_an_empty_request(wire: Wire) -> None:
+    """As in Redis (``*-5`` is skipped, like ``*0`` and ``*-1``); the connection stays open."""
+    received, closed = wire.exchange(b"*-5\r\n*1\r\n$4\r\nPING\r\n")
+    assert received == b"+PONG\r\n"
+    assert not closed
 
 
 def test_garbage_bytes_are_an_unknown_inline_command(wire: Wire) -> None:

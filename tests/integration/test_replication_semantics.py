@@ -68,6 +68,13 @@ WRITES: list[list[bytes]] = [
     [b"PERSIST", b"k"],
     [b"RENAME", b"k", b"k3"],
     [b"RENAMENX", b"k", b"k3"],
+    [b"SETRANGE", b"k", b"1", b"x"],
+    [b"SETRANGE", b"k", b"1", b""],
+    [b"SETBIT", b"k", b"1", b"1"],
+    [b"COPY", b"k", b"k4"],
+    [b"GETEX", b"k", b"EX", b"100"],
+    [b"GETEX", b"k", b"PERSIST"],
+    [b"GETEX", b"k"],
     [b"FLUSHALL"],
     [b"FLUSHDB"],
 ]
