@@ -693,7 +693,7 @@ class ReplicationManager:
             ("repl_backlog_first_byte_offset", self.backlog.first_offset),
             ("repl_backlog_histlen", len(self.backlog)),
         ]
-        fields += [(f"repl_{k}", v) for k, v in self.log_fields().items()]
+        fields += [(f"synap_{k}", v) for k, v in self.log_fields().items()]
         return fields
 
     def _failover_state(self) -> str:

@@ -64,9 +64,9 @@ def test_replica_away_for_3x_the_memory_log_rejoins_by_partial_sync_from_disk(
     assert "from the WAL segments on disk" in master.log_text()
     assert replica.redis().get(f"away:{3 * LOG_MAX_OPS - 1}") is not None
     info = master.redis().info("replication")
-    assert info["repl_partial_syncs_from_disk"] == 1
-    assert info["repl_log_disk_first_offset"] == master.stats()["log_disk_first_offset"]
-    assert info["repl_log_memory_first_offset"] == master.stats()["log_memory_first_offset"]
+    assert info["synap_partial_syncs_from_disk"] == 1
+    assert info["synap_log_disk_first_offset"] == master.stats()["log_disk_first_offset"]
+    assert info["synap_log_memory_first_offset"] == master.stats()["log_memory_first_offset"]
 
 
 def test_a_restarted_middle_replica_serves_its_sub_replica_from_disk(

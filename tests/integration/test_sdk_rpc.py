@@ -270,7 +270,7 @@ def test_unknown_commands_get_the_synap_servers_error(master: SynapProcess) -> N
         errors = []
         for command, payload in [
             ("hash.set", {"key": "h", "field": "f", "value": "v"}),
-            ("kv.copy", {"key": "a", "destination": "b"}),
+            ("list.lpush", {"key": "l", "value": "x"}),
         ]:
             with pytest.raises(SynapException) as caught:
                 await c.send_command(command, payload)
@@ -279,7 +279,7 @@ def test_unknown_commands_get_the_synap_servers_error(master: SynapProcess) -> N
 
     errors = run(master.rpc_url, scenario)
     assert "ERR unknown command 'HSET'" in errors[0]
-    assert "ERR unknown command 'COPY'" in errors[1]
+    assert "ERR unknown command 'LPUSH'" in errors[1]
 
 
 def test_many_requests_in_flight_on_one_connection(master: SynapProcess, k: str) -> None:
