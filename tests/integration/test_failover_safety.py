@@ -385,7 +385,8 @@ def test_without_a_data_directory_nothing_is_persisted_and_the_cli_says_so(
                 return False
 
         wait_for(up, 30)
-        result = cli("replicaof", "--node", url, "--no-one")
+        (listen,) = reserve_ports(1)  # not the default 15501: other tests may hold it
+        result = cli("replicaof", "--node", url, "--no-one", "--replica-listen", f"{HOST}:{listen}")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "NOT persisted" in result.stdout, result.stdout
         assert not list(node_factory.base_dir.rglob("topology.json"))
