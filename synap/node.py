@@ -30,6 +30,7 @@ from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits
 from synap.config import Config, is_loopback
+from synap.latency import CommandTimings
 from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
@@ -98,6 +99,10 @@ class Node:
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
         self.commands_processed = 0
         self.connections_received = 0
+        # Calls and latency per command, read by /metrics (synap/latency.py).
+        self.resp_timings = CommandTimings()
+        self.http_timings = CommandTimings()
+        self.clients_rejected = 0
         self._resp_server: asyncio.base_events.Server | None = None
         self._rpc_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
@@ -411,6 +416,7 @@ class Node:
     def client_opened(self, client: RespConnection) -> bool:
         self.connections_received += 1
         if len(self._clients) >= self.config.server.max_clients:
+            self.clients_rejected += 1
             return False
         self._clients[client.id] = client
         return True
@@ -487,7 +493,7 @@ class Node:
 
         return render_info(self, sections or [])
 
-    def metrics_text(self) -> str:
+    def metrics_text(self) -> bytes:
         from synap.api.metrics import render_metrics
 
         return render_metrics(self)

@@ -24,6 +24,7 @@ import base64
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -79,6 +80,13 @@ class HttpApi:
             return
         if kind != "http":
             return
+        started = perf_counter()
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.node.http_timings.observe(route_label(scope["path"]), perf_counter() - started)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         try:
@@ -247,7 +255,7 @@ class HttpApi:
             return 200, await node.replication.failover_http(body if isinstance(body, dict) else {})
         if path == "/metrics":
             _allow(method, "GET")
-            return 200, node.metrics_text().encode()
+            return 200, node.metrics_text()
         if path == "/api/v1/info":
             _allow(method, "GET")
             query = parse_qs(scope.get("query_string", b"").decode())
@@ -341,6 +349,42 @@ class HttpApi:
 
 
 _KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding"})
+
+
+# Routes as /metrics labels them: the fixed set below, key routes without their key.
+_ROUTES = frozenset(
+    {
+        "/",
+        "/ui",
+        "/ui/status",
+        "/health",
+        "/health/live",
+        "/kv/set",
+        "/kv/stats",
+        "/api/v1/command",
+        "/api/v1/info",
+        "/api/replication/stats",
+        "/api/replication/promote",
+        "/api/replication/pause",
+        "/api/replication/resume",
+        "/api/replication/replicaof",
+        "/api/replication/digest",
+        "/api/replication/failover",
+        "/metrics",
+    }
+)
+
+
+def route_label(path: str) -> str:
+    """The route a request path belongs to, for metrics: never the key, never an
+    arbitrary client-chosen path (that would grow the label set without bound)."""
+    if path in _ROUTES:
+        return path
+    if path.startswith("/kv/get/"):
+        return "/kv/get"
+    if path.startswith("/kv/del/"):
+        return "/kv/del"
+    return "other"
 
 
 def _encode(body: Any) -> bytes:

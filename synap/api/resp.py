@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -317,6 +318,7 @@ class RespConnection(asyncio.Protocol):
                 return self._refuse(R.error("ERR Command not allowed inside a transaction"))
             self._queued.append(request)
             return R.QUEUED
+        started = perf_counter()
         try:
             return handler(self, request)
         except CommandError as exc:
@@ -324,6 +326,8 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             return R.error("ERR internal error; see the server log")
+        finally:
+            self.node.resp_timings.observe(name, perf_counter() - started)
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from synap.latency import LatencyHistogram
 from synap.persistence import PersistenceError, fsync_directory
 
 logger = logging.getLogger(__name__)
@@ -239,6 +240,7 @@ class WriteAheadLog:
         self.last_offset: int | None = None  # offset of the last appended record
         self.bytes_written = 0
         self.fsyncs = 0
+        self.fsync_latency = LatencyHistogram()  # seconds per fdatasync, for /metrics
         self.last_fsync_ms = 0
 
     # ------------------------------------------------------------------ state
@@ -483,10 +485,12 @@ class WriteAheadLog:
         cur.size += written
         self.bytes_written += written
         if self.mode is FsyncMode.ALWAYS:
+            started = time.perf_counter()
             try:
                 _fdatasync(fd)
             except OSError as exc:
                 raise PersistenceError(f"fdatasync of {cur.path} failed: {exc}") from exc
+            self.fsync_latency.observe(time.perf_counter() - started)
             self.fsyncs += 1
             self.last_fsync_ms = now_ms()
         else:
@@ -500,9 +504,11 @@ class WriteAheadLog:
                 # Cleared before the fdatasync: a write racing with it sets it again.
                 self._unsynced = False
                 fds.append(self._fd)
+            started = time.perf_counter()
             try:
                 for fd in fds:
                     _fdatasync(fd)
+                self.fsync_latency.observe(time.perf_counter() - started)
             except OSError as exc:
                 raise PersistenceError(f"fdatasync of the WAL failed: {exc}") from exc
             finally:
