@@ -10,6 +10,7 @@ Routes (JSON in and out):
   ``POST /api/replication/replicaof``, ``POST /api/replication/pause`` / ``resume`` (write
   pause for a planned failover), ``GET /api/replication/digest``
 * ``GET /metrics`` (Prometheus text format)
+* ``GET /`` (redirects to ``/ui``), ``GET /ui`` (status page, open), ``GET /ui/status`` (its JSON)
 
 No framework: the routes are few, and a framework costs a third of the throughput here
 (measured: raw ASGI 42k req/s against starlette's 26k on this machine).  When API keys are
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint, json_values
+from synap.api import command_endpoint, json_values, status_page
 from synap.api.json_values import to_stored
 from synap.commands.errors import CommandError
 from synap.store.keyspace import now_ms
@@ -47,6 +48,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; version=0.0.4")]
+_HTML_HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    # Self-contained: nothing may load from anywhere else.
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        b"connect-src 'self'; img-src 'self' data:",
+    ),
+    (b"cache-control", b"no-store"),
+]
+_PAGE = status_page.PAGE.encode()
 
 
 class HttpError(Exception):
@@ -96,6 +108,13 @@ class HttpApi:
                 return
             if path == "/health/live":
                 await _send(send, 200, self._live)
+                return
+            if path in ("/", "/ui"):
+                # The page holds no data (it fetches /ui/status), so it is open.
+                if path == "/":
+                    await _send(send, 302, b"", [(b"location", b"/ui")])
+                else:
+                    await _send(send, 200, _PAGE, _HTML_HEADERS)
                 return
             self._authenticate(scope)
             self.node.commands_processed += 1
@@ -256,6 +275,9 @@ class HttpApi:
         if path == "/metrics":
             _allow(method, "GET")
             return 200, node.metrics_text()
+        if path == "/ui/status":
+            _allow(method, "GET")
+            return 200, await status_page.group_status(node)
         if path == "/api/v1/info":
             _allow(method, "GET")
             query = parse_qs(scope.get("query_string", b"").decode())
