@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 
-from synap import __version__
+from synap import __version__, logfmt
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits
@@ -47,8 +47,9 @@ class StartupError(Exception):
 
 
 def banner(line: str) -> None:
-    """Startup lines the spec shows go to stdout, unbuffered, as well as to the log."""
-    print(line, flush=True)
+    """Startup lines the spec shows go to stdout, unbuffered (as JSON lines under
+    ``logging.format: json``)."""
+    print(logfmt.json_line(line) if logfmt.json_enabled() else line, flush=True)
 
 
 class Node:
@@ -70,6 +71,7 @@ class Node:
         repl = config.replication
         initial_role = Role(repl.role) if repl.enabled else Role.STANDALONE
         self.roles = RoleMachine()
+        logfmt.bind(self.node_id, lambda: str(self.roles.role))
         self.keyspace = Keyspace(
             kv.max_memory_mb * 1024 * 1024,
             EvictionPolicy(kv.eviction_policy),
@@ -206,6 +208,7 @@ class Node:
             HttpApi(self),
             lifespan="off",
             log_level="warning",
+            log_config=None,  # its loggers go to ours (synap/logfmt.py), JSON included
             access_log=False,
             http="httptools",
             loop="none",

@@ -119,7 +119,10 @@ class ReplicaConnection(asyncio.Protocol):
         if self.full_sync_task is not None:
             self.full_sync_task.cancel()
         if self.session.hello is not None:
-            log.info("replica %s (%s) disconnected", self.replica_id, self.peer)
+            log.info(
+                "replica %s (%s) disconnected", self.replica_id, self.peer,
+                extra={"peer": self.peer, "replica_id": self.replica_id},
+            )  # fmt: skip
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -239,8 +242,10 @@ class ReplicaConnection(asyncio.Protocol):
         if decision.partial:
             manager.sync_partial_ok += 1
             log.info(
-                "partial sync for replica %s from offset %d", self.replica_id, request.next_offset
-            )
+                "partial sync for replica %s from offset %d", self.replica_id, request.next_offset,
+                extra={"peer": self.peer, "replica_id": self.replica_id,
+                       "offset": request.next_offset},
+            )  # fmt: skip
             self._send(self.session.send_continue(history.replid, now_ms()))
             self.catch_up()
             return
@@ -255,7 +260,10 @@ class ReplicaConnection(asyncio.Protocol):
             # It asked to continue a history and could not: Redis's sync_partial_err.
             manager.sync_partial_err += 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
-        log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
+        log.info(
+            "Full sync required for replica %s: %s", self.replica_id, decision.reason,
+            extra={"peer": self.peer, "replica_id": self.replica_id, "offset": history.offset},
+        )  # fmt: skip
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
 
     async def _full_sync(self) -> None:
@@ -297,6 +305,8 @@ class ReplicaConnection(asyncio.Protocol):
             log.info(
                 "full sync of %d keys at offset %d sent to replica %s in %.2fs",
                 count, offset, self.replica_id, time.monotonic() - started,
+                extra={"peer": self.peer, "replica_id": self.replica_id, "offset": offset,
+                       "keys": count},
             )  # fmt: skip
         finally:
             del data, expires, json_keys

@@ -382,7 +382,10 @@ class ReplicaLink:
         self.state = "connected"
         self.link_down_since = None
         self.last_error = None  # the link is up: nothing is wrong now
-        log.info("partial sync accepted by %s from offset %d", self.master_address, offset + 1)
+        log.info(
+            "partial sync accepted by %s from offset %d", self.master_address, offset + 1,
+            extra={"master": self.master_address, "offset": offset + 1},
+        )  # fmt: skip
 
     def install_dataset(
         self,
@@ -406,7 +409,10 @@ class ReplicaLink:
         self.state = "connected"
         self.link_down_since = None
         self.last_error = None
-        log.info("full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed)
+        log.info(
+            "full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed,
+            extra={"master": self.master_address, "offset": offset, "keys": len(data)},
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- views
     def link_down_seconds(self) -> float | None:
