@@ -32,6 +32,10 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 
 
+# Seconds, for whole operations such as a full sync or a snapshot.
+SYNC_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
 class LatencyHistogram:
     """Fixed-bucket histogram: ``counts[i]`` holds observations ``<= bounds[i]`` and above
     ``bounds[i-1]``; the last slot holds those above every bound (``+Inf``)."""

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grafana_foundation_sdk.builders.dashboard import DatasourceVariable, Row
 from grafana_foundation_sdk.builders.dashboard import Dashboard as DashboardBuilder
+from grafana_foundation_sdk.builders.dashboard import DatasourceVariable, Row
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.builders.stat import Panel as Stat
 from grafana_foundation_sdk.builders.timeseries import Panel as TimeSeries
@@ -57,9 +57,7 @@ def build() -> dict[str, Any]:
     d = d.with_panel(
         stat("Connected replicas", [("synap_replication_connected_replicas", "{{instance}}")])
     )
-    d = d.with_panel(
-        stat("Replica links up", [("sum(synap_replication_connected)", "links up")])
-    )
+    d = d.with_panel(stat("Replica links up", [("sum(synap_replication_connected)", "links up")]))
     d = d.with_row(Row("Replication"))
     d = d.with_panel(series("Offsets", [("synap_replication_offset", "{{instance}}")]))
     d = d.with_panel(
@@ -114,8 +112,11 @@ def build() -> dict[str, Any]:
     )
     d = d.with_panel(
         series(
-            "Replication received",
-            [("rate(synap_replication_received_bytes_total[1m])", "{{instance}}")],
+            "Replication traffic",
+            [
+                ("rate(synap_replication_sent_bytes_total[1m])", "sent {{instance}}"),
+                ("rate(synap_replication_received_bytes_total[1m])", "received {{instance}}"),
+            ],
             unit="Bps",
         )
     )

@@ -186,6 +186,26 @@ class NodeCollector(Collector):
             "Partial syncs this node performed as a replica.",
             repl.partial_syncs_performed,
         )
+        yield _counter(
+            "synap_replication_sent_bytes_total",
+            "Bytes written to replicas (streams and full syncs).",
+            repl.bytes_sent,
+        )
+        yield _counter(
+            "synap_replication_full_sync_sent_bytes_total",
+            "Snapshot bytes sent in full syncs served.",
+            repl.full_sync_bytes_sent,
+        )
+        yield _histogram(
+            "synap_replication_full_sync_duration_seconds",
+            "Time to send a full sync to a replica.",
+            repl.full_sync_seconds,
+        )
+        yield _histogram(
+            "synap_replication_apply_duration_seconds",
+            "Time to apply one batch of streamed records on a replica.",
+            repl.apply_seconds,
+        )
         backlog = repl.backlog
         yield _gauge(
             "synap_replication_log_first_offset",
@@ -339,6 +359,11 @@ class NodeCollector(Collector):
         )
         yield _histogram(
             "synap_wal_fsync_duration_seconds", "Time per WAL fdatasync.", wal.fsync_latency
+        )
+        yield _histogram(
+            "synap_wal_write_duration_seconds",
+            "Time per WAL write() of a batch of records (group commit).",
+            wal.write_latency,
         )
         yield _counter(
             "synap_snapshots_written_total", "Snapshots written.", ps["snapshots_written"]

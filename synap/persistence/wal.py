@@ -241,6 +241,7 @@ class WriteAheadLog:
         self.bytes_written = 0
         self.fsyncs = 0
         self.fsync_latency = LatencyHistogram()  # seconds per fdatasync, for /metrics
+        self.write_latency = LatencyHistogram()  # seconds per write() of a batch
         self.last_fsync_ms = 0
 
     # ------------------------------------------------------------------ state
@@ -469,6 +470,7 @@ class WriteAheadLog:
         cur = self._cur
         assert fd is not None and cur is not None
         written = 0
+        started = time.perf_counter()
         try:
             written = os.write(fd, buf)
             while written < len(buf):  # regular files rarely write short, but may
@@ -482,6 +484,7 @@ class WriteAheadLog:
                 f"buffered; free disk space or fix the device"
             ) from exc
         self._buf = bytearray()
+        self.write_latency.observe(time.perf_counter() - started)
         cur.size += written
         self.bytes_written += written
         if self.mode is FsyncMode.ALWAYS:

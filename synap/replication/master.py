@@ -293,7 +293,9 @@ class ReplicaConnection(asyncio.Protocol):
             for batch in batch_entries(entries):
                 if self.closed:
                     return
-                self._send(self.session.snapshot_chunk(batch))
+                chunk = self.session.snapshot_chunk(batch)
+                self._send(chunk)
+                self.server.manager.full_sync_bytes_sent += len(chunk)
                 chunks += 1
                 if not self._writable.is_set():
                     await self._writable.wait()
@@ -302,6 +304,7 @@ class ReplicaConnection(asyncio.Protocol):
             if self.closed:
                 return
             self._send(self.session.snapshot_end(now_ms()))
+            self.server.manager.full_sync_seconds.observe(time.monotonic() - started)
             log.info(
                 "full sync of %d keys at offset %d sent to replica %s in %.2fs",
                 count, offset, self.replica_id, time.monotonic() - started,
@@ -395,6 +398,7 @@ class ReplicaConnection(asyncio.Protocol):
     def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
+            self.server.manager.bytes_sent += len(data)
 
     def _end(self, event: SessionEnded) -> None:
         # The reason may be the replica's own ERROR text: escaped, it stays one log line.

@@ -150,6 +150,7 @@ class _MasterConnection(asyncio.Protocol):
         node = self.link.manager.node
         records = event.records
         first = event.first_offset
+        started = time.perf_counter()
         try:
             apply_records(node.keyspace, records)
         except CorruptRecord as exc:
@@ -159,6 +160,7 @@ class _MasterConnection(asyncio.Protocol):
             return False
         node.history.commit_encoded_batch(first, records)
         self.link.records_applied += len(records)
+        self.link.manager.apply_seconds.observe(time.perf_counter() - started)
         return True
 
     def _install(self, event: FullSyncCompleted) -> None:

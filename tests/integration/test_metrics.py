@@ -76,6 +76,9 @@ def test_metrics_pass_promtool_lint_with_two_replicas(node_factory: NodeFactory)
     assert value(text, "synap_keys") == 21
     assert value(text, "synap_kv_operations_total", op="sets") == 21
     assert value(text, "synap_wal_fsync_duration_seconds_count") >= 0
+    assert value(text, "synap_wal_write_duration_seconds_count") > 0
+    assert value(text, "synap_replication_full_sync_duration_seconds_count") == 2
+    assert value(text, "synap_replication_sent_bytes_total") > 0
     assert value(text, "process_resident_memory_bytes") > 0
     assert value(text, "process_open_fds") > 0
 
@@ -88,6 +91,8 @@ def test_metrics_pass_promtool_lint_with_two_replicas(node_factory: NodeFactory)
     assert value(rtext, "synap_replication_lag_operations") == 0
     assert value(rtext, "synap_replication_full_syncs_performed_total") == 1
     assert value(rtext, "synap_replication_received_bytes_total") > 0
+    assert value(rtext, "synap_replication_apply_duration_seconds_count") >= 1
+    assert value(rtext, "synap_replication_records_applied_total") == 21
 
     # A replica that goes away is dropped from the master's series at once.
     replicas[1].kill()
