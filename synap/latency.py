@@ -65,19 +65,20 @@ class LatencyHistogram:
 
 
 class CommandTimings:
-    """Calls and latency per command name for one front end (RESP or HTTP)."""
+    """Calls and latency per command name for one front end (RESP or HTTP); a name's
+    call count is its histogram's ``count``."""
 
-    __slots__ = ("calls", "latency")
+    __slots__ = ("latency",)
 
     def __init__(self) -> None:
         # Keyed by the name as the front end has it (bytes on RESP), decoded at scrape.
-        self.calls: dict[str | bytes, int] = {}
         self.latency: dict[str | bytes, LatencyHistogram] = {}
 
     def observe(self, name: str | bytes, seconds: float) -> None:
+        # LatencyHistogram.observe inlined: this runs once per command.
         hist = self.latency.get(name)
         if hist is None:
             hist = self.latency[name] = LatencyHistogram()
-            self.calls[name] = 0
-        self.calls[name] += 1
-        hist.observe(seconds)
+        hist.counts[bisect_left(hist.bounds, seconds)] += 1
+        hist.total += seconds
+        hist.count += 1

@@ -413,7 +413,7 @@ class NodeCollector(Collector):
         for api, table in timings:
             for key, hist in list(table.latency.items()):
                 labels = [api, _name(key)]
-                calls.add_metric(labels, table.calls.get(key, 0))
+                calls.add_metric(labels, hist.count)
                 latency.add_metric(labels, _buckets(hist), hist.total)
         yield calls
         yield latency
