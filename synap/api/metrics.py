@@ -176,6 +176,14 @@ class NodeCollector(Collector):
             "Partial syncs requested by replicas and refused (served as full syncs).",
             repl.sync_partial_err,
         )
+        refusals = CounterMetricFamily(
+            "synap_replication_partial_sync_refusals",
+            "Partial syncs refused (served as full syncs), by reason.",
+            labels=["reason"],
+        )
+        for reason, n in list(repl.partial_sync_refusals.items()):
+            refusals.add_metric([reason], n)
+        yield refusals
         yield _counter(
             "synap_replication_full_syncs_performed_total",
             "Full syncs this node performed as a replica.",

@@ -21,6 +21,7 @@ from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
 from synap.latency import SYNC_BUCKETS, LatencyHistogram
 from synap.replication.backlog import ReplicationBacklog
+from synap.replication.handshake import REFUSAL_CODES
 from synap.replication.roles import IllegalTransition, Role
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class ReplicationManager:
         # For /metrics: bytes written to replicas, full syncs served (duration, bytes),
         # and on a replica the time to apply each batch of streamed records.
         self.bytes_sent = 0
+        self.partial_sync_refusals: dict[str, int] = dict.fromkeys(REFUSAL_CODES, 0)
         self.full_sync_bytes_sent = 0
         self.full_sync_seconds = LatencyHistogram(SYNC_BUCKETS)
         self.apply_seconds = LatencyHistogram()

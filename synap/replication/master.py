@@ -259,6 +259,8 @@ class ReplicaConnection(asyncio.Protocol):
         if request.replid != "?":
             # It asked to continue a history and could not: Redis's sync_partial_err.
             manager.sync_partial_err += 1
+            refusals = manager.partial_sync_refusals
+            refusals[decision.code] = refusals.get(decision.code, 0) + 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
         log.info(
             "Full sync required for replica %s: %s", self.replica_id, decision.reason,
