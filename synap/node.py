@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from synap import __version__
+from synap import __version__, logfmt
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
 from synap.commands.errors import NoReplicasError
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
+from synap.latency import CommandTimings
 from synap.persistence.manager import Persistence, Position
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
@@ -52,8 +53,9 @@ class StartupError(Exception):
 
 
 def banner(line: str) -> None:
-    """Startup lines the spec shows go to stdout, unbuffered, as well as to the log."""
-    print(line, flush=True)
+    """Startup lines the spec shows go to stdout, unbuffered (as JSON lines under
+    ``logging.format: json``)."""
+    print(logfmt.json_line(line) if logfmt.json_enabled() else line, flush=True)
 
 
 class Node:
@@ -75,6 +77,7 @@ class Node:
         repl = config.replication
         initial_role = Role(repl.role) if repl.enabled else Role.STANDALONE
         self.roles = RoleMachine()
+        logfmt.bind(self.node_id, lambda: str(self.roles.role))
         self.keyspace = Keyspace(
             kv.max_memory_mb * 1024 * 1024,
             EvictionPolicy(kv.eviction_policy),
@@ -110,6 +113,10 @@ class Node:
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
         self.commands_processed = 0
         self.connections_received = 0
+        # Calls and latency per command, read by /metrics (synap/latency.py).
+        self.resp_timings = CommandTimings()
+        self.http_timings = CommandTimings()
+        self.clients_rejected = 0
         self._resp_server: asyncio.base_events.Server | None = None
         self._rpc_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
@@ -234,6 +241,7 @@ class Node:
             HttpApi(self),
             lifespan="off",
             log_level="warning",
+            log_config=None,  # its loggers go to ours (synap/logfmt.py), JSON included
             access_log=False,
             http="httptools",
             loop="none",
@@ -469,6 +477,7 @@ class Node:
     def client_opened(self, client: RespConnection) -> bool:
         self.connections_received += 1
         if len(self._clients) >= self.config.server.max_clients:
+            self.clients_rejected += 1
             return False
         self._clients[client.id] = client
         return True
@@ -604,7 +613,7 @@ class Node:
 
         return render_info(self, sections or [])
 
-    def metrics_text(self) -> str:
+    def metrics_text(self) -> bytes:
         from synap.api.metrics import render_metrics
 
         return render_metrics(self)

@@ -172,11 +172,6 @@ def _idle_flags(config: Config, options: dict[str, Any]) -> list[str]:
 
 
 def setup_logging(level: str, fmt: str) -> None:
-    if fmt == "json":
-        pattern = (
-            '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
-        )
-    else:
-        pattern = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level), format=pattern, stream=sys.stderr)
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    from synap.logfmt import setup_logging as setup
+
+    setup(level, fmt)

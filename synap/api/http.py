@@ -11,6 +11,7 @@ Routes (JSON in and out):
   pause for a planned failover), ``GET /api/replication/digest``
 * ``GET /api/replication/leader``: the master elected through etcd (503 while none)
 * ``GET /metrics`` (Prometheus text format)
+* ``GET /`` (redirects to ``/ui``), ``GET /ui`` (status page, open), ``GET /ui/status`` (its JSON)
 
 No framework: the routes are few, and a framework costs a third of the throughput here
 (measured: raw ASGI 42k req/s against starlette's 26k on this machine).  When API keys are
@@ -25,13 +26,14 @@ import base64
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint, json_values
+from synap.api import command_endpoint, json_values, status_page
 from synap.api.json_values import to_stored
 from synap.commands.errors import CommandError
 from synap.store.keyspace import now_ms
@@ -47,6 +49,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; version=0.0.4")]
+_HTML_HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    # Self-contained: nothing may load from anywhere else.
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        b"connect-src 'self'; img-src 'self' data:",
+    ),
+    (b"cache-control", b"no-store"),
+]
+_PAGE = status_page.PAGE.encode()
 
 
 class HttpError(Exception):
@@ -100,6 +113,13 @@ class HttpApi:
             return
         if kind != "http":
             return
+        started = perf_counter()
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.node.http_timings.observe(route_label(scope["path"]), perf_counter() - started)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         try:
@@ -109,6 +129,13 @@ class HttpApi:
                 return
             if path == "/health/live":
                 await _send(send, 200, self._live)
+                return
+            if path in ("/", "/ui"):
+                # The page holds no data (it fetches /ui/status), so it is open.
+                if path == "/":
+                    await _send(send, 302, b"", [(b"location", b"/ui")])
+                else:
+                    await _send(send, 200, _PAGE, _HTML_HEADERS)
                 return
             self._authenticate(scope)
             self.node.commands_processed += 1
@@ -274,7 +301,10 @@ class HttpApi:
             return 200, await node.replication.failover_http(body if isinstance(body, dict) else {})
         if path == "/metrics":
             _allow(method, "GET")
-            return 200, node.metrics_text().encode()
+            return 200, node.metrics_text()
+        if path == "/ui/status":
+            _allow(method, "GET")
+            return 200, await status_page.group_status(node)
         if path == "/api/v1/info":
             _allow(method, "GET")
             query = parse_qs(scope.get("query_string", b"").decode())
@@ -368,6 +398,42 @@ class HttpApi:
 
 
 _KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding"})
+
+
+# Routes as /metrics labels them: the fixed set below, key routes without their key.
+_ROUTES = frozenset(
+    {
+        "/",
+        "/ui",
+        "/ui/status",
+        "/health",
+        "/health/live",
+        "/kv/set",
+        "/kv/stats",
+        "/api/v1/command",
+        "/api/v1/info",
+        "/api/replication/stats",
+        "/api/replication/promote",
+        "/api/replication/pause",
+        "/api/replication/resume",
+        "/api/replication/replicaof",
+        "/api/replication/digest",
+        "/api/replication/failover",
+        "/metrics",
+    }
+)
+
+
+def route_label(path: str) -> str:
+    """The route a request path belongs to, for metrics: never the key, never an
+    arbitrary client-chosen path (that would grow the label set without bound)."""
+    if path in _ROUTES:
+        return path
+    if path.startswith("/kv/get/"):
+        return "/kv/get"
+    if path.startswith("/kv/del/"):
+        return "/kv/del"
+    return "other"
 
 
 def _encode(body: Any) -> bytes:

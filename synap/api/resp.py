@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from time import perf_counter_ns
+from time import perf_counter, perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -379,6 +379,7 @@ class RespConnection(asyncio.Protocol):
             return R.QUEUED
         if self._stats.per_command or self._monitors:
             return self._run_observed(handler, name, request)
+        started = perf_counter()
         try:  # the fast path: handlers answer errors by raising CommandError
             return handler(self, request)
         except CommandError as exc:
@@ -386,6 +387,8 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
+        finally:
+            self.node.resp_timings.observe(name, perf_counter() - started)
         self._stats.error(reply)
         return reply
 
@@ -406,8 +409,10 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
+        elapsed = perf_counter_ns() - started
+        self.node.resp_timings.observe(name, elapsed / 1e9)
         if stats.per_command:
-            stats.ran(stat_name(name, request), perf_counter_ns() - started, reply)
+            stats.ran(stat_name(name, request), elapsed, reply)
         elif type(reply) is bytes and reply[:1] == b"-":
             stats.error(reply)
         if self._monitors:

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from synap.latency import LatencyHistogram
 from synap.persistence import PersistenceError, fsync_directory
 
 logger = logging.getLogger(__name__)
@@ -257,6 +258,8 @@ class WriteAheadLog:
         self.last_offset: int | None = None  # offset of the last appended record
         self.bytes_written = 0
         self.fsyncs = 0
+        self.fsync_latency = LatencyHistogram()  # seconds per fdatasync, for /metrics
+        self.write_latency = LatencyHistogram()  # seconds per write() of a batch
         self.last_fsync_ms = 0
 
     # ------------------------------------------------------------------ state
@@ -485,6 +488,7 @@ class WriteAheadLog:
         cur = self._cur
         assert fd is not None and cur is not None
         written = 0
+        started = time.perf_counter()
         try:
             written = os.write(fd, buf)
             while written < len(buf):  # regular files rarely write short, but may
@@ -498,13 +502,16 @@ class WriteAheadLog:
                 f"buffered; free disk space or fix the device"
             ) from exc
         self._buf = bytearray()
+        self.write_latency.observe(time.perf_counter() - started)
         cur.size += written
         self.bytes_written += written
         if self.mode is FsyncMode.ALWAYS:
+            started = time.perf_counter()
             try:
                 _fdatasync(fd)
             except OSError as exc:
                 raise PersistenceError(f"fdatasync of {cur.path} failed: {exc}") from exc
+            self.fsync_latency.observe(time.perf_counter() - started)
             self.fsyncs += 1
             self.last_fsync_ms = now_ms()
         else:
@@ -522,9 +529,11 @@ class WriteAheadLog:
                 # Cleared before the fdatasync: a write racing with it sets it again.
                 self._unsynced = False
                 fds.append(self._fd)
+            started = time.perf_counter()
             try:
                 for fd in fds:
                     _fdatasync(fd)
+                self.fsync_latency.observe(time.perf_counter() - started)
             except OSError as exc:
                 raise PersistenceError(f"fdatasync of the WAL failed: {exc}") from exc
             finally:

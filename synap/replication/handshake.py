@@ -84,10 +84,16 @@ class HistoryBounds(Protocol):
 class SyncDecision:
     kind: Literal["partial", "full"]
     reason: str  # for logs: says exactly which rule decided
+    code: str = ""  # the rule, as a fixed word for metrics (REFUSAL_CODES for "full")
 
     @property
     def partial(self) -> bool:
         return self.kind == "partial"
+
+
+# Why a partial sync was refused, as /metrics labels it ("no_history" is a full sync
+# asked for, not a partial one refused).
+REFUSAL_CODES = ("history_ended", "replid_mismatch", "offset_not_in_log", "offset_ahead")
 
 
 def decide_sync(
@@ -117,7 +123,9 @@ def decide_sync(
     Anything else needs a full sync. ``"?"`` (no history) always does.
     """
     if request_replid == NO_REPLID:
-        return SyncDecision("full", "replica has no replication history (new or reset replica)")
+        return SyncDecision(
+            "full", "replica has no replication history (new or reset replica)", "no_history"
+        )
     if request_replid == my_replid:
         pass
     elif my_replid2 and request_replid == my_replid2:
@@ -127,6 +135,7 @@ def decide_sync(
                 f"replica follows our previous replication id {my_replid2} up to offset "
                 f"{request_next_offset - 1}, but that history ended at offset "
                 f"{second_offset - 1} when we switched to {my_replid}",
+                "history_ended",
             )
     else:
         previous = (
@@ -135,22 +144,28 @@ def decide_sync(
         return SyncDecision(
             "full",
             f"replication id mismatch: replica follows {request_replid}, we are {my_replid}{previous}",
+            "replid_mismatch",
         )
     first, last = backlog.first_offset, backlog.last_offset
     if request_next_offset < first:
         return SyncDecision(
-            "full", f"offset {request_next_offset} no longer in the log (log starts at {first})"
+            "full",
+            f"offset {request_next_offset} no longer in the log (log starts at {first})",
+            "offset_not_in_log",
         )
     if request_next_offset > last + 1:
         return SyncDecision(
-            "full", f"replica asked for offset {request_next_offset} beyond our offset {last}"
+            "full",
+            f"replica asked for offset {request_next_offset} beyond our offset {last}",
+            "offset_ahead",
         )
     if request_next_offset == last + 1:
-        return SyncDecision("partial", f"replica is up to date at offset {last}")
+        return SyncDecision("partial", f"replica is up to date at offset {last}", "up_to_date")
     return SyncDecision(
         "partial",
         f"replica resumes at offset {request_next_offset}; "
         f"{last - request_next_offset + 1} records to send",
+        "resume",
     )
 
 

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
+from synap.latency import SYNC_BUCKETS, LatencyHistogram
 from synap.replication.backlog import ReplicationBacklog
+from synap.replication.handshake import REFUSAL_CODES
 from synap.replication.roles import IllegalTransition, Role
 
 if TYPE_CHECKING:
@@ -70,6 +72,13 @@ class ReplicationManager:
         # the WAL segments, and the records sent that way.
         self.partial_syncs_from_disk = 0
         self.records_sent_from_disk = 0
+        # For /metrics: bytes written to replicas, full syncs served (duration, bytes),
+        # and on a replica the time to apply each batch of streamed records.
+        self.bytes_sent = 0
+        self.partial_sync_refusals: dict[str, int] = dict.fromkeys(REFUSAL_CODES, 0)
+        self.full_sync_bytes_sent = 0
+        self.full_sync_seconds = LatencyHistogram(SYNC_BUCKETS)
+        self.apply_seconds = LatencyHistogram()
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.
         self.started_empty = False

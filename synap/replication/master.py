@@ -130,7 +130,10 @@ class ReplicaConnection(asyncio.Protocol):
         if self.disk_task is not None:
             self.disk_task.cancel()
         if self.session.hello is not None:
-            log.info("replica %s (%s) disconnected", self.replica_id, self.peer)
+            log.info(
+                "replica %s (%s) disconnected", self.replica_id, self.peer,
+                extra={"peer": self.peer, "replica_id": self.replica_id},
+            )  # fmt: skip
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -261,11 +264,15 @@ class ReplicaConnection(asyncio.Protocol):
                     "WAL segments on disk, then the memory log",
                     self.replica_id, request.next_offset, request.next_offset,
                     backlog.first_offset - 1,
+                    extra={"peer": self.peer, "replica_id": self.replica_id,
+                           "offset": request.next_offset},
                 )  # fmt: skip
             else:
                 log.info(
                     "partial sync for replica %s from offset %d",
                     self.replica_id, request.next_offset,
+                    extra={"peer": self.peer, "replica_id": self.replica_id,
+                           "offset": request.next_offset},
                 )  # fmt: skip
             self._send(
                 self.session.send_continue(history.replid, now_ms(), self.server.manager.epoch)
@@ -282,6 +289,8 @@ class ReplicaConnection(asyncio.Protocol):
         if request.replid != "?":
             # It asked to continue a history and could not: Redis's sync_partial_err.
             manager.sync_partial_err += 1
+            refusals = manager.partial_sync_refusals
+            refusals[decision.code] = refusals.get(decision.code, 0) + 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
         damaged = manager.node.persistence.damaged_segments if manager.node.persistence else []
         if damaged and request.next_offset < manager.backlog.first_offset:
@@ -291,7 +300,10 @@ class ReplicaConnection(asyncio.Protocol):
                 self.replica_id, decision.reason, ", ".join(damaged),
             )  # fmt: skip
         else:
-            log.info("Full sync required for replica %s: %s", self.replica_id, decision.reason)
+            log.info(
+                "Full sync required for replica %s: %s", self.replica_id, decision.reason,
+                extra={"peer": self.peer, "replica_id": self.replica_id, "offset": history.offset},
+            )  # fmt: skip
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
 
     async def _full_sync(self) -> None:
@@ -323,7 +335,9 @@ class ReplicaConnection(asyncio.Protocol):
             for batch in batch_entries(entries):
                 if self.closed:
                     return
-                self._send(self.session.snapshot_chunk(batch))
+                chunk = self.session.snapshot_chunk(batch)
+                self._send(chunk)
+                self.server.manager.full_sync_bytes_sent += len(chunk)
                 chunks += 1
                 if not self._writable.is_set():
                     await self._writable.wait()
@@ -332,9 +346,12 @@ class ReplicaConnection(asyncio.Protocol):
             if self.closed:
                 return
             self._send(self.session.snapshot_end(now_ms()))
+            self.server.manager.full_sync_seconds.observe(time.monotonic() - started)
             log.info(
                 "full sync of %d keys at offset %d sent to replica %s in %.2fs",
                 count, offset, self.replica_id, time.monotonic() - started,
+                extra={"peer": self.peer, "replica_id": self.replica_id, "offset": offset,
+                       "keys": count},
             )  # fmt: skip
         finally:
             del data, expires, json_keys
@@ -514,6 +531,7 @@ class ReplicaConnection(asyncio.Protocol):
     def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
+            self.server.manager.bytes_sent += len(data)
 
     def _end(self, event: SessionEnded) -> None:
         # The reason may be the replica's own ERROR text: escaped, it stays one log line.

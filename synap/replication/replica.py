@@ -151,6 +151,7 @@ class _MasterConnection(asyncio.Protocol):
         node = self.link.manager.node
         records = event.records
         first = event.first_offset
+        started = time.perf_counter()
         try:
             apply_records(node.keyspace, records)
         except CorruptRecord as exc:
@@ -160,6 +161,7 @@ class _MasterConnection(asyncio.Protocol):
             return False
         node.history.commit_encoded_batch(first, records)
         self.link.records_applied += len(records)
+        self.link.manager.apply_seconds.observe(time.perf_counter() - started)
         return True
 
     def _install(self, event: FullSyncCompleted) -> None:
@@ -384,7 +386,10 @@ class ReplicaLink:
         self.state = "connected"
         self.link_down_since = None
         self.last_error = None  # the link is up: nothing is wrong now
-        log.info("partial sync accepted by %s from offset %d", self.master_address, offset + 1)
+        log.info(
+            "partial sync accepted by %s from offset %d", self.master_address, offset + 1,
+            extra={"master": self.master_address, "offset": offset + 1},
+        )  # fmt: skip
 
     def install_dataset(
         self,
@@ -408,7 +413,10 @@ class ReplicaLink:
         self.state = "connected"
         self.link_down_since = None
         self.last_error = None
-        log.info("full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed)
+        log.info(
+            "full sync complete: %d keys at offset %d in %.2fs", len(data), offset, elapsed,
+            extra={"master": self.master_address, "offset": offset, "keys": len(data)},
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- views
     def link_down_seconds(self) -> float | None:

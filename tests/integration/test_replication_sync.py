@@ -139,6 +139,12 @@ def test_log_overflow_forces_a_full_sync(node_factory: NodeFactory) -> None:
     assert "no longer in the log" in master.log_text()
     info = master.redis().info("stats")
     assert info["sync_full"] == 2 and info["sync_partial_err"] == 1
+    # /metrics names the reason of the refusal.
+    metrics = master.http.get("/metrics").text
+    assert (
+        'synap_replication_partial_sync_refusals_total{reason="offset_not_in_log"} 1.0' in metrics
+    )
+    assert 'synap_replication_partial_sync_refusals_total{reason="replid_mismatch"} 0.0' in metrics
 
 
 def test_three_replicas_receive_the_same_history(node_factory: NodeFactory) -> None:

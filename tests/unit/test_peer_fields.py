@@ -186,10 +186,28 @@ def test_escaped_text_is_always_printable(value: str) -> None:
         assert out == value
 
 
-def test_metric_label_values_follow_the_exposition_format() -> None:
-    assert label_value('a"b\\c') == 'a\\"b\\\\c'
-    assert label_value("line\nbreak") == "line\\\\nbreak"  # escaped first, then quoted
-    assert "\n" not in label_value("x\ny") and '"' not in label_value('"').replace('\\"', "")
+def test_metric_label_values_are_printable_and_escaped_by_the_library() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.parser import text_string_to_metric_families
+
+    raw = 'a"b\\c\nline\x1b[2J'
+    assert label_value(raw) == 'a"b\\c\\nline\\x1b[2J'  # non-printables as text
+
+    class One:
+        def collect(self):  # type: ignore[no-untyped-def]
+            family = GaugeMetricFamily("synap_t", "t", labels=["replica"])
+            family.add_metric([label_value(raw)], 1)
+            yield family
+
+    registry = CollectorRegistry()
+    registry.register(One())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    # One line per sample: no raw line feed or escape character got into the output.
+    assert text.count("\n") == 3 and "\x1b" not in text
+    assert 'replica="a\\"b\\\\c\\\\nline\\\\x1b[2J"' in text
+    (family,) = text_string_to_metric_families(text)
+    assert family.samples[0].labels["replica"] == label_value(raw)  # round-trips
 
 
 def test_bounded_text_cuts_long_peer_messages() -> None:
