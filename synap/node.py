@@ -31,6 +31,7 @@ from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits
 from synap.config import Config, is_loopback
 from synap.persistence.manager import Persistence, Position
+from synap.replication.consistency import ConsistencyControls
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
@@ -93,6 +94,8 @@ class Node:
                 p.snapshot_interval_secs,
             )
         self.replication = ReplicationManager(self, initial_role)
+        # min-replicas guard, WAIT/WAITAOF/HTTP "wait", read-your-writes offsets.
+        self.consistency = ConsistencyControls(self)
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
@@ -480,6 +483,11 @@ class Node:
             "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),
             "repl-timeout": str(self.config.replication.replica_timeout_secs),
             "dir": str(Path(p.data_dir).resolve()),
+            "min-replicas-to-write": str(self.config.replication.min_replicas_to_write),
+            "min-replicas-max-lag": str(self.config.replication.min_replicas_max_lag_secs),
+            "replica-serve-stale-data": "yes"
+            if self.config.replication.serve_stale_reads
+            else "no",
         }
 
     def info_text(self, sections: list[str] | None = None) -> str:

@@ -24,6 +24,7 @@ import hiredis
 from synap.api import resp_codec as R
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_commands import DATA_COMMANDS
+from synap.api.resp_consistency import CONSISTENCY_COMMANDS
 from synap.api.resp_framing import (
     MAX_LINE_BYTES,
     PROTO_MAX_BULK_LEN,
@@ -46,7 +47,17 @@ log = logging.getLogger("synap.resp")
 # supported.
 _TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD"})
 _NOT_QUEUEABLE = frozenset(
-    {b"WAIT", b"SAVE", b"BGSAVE", b"FAILOVER", b"REPLICAOF", b"SLAVEOF", b"WATCH"}
+    {
+        b"WAIT",
+        b"WAITAOF",
+        b"SYNAP.WAITOFFSET",
+        b"SAVE",
+        b"BGSAVE",
+        b"FAILOVER",
+        b"REPLICAOF",
+        b"SLAVEOF",
+        b"WATCH",
+    }
 )
 
 # A request (one command with all its arguments) may not buffer more than this beyond
@@ -103,6 +114,7 @@ class RespConnection(asyncio.Protocol):
         self._queued: list[list[bytes]] | None = None
         self._queue_refused = False
         self.peer = ""
+        self.last_write_offset = 0  # offset of this connection's last write (0: none)
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -317,6 +329,8 @@ class RespConnection(asyncio.Protocol):
                 return self._refuse(R.error("ERR Command not allowed inside a transaction"))
             self._queued.append(request)
             return R.QUEUED
+        history = self.node.history
+        before = history.offset
         try:
             return handler(self, request)
         except CommandError as exc:
@@ -324,6 +338,10 @@ class RespConnection(asyncio.Protocol):
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             return R.error("ERR internal error; see the server log")
+        finally:
+            if history.offset != before:
+                # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
+                self.last_write_offset = history.offset
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP
@@ -440,6 +458,7 @@ def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], b
 COMMANDS = {
     **DATA_COMMANDS,
     **ADMIN_COMMANDS,
+    **CONSISTENCY_COMMANDS,
     b"MULTI": _transaction_command("multi"),
     b"EXEC": _transaction_command("exec"),
     b"DISCARD": _transaction_command("discard"),

@@ -255,7 +255,9 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
                     found[key] = value
         return R.encode(found, c.resp3)
     if sub == b"SET":
-        raise CommandError("ERR CONFIG SET is not supported; edit config.yml and restart")
+        from synap.api.resp_consistency import config_set
+
+        return config_set(c, args)
     if sub == b"RESETSTAT":
         return R.OK
     raise CommandError(
