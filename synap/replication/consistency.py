@@ -129,6 +129,11 @@ async def wait_future(future: asyncio.Future[None], timeout_s: float | None) -> 
     return True
 
 
+def limit_plus_one(node: Node) -> int:
+    """A lag past any limit: no session, nothing known."""
+    return node.config.replication.max_lag_ms + 1
+
+
 def majority_replicas(group_size: int) -> int:
     """Replicas a majority of a ``group_size`` group needs besides the master."""
     return group_size // 2 + 1 - 1
@@ -211,7 +216,8 @@ class ConsistencyControls:
         link = node.replication.replica_link
         if link is None or not link.connected:
             raise MasterDownError("the link with the master is down")
-        lag = link.stats()["lag_ms"]
+        conn = link.connection
+        lag = conn.session.lag_ms if conn is not None else limit_plus_one(node)
         limit = node.config.replication.max_lag_ms
         if lag > limit:
             raise MasterDownError(
