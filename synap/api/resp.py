@@ -332,16 +332,16 @@ class RespConnection(asyncio.Protocol):
         history = self.node.history
         before = history.offset
         try:
-            return handler(self, request)
+            reply = handler(self, request)
         except CommandError as exc:
-            return exc.resp()
+            reply = exc.resp()
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
-            return R.error("ERR internal error; see the server log")
-        finally:
-            if history.offset != before:
-                # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
-                self.last_write_offset = history.offset
+            reply = R.error("ERR internal error; see the server log")
+        if history.offset != before:
+            # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
+            self.last_write_offset = history.offset
+        return reply
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP
