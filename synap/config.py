@@ -181,6 +181,11 @@ class ReplicationConfig(_Section):
             raise ValueError(
                 "replication.master_address is required when replication.role is 'replica'"
             )
+        if self.default_wait.replicas == "majority" and self.group_size is None:
+            raise ValueError(
+                "replication.default_wait.replicas 'majority' needs replication.group_size "
+                "(the number of nodes in the group, master included)"
+            )
         return self
 
 

@@ -277,8 +277,10 @@ class ConsistencyControls:
 
     # ------------------------------------------------------------ writes
     def replicas_wanted(self, spec: int | str) -> int:
+        if type(spec) is int:
+            return replicas_wanted(spec, None, 0)
         server = self.node.replication.master_server
-        attached = server.streaming_count() if server is not None else 0
+        attached = server.streaming_count() if server is not None and spec == "all" else 0
         return replicas_wanted(spec, self.group_size(), attached)
 
     def group_size(self) -> int | None:
