@@ -73,6 +73,11 @@ def cmd_waitaof(c: RespConnection, args: list[bytes]) -> object:
         raise CommandError(
             "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
         )
+    if numlocal and node.persistence is not None and node.persistence.fsync_mode.value == "never":
+        raise CommandError(
+            "ERR WAITAOF cannot be used when numlocal is set and persistence.fsync_mode is "
+            "'never' (this node never fsyncs its WAL itself)"
+        )
     return _waitaof(c, numlocal, numreplicas, timeout_ms)
 
 

@@ -570,3 +570,15 @@ def test_no_majority_acknowledged_write_is_lost_when_the_master_is_killed(
         if v != async_acked[k]
     )
     print(f"quorum writes acknowledged {len(acked)}, lost 0; async {len(keys)}, lost {lost}")
+
+
+def test_fsync_waits_are_refused_when_the_wal_never_fsyncs(node_factory: NodeFactory) -> None:
+    master = node_factory.master(config=config({"fsync_mode": "never"}))
+    c = master.redis()
+    c.set("a", "1")
+    with pytest.raises(redis.exceptions.ResponseError, match="fsync_mode is 'never'"):
+        c.execute_command("WAITAOF", 1, 0, 0)
+    assert c.execute_command("WAITAOF", 0, 0, 0) == [0, 0]
+    r = master.http.post("/kv/set", json={"key": "b", "value": 1, "wait": {"fsync": True}})
+    assert r.status_code == 400 and "fsync" in r.json()["error"], r.text
+    assert c.get("b") is None
