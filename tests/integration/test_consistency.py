@@ -212,8 +212,9 @@ def test_http_wait_success_and_timeout_with_a_frozen_replica(node_factory: NodeF
         json={"command": "kv.set", "payload": {"key": "b", "value": "x", "wait": wait}},
     )
     assert r.status_code == 200 and r.json()["success"] is True, r.text
-    assert r.json()["replicas_acked"] == 1
-    assert r.json()["offset"] == body["offset"] + 1
+    assert r.json()["payload"]["replicas_acked"] == 1
+    assert r.json()["payload"]["offset"] == body["offset"] + 1
+    assert r.headers["Synap-Offset"] == str(body["offset"] + 1)
 
     replica.freeze()
     try:
