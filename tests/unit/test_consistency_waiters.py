@@ -78,3 +78,20 @@ def test_replicas_wanted() -> None:
         replicas_wanted("majority", None, 2)
     with pytest.raises(CommandError):
         replicas_wanted("most", 3, 2)
+
+
+def test_thousands_of_waiters_cost_one_offsets_call_per_ack() -> None:
+    async def main() -> None:
+        waiters = AckWaiters()
+        futures = [waiters.add(APPLIED, 1 + i % 2, i % 100) for i in range(5000)]
+        calls: list[int] = []
+
+        def offsets_of(kind: int) -> list[int]:
+            calls.append(kind)
+            return [99, 50]
+
+        assert waiters.resolve(offsets_of) == 2500 + 1250  # wanted 1: all; wanted 2 (odd offsets): <= 50
+        assert calls == [APPLIED]  # one look at the replicas, whatever the waiter count
+        assert sum(f.done() for f in futures) == 3750
+
+    asyncio.run(main())
