@@ -194,6 +194,23 @@ class FailoverConfig(_Section):
         return self
 
 
+class WaitConfig(_Section):
+    """How many copies a write waits for before its answer (``replication.default_wait``
+    and the HTTP ``"wait"`` field): ``replicas`` is a count, ``"majority"`` (of the group,
+    master included) or ``"all"``; ``fsync`` counts copies fsynced to a WAL instead."""
+
+    replicas: int | Literal["majority", "all"] = 0
+    timeout_ms: int = Field(1000, gt=0, le=3_600_000)
+    fsync: bool = False
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be >= 0, 'majority' or 'all'")
+        return value
+
+
 class ReplicationConfig(_Section):
     # The ten keys of the product spec, with the spec's defaults.
     enabled: bool = False
@@ -214,6 +231,12 @@ class ReplicationConfig(_Section):
     ack_interval_ms: int = Field(1000, gt=0)
     allow_empty_master: bool = False
     failover: FailoverConfig = FailoverConfig()
+    # Consistency controls (docs/CONSISTENCY.md).
+    min_replicas_to_write: int = Field(0, ge=0)
+    min_replicas_max_lag_secs: int = Field(10, ge=0)
+    group_size: int | None = Field(None, ge=1, description="nodes in the group, master included")
+    default_wait: WaitConfig = WaitConfig()
+    serve_stale_reads: bool = True
 
     @field_validator("master_address", "replica_listen_address")
     @classmethod
@@ -247,6 +270,11 @@ class ReplicationConfig(_Section):
                 "replication.failover.mode 'etcd' needs replication.role master (may be "
                 "elected) or replica (follows the elected master); got "
                 f"{self.role!r}"
+            )
+        if self.default_wait.replicas == "majority" and self.group_size is None:
+            raise ValueError(
+                "replication.default_wait.replicas 'majority' needs replication.group_size "
+                "(the number of nodes in the group, master included)"
             )
         return self
 

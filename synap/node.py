@@ -30,11 +30,11 @@ from synap import __version__, logfmt
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
-from synap.commands.errors import NoReplicasError
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
 from synap.latency import CommandTimings
 from synap.persistence.manager import Persistence, Position
+from synap.replication.consistency import ConsistencyControls
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
@@ -108,6 +108,8 @@ class Node:
         self.coordinator: EtcdCoordinator | None = None
         if repl.failover.mode == "etcd":
             self.roles.leadership_until = 0.0  # no writes before this node is elected
+        # min-replicas guard, WAIT/WAITAOF/HTTP "wait", read-your-writes offsets.
+        self.consistency = ConsistencyControls(self)
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
@@ -127,8 +129,6 @@ class Node:
         # Redis names of the parameters CONFIG SET changed (CONFIG REWRITE writes them).
         self.config_changed: set[str] = set()
         # Redis's min-replicas-to-write / min-replicas-max-lag (CONFIG SET; 0 = off).
-        self.min_replicas_to_write = 0
-        self.min_replicas_max_lag = 10
         # INFO commandstats / errorstats.
         self.command_stats = CommandStats()
         # Clients in MONITOR mode (they get every command the others run).
@@ -489,35 +489,29 @@ class Node:
     def clients(self) -> list[RespConnection]:
         return list(self._clients.values())
 
+    @property
+    def min_replicas_to_write(self) -> int:
+        return self.config.replication.min_replicas_to_write
+
+    @property
+    def min_replicas_max_lag(self) -> int:
+        return self.config.replication.min_replicas_max_lag_secs
+
     def set_min_replicas(self, count: int, max_lag_secs: int) -> None:
         """CONFIG SET min-replicas-to-write / min-replicas-max-lag: a master refuses writes
         (NOREPLICAS) unless ``count`` replicas acknowledged within ``max_lag_secs``.  With
         0 the check is not even called (writes keep their one-call guard)."""
-        self.min_replicas_to_write, self.min_replicas_max_lag = count, max_lag_secs
-        if count:
-            self.commands.check_writable = self._check_writable_with_replicas
-        else:
-            self.commands.check_writable = self.roles.check_writable
+        repl = self.config.replication
+        repl.min_replicas_to_write = count
+        repl.min_replicas_max_lag_secs = max_lag_secs
+        self.consistency.install_guards()
 
     def enough_good_replicas(self) -> bool:
-        if not self.min_replicas_to_write or not self.min_replicas_max_lag:
+        """What a queued MULTI write is checked against (the same rule as the write path)."""
+        wanted = self.min_replicas_to_write
+        if not wanted or not self.min_replicas_max_lag or self.roles.is_replica:
             return True
-        if self.roles.is_replica:
-            return True
-        server = self.replication.master_server
-        replicas = server.replicas_info() if server is not None else []
-        now = time.time()
-        good = sum(
-            1
-            for r in replicas
-            if r["state"] == "online" and now - r["last_heartbeat"] <= self.min_replicas_max_lag
-        )
-        return good >= self.min_replicas_to_write
-
-    def _check_writable_with_replicas(self) -> None:
-        self.roles.check_writable()
-        if not self.enough_good_replicas():
-            raise NoReplicasError()
+        return self.consistency.good_replicas() >= wanted
 
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT: the counters INFO stats reports start again from zero."""
@@ -606,6 +600,9 @@ class Node:
             "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),
             "repl-timeout": str(self.config.replication.replica_timeout_secs),
             "dir": str(Path(p.data_dir).resolve()),
+            "replica-serve-stale-data": "yes"
+            if self.config.replication.serve_stale_reads
+            else "no",
         }
 
     def info_text(self, sections: list[str] | None = None) -> str:

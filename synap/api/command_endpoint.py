@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from synap.api.json_values import from_stored, to_stored
-from synap.commands.errors import CommandError, ForbiddenError, NotFoundError
+from synap.commands.errors import CommandError, ForbiddenError, NotFoundError, OffsetTimeoutError
 from synap.commands.layer import parse_int
 from synap.store.keyspace import now_ms
 
@@ -283,6 +283,76 @@ FIELDS: dict[str, frozenset[str]] = {
     "kv.ttl": _KEY,
     "kv.stats": _NONE,
 }
+
+
+#: Commands that write: they accept "wait" and answer "offset" and "replicas_acked".
+WRITE_COMMANDS = frozenset(
+    {"kv.set", "kv.del", "kv.delete", "kv.mdel", "kv.incr", "kv.incrby", "kv.decr",
+     "kv.decrby", "kv.mset", "kv.flushdb", "kv.flushall", "kv.expire", "kv.persist"}
+)  # fmt: skip
+#: Commands that read: they accept "min_offset" and "timeout_ms" (read-your-writes).
+READ_COMMANDS = frozenset(
+    {"kv.get", "kv.exists", "kv.mget", "kv.scan", "kv.keys", "kv.dbsize", "kv.ttl"}
+)
+_WAIT_FIELD = frozenset({"wait"})
+_READ_FIELDS = frozenset({"min_offset", "timeout_ms"})
+for _name in WRITE_COMMANDS:
+    FIELDS[_name] = FIELDS[_name] | _WAIT_FIELD
+for _name in READ_COMMANDS:
+    FIELDS[_name] = FIELDS[_name] | _READ_FIELDS
+
+
+async def execute_consistent(
+    node: Node, body: Any, header_min_offset: str | None = None
+) -> tuple[int, Payload]:
+    """:func:`execute` with the consistency controls: a read first waits for
+    ``min_offset`` (payload field, or the ``Synap-Min-Offset`` header); a write waits as
+    its ``wait`` field (or ``replication.default_wait``) says, and its payload carries
+    ``offset`` and ``replicas_acked`` (the envelope too, when the wait timed out)."""
+    from synap.api import consistency
+
+    if not isinstance(body, dict):
+        return execute(node, body)
+    command = body.get("command")
+    payload = body.get("payload") or {}
+    request_id = body.get("request_id")
+    if (
+        not isinstance(command, str)
+        or not isinstance(payload, dict)
+        or not isinstance(request_id, str | int | float | None)
+    ):
+        return execute(node, body)
+    try:
+        if command in READ_COMMANDS:
+            raw = payload.get("min_offset", header_min_offset)
+            token = consistency.read_token(raw)
+            timeout_ms = consistency.read_timeout(payload.get("timeout_ms"))
+            await consistency.ensure_offset(node, token, timeout_ms)
+            return execute(node, body)
+        if command not in WRITE_COMMANDS:
+            return execute(node, body)
+        plan = consistency.wait_plan(node, payload.get("wait"))
+    except CommandError as exc:
+        status, envelope = _failure(exc.http_status, exc.code, request_id, _error_text(exc))
+        if isinstance(exc, OffsetTimeoutError):
+            envelope["offset"] = exc.offset
+        return status, envelope
+    status, envelope = execute(node, body)
+    if not envelope.get("success"):
+        return status, envelope
+    ok, fields = await consistency.finish_write(node, plan)
+    if isinstance(envelope.get("payload"), dict):
+        envelope["payload"].update(fields)
+    if ok:
+        return status, envelope
+    envelope.update(
+        fields,
+        success=False,
+        applied=True,
+        code="WAIT_TIMEOUT",
+        error=consistency.not_confirmed_message(plan, fields["replicas_acked"]),
+    )
+    return 504, envelope
 
 
 def _failure(status: int, code: str, request_id: Any, error: str) -> tuple[int, Payload]:

@@ -33,9 +33,9 @@ from urllib.parse import parse_qs
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint, json_values, status_page
+from synap.api import command_endpoint, consistency, json_values, status_page
 from synap.api.json_values import to_stored
-from synap.commands.errors import CommandError
+from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
@@ -153,6 +153,9 @@ class HttpApi:
             if master is not None or exc.code == "READONLY":
                 extra["master"] = master
                 extra["detail"] = getattr(exc, "detail", "")
+            elif getattr(exc, "detail", None):
+                extra["detail"] = exc.detail  # type: ignore[attr-defined]
+            extra.update(scope.get("synap.error_extra", {}))
             status, body = _error_body(exc.http_status, exc.message, exc.code, **extra)
         except Exception:
             log.exception("internal error on %s %s", method, path)
@@ -162,6 +165,9 @@ class HttpApi:
             body = command_endpoint.envelope_for(body["error"], body["code"])
         if isinstance(body, bytes):
             await _send(send, status, body, _TEXT_HEADERS)
+        elif "synap.offset" in scope:
+            headers = [*_JSON_HEADERS, (b"synap-offset", b"%d" % scope["synap.offset"])]
+            await _send(send, status, _encode(body), headers)
         else:
             await _send(send, status, _encode(body))
 
@@ -234,6 +240,8 @@ class HttpApi:
         if path.startswith("/kv/get/"):
             _allow(method, "GET")
             key = _path_key(path, "/kv/get/")
+            if scope.get("query_string") or _header(scope, b"synap-min-offset") is not None:
+                await self._await_token(scope)
             reply = command_endpoint.value_reply(node, key)
             if not reply["found"]:
                 return _error_body(
@@ -243,18 +251,42 @@ class HttpApi:
         if path.startswith("/kv/del/"):
             _allow(method, "DELETE")
             key = _path_key(path, "/kv/del/")
+            body = await self._json(receive, optional=True)
+            if not isinstance(body, dict) or any(name != "wait" for name in body):
+                raise HttpError(
+                    400, 'the body of DELETE /kv/del is optional: {"wait": {...}}', "BAD_REQUEST"
+                )
+            plan = consistency.wait_plan(node, body.get("wait"))
             deleted = node.commands.delete([key]) == 1
-            return 200, {"deleted": deleted, "key": key.decode(errors="replace")}
+            return await self._waited(
+                scope, plan, {"deleted": deleted, "key": key.decode(errors="replace")}
+            )
         if path == "/kv/set":
             _allow(method, "POST")
-            return 200, self._kv_set(await self._json(receive))
+            body = await self._json(receive)
+            plan = consistency.wait_plan(node, body.get("wait") if isinstance(body, dict) else None)
+            return await self._waited(scope, plan, self._kv_set(body))
         if path == "/api/v1/command":
             _allow(method, "POST")
             body = await self._json(receive)
             command = body.get("command") if isinstance(body, dict) else None
             if command in ("kv.flushall", "kv.flushdb"):
                 self._require_admin(scope)
-            return command_endpoint.execute(node, body)
+            header = _header(scope, b"synap-min-offset")
+            status, envelope = await command_endpoint.execute_consistent(
+                node, body, header.decode(errors="replace") if header is not None else None
+            )
+            result = envelope.get("payload")
+            offset = envelope.get(
+                "offset", result.get("offset") if isinstance(result, dict) else None
+            )
+            if (
+                isinstance(command, str)
+                and command in command_endpoint.WRITE_COMMANDS
+                and isinstance(offset, int)
+            ):
+                scope["synap.offset"] = offset
+            return status, envelope
         if path == "/kv/stats":
             _allow(method, "GET")
             return 200, node.kv_stats()
@@ -311,6 +343,45 @@ class HttpApi:
             return 200, {"info": node.info_text(query.get("section", []))}
         raise HttpError(404, f"no route for {method} {path}", "NOT_FOUND")
 
+    async def _waited(
+        self, scope: Scope, plan: consistency.WaitPlan | None, answer: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """A write's answer once its wait is over: with ``offset`` and ``replicas_acked``
+        (and the ``Synap-Offset`` header); HTTP 504 if too few replicas confirmed."""
+        ok, fields = await consistency.finish_write(self.node, plan)
+        scope["synap.offset"] = fields["offset"]
+        answer.update(fields)
+        if ok:
+            return 200, answer
+        error = consistency.not_confirmed_message(plan, fields["replicas_acked"])
+        return 504, {**answer, "error": error, "code": "WAIT_TIMEOUT", "applied": True}
+
+    async def _await_token(self, scope: Scope) -> None:
+        """``min_offset`` (query parameter or ``Synap-Min-Offset`` header) and
+        ``timeout_ms``: wait until this node has applied that offset, else HTTP 503."""
+        query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        unknown = [name for name in query if name not in ("min_offset", "timeout_ms")]
+        if unknown:
+            raise HttpError(
+                400,
+                f"unknown query parameter(s) {', '.join(repr(n) for n in unknown)} "
+                "(known: min_offset, timeout_ms)",
+                "BAD_REQUEST",
+            )
+        header = _header(scope, b"synap-min-offset")
+        raw = query["min_offset"][-1] if "min_offset" in query else header
+        if isinstance(raw, bytes):
+            raw = raw.decode(errors="replace")
+        token = consistency.read_token(raw)
+        timeout_ms = consistency.read_timeout(
+            query["timeout_ms"][-1] if "timeout_ms" in query else None
+        )
+        try:
+            await consistency.ensure_offset(self.node, token, timeout_ms)
+        except OffsetTimeoutError as exc:
+            scope["synap.error_extra"] = {"offset": exc.offset, "min_offset": exc.wanted}
+            raise
+
     def _kv_set(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise HttpError(
@@ -324,7 +395,7 @@ class HttpApi:
                 400,
                 f"unknown field{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(repr(name) for name in unknown)} in the body "
-                f"(known: key, value, ttl, encoding)",
+                f"(known: key, value, ttl, encoding, wait)",
                 "BAD_REQUEST",
             )
         key = body.get("key")
@@ -397,7 +468,7 @@ class HttpApi:
             raise HttpError(400, f"invalid JSON: {exc}", "INVALID_JSON") from None
 
 
-_KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding"})
+_KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding", "wait"})
 
 
 # Routes as /metrics labels them: the fixed set below, key routes without their key.
@@ -472,6 +543,13 @@ def _path_key(path: str, prefix: str) -> bytes:
     if not key:
         raise HttpError(400, "missing key in the path", "BAD_REQUEST")
     return key.encode()
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value)
+    return None
 
 
 def _bearer(scope: Scope) -> bytes | None:

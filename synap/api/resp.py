@@ -28,6 +28,7 @@ from synap.api.cmdstats import stat_name
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
+from synap.api.resp_consistency import CONSISTENCY_COMMANDS
 from synap.api.resp_framing import (
     MAX_LINE_BYTES,
     PROTO_MAX_BULK_LEN,
@@ -58,7 +59,18 @@ log = logging.getLogger("synap.resp")
 # SAVE, ...) cannot be queued.
 _TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"QUIT", b"RESET"})
 _NOT_QUEUEABLE = frozenset(
-    {b"WAIT", b"SAVE", b"BGSAVE", b"FAILOVER", b"REPLICAOF", b"SLAVEOF", b"MONITOR", b"SHUTDOWN"}
+    {
+        b"WAIT",
+        b"WAITAOF",
+        b"SYNAP.WAITOFFSET",
+        b"SAVE",
+        b"BGSAVE",
+        b"FAILOVER",
+        b"REPLICAOF",
+        b"SLAVEOF",
+        b"MONITOR",
+        b"SHUTDOWN",
+    }
 )
 
 # A request (one command with all its arguments) may not buffer more than this beyond
@@ -129,6 +141,7 @@ class RespConnection(asyncio.Protocol):
         self.monitoring = False
         self._stats = node.command_stats
         self._monitors = node.monitors
+        self.last_write_offset = 0  # offset of this connection's last write (0: none)
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -379,17 +392,23 @@ class RespConnection(asyncio.Protocol):
             return R.QUEUED
         if self._stats.per_command or self._monitors:
             return self._run_observed(handler, name, request)
+        history = self.node.history
+        before = history.offset
         started = perf_counter()
         try:  # the fast path: handlers answer errors by raising CommandError
-            return handler(self, request)
+            reply = handler(self, request)
         except CommandError as exc:
             reply = exc.resp()
+            self._stats.error(reply)
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
+            self._stats.error(reply)
         finally:
             self.node.resp_timings.observe(name, perf_counter() - started)
-        self._stats.error(reply)
+        if history.offset != before:
+            # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
+            self.last_write_offset = history.offset
         return reply
 
     def execute(self, request: list[bytes]) -> object:
@@ -401,6 +420,8 @@ class RespConnection(asyncio.Protocol):
     def _run_observed(self, handler: Any, name: bytes, request: list[bytes]) -> object:
         """Run a command counted for INFO commandstats and shown to MONITOR clients."""
         stats = self._stats
+        history = self.node.history
+        before = history.offset
         started = perf_counter_ns()
         try:
             reply = handler(self, request)
@@ -417,6 +438,8 @@ class RespConnection(asyncio.Protocol):
             stats.error(reply)
         if self._monitors:
             feed_monitors(self, request)
+        if history.offset != before:
+            self.last_write_offset = history.offset
         return reply
 
     def _refuse(
@@ -652,6 +675,7 @@ COMMANDS = {
     **DATA_COMMANDS,
     **STRING_COMMANDS,
     **ADMIN_COMMANDS,
+    **CONSISTENCY_COMMANDS,
     b"MULTI": _transaction_command("multi"),
     b"EXEC": _transaction_command("exec"),
     b"DISCARD": _transaction_command("discard"),

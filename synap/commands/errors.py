@@ -81,13 +81,46 @@ class WritesPausedError(CommandError):
 
 
 class NoReplicasError(CommandError):
-    """min-replicas-to-write is set and fewer good replicas are connected."""
+    """Fewer good replicas than ``replication.min_replicas_to_write``: nothing applied."""
 
     http_status = 503
     code = "NOREPLICAS"
 
-    def __init__(self) -> None:
+    def __init__(self, good: int | None = None, wanted: int = 0, max_lag_secs: int = 0) -> None:
         super().__init__("NOREPLICAS Not enough good replicas to write.")
+        self.detail = (
+            "the write was not applied"
+            if good is None
+            else f"{good} good replica(s) (streaming, ACK within {max_lag_secs}s), "
+            f"replication.min_replicas_to_write is {wanted}; the write was not applied"
+        )
+
+
+class MasterDownError(CommandError):
+    """A replica with ``serve_stale_reads: false`` whose link is down or too far behind."""
+
+    http_status = 503
+    code = "MASTERDOWN"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+        )
+        self.detail = detail
+
+
+class OffsetTimeoutError(CommandError):
+    """A read that must see an offset this node has not applied within the timeout."""
+
+    http_status = 503
+    code = "OFFSET_NOT_REACHED"
+
+    def __init__(self, wanted: int, offset: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"TIMEOUT offset {wanted} not applied within {timeout_ms} ms (node at {offset})"
+        )
+        self.offset = offset
+        self.wanted = wanted
 
 
 NOT_INTEGER = "ERR value is not an integer or out of range"

@@ -116,6 +116,10 @@ class Commands:
     limits: Limits = field(default_factory=Limits)
     # Raises ReadOnlyError / WritesPausedError when this node may not write.
     check_writable: Callable[[], None] = _no_guard
+    # Raises MasterDownError when this replica may not serve reads (serve_stale_reads:
+    # false); called only while ``guard_reads`` is set, so reads pay nothing otherwise.
+    check_readable: Callable[[], None] = _no_guard
+    guard_reads: bool = False
     stats: OpStats = field(default_factory=OpStats)
     _scans: OrderedDict[int, _Scan] = field(default_factory=OrderedDict)
     _scan_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -175,6 +179,8 @@ class Commands:
 
     # ------------------------------------------------------------ reads
     def get(self, key: bytes) -> bytes | None:
+        if self.guard_reads:
+            self.check_readable()
         ks = self.keyspace
         value = ks.lookup(key)  # reads the clock only if the key has an expiry
         if ks.removed:
@@ -192,6 +198,8 @@ class Commands:
         return self._lookup(key, now_ms())
 
     def mget(self, keys: list[bytes]) -> list[bytes | None]:
+        if self.guard_reads:
+            self.check_readable()
         return [self.get(k) for k in keys]
 
     def is_json(self, key: bytes) -> bool:
@@ -200,18 +208,26 @@ class Commands:
         return key in self.keyspace.json_keys
 
     def exists(self, keys: list[bytes]) -> int:
+        if self.guard_reads:
+            self.check_readable()
         now = now_ms()
         return sum(1 for k in keys if self._lookup(k, now) is not None)
 
     def strlen(self, key: bytes) -> int:
+        if self.guard_reads:
+            self.check_readable()
         value = self._lookup(key, now_ms())
         return 0 if value is None else len(value)
 
     def type_of(self, key: bytes) -> str:
+        if self.guard_reads:
+            self.check_readable()
         return "none" if self._lookup(key, now_ms()) is None else "string"
 
     def pttl(self, key: bytes) -> int:
         """Milliseconds to live; -2 when the key is missing, -1 when it has no expiry."""
+        if self.guard_reads:
+            self.check_readable()
         now = now_ms()
         if self._lookup(key, now) is None:
             return -2
@@ -223,9 +239,13 @@ class Commands:
         return ms if ms < 0 else (ms + 500) // 1000
 
     def keys(self, pattern: bytes = b"*") -> list[bytes]:
+        if self.guard_reads:
+            self.check_readable()
         return [k for k in self.keyspace.live_keys() if glob_match(pattern, k)]
 
     def dbsize(self) -> int:
+        if self.guard_reads:
+            self.check_readable()
         return len(self.keyspace)
 
     def scan(
@@ -235,6 +255,8 @@ class Commands:
 
         Cursor 0 takes a list of the current keys (O(n) once per iteration); later calls
         walk it.  Keys added during the iteration may be missed, as Redis allows."""
+        if self.guard_reads:
+            self.check_readable()
         if cursor == 0:
             state = _Scan(list(self.keyspace.data))
             scan_id = next(self._scan_ids) & 0xFFFFFF
@@ -263,6 +285,8 @@ class Commands:
         return (end << 24) | scan_id, out
 
     def scan_prefix(self, prefix: bytes, limit: int) -> list[bytes]:
+        if self.guard_reads:
+            self.check_readable()
         out: list[bytes] = []
         for key in self.keyspace.live_keys():
             if key.startswith(prefix):

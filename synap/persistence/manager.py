@@ -153,6 +153,10 @@ class Persistence:
         # damaged while a replica was being fed (see damaged_segment()).
         self.log_unreadable_before = 0
         self.damaged_segments: list[str] = []
+        # The offset of the last record fsynced to the WAL, and who hears of it (WAITAOF).
+        self.fsynced_offset = 0
+        self.fsync_listeners: list[Callable[[int], None]] = []
+        self._always = self.fsync_mode is FsyncMode.ALWAYS
         self._dir_lock = DataDirLock(self.directory)
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -295,11 +299,25 @@ class Persistence:
 
     def flush(self) -> None:
         """Group commit: write the batch's records (fsync in 'always' mode) before replying."""
-        self.wal.flush()
+        wal = self.wal
+        wal.flush()
+        if self._always and wal.last_offset is not None and wal.last_offset != self.fsynced_offset:
+            self._fsynced(wal.last_offset)
 
     def sync(self) -> None:
         """Flush and fsync now, whatever the mode."""
+        last = self.wal.last_offset
         self.wal.sync()
+        if last is not None:
+            self._fsynced(last)
+
+    def _fsynced(self, offset: int) -> None:
+        """The WAL holds every record up to ``offset`` on disk (WAITAOF counts this)."""
+        if not self.wal.is_active:
+            return
+        self.fsynced_offset = offset
+        for listener in self.fsync_listeners:
+            listener(offset)
 
     # --------------------------------------------------------------- snapshots
     async def snapshot(
@@ -536,8 +554,11 @@ class Persistence:
             if fsync_every != math.inf and loop.time() >= next_fsync - tick / 2:
                 next_fsync = loop.time() + fsync_every
                 try:
+                    last = self.wal.last_offset
                     self.wal.flush()
                     await asyncio.to_thread(self.wal.fsync)
+                    if last is not None and last != self.fsynced_offset:
+                        self._fsynced(last)
                 except PersistenceError as exc:
                     logger.error("%s", exc)
             if loop.time() >= next_snapshot:

@@ -24,6 +24,7 @@ from synap.config import is_loopback
 from synap.persistence import PersistenceError
 from synap.persistence.logreader import LogCorrupt, LogGone, SegmentReader
 from synap.replication.backlog import OffsetNotInBacklog
+from synap.replication.consistency import APPLIED, FSYNCED, AckWaiters, wait_future
 from synap.replication.foreign import Verdict, rpc_error_frame, sniff, wrong_port_message
 from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
 from synap.replication.master_session import (
@@ -605,7 +606,7 @@ class MasterServer:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_scheduled = False
-        self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self._ack_waiters = AckWaiters()
         self.address_text = f"{host}:{port}"
 
     async def start(self) -> None:
@@ -641,10 +642,7 @@ class MasterServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for target, _, fut in self._ack_waiters:
-            if not fut.done():
-                fut.set_result(self._count_acked(target))
-        self._ack_waiters.clear()
+        self._ack_waiters.release_all()
 
     def drop_all(self, reason: str) -> None:
         for conn in list(self.connections):
@@ -679,30 +677,46 @@ class MasterServer:
                 conn.check_timeouts()
 
     # ----------------------------------------------------------------- WAIT
-    def _count_acked(self, target: int) -> int:
-        return sum(1 for c in self.connections if c.streaming and c.session.acked_offset >= target)
+    def _acked_offsets(self, kind: int) -> list[int]:
+        if kind == FSYNCED:
+            return [c.session.fsynced_offset for c in self.connections if c.streaming]
+        return [c.session.acked_offset for c in self.connections if c.streaming]
 
-    async def wait_for_acks(self, target: int, wanted: int, timeout: float | None) -> int:
-        count = self._count_acked(target)
+    def count_acked(self, target: int, kind: int = APPLIED) -> int:
+        return sum(1 for offset in self._acked_offsets(kind) if offset >= target)
+
+    def streaming_count(self) -> int:
+        return sum(1 for c in self.connections if c.streaming)
+
+    def good_replicas(self, max_lag_secs: int) -> int:
+        """Replicas streaming whose last ACK is at most ``max_lag_secs`` old (Redis's
+        min-replicas-max-lag rule; 0 = any streaming replica)."""
+        now = now_ms()
+        limit = max_lag_secs * 1000
+        return sum(
+            1
+            for c in self.connections
+            if c.streaming
+            and (
+                not limit
+                or (c.session.last_ack_ms is not None and now - c.session.last_ack_ms <= limit)
+            )
+        )
+
+    async def wait_for_acks(
+        self, target: int, wanted: int, timeout: float | None, kind: int = APPLIED
+    ) -> int:
+        """Wait until ``wanted`` replicas acknowledged ``target`` (applied or fsynced),
+        or ``timeout`` seconds (None: forever); returns how many did."""
+        count = self.count_acked(target, kind)
         if count >= wanted or wanted <= 0:
             return count
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._ack_waiters.append((target, wanted, future))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            return self._count_acked(target)
-        finally:
-            self._ack_waiters = [w for w in self._ack_waiters if w[2] is not future]
+        await wait_future(self._ack_waiters.add(kind, wanted, target), timeout)
+        return self.count_acked(target, kind)
 
     def on_ack(self) -> None:
-        if not self._ack_waiters:
-            return
-        for target, wanted, fut in self._ack_waiters:
-            if not fut.done():
-                count = self._count_acked(target)
-                if count >= wanted:
-                    fut.set_result(count)
+        if self._ack_waiters:
+            self._ack_waiters.resolve(self._acked_offsets)
 
     # ----------------------------------------------------------------- views
     def replicas_info(self) -> list[dict[str, Any]]:

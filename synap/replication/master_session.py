@@ -196,6 +196,7 @@ class MasterSession(SessionBase):
         # Stream bookkeeping, meaningful from send_fullsync / send_continue on.
         self.next_offset = 0  # the next record this replica must be sent
         self.acked_offset = 0  # the replica confirmed it applied up to here
+        self.fsynced_offset = 0  # ... and that its WAL fsynced up to here (WAITAOF)
         self.last_ack_ms: int | None = None  # our now_ms when the last ACK arrived
         self._acked_ts_ms = 0  # master timestamp echoed with the last ACK
         self._streaming_since_ms = now_ms
@@ -299,6 +300,8 @@ class MasterSession(SessionBase):
             self.acked_offset = ack.offset
             self._acked_ts_ms = ack.master_ts_ms
             self.last_ack_ms = self._last_received_ms
+            if ack.fsynced_offset is not None:
+                self.fsynced_offset = max(self.fsynced_offset, min(ack.fsynced_offset, ack.offset))
             events.append(AckReceived(ack.offset, ack.master_ts_ms))
 
     def check_timeouts(self, now_ms: int) -> list[MasterEvent]:

@@ -316,9 +316,15 @@ class Ack:
     TYPE: ClassVar[int] = MessageType.ACK
     offset: int
     master_ts_ms: int
+    # Optional 4th field: the offset the replica's WAL has fsynced (WAITAOF). Sent only
+    # by replicas with persistence on; a 3-field ACK means "nothing fsynced".
+    fsynced_offset: int | None = None
 
     def encode(self) -> bytes:
-        return encode_frame(_packb([int(self.TYPE), self.offset, self.master_ts_ms]))
+        fields = [int(self.TYPE), self.offset, self.master_ts_ms]
+        if self.fsynced_offset is not None:
+            fields.append(self.fsynced_offset)
+        return encode_frame(_packb(fields))
 
 
 Message = (
@@ -491,8 +497,14 @@ def _decode_heartbeat(f: list[Any]) -> Heartbeat:
 
 
 def _decode_ack(f: list[Any]) -> Ack:
-    _expect_fields(f, 3, "ACK")
-    return Ack(_uint(f[1], "ACK offset"), _uint(f[2], "ACK master_ts_ms"))
+    if len(f) != 4:
+        _expect_fields(f, 3, "ACK")
+        return Ack(_uint(f[1], "ACK offset"), _uint(f[2], "ACK master_ts_ms"))
+    return Ack(
+        _uint(f[1], "ACK offset"),
+        _uint(f[2], "ACK master_ts_ms"),
+        _uint(f[3], "ACK fsynced_offset"),
+    )
 
 
 # Messages that are exactly one msgpack array, nothing after it.

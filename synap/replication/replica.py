@@ -122,7 +122,7 @@ class _MasterConnection(asyncio.Protocol):
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
-                    self._write(self.session.ack())
+                    self._write(self.session.ack(self._fsynced()))
             elif isinstance(event, FullSyncStarted):
                 log.info(
                     "full sync from master: %d keys at offset %d (history %s)",
@@ -142,7 +142,7 @@ class _MasterConnection(asyncio.Protocol):
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
             link.manager.node.before_reply()  # the WAL holds what we acknowledge
-            self._write(self.session.ack())
+            self._write(self.session.ack(self._fsynced()))
         else:
             self._write(self.session.data_to_send())
 
@@ -170,6 +170,7 @@ class _MasterConnection(asyncio.Protocol):
         self._loading = None
         self.link.install_dataset(data, expires, event.replid, event.offset, json_keys)
         self.link.connected = True
+        self.link.manager.node.consistency.offset_changed()
 
     def _ended(self, event: SessionEnded) -> None:
         self._write(self.session.data_to_send())
@@ -201,10 +202,15 @@ class _MasterConnection(asyncio.Protocol):
             if isinstance(event, SessionEnded):
                 self._ended(event)
 
+    def _fsynced(self) -> int | None:
+        """What this replica's WAL has fsynced (WAITAOF on the master); None without one."""
+        persistence = self.link.manager.node.persistence
+        return None if persistence is None else persistence.fsynced_offset
+
     def send_ack(self) -> None:
         """A periodic ACK (``replication.ack_interval_ms``), whatever the master sends."""
         if self.session.state is ReplicaState.STREAMING:
-            self._write(self.session.ack())
+            self._write(self.session.ack(self._fsynced()))
 
     def _write(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():

@@ -576,15 +576,17 @@ class ReplicaSession(SessionBase):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def ack(self) -> bytes:
-        """An ACK for everything received so far.
+    def ack(self, fsynced_offset: int | None = None) -> bytes:
+        """An ACK for everything received so far (and, if given, the offset this
+        replica's WAL has fsynced, for WAITAOF).
 
         Send it after applying a batch and on every heartbeat (at least once a second).
         """
         self._require_open("send ACK")
         if self.state is not ReplicaState.STREAMING:
             raise LocalProtocolError(f"cannot send ACK in state {self.state.name} (only STREAMING)")
-        return self._with_outbox(Ack(self.offset, self._applied_ts).encode())
+        fsynced = None if fsynced_offset is None else min(fsynced_offset, self.offset)
+        return self._with_outbox(Ack(self.offset, self._applied_ts, fsynced).encode())
 
     # -- progress and lag --------------------------------------------------------------------
 

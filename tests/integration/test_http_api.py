@@ -50,10 +50,18 @@ def command(node: SynapProcess, name: str, **payload: Any) -> dict[str, Any]:
     return body
 
 
+WRITES = {"kv.set", "kv.del", "kv.mdel", "kv.incr", "kv.decr", "kv.mset", "kv.flushdb",
+          "kv.expire", "kv.persist", "kv.flushall"}  # fmt: skip
+
+
 def ok(node: SynapProcess, name: str, **payload: Any) -> Any:
     body = command(node, name, **payload)
     assert body["success"] is True and body["error"] is None, body
-    return body["payload"]
+    result = body["payload"]
+    if name in WRITES:
+        # Every write answer carries its read-your-writes token (docs/CONSISTENCY.md).
+        assert isinstance(result.pop("offset"), int) and result.pop("replicas_acked") == 0, body
+    return result
 
 
 def fails(node: SynapProcess, name: str, status: int = 400, **payload: Any) -> str:
@@ -86,13 +94,19 @@ def test_health(node: SynapProcess) -> None:
 def test_rest_set_get_delete(node: SynapProcess, k: str) -> None:
     response = node.http.post("/kv/set", json={"key": k + "a", "value": "hello", "ttl": 60})
     assert response.status_code == 200
-    assert response.json() == {"success": True, "key": k + "a"}
+    answer = response.json()
+    assert answer.pop("offset") == int(response.headers["Synap-Offset"]) >= 1
+    assert answer == {"success": True, "key": k + "a", "replicas_acked": 0}
     got = node.http.get(f"/kv/get/{k}a").json()
     assert got["found"] is True and got["value"] == "hello" and 59 <= got["ttl"] <= 60
     node.http.post("/kv/set", json={"key": k + "b", "value": "no ttl"})
     assert node.http.get(f"/kv/get/{k}b").json() == {"found": True, "value": "no ttl", "ttl": None}
-    assert node.http.delete(f"/kv/del/{k}a").json() == {"deleted": True, "key": k + "a"}
-    assert node.http.delete(f"/kv/del/{k}a").json() == {"deleted": False, "key": k + "a"}
+    deleted = node.http.delete(f"/kv/del/{k}a").json()
+    assert isinstance(deleted.pop("offset"), int)
+    assert deleted == {"deleted": True, "key": k + "a", "replicas_acked": 0}
+    again = node.http.delete(f"/kv/del/{k}a").json()
+    assert isinstance(again.pop("offset"), int)
+    assert again == {"deleted": False, "key": k + "a", "replicas_acked": 0}
 
 
 def test_rest_missing_key_is_404_with_error_and_code(node: SynapProcess, k: str) -> None:

@@ -138,7 +138,9 @@ def test_big_integers_round_trip_exactly(node: SynapProcess, k: str, number: int
 
 
 def test_counters_read_back_as_numbers_and_appends_as_text(node: SynapProcess, k: str) -> None:
-    assert ok(node, "kv.incr", key=k + "n", amount=41) == {"value": 41}
+    incremented = ok(node, "kv.incr", key=k + "n", amount=41)
+    assert isinstance(incremented.pop("offset"), int)  # the write's read-your-writes token
+    assert incremented == {"value": 41, "replicas_acked": 0}
     assert_reads(node, k + "n", 41)
     node.redis().incr(k + "n")
     assert_reads(node, k + "n", 42)

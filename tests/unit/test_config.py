@@ -179,3 +179,24 @@ def test_auto_reconnect_accepts_the_usual_booleans(value: str) -> None:
     result = CliRunner().invoke(main, ["--role", "replica", "--auto-reconnect", value])
     assert result.exit_code == 2
     assert "master_address is required" in result.output
+
+
+def test_consistency_keys_defaults_and_validation() -> None:
+    from synap.config import ConfigError, build_config
+
+    repl = build_config({}).replication
+    assert (repl.min_replicas_to_write, repl.min_replicas_max_lag_secs) == (0, 10)
+    assert repl.group_size is None and repl.serve_stale_reads is True
+    assert repl.default_wait.replicas == 0 and repl.default_wait.fsync is False
+    ok = build_config({"replication": {"group_size": 3, "default_wait": {"replicas": "majority"}}})
+    assert ok.replication.default_wait.replicas == "majority"
+    for bad in (
+        {"default_wait": {"replicas": "majority"}},  # no group size
+        {"default_wait": {"replicas": -1}},
+        {"default_wait": {"replicas": "most"}},
+        {"default_wait": {"timeout_ms": 0}},
+        {"min_replicas_to_write": -1},
+        {"group_size": 0},
+    ):
+        with pytest.raises(ConfigError):
+            build_config({"replication": bad})

@@ -221,7 +221,11 @@ def test_missing_or_extra_fields_are_rejected():
     with pytest.raises(ProtocolError, match="ACK has 1 fields, expected 2"):
         decode_message(msgpack.packb([12, 5]))
     with pytest.raises(ProtocolError, match="expected 2"):
-        decode_message(msgpack.packb([12, 5, 6, 7]))
+        decode_message(msgpack.packb([12, 5, 6, 7, 8]))
+    # The optional 4th ACK field: the replica's WAL-fsynced offset (WAITAOF).
+    assert decode_message(msgpack.packb([12, 5, 6, 4])) == Ack(5, 6, 4)
+    assert decode_message(msgpack.packb([12, 5, 6])) == Ack(5, 6)
+    assert decode_message(body_of(Ack(9, 8, 7).encode())) == Ack(9, 8, 7)
 
 
 def test_bytes_after_a_plain_message_are_rejected():
