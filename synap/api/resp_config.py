@@ -81,19 +81,27 @@ def _set_policy(node: Node, name: str, raw: str) -> None:
     node.config.kv_store.eviction_policy = ours  # type: ignore[assignment]
 
 
-def _set_timeout(node: Node, name: str, raw: str) -> None:
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
+def _int_0_to_max(name: str, raw: str) -> int:
+    """An integer parameter in 0..INT_MAX, with Redis's two error wordings."""
+    text = raw[1:] if raw[:1] == "-" else raw
+    if not text.isdigit() or len(text) > 18:
         raise _failed(name, "argument couldn't be parsed into an integer")
-    node.config.server.client_timeout_secs = int(raw)
+    value = int(raw)
+    if not 0 <= value <= 2**31 - 1:
+        raise _failed(name, "argument must be between 0 and 2147483647 inclusive")
+    return value
+
+
+def _set_timeout(node: Node, name: str, raw: str) -> None:
+    node.config.server.client_timeout_secs = _int_0_to_max(name, raw)
 
 
 def _set_min_replicas(node: Node, name: str, raw: str) -> None:
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise _failed(name, "argument couldn't be parsed into an integer")
+    value = _int_0_to_max(name, raw)
     if name == "min-replicas-to-write":
-        node.set_min_replicas(int(raw), node.min_replicas_max_lag)
+        node.set_min_replicas(value, node.min_replicas_max_lag)
     else:
-        node.set_min_replicas(node.min_replicas_to_write, int(raw))
+        node.set_min_replicas(node.min_replicas_to_write, value)
 
 
 SETTERS = {
