@@ -766,7 +766,10 @@ def run_promote(
 
         listen = replica_listen or (cand.stats or {}).get("replica_listen_address")
         if not listen:
-            step("the candidate runs no replica listener: it opens its configured one")
+            step(
+                "the candidate runs no replica listener: it opens its configured one, else "
+                "one on its own host, port 15501"
+            )
         body = {"replica_listen_address": listen} if listen else None
         try:
             promoted = client(cand.url).post("/api/replication/promote", body)
