@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -55,14 +56,20 @@ def test_fresh_group_of_three_elects_exactly_one_master(
         }
 
     # synap-cli reads the same group straight from etcd.
+    # A member record shows a node's new role from its next round on (every 0.5 s).
     cli = [*CLI, "group", "status", "--etcd", etcd_server.url]
-    out = subprocess.run([*cli, "--group", GROUP, "--json"], capture_output=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    status = json.loads(out.stdout)
+    expected = {node_id(n): "master" if n is master else "replica" for n in nodes}
+
+    def group_status() -> dict[str, Any] | None:
+        out = subprocess.run([*cli, "--group", GROUP, "--json"], capture_output=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        roles = {m["id"]: m["role"] for m in status["members"]}
+        return status if roles == expected else None
+
+    status = wait_for(group_status, 5.0, interval=0.2, message=f"etcd members are not {expected}")
     assert status["leader"]["master"]["id"] == node_id(master)
     assert status["epoch"] == status["leader"]["epoch"]
-    roles = {m["id"]: m["role"] for m in status["members"]}
-    assert roles == {node_id(n): "master" if n is master else "replica" for n in nodes}
     assert all(m["lease_ttl_left"] > 0 for m in status["members"])
     text = subprocess.run([*cli, "--group", GROUP], capture_output=True, timeout=30, text=True)
     assert f"master {node_id(master)}" in text.stdout
