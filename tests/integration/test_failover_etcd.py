@@ -385,6 +385,9 @@ def test_manual_role_changes_do_not_fight_the_election(
         "/api/replication/replicaof", json={"master_address": replica.replica_address}
     )
     assert answer.status_code == 200, answer.text
+    demoted = master.stats()  # before its next round hands the leader key back
+    assert demoted["role"] == "replica"
+    assert demoted["failover"]["is_leader"] is False
     new = wait_single_master(nodes, timeout=TTL * 3)
     assert set_ok(new, "k", "v")
     wait_caught_up(new, [n for n in nodes if n is not new])
