@@ -358,6 +358,14 @@ def _switchover(
         raise FailoverError(
             f"{master.url} is a {ms['role']}, not a master: give --node the current master"
         )
+    if (ms.get("failover") or {}).get("mode") == "etcd":
+        # Refuse before the pause: the target would refuse the promotion anyway.
+        raise FailoverError(
+            f"{master.url} is in an etcd group (replication.failover.mode: etcd), where the "
+            "election decides the roles and planned switchover is not implemented. To move "
+            "the master, stop it (SIGTERM): it revokes its lease and the best replica takes "
+            "over at once. Nothing changed"
+        )
     master_id = ms.get("replica_id")
     replicas: list[dict[str, Any]] = ms.get("replicas") or []
     if target is not None:
@@ -758,7 +766,10 @@ def run_promote(
 
         listen = replica_listen or (cand.stats or {}).get("replica_listen_address")
         if not listen:
-            step("the candidate runs no replica listener: it opens its configured one")
+            step(
+                "the candidate runs no replica listener: it opens its configured one, else "
+                "one on its own host, port 15501"
+            )
         body = {"replica_listen_address": listen} if listen else None
         try:
             promoted = client(cand.url).post("/api/replication/promote", body)

@@ -138,7 +138,10 @@ class EtcdCoordinator:
             "mode": "etcd",
             "group": self.group,
             "node_id": self.node_id,
-            "is_leader": self.is_leader and not self.node.roles.fenced,
+            # A master demoted by hand holds the key until its next round hands it back.
+            "is_leader": self.is_leader
+            and not self.node.roles.fenced
+            and self.node.roles.role is Role.MASTER,
             "epoch": self.epoch,
             "leader": self.leader.id if self.leader else None,
             "lease_ttl_secs": self.cfg.lease_ttl_secs,

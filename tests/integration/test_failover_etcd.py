@@ -56,20 +56,18 @@ def test_fresh_group_of_three_elects_exactly_one_master(
         }
 
     # synap-cli reads the same group straight from etcd.
-    # Member records are republished every control round (0.5 s), so they follow a role
-    # change within a round: wait for that, then check what the CLI shows.
+    # A member record shows a node's new role from its next round on (every 0.5 s).
     cli = [*CLI, "group", "status", "--etcd", etcd_server.url]
     expected = {node_id(n): "master" if n is master else "replica" for n in nodes}
-    status: dict[str, Any] = {}
 
-    def group_shows_the_roles() -> bool:
-        nonlocal status
+    def group_status() -> dict[str, Any] | None:
         out = subprocess.run([*cli, "--group", GROUP, "--json"], capture_output=True, timeout=30)
         assert out.returncode == 0, out.stderr
         status = json.loads(out.stdout)
-        return {m["id"]: m["role"] for m in status["members"]} == expected
+        roles = {m["id"]: m["role"] for m in status["members"]}
+        return status if roles == expected else None
 
-    wait_for(group_shows_the_roles, 10.0)
+    status = wait_for(group_status, 5.0, interval=0.2, message=f"etcd members are not {expected}")
     assert status["leader"]["master"]["id"] == node_id(master)
     assert status["epoch"] == status["leader"]["epoch"]
     assert all(m["lease_ttl_left"] > 0 for m in status["members"])
@@ -387,6 +385,16 @@ def test_manual_role_changes_do_not_fight_the_election(
         "/api/replication/replicaof", json={"master_address": replica.replica_address}
     )
     assert answer.status_code == 200, answer.text
+    demoted = master.stats()  # before its next round hands the leader key back
+    assert demoted["role"] == "replica"
+    assert demoted["failover"]["is_leader"] is False
     new = wait_single_master(nodes, timeout=TTL * 3)
     assert set_ok(new, "k", "v")
     wait_caught_up(new, [n for n in nodes if n is not new])
+    # synap-cli failover refuses before it pauses the master's writes.
+    run = [*CLI, "failover", "--node", new.http_url]
+    refused_cli = subprocess.run(run, capture_output=True, timeout=30, text=True)
+    assert refused_cli.returncode == 1, refused_cli.stdout
+    assert "etcd group" in refused_cli.stdout and "stop it (SIGTERM)" in refused_cli.stdout
+    assert "paused writes" not in refused_cli.stdout
+    assert set_ok(new, "k2", "v2")
