@@ -235,6 +235,45 @@ class NodeCollector(Collector):
             "Payload bytes held in the replication log.",
             backlog.nbytes,
         )
+        log_fields = repl.log_fields()
+        yield _gauge(
+            "synap_replication_log_disk_first_offset",
+            "Oldest record a partial sync can be read from on disk (-1: no log on disk).",
+            log_fields["log_disk_first_offset"],
+        )
+        yield _gauge(
+            "synap_replication_log_disk_last_offset",
+            "Newest record in the WAL segments on disk (-1: no log on disk).",
+            log_fields["log_disk_last_offset"],
+        )
+        yield _counter(
+            "synap_replication_partial_syncs_from_disk_total",
+            "Partial syncs served that began in the WAL segments on disk.",
+            log_fields["partial_syncs_from_disk"],
+        )
+        yield _counter(
+            "synap_replication_records_sent_from_disk_total",
+            "Records sent to replicas from the WAL segments on disk.",
+            log_fields["records_sent_from_disk"],
+        )
+        yield _gauge(
+            "synap_replication_epoch",
+            "Newest election epoch this node knows (automatic failover; 0 in manual mode).",
+            repl.epoch,
+        )
+        coordinator = self.node.coordinator
+        if coordinator is not None:
+            failover = coordinator.status()
+            yield _gauge(
+                "synap_failover_is_leader",
+                "1 while this node holds the etcd leader key and may accept writes.",
+                1 if failover.get("is_leader") else 0,
+            )
+            yield _gauge(
+                "synap_failover_etcd_reachable",
+                "1 while this node's last etcd request succeeded.",
+                1 if failover.get("etcd_reachable") else 0,
+            )
         replicas = stats.get("replicas")
         if replicas is not None and role != "standalone":
             yield from self._replicas(replicas)

@@ -27,7 +27,7 @@ from tests.integration.etcd_support import (
 )
 from tests.support.etcd import EtcdCluster, EtcdProcess
 from tests.support.ports import HOST
-from tests.support.server import NodeFactory, wait_caught_up, wait_for
+from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
 CLI = [sys.executable, "-c", "from synap.cli import main; main()"]
 
@@ -71,6 +71,19 @@ def test_fresh_group_of_three_elects_exactly_one_master(
     assert status["leader"]["master"]["id"] == node_id(master)
     assert status["epoch"] == status["leader"]["epoch"]
     assert all(m["lease_ttl_left"] > 0 for m in status["members"])
+
+    # /metrics shows the epoch and who holds the leader key.
+    def metric(node: SynapProcess, name: str) -> float:
+        for line in node.http.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} not exported by {node}")
+
+    assert metric(master, "synap_replication_epoch") == status["epoch"]
+    assert [metric(n, "synap_failover_is_leader") for n in nodes] == [
+        1.0 if n is master else 0.0 for n in nodes
+    ]
+    assert metric(master, "synap_failover_etcd_reachable") == 1.0
     text = subprocess.run([*cli, "--group", GROUP], capture_output=True, timeout=30, text=True)
     assert f"master {node_id(master)}" in text.stdout
     dead = [*CLI, "group", "status", "--etcd", "127.0.0.1:1"]
