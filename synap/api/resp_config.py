@@ -20,6 +20,7 @@ from synap.api import resp_codec as R
 from synap.api.resp_command_info import check_arity
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
+from synap.persistence import PersistenceError
 from synap.store.keyspace import EvictionPolicy
 
 if TYPE_CHECKING:
@@ -104,7 +105,28 @@ def _set_min_replicas(node: Node, name: str, raw: str) -> None:
         node.set_min_replicas(node.min_replicas_to_write, value)
 
 
+_APPENDFSYNC = {"always": "always", "everysec": "periodic", "no": "never"}
+
+
+def _set_appendfsync(node: Node, name: str, raw: str) -> None:
+    """appendfsync always|everysec|no: ``persistence.fsync_mode`` always|periodic|never."""
+    mode = _APPENDFSYNC.get(raw.lower())
+    if mode is None:
+        raise _failed(name, "argument(s) must be one of the following: everysec, always, no")
+    _apply_fsync_mode(node, mode)
+
+
+def _apply_fsync_mode(node: Node, mode: str) -> None:
+    if node.persistence is not None:
+        try:
+            node.persistence.set_fsync_mode(mode)
+        except PersistenceError as exc:
+            raise _failed("appendfsync", f"fsync failed: {exc}") from None
+    node.config.persistence.fsync_mode = mode  # type: ignore[assignment]
+
+
 SETTERS = {
+    "appendfsync": _set_appendfsync,
     "min-replicas-to-write": _set_min_replicas,
     "min-replicas-max-lag": _set_min_replicas,
     "maxmemory": _set_maxmemory,
@@ -124,6 +146,7 @@ REWRITTEN = {
         "client_timeout_secs",
         lambda n: str(n.config.server.client_timeout_secs),
     ),
+    "appendfsync": ("persistence", "fsync_mode", lambda n: n.config.persistence.fsync_mode),
 }
 
 
@@ -199,6 +222,7 @@ def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
         node.config.server.client_timeout_secs,
         node.min_replicas_to_write,
         node.min_replicas_max_lag,
+        node.config.persistence.fsync_mode,
     )
     try:
         for name, value in pairs:
@@ -211,6 +235,8 @@ def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
         node.config.kv_store.eviction_policy = saved[3]
         node.config.server.client_timeout_secs = saved[4]
         node.set_min_replicas(saved[5], saved[6])
+        if node.config.persistence.fsync_mode != saved[7]:
+            _apply_fsync_mode(node, saved[7])
         raise
     return R.OK
 

@@ -311,6 +311,23 @@ class Persistence:
         if last is not None:
             self._fsynced(last)
 
+    def set_fsync_mode(self, mode: str | FsyncMode) -> None:
+        """Switch the fsync policy at run time (``CONFIG SET appendfsync``).  Everything
+        written so far is fsynced first, so no record loses the promise of the policy it
+        was written under; raises :class:`PersistenceError` if that fsync fails."""
+        new = FsyncMode.parse(mode)
+        if new is self.fsync_mode:
+            return
+        self.wal.flush()
+        self.wal.fsync()
+        last = self.wal.last_offset
+        if last is not None and last != self.fsynced_offset:
+            self._fsynced(last)
+        self.fsync_mode = new
+        self.wal.mode = new
+        self._always = new is FsyncMode.ALWAYS
+        logger.info("fsync policy is now %s", new.value)
+
     def _fsynced(self, offset: int) -> None:
         """The WAL holds every record up to ``offset`` on disk (WAITAOF counts this)."""
         if not self.wal.is_active:
@@ -534,16 +551,21 @@ class Persistence:
         keyspace copy, so it must describe exactly what the keyspace holds.  A snapshot
         runs as its own task so a long write never delays the fsync timer."""
         loop = asyncio.get_running_loop()
-        fsync_every = (
-            self.fsync_interval_ms / 1000 if self.fsync_mode is FsyncMode.PERIODIC else math.inf
-        )
         snapshot_every = self.snapshot_interval_secs or math.inf
-        tick = min(fsync_every, snapshot_every)
         next_snapshot = loop.time() + snapshot_every
-        tick = min(tick, RETENTION_CHECK_SECS)
-        next_fsync = loop.time() + fsync_every
+        next_fsync = math.inf
         next_retention = loop.time() + RETENTION_CHECK_SECS
         while True:
+            # Read every round: CONFIG SET appendfsync may change the policy at run time.
+            fsync_every = (
+                self.fsync_interval_ms / 1000 if self.fsync_mode is FsyncMode.PERIODIC else math.inf
+            )
+            if fsync_every == math.inf:
+                next_fsync = math.inf
+            elif next_fsync == math.inf:
+                next_fsync = loop.time() + fsync_every
+            # At most a second: a policy switched to periodic starts within about a second.
+            tick = min(fsync_every, snapshot_every, RETENTION_CHECK_SECS, 1.0)
             await asyncio.sleep(tick)
             if loop.time() >= next_retention:
                 next_retention = loop.time() + RETENTION_CHECK_SECS

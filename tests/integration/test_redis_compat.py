@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.support.checks import assert_same_data, digest
+from tests.support.ports import HOST
 from tests.support.real_redis import Wire, encode, real_redis
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
 
@@ -968,3 +969,38 @@ def test_commandstats_count_from_the_first_info(node_factory: NodeFactory) -> No
         assert b"cmdstat_set:calls=1," in _info(wire, "commandstats")
     finally:
         wire.close()
+
+
+def test_config_set_appendfsync_switches_the_fsync_policy_live(
+    node_factory: NodeFactory, real_redis: int
+) -> None:
+    """appendfsync always|everysec|no maps onto persistence.fsync_mode at run time: WAITAOF
+    sees the new policy at once, CONFIG REWRITE writes it, wrong values are worded as Redis."""
+    node = node_factory(config={"persistence": {"fsync_mode": "never"}})
+    r = node.redis()
+    theirs = redis.Redis(host=HOST, port=real_redis)
+    for value in ("sometimes", "yes"):
+        with pytest.raises(redis.ResponseError) as ours:
+            r.config_set("appendfsync", value)
+        with pytest.raises(redis.ResponseError) as expected:
+            theirs.config_set("appendfsync", value)
+        assert str(ours.value) == str(expected.value)
+    r.set("k", "v")
+    with pytest.raises(redis.ResponseError):  # nothing is ever fsynced under "no"
+        r.execute_command("WAITAOF", 1, 0, 100)
+    assert r.config_set("appendfsync", "always") is True
+    assert r.config_get("appendfsync") == {"appendfsync": "always"}
+    r.set("k", "v2")
+    assert r.execute_command("WAITAOF", 1, 0, 1000) == [1, 0]
+    assert r.config_set("appendfsync", "everysec") is True
+    r.set("k", "v3")
+    assert r.execute_command("WAITAOF", 1, 0, 5000) == [1, 0]  # the periodic timer fsyncs
+    # All or nothing: a bad second pair leaves appendfsync as it was.
+    with pytest.raises(redis.ResponseError):
+        r.execute_command("CONFIG", "SET", "appendfsync", "always", "maxmemory-policy", "bogus")
+    assert r.config_get("appendfsync") == {"appendfsync": "everysec"}
+    assert r.execute_command("CONFIG", "REWRITE") == b"OK"
+    text = node.config_path.read_text() if node.config_path else ""
+    assert "fsync_mode: periodic" in text, text
+    node.restart()
+    assert node.redis().config_get("appendfsync") == {"appendfsync": "everysec"}
