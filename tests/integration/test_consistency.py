@@ -5,20 +5,20 @@ RESP, ``serve_stale_reads: false`` with the master killed, and WAITAOF."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from tests.support.ports import HOST, release_port, reserve_port
+from tests.support.ports import HOST
+from tests.support.real_redis import real_redis
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
+
+__all__ = ["real_redis"]  # a fixture, used by name
 
 FAST = {
     "heartbeat_interval_ms": 100,
@@ -71,39 +71,6 @@ def _complete(reply: bytes) -> bool:
             i += 1
         need -= 1
     return need == 0
-
-
-@pytest.fixture(scope="module")
-def real_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = reserve_port()
-    workdir = tmp_path_factory.mktemp("real-redis")
-    release_port(port)
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection((HOST, port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16) == b"+PONG\r\n":
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 # ------------------------------------------------------------------ min-replicas
