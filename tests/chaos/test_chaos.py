@@ -475,14 +475,14 @@ class QuorumLedger:
 
 
 class QuorumWriter(threading.Thread):
-    """HTTP SETs of unique keys against one master, alternately wait majority and wait 0,
-    until stopped, ``max_ops`` or ``max_seconds``."""
+    """HTTP SETs of unique keys against one master, all with wait majority (``quorum``)
+    or all with wait 0, until stopped, ``max_ops`` or ``max_seconds``."""
 
     def __init__(
-        self, url: str, name: str, ledger: QuorumLedger, max_ops: int = 20_000, max_seconds: float = 60.0
+        self, url: str, name: str, ledger: QuorumLedger, quorum: bool, max_ops: int = 20_000, max_seconds: float = 60.0
     ) -> None:  # fmt: skip
         super().__init__(name=f"chaos-{name}", daemon=True)
-        self.url, self.key_prefix, self.ledger = url, name, ledger
+        self.url, self.key_prefix, self.ledger, self.quorum = url, name, ledger, quorum
         self.max_ops, self.max_seconds = max_ops, max_seconds
         self.stop_event = threading.Event()
 
@@ -492,7 +492,7 @@ class QuorumWriter(threading.Thread):
             for i in range(self.max_ops):
                 if self.stop_event.is_set() or time.monotonic() > end:
                     return
-                key, value, quorum = f"{self.key_prefix}:{i}", f"v{i}", i % 2 == 0
+                key, value, quorum = f"{self.key_prefix}:{i}", f"v{i}", self.quorum
                 body: dict[str, Any] = {"key": key, "value": value}
                 if quorum:
                     body["wait"] = QUORUM_WAIT
@@ -537,8 +537,8 @@ def test_chaos_quorum_writes_survive_master_kill_and_promotion(
     node_factory: NodeFactory,
 ) -> None:
     """Epochs of: a master and two replicas (group_size 3), each replica linked through
-    its own FaultProxy, under HTTP writes, half with ``wait: {replicas: "majority"}``,
-    half with wait 0. Per epoch, one of: both links paused (the master partitioned
+    its own FaultProxy, under HTTP writes, two writers with ``wait: {replicas: "majority"}``,
+    two with wait 0. Per epoch, one of: both links paused (the master partitioned
     from its replicas: its async writes are acknowledged but held back, its majority
     writes get 504), one link paused, one replica SIGSTOPped (sometimes thawed before
     the kill), nothing. Then the master is SIGKILLed, paused links are cut (what they
@@ -577,7 +577,10 @@ def test_chaos_quorum_writes_survive_master_kill_and_promotion(
         while epochs < QUORUM_MAX_EPOCHS and (epochs == 0 or time.monotonic() < deadline):
             epochs += 1
             wait_caught_up_quorum(master, replicas)
-            writers = [QuorumWriter(master.http_url, f"e{epochs}w{i}", ledger) for i in range(4)]
+            writers = [  # two quorum writers, two async ones
+                QuorumWriter(master.http_url, f"e{epochs}w{i}", ledger, quorum=i < 2)
+                for i in range(4)
+            ]
             for writer in writers:
                 writer.start()
             epoch_start, run_for = time.monotonic(), rng.uniform(1.0, 3.0)
@@ -638,6 +641,8 @@ def test_chaos_quorum_writes_survive_master_kill_and_promotion(
             )
             assert not ledger.bad_acks, f"200 without a majority: {ledger.bad_acks[:10]}"
             async_lost.update(missing_on(new_master, async_acked))
+            for proxy in links.values():  # they lead to the dead master
+                proxy.stop()
             master.close()  # dead; it must not come back as a master
             # every replica of the new master goes through a proxy of its own again
             (follower,) = [r for r in replicas if r is not new_master]
