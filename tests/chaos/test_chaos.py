@@ -42,6 +42,12 @@ prints the seed; ``CHAOS_SEED=<seed> CHAOS_SECONDS=<s> pytest -s tests/chaos`` r
 the same schedule of faults (the timing of the writers still varies).
 ``CHAOS_FAULTS=cut,pause,delay,freeze`` draws only from those kinds (then no full sync
 beyond the first one per replica is allowed at all).
+
+The second test, ``test_chaos_quorum_writes_survive_master_kill_and_promotion``, runs
+writers with ``"wait": {"replicas": "majority"}`` and with wait 0 through partitions,
+master SIGKILL and promotion of the most up-to-date replica (its docstring); it asserts
+that no majority-acknowledged write is lost and prints the async writes lost. It runs
+``CHAOS_SECONDS`` when that is set, else 12 s (``CHAOS_FAULTS`` does not apply to it).
 """
 
 from __future__ import annotations
