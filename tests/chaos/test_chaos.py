@@ -42,6 +42,12 @@ prints the seed; ``CHAOS_SEED=<seed> CHAOS_SECONDS=<s> pytest -s tests/chaos`` r
 the same schedule of faults (the timing of the writers still varies).
 ``CHAOS_FAULTS=cut,pause,delay,freeze`` draws only from those kinds (then no full sync
 beyond the first one per replica is allowed at all).
+
+The second test, ``test_chaos_quorum_writes_survive_master_kill_and_promotion``, runs
+writers with ``"wait": {"replicas": "majority"}`` and with wait 0 through partitions,
+master SIGKILL and promotion of the most up-to-date replica (its docstring); it asserts
+that no majority-acknowledged write is lost and prints the async writes lost. It runs
+``CHAOS_SECONDS`` when that is set, else 12 s (``CHAOS_FAULTS`` does not apply to it).
 """
 
 from __future__ import annotations
@@ -442,3 +448,260 @@ def test_chaos(node_factory: NodeFactory) -> None:
         "partial_syncs_on_master_log": master.log_text().count("partial sync for replica"),
     }  # fmt: skip
     print("[chaos] " + json.dumps(summary, default=dict))
+
+
+# ---------------------------------------------------------------------- quorum writes + failover
+
+# Short in `make test` (CHAOS_SECONDS unset); `make chaos` / CHAOS_SECONDS=<s> run it that long.
+QUORUM_SECONDS = float(os.environ.get("CHAOS_SECONDS") or "12")
+QUORUM_GROUP = 3
+QUORUM_NEEDED = QUORUM_GROUP // 2  # replicas a majority write needs (the master counts)
+QUORUM_MAX_EPOCHS = 1000
+QUORUM_REPLICATION = {
+    "heartbeat_interval_ms": 100,
+    "reconnect_delay_ms": 100,
+    "replica_timeout_secs": 2,
+    "ack_interval_ms": 100,
+    "group_size": QUORUM_GROUP,
+}
+QUORUM_CONFIG = {"replication": QUORUM_REPLICATION}
+QUORUM_WAIT = {"replicas": "majority", "timeout_ms": 1000}
+
+
+@dataclass
+class QuorumLedger:
+    """Writes acknowledged per kind, over every epoch (keys are unique)."""
+
+    quorum: dict[str, str] = field(default_factory=dict)  # 200 with a majority
+    quorum_timeouts: int = 0  # 504: applied on the master, not confirmed
+    async_: dict[str, str] = field(default_factory=dict)  # 200 with wait 0
+    unanswered: int = 0
+    bad_acks: list[str] = field(default_factory=list)  # 200 without a majority
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class QuorumWriter(threading.Thread):
+    """HTTP SETs of unique keys against one master, all with wait majority (``quorum``)
+    or all with wait 0, until stopped, ``max_ops`` or ``max_seconds``."""
+
+    def __init__(
+        self, url: str, name: str, ledger: QuorumLedger, quorum: bool, max_ops: int = 20_000, max_seconds: float = 60.0
+    ) -> None:  # fmt: skip
+        super().__init__(name=f"chaos-{name}", daemon=True)
+        self.url, self.key_prefix, self.ledger, self.quorum = url, name, ledger, quorum
+        self.max_ops, self.max_seconds = max_ops, max_seconds
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        ledger, end = self.ledger, time.monotonic() + self.max_seconds
+        with httpx.Client(base_url=self.url, timeout=3) as client:
+            for i in range(self.max_ops):
+                if self.stop_event.is_set() or time.monotonic() > end:
+                    return
+                key, value, quorum = f"{self.key_prefix}:{i}", f"v{i}", self.quorum
+                body: dict[str, Any] = {"key": key, "value": value}
+                if quorum:
+                    body["wait"] = QUORUM_WAIT
+                else:
+                    body["wait"] = {"replicas": 0}
+                try:
+                    response = client.post("/kv/set", json=body)
+                except httpx.HTTPError:
+                    with ledger.lock:
+                        ledger.unanswered += 1
+                    self.stop_event.wait(0.05)
+                    continue
+                with ledger.lock:
+                    if response.status_code == 200 and quorum:
+                        acked = response.json().get("replicas_acked")
+                        if isinstance(acked, int) and acked >= QUORUM_NEEDED:
+                            ledger.quorum[key] = value
+                        else:
+                            ledger.bad_acks.append(f"{key}: 200 with replicas_acked {acked!r}")
+                    elif response.status_code == 200:
+                        ledger.async_[key] = value
+                    elif response.status_code == 504 and quorum:
+                        ledger.quorum_timeouts += 1
+                    else:
+                        ledger.unanswered += 1
+
+
+def missing_on(node: SynapProcess, acked: dict[str, str]) -> list[str]:
+    """The keys of ``acked`` whose value ``node`` does not hold."""
+    client = node.redis()
+    keys, missing = list(acked), []
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        for key, got in zip(batch, client.mget(batch), strict=True):
+            if got != acked[key].encode():
+                missing.append(key)
+    return missing
+
+
+@pytest.mark.timeout(int(QUORUM_SECONDS) + 240)
+def test_chaos_quorum_writes_survive_master_kill_and_promotion(
+    node_factory: NodeFactory,
+) -> None:
+    """Epochs of: a master and two replicas (group_size 3), each replica linked through
+    its own FaultProxy, under HTTP writes, two writers with ``wait: {replicas: "majority"}``,
+    two with wait 0. Per epoch, one of: both links paused (the master partitioned
+    from its replicas: its async writes are acknowledged but held back, its majority
+    writes get 504), one link paused, one replica SIGSTOPped (sometimes thawed before
+    the kill), nothing. Then the master is SIGKILLed, paused links are cut (what they
+    held back is lost), frozen replicas thawed, and ``synap-cli promote``'s logic
+    (run_promote) promotes the most up-to-date replica; the other is repointed through a
+    new proxy and a fresh replica joins, so the next epoch has three nodes again.
+
+    Asserted after every promotion: every write answered 200 with ``replicas_acked`` a
+    majority, in this epoch or any before, is on the promoted master with its value;
+    no 200 to a majority write without a majority. Async (wait 0) writes acknowledged
+    and lost are counted and printed, not asserted."""
+    from synap.failover import run_promote
+
+    seed = CHAOS_SEED
+    rng = random.Random(seed)
+    print(f"\nCHAOS_SEED={seed} CHAOS_SECONDS={QUORUM_SECONDS:g} (quorum + failover)")
+    master = node_factory.master("qmaster", config=QUORUM_CONFIG, wait=False)
+    links = {f"qreplica{i}": node_factory.proxy(master) for i in (1, 2)}
+    replicas = [
+        node_factory.replica(links[name], name, replica_listen=True, config=QUORUM_CONFIG, wait=False)
+        for name in links
+    ]  # fmt: skip
+    for node in [master, *replicas]:
+        node.wait_ready()
+    ledger = QuorumLedger()
+    events: list[str] = []
+    async_lost: set[str] = set()
+    epochs = freezes = isolated = 0
+    started = time.monotonic()
+    deadline = started + QUORUM_SECONDS
+
+    def log(text: str) -> None:
+        events.append(f"{time.monotonic() - started:7.2f}s {text}")
+
+    try:
+        while epochs < QUORUM_MAX_EPOCHS and (epochs == 0 or time.monotonic() < deadline):
+            epochs += 1
+            wait_caught_up_quorum(master, replicas)
+            writers = [  # two quorum writers, two async ones
+                QuorumWriter(master.http_url, f"e{epochs}w{i}", ledger, quorum=i < 2)
+                for i in range(4)
+            ]
+            for writer in writers:
+                writer.start()
+            epoch_start, run_for = time.monotonic(), rng.uniform(1.0, 3.0)
+            frozen: list[SynapProcess] = []
+            paused: list[FaultProxy] = []
+            roll = rng.random()
+            time.sleep(rng.uniform(0.1, run_for / 2))
+            if roll < 0.35:  # partition: the master cut off from both replicas, dies alone
+                paused = [links[r.name] for r in replicas]
+                isolated += 1
+            elif roll < 0.6:  # partition: one replica cut off
+                paused = [links[rng.choice(replicas).name]]
+            elif roll < 0.85:  # one replica SIGSTOPped, sometimes thawed before the kill
+                frozen = [rng.choice(replicas)]
+                freezes += 1
+            for proxy in paused:
+                proxy.pause()
+            for node in frozen:
+                node.freeze()
+            if paused or frozen:
+                log(f"epoch {epochs}: pause {len(paused)} links, freeze {[n.name for n in frozen]}")
+            if frozen and rng.random() < 0.5:
+                time.sleep(rng.uniform(0.2, 1.5))
+                frozen.pop().thaw()
+                log(f"epoch {epochs}: thaw")
+            time.sleep(max(0.3, run_for - (time.monotonic() - epoch_start)))
+            master.kill()
+            log(f"epoch {epochs}: SIGKILL {master.name}")
+            for writer in writers:
+                writer.stop_event.set()
+            for writer in writers:
+                writer.join(10)
+            assert not any(w.is_alive() for w in writers), "a writer did not stop"
+            for proxy in paused:  # what the partition held back is lost with the master
+                proxy.cut()
+                proxy.clear()
+            for node in frozen:
+                node.thaw()
+            log(f"epoch {epochs}: links cut, nodes thawed")
+            lines: list[str] = []
+            urls = [master.http_url, *(r.http_url for r in replicas)]
+            promoted_ok = False
+            for _attempt in range(20):  # a thawed replica may still be in its full sync
+                lines.clear()
+                if run_promote(urls, None, None, False, lines.append):
+                    promoted_ok = True
+                    break
+                time.sleep(0.25)
+            assert promoted_ok, "promotion failed:\n" + "\n".join(lines)
+            new_master = next(r for r in replicas if r.stats()["role"] == "master")
+            log(f"epoch {epochs}: promoted {new_master.name}")
+            with ledger.lock:
+                quorum_acked, async_acked = dict(ledger.quorum), dict(ledger.async_)
+            lost = missing_on(new_master, quorum_acked)
+            assert not lost, (
+                f"{len(lost)} of {len(quorum_acked)} majority-acknowledged writes lost on "
+                f"{new_master.name}, first {lost[:10]}"
+            )
+            assert not ledger.bad_acks, f"200 without a majority: {ledger.bad_acks[:10]}"
+            async_lost.update(missing_on(new_master, async_acked))
+            for proxy in links.values():  # they lead to the dead master
+                proxy.stop()
+            master.close()  # dead; it must not come back as a master
+            # every replica of the new master goes through a proxy of its own again
+            (follower,) = [r for r in replicas if r is not new_master]
+            links = {follower.name: node_factory.proxy(new_master)}
+            reply = follower.http.post(
+                "/api/replication/replicaof",
+                json={"master_address": links[follower.name].address},
+            )
+            assert reply.status_code == 200, f"repoint {follower.name}: {reply.text}"
+            fresh_name = f"qreplica{epochs + 2}"
+            links[fresh_name] = node_factory.proxy(new_master)
+            fresh = node_factory.replica(
+                links[fresh_name], fresh_name, replica_listen=True, config=QUORUM_CONFIG
+            )
+            master, replicas = new_master, [follower, fresh]
+        for node in node_factory.nodes:
+            assert "Traceback" not in node.log_text(), f"{node.name} logged a traceback"
+    except BaseException as exc:
+        raise AssertionError(
+            f"chaos (quorum) failed: CHAOS_SEED={seed} CHAOS_SECONDS={QUORUM_SECONDS:g}: "
+            f"{exc}\nevents:\n" + "\n".join(events)
+        ) from exc
+
+    assert ledger.quorum, "no majority write was ever acknowledged"
+    async_total = len(ledger.async_)
+    summary = {
+        "seed": seed,
+        "seconds": QUORUM_SECONDS,
+        "master_kills_and_promotions": epochs,
+        "replica_freezes": freezes,
+        "master_isolated_when_killed": isolated,
+        "quorum_acknowledged": len(ledger.quorum),
+        "quorum_lost": 0,
+        "quorum_timeouts_504": ledger.quorum_timeouts,
+        "async_acknowledged": async_total,
+        "async_lost": len(async_lost),
+        "async_lost_pct": round(100 * len(async_lost) / async_total, 2) if async_total else 0,
+        "unanswered": ledger.unanswered,
+    }
+    print("[chaos-quorum] " + json.dumps(summary))
+
+
+def wait_caught_up_quorum(master: SynapProcess, replicas: list[SynapProcess]) -> None:
+    """Both replicas streaming from ``master`` at its offset (bounded by wait_for)."""
+
+    def caught_up() -> bool:
+        want = master.stats()
+        for replica in replicas:
+            stats = replica.stats()
+            if stats.get("connected") is not True or stats.get("sync_in_progress"):
+                return False
+            if stats.get("replica_offset") != want.get("master_offset"):
+                return False
+        return True
+
+    wait_for(caught_up, 30, 0.1, lambda: f"replicas not caught up with {master.name}")
