@@ -99,6 +99,8 @@ class EtcdCoordinator:
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Until then, a handoff is under way: do not take back the key we are giving up.
+        self._handoff_until = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -274,6 +276,8 @@ class EtcdCoordinator:
             self._leaderless_since = None
             self._seen(leader, now)
             if not self.is_leader:
+                if now < self._handoff_until:
+                    return  # handing the key over (hand_off): never take it back meanwhile
                 await self._become_leader(leader)
             elif self.node.roles.role is not Role.MASTER:
                 # Demoted by hand (REPLICAOF) while holding the key: hand it back, or the
@@ -440,6 +444,7 @@ class EtcdCoordinator:
         except EtcdError as exc:
             raise CommandError(f"ERR cannot get a lease for the handoff hint: {exc}") from None
         offset = self.node.history.offset
+        self._handoff_until = time.monotonic() + self.clock.ttl
         self._step_down(f"leadership handed over to {target_id} (planned switchover)")
         try:
             done = await self.client.txn(
@@ -456,6 +461,7 @@ class EtcdCoordinator:
             # takes the leadership back; if it is gone, the hint names the target.
             raise CommandError(f"ERR handoff request to etcd failed: {exc}") from None
         if not done:
+            self._handoff_until = 0.0
             with contextlib.suppress(EtcdError):
                 await self.client.revoke(hint_lease)
             raise CommandError("ERR this node no longer holds the leader key in etcd")

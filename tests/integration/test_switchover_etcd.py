@@ -128,3 +128,12 @@ def test_failover_refuses_a_node_that_is_not_the_elected_master(
     )
     assert out.returncode != 0
     assert failover_status(master)["is_leader"]
+
+
+def test_handoff_route_in_manual_mode_is_refused(node_factory: NodeFactory) -> None:
+    node = node_factory("m0", role="master")
+    refused = node.http.post("/api/replication/handoff", json={"to": "x"})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "NOT_ETCD"
+    bad = node.http.post("/api/replication/handoff", json={})
+    assert bad.status_code == 400
