@@ -216,7 +216,8 @@ def failover(
     obj: dict[str, Any], node: str, target: str | None, timeout: float, replica_listen: str | None
 ) -> None:
     """Planned switchover with zero loss: pause writes, let the target catch up, promote it,
-    demote the old master to its replica, repoint the others, resume."""
+    demote the old master to its replica, repoint the others, resume. In an etcd group the
+    master hands its leader key to the target instead, and the election repoints the rest."""
     from synap.failover import run_failover
 
     ok = run_failover(

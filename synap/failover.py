@@ -21,6 +21,14 @@ Planned switchover (``synap-cli failover``), Redis ``FAILOVER`` done step by ste
        replica connected to it, on its history; otherwise exit non-zero, printing each
        node's state and the command that fixes it
 
+In an etcd group (``replication.failover.mode: etcd``) steps 1-4 are the same; then,
+instead of promoting and repointing by hand, the master is asked to hand its leader key
+to the target (POST /api/replication/handoff {"to": node_id}): it fences itself, writes
+a short-lived hint naming the target and deletes its leader key in one etcd
+transaction; only the target campaigns and wins with epoch + 1, and every other node
+(the old master included) follows it by the election, by partial sync. Step 7 checks
+each node's stats and GET /api/replication/leader.
+
 Nodes are matched by their replica id (``replica_id`` in each node's stats, ``id`` in a
 master's list of replicas), never by how an address is spelled: ``localhost:5500``,
 ``127.0.0.1:5500`` and ``http://localhost:5500`` are the same node.
@@ -358,13 +366,12 @@ def _switchover(
         raise FailoverError(
             f"{master.url} is a {ms['role']}, not a master: give --node the current master"
         )
-    if (ms.get("failover") or {}).get("mode") == "etcd":
-        # Refuse before the pause: the target would refuse the promotion anyway.
+    etcd = (ms.get("failover") or {}).get("mode") == "etcd"
+    if etcd and not ms["failover"].get("is_leader"):
         raise FailoverError(
-            f"{master.url} is in an etcd group (replication.failover.mode: etcd), where the "
-            "election decides the roles and planned switchover is not implemented. To move "
-            "the master, stop it (SIGTERM): it revokes its lease and the best replica takes "
-            "over at once. Nothing changed"
+            f"{master.url} does not hold the leader key of etcd group "
+            f"{ms['failover'].get('group')!r} (leader: {ms['failover'].get('leader')}); "
+            "give --node the elected master. Nothing changed"
         )
     master_id = ms.get("replica_id")
     replicas: list[dict[str, Any]] = ms.get("replicas") or []
@@ -387,7 +394,10 @@ def _switchover(
                 "Nothing changed"
             )
     else:
-        entry = pick_switchover_target(replicas)
+        pool = replicas
+        if etcd:
+            pool = [r for r in replicas if _may_lead(client, r)]
+        entry = pick_switchover_target(pool)
         if entry is None:
             raise FailoverError(f"{master.url} has no online replica to fail over to")
         target_url = normalize_url(entry["address"])
@@ -452,6 +462,9 @@ def _switchover(
             "while paused; writes resumed there, nothing changed. Was it resumed by someone else?"
         )
 
+    if etcd:
+        return _etcd_handoff(client, master, ms, tgt, ts, other_urls, before, paused_at, step)
+
     # 5. Promote.
     body = {"replica_listen_address": listen} if listen else None
     try:
@@ -505,6 +518,114 @@ def _switchover(
     else:
         step(f"switchover FAILED to converge: see the state above ({target_url} was promoted)")
     return ok
+
+
+def _may_lead(client: Callable[[str], NodeClient], entry: dict[str, Any]) -> bool:
+    """In an etcd group: whether the master's replica ``entry`` may be elected
+    (priority > 0), read from its own stats; False when it cannot be read."""
+    try:
+        status = client(normalize_url(entry["address"])).stats().get("failover") or {}
+    except FailoverError:
+        return False
+    return int(status.get("priority") or 0) > 0
+
+
+def _etcd_handoff(
+    client: Callable[[str], NodeClient],
+    master: NodeClient,
+    ms: dict[str, Any],
+    tgt: NodeClient,
+    ts: dict[str, Any],
+    other_urls: list[str],
+    before: dict[str, dict[str, Any]],
+    paused_at: float,
+    step: _Steps,
+) -> bool:
+    """Steps 5-7 in an etcd group: the (fenced, caught-up) master hands its leader key
+    to the target; the election does the rest; then the end state is checked."""
+    info = ms["failover"]
+    group = info.get("group")
+    epoch = int(info.get("epoch") or 0)
+    target_id = (ts.get("failover") or {}).get("node_id")
+    if not target_id:
+        master.post("/api/replication/resume")
+        raise FailoverError(
+            f"{tgt.url} is not in etcd mode (no failover.node_id in its stats); writes "
+            f"resumed on {master.url}, nothing changed"
+        )
+    try:
+        master.post("/api/replication/handoff", {"to": target_id})
+    except FailoverError as exc:
+        master.post("/api/replication/resume")
+        raise FailoverError(
+            f"the master refused to hand over its leadership ({exc}); writes resumed on "
+            f"{master.url}. If it kept the leader key nothing changed; check with "
+            f"synap-cli group status --etcd URL --group {group}"
+        ) from None
+    step(f"{master.url} handed the leader key of group {group!r} (epoch {epoch}) to {target_id}")
+
+    deadline = time.monotonic() + VERIFY_TIMEOUT_S + 2 * float(info.get("lease_ttl_secs") or 3)
+    now: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            now = tgt.stats()
+        except FailoverError:
+            now = {}
+        fo = now.get("failover") or {}
+        if now.get("role") == "master" and fo.get("is_leader") and fo.get("epoch", 0) > epoch:
+            break
+        time.sleep(0.05)
+    else:
+        step(
+            f"FAILED: {tgt.url} did not win the election within the handoff window (it is a "
+            f"{now.get('role', 'unreachable node')}); the hint expires after one lease TTL "
+            "and the group elects its best candidate by itself. Check with "
+            f"synap-cli group status --etcd URL --group {group}"
+        )
+        verify_group(client, tgt.url, [master.url, *other_urls], "?", step, before, timeout=0)
+        return False
+    new_epoch = int(now["failover"]["epoch"])
+    step(
+        f"{tgt.url} won the election: epoch {new_epoch}, new replication id "
+        f"{now.get('replication_id')}, offset {now.get('master_offset')} "
+        f"(writes were paused {time.monotonic() - paused_at:.3f}s)"
+    )
+    new_address = routable(str(now.get("replica_listen_address")), tgt.url)
+    ok = verify_group(client, tgt.url, [master.url, *other_urls], new_address, step, before)
+    if ok:
+        ok = _verify_leader_views(client, [tgt.url, master.url, *other_urls], target_id, step)
+    if ok:
+        step(f"switchover complete: {tgt.url} is the master (epoch {new_epoch})")
+    else:
+        step(
+            "switchover FAILED to converge: roles come from the election in etcd mode; "
+            f"check synap-cli group status --etcd URL --group {group} and each node's log"
+        )
+    return ok
+
+
+def _verify_leader_views(
+    client: Callable[[str], NodeClient], urls: list[str], leader_id: str, step: _Steps
+) -> bool:
+    """Wait (bounded) until every node's GET /api/replication/leader names ``leader_id``."""
+    deadline = time.monotonic() + VERIFY_TIMEOUT_S
+    while True:
+        wrong = []
+        for url in urls:
+            try:
+                view = client(url)._request("GET", "/api/replication/leader")
+                named = (view.get("master") or {}).get("id")
+            except FailoverError as exc:
+                named = f"unknown ({exc})"
+            if named != leader_id:
+                wrong.append(f"{url} names {named}")
+        if not wrong:
+            step(f"verified: every node's /api/replication/leader names {leader_id}")
+            return True
+        if time.monotonic() >= deadline:
+            step("FAILED: " + "; ".join(wrong))
+            return False
+        time.sleep(0.1)
 
 
 def _repoint(

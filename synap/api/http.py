@@ -8,7 +8,9 @@ Routes (JSON in and out):
 * ``POST /api/v1/command`` (the synap-sdk envelope, :mod:`synap.api.command_endpoint`)
 * replication admin: ``GET /api/replication/stats``, ``POST /api/replication/promote``,
   ``POST /api/replication/replicaof``, ``POST /api/replication/pause`` / ``resume`` (write
-  pause for a planned failover), ``GET /api/replication/digest``
+  pause for a planned failover), ``POST /api/replication/handoff`` (etcd mode: give the
+  leader key to ``{"to": node_id}``, used by ``synap-cli failover``),
+  ``GET /api/replication/digest``
 * ``GET /api/replication/leader``: the master elected through etcd (503 while none)
 * ``GET /metrics`` (Prometheus text format)
 * ``GET /`` (redirects to ``/ui``), ``GET /ui`` (status page, open), ``GET /ui/status`` (its JSON)
@@ -323,6 +325,21 @@ class HttpApi:
             _allow(method, "POST")
             self._require_admin(scope)
             return 200, self._replicaof(await self._json(receive))
+        if path == "/api/replication/handoff":
+            _allow(method, "POST")
+            self._require_admin(scope)
+            body = await self._json(receive)
+            to = body.get("to") if isinstance(body, dict) else None
+            if not isinstance(to, str) or not to:
+                raise HttpError(400, "'to' must be the node id of the target", "BAD_REQUEST")
+            if node.coordinator is None:
+                raise HttpError(
+                    409,
+                    "handoff needs replication.failover.mode: etcd; in manual mode use "
+                    "synap-cli failover",
+                    "NOT_ETCD",
+                )
+            return 200, await node.coordinator.hand_off(to)
         if path == "/api/replication/digest":
             _allow(method, "GET")
             return 200, node.digest_report()
@@ -489,6 +506,7 @@ _ROUTES = frozenset(
         "/api/replication/resume",
         "/api/replication/replicaof",
         "/api/replication/digest",
+        "/api/replication/handoff",
         "/api/replication/failover",
         "/metrics",
     }

@@ -28,20 +28,29 @@ from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
 from synap.coordination.election import (
     Action,
+    Handoff,
     LeaderInfo,
     LeaseClock,
     MemberInfo,
     decide,
     encode_last_offset,
     epoch_key,
+    handoff_key,
     last_offset_key,
     leader_key,
     member_key,
     members_prefix,
     parse_epoch,
     parse_last_offset,
+    valid_handoff,
 )
-from synap.coordination.etcd import EtcdClient, EtcdError, campaign_txn, resign_txn
+from synap.coordination.etcd import (
+    EtcdClient,
+    EtcdError,
+    campaign_txn,
+    handoff_txn,
+    resign_txn,
+)
 from synap.replication.roles import Role
 
 if TYPE_CHECKING:
@@ -90,6 +99,8 @@ class EtcdCoordinator:
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Until then, a handoff is under way: do not take back the key we are giving up.
+        self._handoff_until = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -265,6 +276,8 @@ class EtcdCoordinator:
             self._leaderless_since = None
             self._seen(leader, now)
             if not self.is_leader:
+                if now < self._handoff_until:
+                    return  # handing the key over (hand_off): never take it back meanwhile
                 await self._become_leader(leader)
             elif self.node.roles.role is not Role.MASTER:
                 # Demoted by hand (REPLICAOF) while holding the key: hand it back, or the
@@ -294,9 +307,12 @@ class EtcdCoordinator:
                 self._leaderless_since = now
         members = await self._read_members()
         known_offset = 0
+        handoff: Handoff | None = None
         if leader is None:
             recorded = await client.get(last_offset_key(self.group))
             known_offset = parse_last_offset(recorded.value if recorded else None, self.epoch)
+            hint = await client.get(handoff_key(self.group))
+            handoff = valid_handoff(hint.value if hint else None, self.epoch)
         action = decide(
             me,
             leader,
@@ -309,6 +325,7 @@ class EtcdCoordinator:
             self.settle if self.last_leader is None else 0.0,
             self.grace,
             known_offset,
+            handoff,
         )
         if action is Action.FOLLOW and leader is not None:
             self._follow(leader)
@@ -393,6 +410,66 @@ class EtcdCoordinator:
             "elected master of group %r with epoch %d (offset %d)",
             self.group, info.epoch, node.history.offset,
         )  # fmt: skip
+
+    async def hand_off(self, target_id: str) -> dict[str, Any]:
+        """Planned switchover (``POST /api/replication/handoff``): give the leader key to
+        member ``target_id``. The caller paused writes and saw the target catch up. This
+        master fences itself first, then, in one etcd transaction, writes the handoff hint
+        (on a lease of one TTL) and deletes its leader key: only the target campaigns; if
+        it does not within the TTL, the hint expires and the ordinary election runs.
+        Raises :class:`CommandError` (nothing changed) when it cannot."""
+        lease = self.lease
+        if not self.is_leader or lease is None or self.node.roles.role is not Role.MASTER:
+            raise CommandError("ERR this node does not hold the leader key; nothing to hand off")
+        if target_id == self.node_id:
+            raise CommandError("ERR the handoff target is this master itself")
+        try:
+            members = {m.id: m for m in await self._read_members()}
+        except EtcdError as exc:
+            raise CommandError(f"ERR cannot read the group from etcd: {exc}") from None
+        target = members.get(target_id)
+        if target is None:
+            raise CommandError(
+                f"ERR {target_id!r} is not a member of group {self.group!r} in etcd "
+                f"(members: {', '.join(sorted(members)) or 'none'})"
+            )
+        if target.priority <= 0 or target.replica_listen_address is None:
+            raise CommandError(
+                f"ERR member {target_id!r} may not become master (priority "
+                f"{target.priority}, replica listener {target.replica_listen_address})"
+            )
+        hint = Handoff(self.node_id, target_id, self.epoch)
+        try:
+            hint_lease, _ = await self.client.grant(self.cfg.lease_ttl_secs)
+        except EtcdError as exc:
+            raise CommandError(f"ERR cannot get a lease for the handoff hint: {exc}") from None
+        offset = self.node.history.offset
+        self._handoff_until = time.monotonic() + self.clock.ttl
+        self._step_down(f"leadership handed over to {target_id} (planned switchover)")
+        try:
+            done = await self.client.txn(
+                handoff_txn(
+                    leader_key(self.group),
+                    lease,
+                    handoff_key(self.group),
+                    hint.encode(),
+                    hint_lease,
+                )
+            )
+        except EtcdError as exc:
+            # Unknown outcome: stay fenced. If the key is still ours, the next round
+            # takes the leadership back; if it is gone, the hint names the target.
+            raise CommandError(f"ERR handoff request to etcd failed: {exc}") from None
+        if not done:
+            self._handoff_until = 0.0
+            with contextlib.suppress(EtcdError):
+                await self.client.revoke(hint_lease)
+            raise CommandError("ERR this node no longer holds the leader key in etcd")
+        log.warning(
+            "handed leadership of group %r (epoch %d) to %s at offset %d",
+            self.group, self.epoch, target_id, offset,
+        )  # fmt: skip
+        return {"success": True, "handed_off_to": target_id, "epoch": self.epoch, "offset": offset}
 
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """A replication peer knows epoch ``epoch`` > ours: another node was elected. A

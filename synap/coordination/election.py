@@ -9,6 +9,10 @@ Keys of a group ``G`` in etcd::
     /G/epoch          the newest epoch, no lease: survives every leader, so epochs grow
     /G/last_offset    {"epoch", "offset"} the leader last reached, no lease: after the
                       leader is gone, lag is still measured against how far it got
+    /G/handoff        Handoff JSON {"from", "to", "epoch"}, on a short lease of its own:
+                      written by a master that hands its leadership to a chosen replica
+                      (``synap-cli failover``) in the same transaction that deletes its
+                      leader key
 
 Who becomes master when ``/G/leader`` is missing: among the members that are
 *candidates* (a replica that was streaming from a master recently, a node started with
@@ -18,6 +22,10 @@ advanced member, the one with the highest offset; ties go to the higher priority
 to the lower id. Each node computes this from the same member list and only the winner
 campaigns; the campaign is a compare-and-swap, so even two nodes that disagree cannot
 both win.
+
+A planned switchover overrides that choice: while a valid handoff hint exists (its lease
+has not expired and its epoch is not older than the newest one a node has seen), only the
+node it names campaigns, at once; every other node waits.
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ def leader_key(group: str) -> bytes:
 
 def epoch_key(group: str) -> bytes:
     return f"/{group}/epoch".encode()
+
+
+def handoff_key(group: str) -> bytes:
+    return f"/{group}/handoff".encode()
 
 
 def _text(value: Any) -> str | None:
@@ -205,6 +217,40 @@ def best_candidate(
     return min(pool, key=lambda m: (-m.offset, -m.priority, m.id))
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """The value of ``/G/handoff``: master ``from_id`` of ``epoch`` hands over to ``to``."""
+
+    from_id: str
+    to: str
+    epoch: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"from": self.from_id, "to": self.to, "epoch": self.epoch})
+
+    @classmethod
+    def decode(cls, data: bytes) -> Handoff | None:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(raw, dict) or not _text(raw.get("to")):
+            return None
+        return cls(from_id=_text(raw.get("from")) or "", to=raw["to"], epoch=_int(raw.get("epoch")))
+
+
+def valid_handoff(value: bytes | None, known_epoch: int) -> Handoff | None:
+    """The hint stored in ``/G/handoff``, or None if there is none or it is stale (it was
+    written by the master of an epoch older than ``known_epoch``: a later election
+    already happened)."""
+    if not value:
+        return None
+    hint = Handoff.decode(value)
+    if hint is None or hint.epoch < known_epoch:
+        return None
+    return hint
+
+
 class Action(Enum):
     WAIT = "wait"  # nothing to do this round
     FOLLOW = "follow"  # replicate from the current leader
@@ -220,6 +266,7 @@ def decide(
     settle: float,
     grace: float,
     known_offset: int = 0,
+    handoff: Handoff | None = None,
 ) -> Action:
     """What a node that does not hold the leader key does this round.
 
@@ -227,10 +274,17 @@ def decide(
     one). A node waits ``settle`` seconds after that (so that every member could publish
     its latest offset) before the best candidate campaigns; after ``grace`` seconds
     without a leader any eligible member may campaign (the best one may be stuck; the
-    compare-and-swap still admits a single winner)."""
+    compare-and-swap still admits a single winner).
+
+    ``handoff``: a valid planned-switchover hint (:func:`valid_handoff`). While there is
+    no leader it decides alone: the node it names campaigns at once (no settling: the
+    old master checked that it caught up), every other node waits — until the hint's
+    lease expires and the ordinary rule applies again."""
     if leader is not None:
         # Our own id under another lease: we restarted and the old key has not expired.
         return Action.FOLLOW if leader.id != me.id else Action.WAIT
+    if handoff is not None:
+        return Action.CAMPAIGN if handoff.to == me.id else Action.WAIT
     if leaderless_for < settle:
         return Action.WAIT
     everyone = [m for m in members if m.id != me.id] + [me]

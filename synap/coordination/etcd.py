@@ -105,6 +105,30 @@ def resign_txn(leader_key: bytes, lease: int) -> dict[str, Any]:
     }
 
 
+def handoff_txn(
+    leader_key: bytes, lease: int, handoff_key: bytes, hint: bytes, hint_lease: int
+) -> dict[str, Any]:
+    """Planned switchover: only if the leader key is still bound to ``lease`` (ours),
+    write the handoff hint (on its own short lease ``hint_lease``) and delete the leader
+    key, in one step — no node can see the key gone without also seeing the hint."""
+    return {
+        "compare": [
+            {"key": b64(leader_key), "target": "LEASE", "result": "EQUAL", "lease": str(lease)}
+        ],
+        "success": [
+            {
+                "request_put": {
+                    "key": b64(handoff_key),
+                    "value": b64(hint),
+                    "lease": str(hint_lease),
+                }
+            },
+            {"request_delete_range": {"key": b64(leader_key)}},
+        ],
+        "failure": [],
+    }
+
+
 class EtcdClient:
     def __init__(self, endpoints: list[str], timeout: float = 2.0) -> None:
         if not endpoints:

@@ -10,6 +10,7 @@ import pytest
 
 from synap.coordination.election import (
     Action,
+    Handoff,
     LeaderInfo,
     LeaseClock,
     MemberInfo,
@@ -18,8 +19,9 @@ from synap.coordination.election import (
     encode_last_offset,
     parse_epoch,
     parse_last_offset,
+    valid_handoff,
 )
-from synap.coordination.etcd import b64, campaign_txn, prefix_end, resign_txn
+from synap.coordination.etcd import b64, campaign_txn, handoff_txn, prefix_end, resign_txn
 
 
 def member(
@@ -200,3 +202,45 @@ def test_role_machine_refuses_writes_past_the_leadership_deadline() -> None:
         roles.check_writable()
     assert info.value.message == "READONLY leadership lost: test"
     assert (info.value.http_status, info.value.code) == (409, "READONLY")
+
+
+def test_handoff_hint_names_the_only_node_that_campaigns() -> None:
+    old = member("a", 9)  # the old master: best by id on a tie
+    named = member("c", 9)
+    other = member("b", 9)
+    hint = Handoff("a", "c", 4)
+    everyone = [old, named, other]
+    winners = [
+        n.id
+        for n in everyone
+        if decide(n, None, everyone, 100, 0.0, 1.0, 6.0, handoff=hint) is Action.CAMPAIGN
+    ]
+    assert winners == ["c"]  # at once (no settling), and only the named one
+    # Without the hint the ordinary rule picks "a" (lowest id on a tie).
+    assert decide(old, None, everyone, 100, 2.0, 1.0, 6.0) is Action.CAMPAIGN
+    assert decide(named, None, everyone, 100, 2.0, 1.0, 6.0) is Action.WAIT
+    # Even past the grace period, others wait while the hint is valid.
+    assert decide(other, None, everyone, 100, 7.0, 1.0, 6.0, handoff=hint) is Action.WAIT
+    # Once a leader exists the hint is irrelevant: everyone follows it.
+    leader = LeaderInfo("c", 5, None, None, "127.0.0.1:9")
+    assert decide(other, leader, everyone, 100, 0.0, 1.0, 6.0, handoff=hint) is Action.FOLLOW
+
+
+def test_handoff_hint_is_stale_after_a_newer_epoch_and_bad_input_is_none() -> None:
+    encoded = Handoff("a", "c", 4).encode()
+    assert valid_handoff(encoded, 4) == Handoff("a", "c", 4)
+    assert valid_handoff(encoded, 3) == Handoff("a", "c", 4)
+    assert valid_handoff(encoded, 5) is None  # an election already happened since
+    for raw in (None, b"", b"not json", b"[]", b'{"from": "a"}', b'{"to": ""}'):
+        assert valid_handoff(raw, 0) is None
+
+
+def test_handoff_txn_writes_hint_and_deletes_leader_only_if_we_hold_it() -> None:
+    body = handoff_txn(b"/g/leader", 7, b"/g/handoff", b"hint", 9)
+    assert body["compare"] == [
+        {"key": b64(b"/g/leader"), "target": "LEASE", "result": "EQUAL", "lease": "7"}
+    ]
+    put, delete = body["success"]
+    assert put["request_put"] == {"key": b64(b"/g/handoff"), "value": b64(b"hint"), "lease": "9"}
+    assert delete == {"request_delete_range": {"key": b64(b"/g/leader")}}
+    assert base64.b64decode(put["request_put"]["key"]) == b"/g/handoff"
