@@ -271,7 +271,7 @@ class ReplicationConfig(_Section):
                 "elected) or replica (follows the elected master); got "
                 f"{self.role!r}"
             )
-        if self.default_wait.replicas == "majority" and self.group_size is None:
+        if self.default_wait.replicas == "majority" and self.group_size is None and not etcd:
             raise ValueError(
                 "replication.default_wait.replicas 'majority' needs replication.group_size "
                 "(the number of nodes in the group, master included)"

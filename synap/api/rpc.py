@@ -123,6 +123,8 @@ class RpcConnection(asyncio.Protocol):
         return reply
 
     def _frame(self, request_id: int, reply: bytes) -> bytes:
+        if not reply:  # no reply at all (SHUTDOWN, CLIENT REPLY OFF): nothing to send
+            return b""
         try:
             return C.response_frame(request_id, reply)
         except Exception:

@@ -33,7 +33,7 @@ _U32_MAX = 2**32 - 1
 
 # What an HTTP client sends first ("GET /health HTTP/1.1"): answered with a plain HTTP 400
 # that names this port, instead of a frame-size complaint.
-_HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN")
+HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN")
 HTTP_MISDIRECTED = (
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
     b"Content-Length: %d\r\n\r\n%s"
@@ -78,7 +78,7 @@ class RpcConnectionState:
         buf += data
         if self._first and len(buf) >= 4:
             self._first = False
-            if bytes(buf[:4]) in _HTTP_METHODS:
+            if bytes(buf[:4]) in HTTP_METHODS:
                 return [self._fatal("this is the SynapRPC port, not HTTP", http=True)]
         events: list[Event] = []
         pos = 0

@@ -285,10 +285,17 @@ class ConsistencyControls:
         return replicas_wanted(spec, self.group_size(), attached)
 
     def group_size(self) -> int | None:
-        """The replication group's size, master included.  Seam for automatic failover:
-        when etcd membership is available it should answer here; today it is
-        ``replication.group_size``."""
-        return self.node.config.replication.group_size
+        """The replication group's size, master included: with automatic failover, the
+        members registered in etcd (refreshed every control round), never fewer than
+        ``replication.group_size`` when that is set (a dead member drops out of etcd when
+        its lease expires; the configured size keeps "majority" from shrinking with it);
+        without etcd, ``replication.group_size``.  None: unknown."""
+        configured = self.node.config.replication.group_size
+        coordinator = getattr(self.node, "coordinator", None)
+        members = len(coordinator.members) if coordinator is not None else 0
+        if members:
+            return max(members, configured or 0)
+        return configured
 
     async def wait_replicas(
         self, offset: int, wanted: int, timeout_ms: int, *, fsync: bool = False

@@ -99,6 +99,15 @@ def test_fresh_group_of_three_elects_exactly_one_master(
         assert refused.json()["code"] == "READONLY"
         wait_for(lambda r=replica: r.http.get("/kv/get/k").status_code == 200, 10.0)
 
+    # "majority" needs no replication.group_size here: the group's size is its etcd
+    # membership (3), so a majority write waits for one replica.
+    quorum = master.http.post(
+        "/kv/set",
+        json={"key": "q", "value": "1", "wait": {"replicas": "majority", "timeout_ms": 5000}},
+    )
+    assert quorum.status_code == 200, quorum.text
+    assert quorum.json()["replicas_acked"] >= 1
+
 
 def test_sigkill_of_master_elects_a_replica_that_the_other_follows(
     node_factory: NodeFactory, etcd_server: EtcdProcess

@@ -258,10 +258,17 @@ def responses(out: bytes) -> list[Any]:
 def check(chunks: list[bytes], expect: list[Request] | None = None) -> None:
     node, records, out = run_connection(chunks)
     assert b"internal error" not in out, out
-    got = responses(out)
+    if out.startswith(b"HTTP/1.1 400"):
+        # Bytes that begin like an HTTP request get an HTTP answer naming the HTTP port.
+        assert b"".join(chunks)[:4] in C.HTTP_METHODS, out
+        got: list[Any] = []
+    else:
+        got = responses(out)
     if expect is not None:  # whole valid requests: one response each, in order
         sent = b"".join(chunks)
-        if b"QUIT" not in sent.upper():
+        # QUIT and SHUTDOWN close the connection without a reply (as in Redis), CLIENT
+        # REPLY OFF|SKIP drops replies: only without them is there one reply per request.
+        if not any(word in sent.upper() for word in (b"QUIT", b"SHUTDOWN", b"REPLY")):
             assert [r.id for r in got] == [r.id for r in expect]
     sent = b"".join(chunks).upper()
     ks = node.keyspace
