@@ -18,6 +18,8 @@ by a :class:`~synap.api.resp_framing.RequestFraming`.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import hiredis
 
 from synap.api import resp_codec as R
@@ -57,13 +59,15 @@ class RequestError(Exception):
 
 def canonical_length(requests: list[list[bytes]]) -> int:
     """The length of the canonical RESP encoding of ``requests``
-    (``*<n>\\r\\n`` then ``$<len>\\r\\n<arg>\\r\\n`` per argument)."""
-    total = 0
-    for request in requests:
-        lengths = list(map(len, request))
+    (``*<n>\r\n`` then ``$<len>\r\n<arg>\r\n`` per argument).  The digits are counted
+    through ``str`` of the lengths' list ("[3, 5, 7]": the digits plus 2 per item)."""
+    if len(requests) == 1:
+        lengths = list(map(len, requests[0]))
         count = len(lengths)
-        total += sum(lengths) + 5 * count + len("".join(map(str, lengths))) + 3 + len(str(count))
-    return total
+        return sum(lengths) + 3 * count + len(str(lengths)) + 3 + len(str(count))
+    lengths = list(map(len, chain.from_iterable(requests)))
+    counts = list(map(len, requests))
+    return sum(lengths) + 3 * len(lengths) + len(str(lengths)) + len(counts) + len(str(counts))
 
 
 def _may_be_shorter(chunk: bytes) -> bool:
@@ -186,24 +190,26 @@ class RequestReader:
     def _track_boundary(self, out: list[list[bytes]], first: int) -> None:
         """After a part is parsed: does what hiredis holds end between requests?
 
-        Usually the part (which began at a boundary) ended right after its last request:
-        then hiredis holds no bytes and the canonical lengths of the requests parsed from
-        it add up to its length.  No encoding hiredis reads as the same request is
-        shorter than the canonical one, except elements sent as ``+`` simple strings or
-        ``(`` big numbers; for a part that may hold those, the last request's encoding is
-        compared instead.  Otherwise the part is followed from its start by a
-        :class:`RequestFraming`, which is then fed every read until the unfinished
-        request is complete; it also refuses an over-long declared bulk length at once
-        instead of waiting for the bytes."""
+        Usually the part (which began at a boundary) ended right after its last request.
+        For a part of one request that is so when hiredis holds no bytes and the
+        request's canonical length is the part's length: no encoding hiredis reads as the
+        same request is shorter than the canonical one, except elements sent as ``+``
+        simple strings or ``(`` big numbers, so a part that may hold those is not judged
+        so.  For a pipelined part, adding up every request's length costs more than
+        comparing the last request's encoding with the part's end
+        (:func:`~synap.api.resp_framing.ends_with_request`), which is done instead.
+        Otherwise the part is followed from its start by a :class:`RequestFraming`, which
+        is then fed every read until the unfinished request is complete; it also refuses
+        an over-long declared bulk length at once instead of waiting for the bytes."""
         framing = self._framing
         if framing is None:
             chunk, self._chunk = self._chunk, b""
-            if len(out) > first and not self._hiredis.has_data():
-                requests = out[first:] if first else out
-                if not _may_be_shorter(chunk):
-                    if canonical_length(requests) == len(chunk):
+            parsed = len(out) - first
+            if parsed and not self._hiredis.has_data():
+                if parsed == 1 and not _may_be_shorter(chunk):
+                    if canonical_length(out[first:]) == len(chunk):
                         return
-                elif ends_with_request(chunk, requests[-1]):
+                elif ends_with_request(chunk, out[-1]):
                     return
             framing = RequestFraming(self._max_bulk)
             try:
