@@ -162,7 +162,12 @@ class RespConnection(asyncio.Protocol):
             if self._held_bytes > self._max_request:
                 self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
             return
-        self._receive(data)
+        try:  # self._receive(data), inlined: this runs for every read
+            requests = self._requests.feed(data)
+        except RequestError as exc:
+            self._run(exc.requests, str(exc))
+        else:
+            self._run(requests, None)
 
     def _receive(self, data: bytes) -> None:
         """Process a read: the requests it completes, then its protocol error if any."""
@@ -177,7 +182,8 @@ class RespConnection(asyncio.Protocol):
         """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
         command (WAIT) holds back the rest until it resolves."""
         replies: list[bytes] = []
-        for index, request in enumerate(requests):
+        remaining = iter(requests)
+        for request in remaining:
             if self.closing:
                 break
             reply = self._dispatch(request)
@@ -186,7 +192,7 @@ class RespConnection(asyncio.Protocol):
                     replies.append(reply)
             else:
                 self._flush(replies)
-                self._pending = requests[index + 1 :]
+                self._pending = list(remaining)
                 self._pending_error = error
                 self._block_on(reply)  # type: ignore[arg-type]
                 return

@@ -10,15 +10,10 @@ came before the offending bytes, which are answered first).
 hiredis does not say where a request ends; :mod:`synap.api.resp_framing` does, for the
 reads that end inside one (inline commands are recognised only between requests, and a
 declared bulk length over the limit is refused at once, as in Redis), and for reads that
-mix multibulk requests and inline commands (each part goes its own way).  A read that
-began at a boundary ended at one when the canonical lengths of the requests parsed from
-it add up to its length (see :func:`canonical_length`); only the other reads are followed
-by a :class:`~synap.api.resp_framing.RequestFraming`.
+mix multibulk requests and inline commands (each part goes its own way).
 """
 
 from __future__ import annotations
-
-from itertools import chain
 
 import hiredis
 
@@ -57,25 +52,6 @@ class RequestError(Exception):
         self.requests = requests
 
 
-def canonical_length(requests: list[list[bytes]]) -> int:
-    """The length of the canonical RESP encoding of ``requests``
-    (``*<n>\r\n`` then ``$<len>\r\n<arg>\r\n`` per argument).  The digits are counted
-    through ``str`` of the lengths' list ("[3, 5, 7]": the digits plus 2 per item)."""
-    if len(requests) == 1:
-        lengths = list(map(len, requests[0]))
-        count = len(lengths)
-        return sum(lengths) + 3 * count + len(str(lengths)) + 3 + len(str(count))
-    lengths = list(map(len, chain.from_iterable(requests)))
-    counts = list(map(len, requests))
-    return sum(lengths) + 3 * len(lengths) + len(str(lengths)) + len(counts) + len(str(counts))
-
-
-def _may_be_shorter(chunk: bytes) -> bool:
-    """Whether ``chunk`` may encode a request element in fewer bytes than canonical:
-    hiredis also reads ``+<simple string>`` and ``(<big number>`` as bytes."""
-    return b"+" in chunk or b"(" in chunk
-
-
 class RequestReader:
     """Turns a client's byte stream into whole requests (lists of bulk-string
     arguments).  No I/O: feed it what the socket read."""
@@ -95,12 +71,14 @@ class RequestReader:
         """The requests ``data`` completes, in order.  Raises :class:`RequestError`
         where Redis would answer a protocol error and close."""
         requests: list[list[bytes]] = []
-        # A read where inline commands follow multibulk requests (Redis accepts that) is
-        # parsed in parts, each starting at a request boundary; each is at least one byte.
-        for _ in range(len(data) + 1):
-            if not data:
-                break
+        if data:
             data = self._feed_part(data, requests)
+            # A read where inline commands follow multibulk requests (Redis accepts that)
+            # is parsed in parts, each starting at a request boundary and at least a byte.
+            for _ in range(len(data)):
+                if not data:
+                    break
+                data = self._feed_part(data, requests)
         return requests
 
     def _feed_part(self, data: bytes, out: list[list[bytes]]) -> bytes:
@@ -190,26 +168,20 @@ class RequestReader:
     def _track_boundary(self, out: list[list[bytes]], first: int) -> None:
         """After a part is parsed: does what hiredis holds end between requests?
 
-        Usually the part (which began at a boundary) ended right after its last request.
-        For a part of one request that is so when hiredis holds no bytes and the
-        request's canonical length is the part's length: no encoding hiredis reads as the
-        same request is shorter than the canonical one, except elements sent as ``+``
-        simple strings or ``(`` big numbers, so a part that may hold those is not judged
-        so.  For a pipelined part, adding up every request's length costs more than
-        comparing the last request's encoding with the part's end
-        (:func:`~synap.api.resp_framing.ends_with_request`), which is done instead.
-        Otherwise the part is followed from its start by a :class:`RequestFraming`, which
-        is then fed every read until the unfinished request is complete; it also refuses
-        an over-long declared bulk length at once instead of waiting for the bytes."""
+        Usually the part (which began at a boundary) ended right after its last request:
+        then hiredis holds no bytes and the part ends with that request's canonical
+        encoding (:func:`~synap.api.resp_framing.ends_with_request`; clients encode
+        requests canonically).  Otherwise the part is followed from its start by a
+        :class:`RequestFraming`, which is then fed every read until the unfinished request
+        is complete; it also refuses an over-long declared bulk length at once instead of
+        waiting for the bytes.  (Adding up the parsed requests' canonical lengths instead
+        is correct only with a scan for ``+`` and ``(`` elements, which hiredis also reads
+        as bytes and are shorter; in CPython that costs as much as the comparison.)"""
         framing = self._framing
         if framing is None:
             chunk, self._chunk = self._chunk, b""
-            parsed = len(out) - first
-            if parsed and not self._hiredis.has_data():
-                if parsed == 1 and not _may_be_shorter(chunk):
-                    if canonical_length(out[first:]) == len(chunk):
-                        return
-                elif ends_with_request(chunk, out[-1]):
+            if len(out) > first and not self._hiredis.has_data():
+                if ends_with_request(chunk, out[-1]):
                     return
             framing = RequestFraming(self._max_bulk)
             try:

@@ -1,6 +1,6 @@
 """The sans-IO RESP request reader: requests cut into reads at exact points (formerly
 sleep-separated sends in tests/integration/test_resp_protocol.py), inline commands,
-boundary tracking by canonical lengths, and protocol errors worded as Redis words them."""
+boundary tracking, and protocol errors worded as Redis words them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
-from synap.api.resp_reader import RequestError, RequestReader, canonical_length
+from synap.api.resp_reader import RequestError, RequestReader
 from tests.support.real_redis import encode
 
 
@@ -99,8 +99,8 @@ def test_large_value_arriving_in_many_reads() -> None:
 
 def test_a_shorter_element_encoding_does_not_fake_a_boundary() -> None:
     # "+0123456789" is 4 bytes shorter than "$10\r\n0123456789", as long as the unfinished
-    # "*2\r\n" after it: the lengths add up, yet the read does not end at a boundary.  It
-    # is followed, and refused as Redis refuses a "+" element.
+    # "*2\r\n" after it: a check that added up canonical lengths would take this read for
+    # one ending at a boundary.  It is followed, and refused as Redis refuses "+".
     with pytest.raises(RequestError) as caught:
         reader().feed(b"*1\r\n+0123456789\r\n*2\r\n")
     assert str(caught.value) == "ERR Protocol error: expected '$', got '+'"
@@ -108,8 +108,8 @@ def test_a_shorter_element_encoding_does_not_fake_a_boundary() -> None:
 
 def test_a_read_longer_than_its_requests_is_followed_to_its_boundary() -> None:
     r = reader()
-    # "*0\r\n" (an empty request, skipped) makes the read longer than its requests'
-    # canonical lengths: it is followed, and found to end at a boundary.
+    # "*0\r\n" (an empty request, skipped) ends the read: it does not end with its last
+    # request's encoding, so it is followed, and found to end at a boundary.
     assert r.feed(encode("GET", "k") + b"*0\r\n") == [[b"GET", b"k"]]
     assert r.feed(b"PING\r\n") == [[b"PING"]]
     # ... or inside a request: the next read's "$" line is an argument, not inline.
@@ -121,11 +121,8 @@ args = st.lists(st.binary(max_size=300), min_size=1, max_size=12)
 
 
 @given(st.lists(args, min_size=1, max_size=5))
-def test_canonical_length_is_the_length_of_the_canonical_encoding(
-    requests: list[list[bytes]],
-) -> None:
+def test_a_pipelined_read_gives_its_requests(requests: list[list[bytes]]) -> None:
     data = b"".join(encode(*request) for request in requests)
-    assert canonical_length(requests) == len(data)
     assert reader().feed(data) == requests
 
 
@@ -170,3 +167,34 @@ def test_protocol_errors_carry_redis_wording_and_the_requests_before(
             got += r.feed(chunk)
     assert str(caught.value) == message
     assert got + caught.value.requests == before
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        [b"SET", b"key:1", b"value-1"],
+        [b"GET", b"k" * 120],
+        [b"MSET", *[b"k%d" % i for i in range(12)]],  # a two-digit count
+        [b"SET", b"k", b"a+b(c)"],  # "+" and "(" inside a value
+    ],
+)
+def test_a_canonical_one_request_read_is_not_followed(
+    request_: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path: the read ends with its request's encoding; no RequestFraming."""
+    import synap.api.resp_reader as module
+
+    made: list[object] = []
+    real = module.RequestFraming
+
+    def counting(*args: int) -> object:
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(module, "RequestFraming", counting)
+    r = reader()
+    assert r.feed(encode(*request_)) == [request_]
+    assert made == []
+    assert r.feed(b"PING\r\n") == [[b"PING"]]
+    assert r.feed(b"*2\r\n$0\r\n\r\n$3\r\nxyz\r") == []  # inside a request: followed
+    assert len(made) == 1
