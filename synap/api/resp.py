@@ -1,15 +1,11 @@
-"""The Redis-protocol front end: an ``asyncio.Protocol`` per client, hiredis for parsing.
+"""The Redis-protocol front end: an ``asyncio.Protocol`` per client.
 
-Requests are parsed by a per-connection ``hiredis.Reader``; each read is processed as a
-batch and answered with one ``transport.write`` after the node's write-ahead log has been
-flushed (group commit: under ``fsync_mode: always`` nothing is acknowledged before it is
-on disk).  A handler may return an awaitable (``WAIT``); the connection then holds back
-later requests until it resolves, so replies stay in order.
-
-hiredis does not say where a request ends; :mod:`synap.api.resp_framing` does, for the
-reads that end inside one (inline commands are recognised only between requests, and a
-declared bulk length over the limit closes the connection at once, as in Redis), and for
-reads that mix multibulk requests and inline commands (each part goes its own way).
+The protocol only moves bytes: a sans-IO :class:`~synap.api.resp_reader.RequestReader`
+(hiredis, inline commands, request boundaries) turns each read into whole requests, which
+are processed as a batch and answered with one ``transport.write`` after the node's
+write-ahead log has been flushed (group commit: under ``fsync_mode: always`` nothing is
+acknowledged before it is on disk).  A handler may return an awaitable (``WAIT``); the
+connection then holds back later requests until it resolves, so replies stay in order.
 """
 
 from __future__ import annotations
@@ -21,25 +17,15 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter, perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-import hiredis
-
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
 from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
 from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_consistency import CONSISTENCY_COMMANDS
-from synap.api.resp_framing import (
-    MAX_LINE_BYTES,
-    PROTO_MAX_BULK_LEN,
-    FramingError,
-    RequestFraming,
-    drop_empty_requests,
-    ends_with_request,
-    may_declare_many_args,
-    split_inline,
-)
+from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_monitor import feed_monitors
+from synap.api.resp_reader import RequestError, RequestReader
 from synap.api.resp_strings import STRING_COMMANDS
 from synap.api.sentinel import cmd_sentinel
 from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError, wrong_args
@@ -76,18 +62,6 @@ _NOT_QUEUEABLE = frozenset(
 # A request (one command with all its arguments) may not buffer more than this beyond
 # the largest allowed bulk string; a backstop behind RequestFraming's length check.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
-# Inline (telnet-style) commands are limited like Redis's 64 KiB inline buffer.
-MAX_INLINE_BYTES = MAX_LINE_BYTES
-
-# hiredis's parse errors, reworded as Redis words them ("Protocol error: ..." follows ERR).
-_HIREDIS_ERRORS = {
-    "Bad multi-bulk length": "invalid multibulk length",
-    "Multi-bulk length out of range": "invalid multibulk length",
-    "Bad bulk string length": "invalid bulk length",
-    "Bulk string length out of range": "invalid bulk length",
-}
-# What Redis names a request element that is not a bulk string ("expected '$', got ':'").
-_ELEMENT_PREFIX = {int: ":", list: "*", dict: "%", float: ",", bool: "#", str: "+"}
 
 
 class RespConnection(asyncio.Protocol):
@@ -101,8 +75,6 @@ class RespConnection(asyncio.Protocol):
         # With server.admin_key set, the admin commands need AUTH <admin key> first.
         self.admin = node.config.server.admin_key is None
         self.closing = False
-        self._reader = hiredis.Reader()
-        self._inline = b""
         self._transport: asyncio.Transport | None = None
         self._blocked: Awaitable[Any] | None = None
         kv = node.config.kv_store
@@ -110,15 +82,11 @@ class RespConnection(asyncio.Protocol):
         # just over kv_store.max_value_bytes gets a clear error reply); longer ones close.
         self._max_bulk = max(PROTO_MAX_BULK_LEN, kv.max_value_bytes, kv.max_key_bytes)
         self._max_request = self._max_bulk + REQUEST_OVERHEAD_BYTES
-        # Request boundary tracking (see _track_boundary): while the bytes hiredis holds
-        # end inside a request, _framing follows the stream; otherwise it is None, _chunk
-        # is the read being processed (it began at a boundary) and _last its last request.
-        self._framing: RequestFraming | None = None
-        self._chunk = b""
-        self._last: list[Any] | None = None
-        # The part of a read after its multibulk requests that starts with an inline
-        # command, still to be received (see _receive).
-        self._rest = b""
+        self._requests = RequestReader(self._max_bulk, self._max_request)
+        # The requests (and protocol error) of a read still to be answered when a
+        # blocking command (WAIT) resolves.
+        self._pending: list[list[bytes]] = []
+        self._pending_error: str | None = None
         # Reads that arrive while a blocking command (WAIT) holds the connection.
         self._held: list[bytes] = []
         self._held_bytes = 0
@@ -194,172 +162,47 @@ class RespConnection(asyncio.Protocol):
             if self._held_bytes > self._max_request:
                 self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
             return
-        self._receive(data)
+        try:  # self._receive(data), inlined: this runs for every read
+            requests = self._requests.feed(data)
+        except RequestError as exc:
+            self._run(exc.requests, str(exc))
+        else:
+            self._run(requests, None)
 
     def _receive(self, data: bytes) -> None:
-        """Process a read.  A read where inline commands follow multibulk requests (Redis
-        accepts that) is processed in parts, each starting at a request boundary."""
-        for _ in range(len(data) + 1):  # each part is at least one byte
-            if not data or self.closing:
-                return
-            if self._blocked is not None:  # WAIT: the rest waits with the later reads
-                self._held.insert(0, data)
-                self._held_bytes += len(data)
-                return
-            data = self._receive_part(data)
+        """Process a read: the requests it completes, then its protocol error if any."""
+        try:
+            requests = self._requests.feed(data)
+        except RequestError as exc:
+            self._run(exc.requests, str(exc))
+        else:
+            self._run(requests, None)
 
-    def _receive_part(self, data: bytes) -> bytes:
-        """Feed ``data`` up to the first inline command that follows multibulk requests;
-        return the rest."""
-        rest = b""
-        framing = self._framing
-        if framing is None:
-            # Between requests: a line that does not start with "*" is an inline command.
-            if self._inline or data[:1] != b"*":
-                data = self._convert_inline(data)
-                if not data:
-                    return b""
-            if b"*-" in data:  # "*-10\r\n": an empty request, as in Redis
-                data = drop_empty_requests(data, self._max_bulk)
-                if not data:
-                    return b""
-            if may_declare_many_args(data):
-                # hiredis allocates the argument list as soon as it reads "*<count>":
-                # let RequestFraming check the counts before hiredis sees them.
-                framing = self._framing = RequestFraming(self._max_bulk)
-            else:
-                self._chunk = data
-                self._last = None
-        if framing is not None:
-            try:
-                stop = framing.feed(data)
-            except FramingError as exc:
-                if exc.offset:  # answer the whole requests before the bad one, as Redis does
-                    self._reader.feed(data[: exc.offset])
-                    self._process()
-                self._fatal(f"ERR Protocol error: {exc}")
-                return b""
-            if stop is not None:
-                data, rest = data[:stop], data[stop:]
-                if not data:
-                    self._framing = None
-                    return rest
-        self._reader.feed(data)
-        self._process()
-        if self._rest:
-            rest, self._rest = self._rest, b""
-        return rest
-
-    def _track_boundary(self) -> None:
-        """After a read is processed: does what hiredis holds end between requests?
-
-        Usually the read ended right after its last request, which is confirmed by
-        comparing bytes (:func:`ends_with_request`).  Otherwise the read is followed from
-        its start (a boundary) by a :class:`RequestFraming`, which is then fed every read
-        until the unfinished request is complete; it also refuses an over-long declared
-        bulk length at once instead of waiting for the bytes."""
-        framing = self._framing
-        if framing is None:
-            chunk, self._chunk = self._chunk, b""
-            last = self._last
-            if last is not None and not self._reader.has_data() and ends_with_request(chunk, last):
-                return
-            framing = RequestFraming(self._max_bulk)
-            try:
-                framing.feed(chunk)
-            except FramingError as exc:
-                self._fatal(f"ERR Protocol error: {exc}")
-                return
-        self._framing = None if framing.at_boundary else framing
-
-    def _convert_inline(self, data: bytes) -> bytes:
-        """Turn telnet-style lines (``PING\\r\\n``) into RESP arrays for hiredis."""
-        buf = self._inline + data
-        out = []
-        while buf and buf[:1] != b"*":
-            line, sep, rest = buf.partition(b"\n")
-            if not sep:
-                if len(buf) > MAX_INLINE_BYTES:
-                    self._fatal("ERR Protocol error: too big inline request")
-                    return b""
-                break
-            buf = rest
-            try:
-                parts = split_inline(line)
-            except FramingError as exc:
-                self._fatal(f"ERR Protocol error: {exc}")
-                return b""
-            if parts:
-                out.append(b"*%d\r\n" % len(parts) + b"".join(R.bulk(p) for p in parts))
-        if buf[:1] == b"*":
-            out.append(buf)
-            buf = b""
-        self._inline = buf
-        return b"".join(out)
-
-    def _process(self) -> None:
-        reader = self._reader
+    def _run(self, requests: list[list[bytes]], error: str | None) -> None:
+        """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
+        command (WAIT) holds back the rest until it resolves."""
         replies: list[bytes] = []
-        transport = self._transport
-        while not self.closing:
-            try:
-                request = reader.gets()
-            except hiredis.ProtocolError as exc:
-                self._flush(replies)
-                text = str(exc).removeprefix("Protocol error, ")
-                message = _HIREDIS_ERRORS.get(text, text)
-                if self._framing is None:
-                    # The read began at a boundary.  If an inline command follows its
-                    # multibulk requests, go on from there with a fresh parser.
-                    framing = RequestFraming(self._max_bulk)
-                    try:
-                        stop = framing.feed(self._chunk)
-                    except FramingError as error:
-                        message = str(error)
-                    else:
-                        if stop is not None:
-                            self._reader = hiredis.Reader()
-                            self._rest, self._chunk = self._chunk[stop:], b""
-                            return
-                self._fatal(f"ERR Protocol error: {message}")
-                return
-            except MemoryError:
-                # hiredis allocates a "*<count>" array before its elements arrive.
-                self._flush(replies)
-                self._fatal("ERR Protocol error: invalid multibulk length")
-                return
-            if request is False:
+        remaining = iter(requests)
+        for request in remaining:
+            if self.closing:
                 break
-            if type(request) is not list or not request:
-                continue
-            for arg in request:
-                if type(arg) is not bytes:
-                    self._flush(replies)
-                    if arg is None:
-                        self._fatal("ERR Protocol error: invalid bulk length")
-                    else:
-                        got = _ELEMENT_PREFIX.get(type(arg), "?")
-                        self._fatal(f"ERR Protocol error: expected '$', got '{got}'")
-                    return
-            self._last = request
             reply = self._dispatch(request)
             if type(reply) is bytes:
                 if not self._muting or not self._muted():
                     replies.append(reply)
             else:
                 self._flush(replies)
+                self._pending = list(remaining)
+                self._pending_error = error
                 self._block_on(reply)  # type: ignore[arg-type]
                 return
-        if reader.len() > self._max_request:
-            self._flush(replies)
-            self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
-            return
         self._flush(replies)
         if self.closing:
-            if transport is not None:
-                transport.close()
+            if self._transport is not None:
+                self._transport.close()
             return
-        self._track_boundary()
+        if error is not None:
+            self._fatal(error)
 
     def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]
@@ -597,10 +440,9 @@ class RespConnection(asyncio.Protocol):
             log.exception("internal error in a blocking command")
             reply = R.error("ERR internal error; see the server log")
         self._flush([reply])
-        self._process()
-        if self._rest and self._blocked is None:
-            rest, self._rest = self._rest, b""
-            self._receive(rest)
+        pending, error = self._pending, self._pending_error
+        self._pending, self._pending_error = [], None
+        self._run(pending, error)
         if self._held and self._blocked is None and not self.closing:
             held = b"".join(self._held)
             self._held.clear()

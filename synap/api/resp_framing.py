@@ -15,9 +15,9 @@ hiredis parses requests in C, fast, but it cannot tell the server what it needs 
 :class:`RequestFraming` follows a request stream the way Redis's
 ``processMultibulkBuffer`` does, without building the requests: it reads the
 ``*<count>`` and ``$<length>`` lines and skips payloads by arithmetic, so following a
-100 MB value costs one step per read.  The connection runs it only when a read does not
+100 MB value costs one step per read.  The request reader runs it only when a read does not
 end cleanly after its last request (or may declare a huge count); the usual reads never
-pay for it (see ``RespConnection._receive_part`` and ``_track_boundary``).
+pay for it (see :class:`synap.api.resp_reader.RequestReader`).
 
 :func:`split_inline` splits an inline command line as Redis's ``sdssplitargs`` does.
 """

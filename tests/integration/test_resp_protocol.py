@@ -48,15 +48,6 @@ def test_inline_commands_with_quotes_as_redis_splits_them(wire: Wire) -> None:
     assert wire.replies(2) == [b"OK", b"it's"]
 
 
-def test_inline_line_split_across_reads(wire: Wire) -> None:
-    wire.send(b"EC")
-    time.sleep(0.05)
-    wire.send(b"HO split-inline\r")
-    time.sleep(0.05)
-    wire.send(b"\n")
-    assert wire.replies(1) == [b"split-inline"]
-
-
 # ----------------------------------------------------------------- pipelining
 
 
@@ -65,20 +56,14 @@ def test_a_thousand_pipelined_requests_in_one_write(wire: Wire) -> None:
     assert wire.send(batch).replies(1000) == list(range(1, 1001))
 
 
-def test_inline_and_multibulk_requests_interleaved_in_separate_reads(wire: Wire) -> None:
-    for i in range(20):
-        wire.send(encode("SET", f"mix{i}", i))
-        time.sleep(0.002)
-        wire.send(f"GET mix{i}\r\n".encode())
-        assert wire.replies(2) == [b"OK", str(i).encode()]
-
-
 def test_inline_commands_right_after_multibulk_requests_in_one_write(wire: Wire) -> None:
     wire.send(encode("SET", "mixed", "1") + b"INCR mixed\r\n\r\n" + encode("GET", "mixed"))
     assert wire.replies(3) == [b"OK", 2, b"2"]
 
 
 # ----------------------------------------------------------------- reads cut anywhere
+# Requests cut at exact points are unit tests of the reader (tests/unit/test_resp_reader.py);
+# this is the smoke test that the server's reads go through it.
 
 
 def test_request_cut_at_an_argument_boundary_is_not_taken_for_inline(wire: Wire) -> None:
@@ -92,33 +77,6 @@ def test_request_cut_at_an_argument_boundary_is_not_taken_for_inline(wire: Wire)
     time.sleep(0.1)
     wire.send(b"$1\r\nk\r\n")
     assert wire.replies(2) == [b"OK", b"split"]
-
-
-def test_pipeline_sent_one_byte_per_read(wire: Wire) -> None:
-    value = b"va\r\n*1\r\n$4\r\nPING\r\nlue"  # protocol bytes inside a value
-    stream = (
-        encode("SET", "bytewise", value)
-        + encode("APPEND", "bytewise", b"!")
-        + b"GET bytewise\r\n"
-        + encode("GET", "bytewise")
-    )
-    for i in range(len(stream)):
-        wire.send(stream[i : i + 1])
-        time.sleep(0.002)
-    assert wire.replies(4) == [b"OK", len(value) + 1, value + b"!", value + b"!"]
-
-
-def test_large_value_arriving_in_many_reads(wire: Wire) -> None:
-    value = bytes(range(256)) * 20_000  # 5 MB
-    request = encode("SET", "large", value)
-    for start in range(0, len(request), 256 * 1024):
-        wire.send(request[start : start + 256 * 1024])
-        time.sleep(0.001)
-    assert wire.replies(1) == [b"OK"]
-    assert wire.send(encode("STRLEN", "large") + encode("GET", "large")).replies(2) == [
-        len(value),
-        value,
-    ]
 
 
 # ----------------------------------------------------------------- RESP3
