@@ -235,26 +235,25 @@ class NodeCollector(Collector):
             "Payload bytes held in the replication log.",
             backlog.nbytes,
         )
-        log_fields = repl.log_fields()
         yield _gauge(
             "synap_replication_log_disk_first_offset",
             "Oldest record a partial sync can be read from on disk (-1: no log on disk).",
-            log_fields["log_disk_first_offset"],
+            stats["log_disk_first_offset"],
         )
         yield _gauge(
             "synap_replication_log_disk_last_offset",
             "Newest record in the WAL segments on disk (-1: no log on disk).",
-            log_fields["log_disk_last_offset"],
+            stats["log_disk_last_offset"],
         )
         yield _counter(
             "synap_replication_partial_syncs_from_disk_total",
             "Partial syncs served that began in the WAL segments on disk.",
-            log_fields["partial_syncs_from_disk"],
+            stats["partial_syncs_from_disk"],
         )
         yield _counter(
             "synap_replication_records_sent_from_disk_total",
             "Records sent to replicas from the WAL segments on disk.",
-            log_fields["records_sent_from_disk"],
+            stats["records_sent_from_disk"],
         )
         yield _gauge(
             "synap_replication_epoch",

@@ -65,6 +65,17 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _record(data: bytes) -> dict[str, Any] | None:
+    """A JSON object with a non-empty ``id``, or None (never raises on bad input)."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict) or not _text(raw.get("id")):
+        return None
+    return raw
+
+
 @dataclass(frozen=True)
 class MemberInfo:
     """What a node publishes about itself under ``/G/members/<id>``."""
@@ -86,11 +97,8 @@ class MemberInfo:
     @classmethod
     def decode(cls, data: bytes) -> MemberInfo | None:
         """The record, or None if it is not one (never raises on bad input)."""
-        try:
-            raw = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(raw, dict) or not _text(raw.get("id")):
+        raw = _record(data)
+        if raw is None:
             return None
         return cls(
             id=raw["id"],
@@ -121,11 +129,8 @@ class LeaderInfo:
 
     @classmethod
     def decode(cls, data: bytes) -> LeaderInfo | None:
-        try:
-            raw = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(raw, dict) or not _text(raw.get("id")):
+        raw = _record(data)
+        if raw is None:
             return None
         return cls(
             id=raw["id"],

@@ -35,6 +35,16 @@ def etcd_node(
     )
 
 
+def start_group(
+    factory: NodeFactory, etcd: EtcdProcess, count: int = 3
+) -> tuple[list[SynapProcess], SynapProcess]:
+    """``count`` nodes started at once as ``n0..``, all ready; and the one they elected."""
+    nodes = [etcd_node(factory, etcd, f"n{i}", wait=False) for i in range(count)]
+    for node in nodes:
+        node.wait_ready()
+    return nodes, wait_single_master(nodes)
+
+
 def node_id(node: SynapProcess) -> str:
     return f"{HOST}:{node.port}"
 

@@ -23,6 +23,7 @@ from tests.integration.etcd_support import (
     failover_status,
     node_id,
     set_ok,
+    start_group,
     wait_single_master,
 )
 from tests.support.etcd import EtcdCluster, EtcdProcess
@@ -35,10 +36,7 @@ CLI = [sys.executable, "-c", "from synap.cli import main; main()"]
 def test_fresh_group_of_three_elects_exactly_one_master(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    master = wait_single_master(nodes)
+    nodes, master = start_group(node_factory, etcd_server)
     replicas = [n for n in nodes if n is not master]
     assert [n.stats()["role"] for n in replicas] == ["replica", "replica"]
 
@@ -112,10 +110,7 @@ def test_fresh_group_of_three_elects_exactly_one_master(
 def test_sigkill_of_master_elects_a_replica_that_the_other_follows(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    old = wait_single_master(nodes)
+    nodes, old = start_group(node_factory, etcd_server)
     for i in range(50):
         assert set_ok(old, f"before{i}", f"v{i}")
     epoch_before = old.http.get("/api/replication/leader").json()["epoch"]
@@ -156,10 +151,7 @@ def test_sigkill_of_master_elects_a_replica_that_the_other_follows(
 def test_master_frozen_past_ttl_acknowledges_no_write_after_resume(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    old = wait_single_master(nodes)
+    nodes, old = start_group(node_factory, etcd_server)
     assert set_ok(old, "k", "before")
     wait_caught_up(old, [n for n in nodes if n is not old])
     full_syncs_before = old.stats()["full_syncs"]
@@ -230,10 +222,7 @@ def test_node_started_as_replica_follows_the_elected_master(
 def test_etcd_down_master_steps_down_and_group_resumes_without_full_sync(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    master = wait_single_master(nodes)
+    nodes, master = start_group(node_factory, etcd_server)
     assert set_ok(master, "k", "v1")
     replicas = [n for n in nodes if n is not master]
     wait_caught_up(master, replicas)
@@ -388,10 +377,7 @@ def test_replica_refuses_a_master_that_was_not_elected(
 def test_manual_role_changes_do_not_fight_the_election(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    master = wait_single_master(nodes)
+    nodes, master = start_group(node_factory, etcd_server)
     replica = next(n for n in nodes if n is not master)
     # Promotion by hand is refused, over HTTP and RESP.
     refused = replica.http.post("/api/replication/promote")

@@ -8,7 +8,7 @@ import signal
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from tests.integration.etcd_support import GROUP, TTL, etcd_node, wait_single_master
+from tests.integration.etcd_support import GROUP, TTL, start_group, wait_single_master
 from tests.support.etcd import EtcdProcess
 from tests.support.ports import HOST
 from tests.support.server import NodeFactory, wait_for
@@ -17,10 +17,7 @@ from tests.support.server import NodeFactory, wait_for
 def test_redis_py_sentinel_client_follows_a_failover(
     node_factory: NodeFactory, etcd_server: EtcdProcess
 ) -> None:
-    nodes = [etcd_node(node_factory, etcd_server, f"n{i}", wait=False) for i in range(3)]
-    for node in nodes:
-        node.wait_ready()
-    master = wait_single_master(nodes)
+    nodes, master = start_group(node_factory, etcd_server)
     sentinel = Sentinel([(HOST, n.resp_port) for n in nodes], socket_timeout=2.0)
     assert sentinel.discover_master(GROUP) == (HOST, master.resp_port)
     replicas = {(HOST, n.resp_port) for n in nodes if n is not master}
