@@ -16,10 +16,9 @@ Two levels, like tests/unit/test_fuzz_resp.py:
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from thunder_rpc.value import Request, Value
 from thunder_rpc.wire import decode_response, encode_frame
@@ -27,24 +26,12 @@ from thunder_rpc.wire import decode_response, encode_frame
 from synap.api import rpc_codec as C
 from synap.api.resp import COMMANDS
 from synap.api.rpc import RpcConnection
-from synap.commands.errors import CommandError
-from synap.config import build_config
 from synap.node import Node
 from synap.store.digest import dataset_digest
 from synap.store.effects import apply_record
 from synap.store.keyspace import Keyspace
+from tests.support.fuzz_node import FUZZ, MAX_VALUE, SEED, FakeTransport, fuzz_node
 
-
-def scaled(examples: int) -> int:
-    """``FUZZ_SCALE=10 pytest ...`` runs ten times as many examples."""
-    return max(1, int(examples * float(os.environ.get("FUZZ_SCALE", "1"))))
-
-
-FUZZ = settings(
-    max_examples=scaled(200), deadline=3000, suppress_health_check=[HealthCheck.too_slow]
-)
-SEED = {f"seed:{i}".encode(): f"value-{i}".encode() for i in range(20)}
-MAX_VALUE = 4096
 LIMIT = 8192
 
 # ------------------------------------------------------------------ strategies
@@ -183,46 +170,8 @@ def test_decoder_valid_frames_decode_the_same_however_cut(
 # ------------------------------------------------------------------ the connection
 
 
-class FakeTransport:
-    """Just enough of asyncio.Transport for RpcConnection."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.closed = False
-        self.paused = False
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed, "write after close"
-        self.out += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-
-def _refuse(*args: Any, **kwargs: Any) -> Any:
-    raise CommandError("ERR role changes are disabled in this test")
-
-
 def run_connection(chunks: list[bytes]) -> tuple[Node, list[bytes], bytes]:
-    config = build_config({"kv_store": {"max_value_bytes": MAX_VALUE, "max_key_bytes": 256}})
-    node = Node(config)
-    node.replication.follow = _refuse  # type: ignore[method-assign]  # no network from a fuzzer
-    node.replication.promote = _refuse  # type: ignore[method-assign]
-    node.commands.mset(list(SEED.items()))
-    records: list[bytes] = []
-    node.history.subscribe(lambda _offset, record: records.append(record))
+    node, records = fuzz_node()
     transport = FakeTransport()
 
     async def main() -> None:
