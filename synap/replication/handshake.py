@@ -82,13 +82,20 @@ class HistoryBounds(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SyncDecision:
-    kind: Literal["partial", "full"]
+    kind: Literal["partial", "full", "truncate"]
     reason: str  # for logs: says exactly which rule decided
     code: str = ""  # the rule, as a fixed word for metrics (REFUSAL_CODES for "full")
+    # "truncate" only: the last offset both histories share (the fork point). The
+    # replica drops its records after it, then continues by partial sync from here + 1.
+    fork_offset: int = -1
 
     @property
     def partial(self) -> bool:
         return self.kind == "partial"
+
+    @property
+    def truncate(self) -> bool:
+        return self.kind == "truncate"
 
 
 # Why a partial sync was refused, as /metrics labels it ("no_history" is a full sync
@@ -120,6 +127,15 @@ def decide_sync(
        ``first_offset <= request_next_offset <= last_offset + 1``. The upper end means
        "nothing missing": it is up to date and simply waits for new writes.
 
+    A replica that follows ``my_replid2`` *past* ``second_offset`` forked from us: it
+    took writes the old master accepted after we took over (a partitioned or killed old
+    master, or one of its replicas). Its records up to ``second_offset - 1`` are ours,
+    the rest never will be. When our log still holds ``second_offset``, the answer is
+    ``"truncate"`` with ``fork_offset = second_offset - 1``: the replica removes its
+    records after the fork point and comes back for a partial sync (Kafka's
+    OffsetForLeaderEpoch; Redis full-syncs here). When the log has lost the fork point,
+    a full sync (``history_ended``).
+
     Anything else needs a full sync. ``"?"`` (no history) always does.
     """
     if request_replid == NO_REPLID:
@@ -130,11 +146,24 @@ def decide_sync(
         pass
     elif my_replid2 and request_replid == my_replid2:
         if request_next_offset > second_offset:
+            fork = second_offset - 1
+            diverged = request_next_offset - 1 - fork
+            if backlog.first_offset <= second_offset <= backlog.last_offset + 1:
+                return SyncDecision(
+                    "truncate",
+                    f"replica follows our previous replication id {my_replid2} up to offset "
+                    f"{request_next_offset - 1}, but that history ended at offset {fork} "
+                    f"when we switched to {my_replid}: it must drop its {diverged} "
+                    f"record(s) after offset {fork}, then resume from offset {fork + 1}",
+                    "diverged",
+                    fork,
+                )
             return SyncDecision(
                 "full",
                 f"replica follows our previous replication id {my_replid2} up to offset "
                 f"{request_next_offset - 1}, but that history ended at offset "
-                f"{second_offset - 1} when we switched to {my_replid}",
+                f"{fork} when we switched to {my_replid}, and the fork point is no "
+                f"longer in our log (log starts at {backlog.first_offset})",
                 "history_ended",
             )
     else:

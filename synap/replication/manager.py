@@ -65,6 +65,12 @@ class ReplicationManager:
         # promoted replica keeps these; they never count as syncs it served.
         self.full_syncs_performed = 0
         self.partial_syncs_performed = 0
+        # Divergent-history repair: replicas told to truncate (as master), and the
+        # truncations this node performed itself (records removed, the file keeping them).
+        self.truncations_requested = 0
+        self.history_truncations = 0
+        self.records_truncated = 0
+        self.last_diverged_file: str | None = None
         # Automatic failover: the newest election epoch this node knows (0 = manual mode).
         # Masters send it in CONTINUE/FULLSYNC/HEARTBEAT; replicas refuse older masters.
         self.epoch = 0
@@ -578,6 +584,10 @@ class ReplicationManager:
             # Performed by this node as a replica (docs/MONITORING.md).
             "full_syncs": self.full_syncs_performed,
             "partial_syncs": self.partial_syncs_performed,
+            "history_truncations": self.history_truncations,
+            "records_truncated": self.records_truncated,
+            "diverged_file": self.last_diverged_file,
+            "truncations_requested": self.truncations_requested,
             # Served by this node to its replicas (Redis INFO stats names).
             "sync_full": self.sync_full,
             "sync_partial_ok": self.sync_partial_ok,

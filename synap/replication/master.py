@@ -252,6 +252,23 @@ class ReplicaConnection(asyncio.Protocol):
             history.second_offset,
             manager.log_bounds(),
         )
+        if decision.truncate:
+            # Its history forked from ours: it drops its records after the fork point and
+            # comes back for a partial sync (or, unable to, a full one).
+            manager.truncations_requested += 1
+            log.warning(
+                "replica %s diverged from our history: %s; asking it to truncate",
+                self.replica_id, decision.reason,
+                extra={"peer": self.peer, "replica_id": self.replica_id,
+                       "offset": decision.fork_offset},
+            )  # fmt: skip
+            self._send(
+                self.session.send_truncate(
+                    history.replid, decision.fork_offset, self.server.manager.epoch
+                )
+            )
+            self._close()
+            return
         # Counted as Redis counts them (INFO stats sync_full, sync_partial_ok,
         # sync_partial_err): syncs this node *serves*, apart from the ones its own replica
         # link performs (ReplicationManager.full_syncs_performed).

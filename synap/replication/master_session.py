@@ -6,6 +6,7 @@
     AWAIT_HELLO --HELLO------------------------------------> READY     (no secret)
     READY --send_fullsync()--> SYNCING_FULL --snapshot_end()--> STREAMING
     READY --send_continue()-----------------------------------> STREAMING
+    READY --send_truncate()-----------------------------------> CLOSED    (history forked)
     any state --violation / auth failure / timeout / ERROR / close()--> CLOSED
 
 The wrapper feeds received bytes to :meth:`MasterSession.receive_data` and acts on the
@@ -29,6 +30,7 @@ from synap.replication.handshake import (
     DEFAULT_HANDSHAKE_TIMEOUT_MS,
     DEFAULT_LINK_TIMEOUT_MS,
     AuthenticationFailed,
+    LocallyClosed,
     SessionBase,
     SessionEnded,
     TimedOut,
@@ -51,6 +53,7 @@ from synap.replication.messages import (
     Message,
     SnapshotChunk,
     SnapshotEnd,
+    Truncate,
     encode_records,
     encode_snapshot_payload,
     is_valid_replid,
@@ -438,6 +441,29 @@ class MasterSession(SessionBase):
         self._acked_ts_ms = now_ms
         self._streaming_since_ms = now_ms
         return self._with_outbox(Continue(replid, offset, now_ms, epoch).encode())
+
+    def send_truncate(self, replid: str, fork_offset: int, epoch: int = 0) -> bytes:
+        """Tell the replica its history forked from ours after ``fork_offset``
+        (``decide_sync`` said ``"truncate"``), and end the session: the replica truncates
+        and reconnects for a partial sync. Write the bytes, then close the connection."""
+        self._require("send TRUNCATE", MasterState.READY)
+        if not is_valid_replid(replid):
+            raise ValueError(f"invalid replication id {replid!r}")
+        assert self.hello is not None
+        if not 0 <= fork_offset < self.hello.offset:
+            raise ValueError(
+                f"fork offset {fork_offset} must be below the replica's offset {self.hello.offset}"
+            )
+        frame = self._with_outbox(Truncate(replid, fork_offset, epoch).encode())
+        self._end(
+            LocallyClosed(
+                ErrorCode.DIVERGED,
+                f"replica {self.replica_id!r} asked to truncate its history to offset "
+                f"{fork_offset} and reconnect",
+            ),
+            tell_peer=False,
+        )
+        return frame
 
     @staticmethod
     def records_frame(

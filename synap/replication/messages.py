@@ -64,6 +64,7 @@ class MessageType(IntEnum):
     RECORDS = 10
     HEARTBEAT = 11
     ACK = 12
+    TRUNCATE = 13
 
 
 class ErrorCode(IntEnum):
@@ -78,6 +79,7 @@ class ErrorCode(IntEnum):
     SYNC_FAILED = 7  # a full sync arrived corrupt (CRC mismatch, counts disagree)
     TIMEOUT = 8  # the peer went silent for longer than the configured timeout
     SHUTTING_DOWN = 9  # the master is stopping or changing role
+    DIVERGED = 10  # the replica's history forked from the master's: truncate, reconnect
 
 
 def error_code_name(code: int) -> str:
@@ -276,6 +278,29 @@ class Continue:
 
 
 @dataclass(frozen=True, slots=True)
+class Truncate:
+    """master -> replica, instead of CONTINUE/FULLSYNC: your history forked from mine.
+
+    The replica holds records the master's history never had (an old master that took
+    writes after the failover point). Both share the history up to ``offset`` (the fork
+    point, PSYNC2 ``second_offset - 1``). The replica removes its records after
+    ``offset`` and reconnects, then continues by partial sync from ``offset + 1``.
+    ``replid`` is the master's current id. The master closes the connection after it.
+    """
+
+    TYPE: ClassVar[int] = MessageType.TRUNCATE
+    replid: str
+    offset: int
+    epoch: int = 0  # optional trailing field, see FullSync
+
+    def encode(self) -> bytes:
+        fields: list[Any] = [int(self.TYPE), self.replid, self.offset]
+        if self.epoch:
+            fields.append(self.epoch)
+        return encode_frame(_packb(fields))
+
+
+@dataclass(frozen=True, slots=True)
 class Records:
     """master -> replica: ``len(records)`` consecutive records starting at ``first_offset``."""
 
@@ -337,6 +362,7 @@ Message = (
     | SnapshotChunk
     | SnapshotEnd
     | Continue
+    | Truncate
     | Records
     | Heartbeat
     | Ack
@@ -489,6 +515,15 @@ def _decode_continue(f: list[Any]) -> Continue:
     )
 
 
+def _decode_truncate(f: list[Any]) -> Truncate:
+    epoch = _epoch(f, 3, "TRUNCATE")
+    return Truncate(
+        replid=_replid(f[1], "TRUNCATE replid"),
+        offset=_uint(f[2], "TRUNCATE offset"),
+        epoch=epoch,
+    )
+
+
 def _decode_heartbeat(f: list[Any]) -> Heartbeat:
     epoch = _epoch(f, 3, "HEARTBEAT")
     return Heartbeat(
@@ -517,6 +552,7 @@ _PLAIN_DECODERS: dict[int, Any] = {
     MessageType.FULLSYNC: _decode_fullsync,
     MessageType.SNAPSHOT_END: _decode_snapshot_end,
     MessageType.CONTINUE: _decode_continue,
+    MessageType.TRUNCATE: _decode_truncate,
     MessageType.HEARTBEAT: _decode_heartbeat,
     MessageType.ACK: _decode_ack,
 }

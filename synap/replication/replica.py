@@ -11,7 +11,13 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
   :func:`synap.store.effects.apply_records` (the same code as WAL replay, with one
   decoder per batch) and committed to the node's history, so they reach its WAL, its log
   and its own sub-replicas unchanged;
-* an ACK goes back after each batch (after the WAL flush) and on every heartbeat.
+* an ACK goes back after each batch (after the WAL flush) and on every heartbeat;
+* a TRUNCATE (our history forked from the master's: an old master that took writes
+  after the failover point) rebuilds the dataset at the fork point from the data
+  directory (:mod:`synap.persistence.divergence`), saves the removed records in
+  ``diverged-<replid>-<offset>.jsonl`` and reconnects at once for a partial sync. With
+  no data directory, or one that cannot rebuild that offset, it reconnects with no
+  history instead (a full sync), and says so in the log.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from synap.replication.replica_session import (
     ReplicaSession,
     ReplicaState,
     SnapshotChunkReceived,
+    TruncateRequested,
 )
 from synap.store.effects import CorruptRecord, apply_records
 from synap.store.keyspace import now_ms
@@ -133,6 +140,8 @@ class _MasterConnection(asyncio.Protocol):
             elif isinstance(event, FullSyncCompleted):
                 self._install(event)
                 applied = True
+            elif isinstance(event, TruncateRequested):
+                link.pending_truncate = event
             elif isinstance(event, PartialSyncAccepted):
                 link.on_partial_sync(event.replid, event.offset)
                 link.connected = True
@@ -244,6 +253,10 @@ class ReplicaLink:
         self.follows_itself = False
         self.attempts = 0
         self.state = "connecting"
+        # The master said our history forked (handled between two connections), and
+        # whether the next HELLO must ask for a full sync because we could not truncate.
+        self.pending_truncate: TruncateRequested | None = None
+        self.force_full_sync = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -280,6 +293,10 @@ class ReplicaLink:
                 self.link_down_since = time.time()
             if self._stopping:
                 return
+            truncate, self.pending_truncate = self.pending_truncate, None
+            if truncate is not None:
+                await self._truncate(truncate)
+                continue  # at once: the master expects us back
             # Peer-supplied text (a master's ERROR message) is kept bounded, and logged
             # escaped so that it cannot forge log lines.
             reason = self.last_error = bounded_text(reason)
@@ -313,10 +330,13 @@ class ReplicaLink:
         cfg = self.manager.config
         history = node.history
         secret = cfg.auth_secret.encode() if cfg.auth_secret else None
+        has_history = bool(history.offset or len(node.keyspace) or self.synced)
+        if self.force_full_sync:
+            has_history = self.force_full_sync = False
         session = ReplicaSession(
             self.replica_id,
             self._announce_address(),
-            history.replid if history.offset or len(node.keyspace) or self.synced else None,
+            history.replid if has_history else None,
             history.offset,
             secret,
             max_frame_bytes=frame_limit_for(node.config.kv_store.max_value_bytes),
@@ -377,6 +397,74 @@ class ReplicaLink:
         return text
 
     # ----------------------------------------------------------------- sync results
+    async def _truncate(self, request: TruncateRequested) -> None:
+        """Remove our records after the fork point (keyspace, memory log, WAL), keeping
+        them in a file for the operator; or, when that is impossible, arrange a full sync."""
+        from synap.persistence import PersistenceError
+        from synap.persistence.divergence import rebuild_at, write_diverged_file
+
+        manager = self.manager
+        node = manager.node
+        history = node.history
+        persistence = node.persistence
+        held, fork, replid = history.offset, request.fork_offset, history.replid
+        count = held - fork
+        if persistence is None:
+            log.warning(
+                "history diverged from master %s after offset %d: our %d record(s) after it "
+                "are not in its history; this node has no data directory, so it cannot "
+                "rebuild its dataset at offset %d to truncate them: full sync instead "
+                "(the records are discarded, not saved)",
+                self.master_address, fork, count, fork,
+            )  # fmt: skip
+            self.force_full_sync = True
+            return
+        try:
+            persistence.flush()  # every record we hold is in the WAL files
+            rebuilt = await asyncio.to_thread(rebuild_at, persistence.directory, fork, held)
+            path = await asyncio.to_thread(
+                write_diverged_file, persistence.directory, replid, rebuilt, request.replid
+            )
+        except (PersistenceError, OSError) as exc:
+            log.warning(
+                "history diverged from master %s after offset %d (%d record(s) of ours are "
+                "not in its history), but the data directory cannot truncate them: %s; "
+                "full sync instead (the records are discarded, not saved)",
+                self.master_address, fork, count, exc,
+            )  # fmt: skip
+            self.force_full_sync = True
+            return
+        if self._stopping or history.offset != held or history.replid != replid:
+            return  # the role or history changed meanwhile: the rebuild is stale
+        # One synchronous step: the dataset, the history and the memory log move back to
+        # the fork point together.
+        node.keyspace.replace(rebuilt.data, rebuilt.expires, rebuilt.json_keys)
+        node.keyspace.removed = []
+        history.offset = fork
+        if history.second_offset > fork + 1:
+            history.replid2, history.second_offset = "0" * 40, -1
+        manager.backlog.reset(fork)
+        manager.drop_sub_replicas("history truncated at the fork point")
+        manager.history_truncations += 1
+        manager.records_truncated += count
+        manager.last_diverged_file = str(path)
+        log.warning(
+            "truncated %d record(s) after offset %d (offsets %d..%d of history %s, which "
+            "master %s never had; rebuilt from the snapshot at offset %d + the WAL); they "
+            "are saved in %s; resuming by partial sync from offset %d",
+            count, fork, fork + 1, held, replid, self.master_address,
+            rebuilt.snapshot_offset, path, fork + 1,
+            extra={"master": self.master_address, "offset": fork, "truncated": count,
+                   "file": str(path)},
+        )  # fmt: skip
+        try:
+            # The stored history (snapshot + WAL) is replaced by the one at the fork point.
+            await persistence.reset(
+                node.keyspace, replid, fork, history.replid2, history.second_offset
+            )
+        except PersistenceError as exc:
+            log.error("could not store the truncated history: %s", exc)
+
     def on_partial_sync(self, replid: str, offset: int) -> None:
         history = self.manager.node.history
         self.manager.partial_syncs_performed += 1

@@ -6,6 +6,7 @@
     AWAIT_REPLY --AUTH_CHALLENGE (answered automatically)--> AWAIT_AUTH_OK --AUTH_OK ok--> AWAIT_SYNC
     AWAIT_REPLY / AWAIT_SYNC --FULLSYNC--> FULL_SYNC --SNAPSHOT_END ok--> STREAMING
     AWAIT_REPLY / AWAIT_SYNC --CONTINUE--> STREAMING
+    AWAIT_REPLY / AWAIT_SYNC --TRUNCATE--> CLOSED   (HistoryDiverged: truncate, reconnect)
     any state --violation / auth failure / timeout / ERROR / close()--> CLOSED
 
 A replica with a secret insists on mutual authentication. It accepts no FULLSYNC or
@@ -36,6 +37,7 @@ from synap.replication.handshake import (
     DEFAULT_HANDSHAKE_TIMEOUT_MS,
     DEFAULT_LINK_TIMEOUT_MS,
     AuthenticationFailed,
+    LocallyClosed,
     SessionBase,
     SessionEnded,
     TimedOut,
@@ -62,6 +64,7 @@ from synap.replication.messages import (
     SnapshotChunk,
     SnapshotEnd,
     SnapshotEntry,
+    Truncate,
     decode_snapshot_entries,
     is_valid_replid,
 )
@@ -138,6 +141,27 @@ class PartialSyncAccepted:
 
 
 @dataclass(frozen=True, slots=True)
+class TruncateRequested:
+    """Our history forked from the master's after ``fork_offset``: the records we hold
+    beyond it were never part of the master's history (``replid`` is its current id).
+
+    Remove them (keyspace and log), then open a new session from ``fork_offset``: the
+    master continues it by partial sync. The session ends right after this event (a
+    :class:`HistoryDiverged`). A replica that cannot truncate (no data directory)
+    reconnects with no history instead, for a full sync."""
+
+    replid: str
+    fork_offset: int
+    held_offset: int  # the last record we hold: held_offset - fork_offset diverged
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryDiverged(LocallyClosed):
+    """The session ended because the master asked us to truncate (see
+    :class:`TruncateRequested`); not a failure."""
+
+
+@dataclass(frozen=True, slots=True)
 class RecordsReceived:
     """Records ``first_offset .. first_offset + len(records) - 1``: apply them in order."""
 
@@ -163,6 +187,7 @@ ReplicaEvent = (
     | SnapshotChunkReceived
     | FullSyncCompleted
     | PartialSyncAccepted
+    | TruncateRequested
     | RecordsReceived
     | HeartbeatReceived
     | SessionEnded
@@ -171,9 +196,9 @@ ReplicaEvent = (
 # Messages the master may send in each state. ERROR is accepted in any state.
 _EXPECTED: dict[ReplicaState, tuple[type, ...]] = {
     ReplicaState.CONNECTING: (),
-    ReplicaState.AWAIT_REPLY: (AuthChallenge, FullSync, Continue),
+    ReplicaState.AWAIT_REPLY: (AuthChallenge, FullSync, Continue, Truncate),
     ReplicaState.AWAIT_AUTH_OK: (AuthOk,),
-    ReplicaState.AWAIT_SYNC: (FullSync, Continue),
+    ReplicaState.AWAIT_SYNC: (FullSync, Continue, Truncate),
     ReplicaState.FULL_SYNC: (SnapshotChunk, SnapshotEnd, Heartbeat),
     ReplicaState.STREAMING: (Records, Heartbeat),
     ReplicaState.CLOSED: (),
@@ -300,7 +325,7 @@ class ReplicaSession(SessionBase):
             self._on_challenge(message, events)
         elif isinstance(message, AuthOk):
             self._on_auth_ok(message, events)
-        elif isinstance(message, FullSync | Continue):
+        elif isinstance(message, FullSync | Continue | Truncate):
             if state is ReplicaState.AWAIT_REPLY and self._secret is not None:
                 events.append(
                     self._end(
@@ -314,6 +339,8 @@ class ReplicaSession(SessionBase):
                 )
             elif isinstance(message, FullSync):
                 self._on_fullsync(message, events)
+            elif isinstance(message, Truncate):
+                self._on_truncate(message, events)
             else:
                 self._on_continue(message, events)
         elif isinstance(message, SnapshotEnd):
@@ -484,6 +511,30 @@ class ReplicaSession(SessionBase):
         self._applied_ts = cont.master_ts_ms
         self._newest_ts = max(self._newest_ts, cont.master_ts_ms)
         events.append(PartialSyncAccepted(cont.replid, cont.offset, previous))
+
+    def _on_truncate(self, truncate: Truncate, events: list[Any]) -> None:
+        if self._stale_master(truncate.epoch, events):
+            return
+        if self.replid == NO_REPLID or not truncate.offset < self.offset:
+            events.append(
+                self._violation(
+                    f"master asked to truncate to offset {truncate.offset}, but this replica "
+                    f"holds records up to {self.offset} of history {self.replid}: nothing "
+                    "to truncate"
+                )
+            )
+            return
+        events.append(TruncateRequested(truncate.replid, truncate.offset, self.offset))
+        events.append(
+            self._end(
+                HistoryDiverged(
+                    ErrorCode.DIVERGED,
+                    f"history diverged from the master's after offset {truncate.offset}: "
+                    f"{self.offset - truncate.offset} record(s) to truncate",
+                ),
+                tell_peer=False,
+            )
+        )
 
     def _on_records(self, records: Records, events: list[Any]) -> None:
         # Offsets are contiguous: each batch must start right after the last record we

@@ -47,6 +47,7 @@ from synap.replication.messages import (
     Records,
     SnapshotChunk,
     SnapshotEnd,
+    Truncate,
     decode_message,
     encode_records,
     encode_snapshot_payload,
@@ -56,12 +57,14 @@ from synap.replication.replica_session import (
     FullSyncCompleted,
     FullSyncStarted,
     HeartbeatReceived,
+    HistoryDiverged,
     MasterAuthenticated,
     PartialSyncAccepted,
     RecordsReceived,
     ReplicaSession,
     ReplicaState,
     SnapshotChunkReceived,
+    TruncateRequested,
 )
 from synap.store.effects import encode_record
 
@@ -242,13 +245,39 @@ def test_psync2_replica_that_has_all_of_the_old_history_continues():
     assert decision.partial
 
 
-def test_psync2_refused_when_replica_went_past_the_switch_point():
+def test_psync2_replica_that_went_past_the_switch_point_is_told_to_truncate():
     # It got writes the old master accepted after our promotion: a history we never had.
-    decision = decide(OTHER_REPLID, 502, backlog_window(1, 800), OTHER_REPLID, 501)
-    assert decision.kind == "full"
+    # The two share offsets 1..500; it drops 501..519 and comes back for offset 501.
+    decision = decide(OTHER_REPLID, 520, backlog_window(1, 800), OTHER_REPLID, 501)
+    assert decision.kind == "truncate" and decision.truncate and not decision.partial
+    assert decision.fork_offset == 500
+    assert decision.code == "diverged"
     assert decision.reason == (
-        f"replica follows our previous replication id {OTHER_REPLID} up to offset 501, "
-        f"but that history ended at offset 500 when we switched to {REPLID}"
+        f"replica follows our previous replication id {OTHER_REPLID} up to offset 519, "
+        f"but that history ended at offset 500 when we switched to {REPLID}: it must drop "
+        f"its 19 record(s) after offset 500, then resume from offset 501"
+    )
+
+
+def test_psync2_one_record_past_the_switch_point_is_a_fork_too():
+    decision = decide(OTHER_REPLID, 502, backlog_window(1, 800), OTHER_REPLID, 501)
+    assert decision.truncate and decision.fork_offset == 500
+
+
+def test_psync2_fork_point_still_in_the_log_at_its_first_record():
+    # The log starts exactly at second_offset: the records after the fork can be sent.
+    decision = decide(OTHER_REPLID, 520, backlog_window(501, 800), OTHER_REPLID, 501)
+    assert decision.truncate and decision.fork_offset == 500
+
+
+def test_psync2_full_sync_when_the_fork_point_left_the_log():
+    decision = decide(OTHER_REPLID, 520, backlog_window(502, 800), OTHER_REPLID, 501)
+    assert decision.kind == "full"
+    assert decision.code == "history_ended"
+    assert decision.reason == (
+        f"replica follows our previous replication id {OTHER_REPLID} up to offset 519, "
+        f"but that history ended at offset 500 when we switched to {REPLID}, and the fork "
+        f"point is no longer in our log (log starts at 502)"
     )
 
 
@@ -349,6 +378,70 @@ def test_continue_must_resume_at_the_replica_offset():
     lk.start()
     events = lk.to_replica(Continue(REPLID, 9, T0).encode())
     assert ended(events).reason == "master resumes at offset 9 but this replica is at 10"
+
+
+def test_truncate_tells_the_replica_the_fork_point_and_ends_both_sessions():
+    lk = link(replid=OTHER_REPLID, offset=520)
+    lk.start()
+    lk.to_replica(lk.m.send_truncate(REPLID, 500, epoch=0))
+    assert lk.m.state is MasterState.CLOSED
+    assert lk.m.ended is not None and lk.m.ended.code == ErrorCode.DIVERGED
+    assert lk.replica_events[0] == TruncateRequested(REPLID, 500, 520)
+    end = ended(lk.replica_events)
+    assert isinstance(end, HistoryDiverged) and end.code == ErrorCode.DIVERGED
+    assert "20 record(s) to truncate" in end.reason
+    assert lk.r.state is ReplicaState.CLOSED
+    # The replica's history is unchanged until it truncates; it is not a failure.
+    assert (lk.r.replid, lk.r.offset) == (OTHER_REPLID, 520)
+
+
+def test_truncate_message_round_trips_with_and_without_an_epoch():
+    for epoch in (0, 7):
+        message = decode_message(Truncate(REPLID, 500, epoch).encode()[4:])
+        assert message == Truncate(REPLID, 500, epoch)
+
+
+def test_truncate_at_or_beyond_the_replica_offset_is_a_violation():
+    for fork in (520, 600):
+        lk = link(replid=OTHER_REPLID, offset=520)
+        lk.start()
+        events = lk.to_replica(Truncate(REPLID, fork).encode())
+        assert isinstance(ended(events), ProtocolViolation)
+        assert "nothing to truncate" in ended(events).reason
+        assert not any(isinstance(e, TruncateRequested) for e in events)
+
+
+def test_truncate_to_a_replica_with_no_history_is_a_violation():
+    lk = link()
+    lk.start()
+    events = lk.to_replica(Truncate(REPLID, 0).encode())
+    assert isinstance(ended(events), ProtocolViolation)
+
+
+def test_truncate_from_a_master_of_an_older_epoch_is_refused():
+    lk = link(replid=OTHER_REPLID, offset=520)
+    lk.r.min_epoch = 5
+    lk.start()
+    events = lk.to_replica(Truncate(REPLID, 500, 4).encode())
+    assert isinstance(ended(events), ProtocolViolation)
+    assert "older than epoch 5" in ended(events).reason
+    assert not any(isinstance(e, TruncateRequested) for e in events)
+
+
+def test_master_cannot_ask_to_truncate_at_or_past_the_replica_offset():
+    lk = link(replid=OTHER_REPLID, offset=520)
+    lk.start()
+    with pytest.raises(ValueError, match="below the replica's offset"):
+        lk.m.send_truncate(REPLID, 520)
+    assert lk.m.state is MasterState.READY
+
+
+def test_truncate_while_streaming_is_a_violation():
+    lk = streaming_pair(offset=10)
+    events = lk.to_replica(Truncate(REPLID, 5).encode())
+    assert isinstance(ended(events), ProtocolViolation)
+    with pytest.raises(LocalProtocolError):
+        lk.m.send_truncate(REPLID, 5)
 
 
 # --- authentication -----------------------------------------------------------------------------
