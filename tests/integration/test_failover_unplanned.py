@@ -7,10 +7,13 @@ import pytest
 import redis
 
 from synap.failover import run_promote
+from synap.persistence.divergence import read_diverged_file
+from synap.store.effects import decode_record
 from tests.integration.failover_support import (
     FAST,
     digest,
     full_syncs,
+    promote,
     ready,
     replicaof,
     wait_converged,
@@ -66,34 +69,84 @@ def test_promote_refuses_while_the_master_is_alive(node_factory: NodeFactory) ->
     assert replica.stats()["role"] == "replica"
 
 
-def test_old_master_that_comes_back_takes_writes_until_repointed_then_full_syncs(
+def test_old_master_that_comes_back_takes_writes_until_repointed_then_truncates_and_partial_syncs(
     node_factory: NodeFactory,
 ) -> None:
-    """The dangerous case. The old master restarts with its own role (master) and takes
-    writes as a second master. Repointed, it cannot continue by partial sync: its
-    history went past the point where the new master's began. A full sync replaces its
-    dataset, so the writes it took meanwhile are discarded."""
+    """The dangerous case. The old master died holding writes no replica had received,
+    then restarts with its own role (master) and takes more writes as a second master.
+    Repointed, its history went past the point where the new master's began: the new
+    master names the fork point, the old one removes every record after it (saving them
+    in diverged-<replid>-<offset>.jsonl in its data directory) and continues by partial
+    sync. No full sync."""
     old = node_factory.master(config=FAST, wait=False)
-    new = node_factory.replica(old, replica_listen=True, config=FAST, wait=False)
+    proxy = node_factory.proxy(old)
+    new = node_factory.replica(proxy, replica_listen=True, config=FAST, wait=False)
     ready(*node_factory.nodes)
     for i in range(50):
         old.redis().set(f"k{i}", i)
     wait_caught_up(old, [new])
+    proxy.pause()  # the next writes never reach the replica
+    for i in range(3):
+        old.redis().set(f"unreplicated{i}", "lost")
+    old_replid = old.stats()["replication_id"]
     old.kill()
+    proxy.cut()
 
     assert run_promote([old.http_url, new.http_url], None, None, False, lambda _: None)
     new.redis().set("on-new", "1")
     old.start()  # comes back as configured: --role master
     assert old.stats()["role"] == "master"
     old.redis().set("split-brain", "lost")  # accepted: a second master
-    before = full_syncs(old)[old.name]
+    old.redis().set("k1", "overwritten")
+    before = old.stats()
+    assert before["replication_id"] == old_replid and before["master_offset"] == 55
 
     host, port = new.replica_address.split(":")
     assert old.redis().execute_command("REPLICAOF", host, port) == b"OK"
     wait_converged(new, [old])
-    assert full_syncs(old)[old.name] == before + 1
-    assert old.redis().get("split-brain") is None  # discarded by the full sync
+    after = old.stats()
+    assert after["full_syncs"] == before["full_syncs"] == 0
+    assert after["partial_syncs"] == before["partial_syncs"] + 1
+    assert (after["history_truncations"], after["records_truncated"]) == (1, 5)
+    assert new.stats()["truncations_requested"] == 1
+    assert old.redis().get("split-brain") is None  # removed with the truncation
+    assert old.redis().get("unreplicated0") is None
+    assert old.redis().get("k1") == b"1"  # back to its value at the fork point
     assert old.redis().get("on-new") == b"1"
+    assert digest(old)["digest"] == digest(new)["digest"]
+    assert "truncated 5 record(s) after offset 50" in old.log_text()
+
+    # The removed records, exactly, for the operator.
+    path = old.data_dir / f"diverged-{old_replid}-50.jsonl"
+    assert after["diverged_file"] == str(path)
+    header, saved = read_diverged_file(path)
+    assert (header["fork_offset"], header["last_offset"], header["records"]) == (50, 55, 5)
+    keys = [decode_record(record)[0][1] for _, record in saved]
+    assert [o for o, _ in saved] == [51, 52, 53, 54, 55]
+    assert keys == [b"unreplicated0", b"unreplicated1", b"unreplicated2", b"split-brain", b"k1"]
+
+
+def test_old_master_without_a_data_dir_full_syncs_and_says_why(
+    node_factory: NodeFactory,
+) -> None:
+    """Same fork, but the old master keeps no data directory: it cannot rebuild its
+    dataset at the fork point, so it falls back to a full sync and logs that."""
+    old = node_factory.master(config=FAST, wait=False, persistence=False)
+    new = node_factory.replica(old, replica_listen=True, config=FAST, wait=False)
+    ready(*node_factory.nodes)
+    for i in range(20):
+        old.redis().set(f"k{i}", i)
+    wait_caught_up(old, [new])
+    promote(new)  # by hand, while the old master is still up (a partition, say)
+    # The old master is still a master (no etcd here), and takes a write.
+    old.redis().set("split-brain", "lost")
+    new.redis().set("on-new", "1")
+    replicaof(old, new.replica_address)
+    wait_converged(new, [old])
+    s = old.stats()
+    assert s["full_syncs"] == 1 and s["history_truncations"] == 0
+    assert old.redis().get("split-brain") is None
+    assert "has no data directory" in old.log_text()
     assert digest(old)["digest"] == digest(new)["digest"]
 
 

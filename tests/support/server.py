@@ -99,6 +99,7 @@ class SynapProcess:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         command: Sequence[str] | None = None,
+        persistence: bool = True,
     ) -> None:
         """Prepare (not start) a node.
 
@@ -109,6 +110,7 @@ class SynapProcess:
         ``<base>/<name>.yml``) or the path of a config file; passed as ``--config``.
         ``args``: extra CLI arguments, appended last. ``env``: extra environment variables.
         ``command``: what to run instead of ``python -m synap`` (for harness tests).
+        ``persistence``: False runs the node without ``--data-dir`` (memory only).
         """
         self.base_dir = Path(base_dir).resolve()
         self.name = name
@@ -122,6 +124,7 @@ class SynapProcess:
         self.replica_port: int | None = ports[3] if listen else None
         self._ports = ports
         self.data_dir = self.base_dir / name
+        self.persistence = persistence
         self.log_path = self.base_dir / f"{name}.log"
         self.config_path: Path | None = None
         if isinstance(config, Mapping):
@@ -167,7 +170,8 @@ class SynapProcess:
             argv += ["--config", str(self.config_path)]
         argv += ["--host", HOST, "--port", str(self.port), "--resp-port", str(self.resp_port)]
         argv += ["--rpc-port", str(self.rpc_port)]
-        argv += ["--data-dir", str(self.data_dir)]
+        if self.persistence:
+            argv += ["--data-dir", str(self.data_dir)]
         if self.role is not None:
             argv += ["--role", self.role]
         if self.master_address is not None:
