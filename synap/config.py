@@ -142,6 +142,20 @@ class FailoverConfig(_Section):
     lease_ttl_secs: int = Field(3, ge=2, le=3600)
     priority: int = Field(100, ge=0, le=1_000_000)  # 0 = never promoted
     max_lag_on_failover: int = Field(10000, ge=0)  # records
+    # The replica listener address published in etcd, when replicas must reach it some
+    # other way than replica_listen_address (NAT, a container port, a proxy; Redis
+    # replica-announce-ip/port). Default: replica_listen_address.
+    announce_replica_address: str | None = None
+
+    @field_validator("announce_replica_address")
+    @classmethod
+    def _announce(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_address(value, key="replication.failover.announce_replica_address")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("etcd_endpoints", mode="before")
     @classmethod

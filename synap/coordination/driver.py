@@ -164,6 +164,8 @@ class EtcdCoordinator:
     # ------------------------------------------------------------------ my record
     def _replica_listen(self) -> str | None:
         repl = self.node.config.replication
+        if self.cfg.announce_replica_address:
+            return self.cfg.announce_replica_address
         try:
             host, port = parse_address(
                 repl.replica_listen_address, key="replication.replica_listen_address"
