@@ -71,7 +71,9 @@ def wait_new_master(nodes: list[SynapProcess], timeout: float) -> SynapProcess:
         found = [n for n in nodes if n.is_running() and failover_status(n)["is_leader"]]
         return found[0] if len(found) == 1 else None
 
-    return wait_for(elected, timeout, interval=0.1, message="no new master elected")
+    found = wait_for(elected, timeout, interval=0.1, message="no new master elected")
+    assert found is not None
+    return found
 
 
 def wait_all_follow(master: SynapProcess, nodes: list[SynapProcess], timeout: float = 20.0) -> None:
