@@ -14,6 +14,8 @@ A node answering 401/403 is reported as an authentication problem naming the key
 (``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
 * ``synap-cli log inspect --data-dir D [--from OFFSET] [--limit N]``: print and verify
   the log's records (offline tool: reads the WAL segments of a data directory)
+* ``synap-cli log diverged FILE``: print the records an old master truncated at a fork
+  point (``diverged-<replid>-<offset>.jsonl`` in its data directory)
 """
 
 from __future__ import annotations
@@ -442,3 +444,26 @@ def log_inspect(data_dir: str, from_offset: int | None, limit: int | None) -> No
         Path(data_dir), from_offset, limit, click.echo, lambda line: click.echo(line, err=True)
     )
     sys.exit(status)
+
+
+@log_group.command("diverged")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def log_diverged(file: str) -> None:
+    """Print the records truncated at a fork point (a diverged-*.jsonl file), in the
+    format of ``log inspect``."""
+    from pathlib import Path
+
+    from synap.persistence.divergence import read_diverged_file
+    from synap.persistence.inspect import describe_record
+
+    try:
+        header, records = read_diverged_file(Path(file))
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot read {file}: {exc}") from None
+    click.echo(
+        f"# history {header.get('replid')} forked after offset {header.get('fork_offset')}: "
+        f"{header.get('records')} record(s) truncated, up to offset {header.get('last_offset')} "
+        f"(new master history {header.get('new_master_replid')})"
+    )
+    for offset, record in records:
+        click.echo(f"{offset}  {describe_record(record)}")

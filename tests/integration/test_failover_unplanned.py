@@ -3,6 +3,9 @@ coming back (docs/OPERATIONS.md, "The old master comes back")."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import redis
 
@@ -124,6 +127,16 @@ def test_old_master_that_comes_back_takes_writes_until_repointed_then_truncates_
     keys = [decode_record(record)[0][1] for _, record in saved]
     assert [o for o, _ in saved] == [51, 52, 53, 54, 55]
     assert keys == [b"unreplicated0", b"unreplicated1", b"unreplicated2", b"split-brain", b"k1"]
+    shown = subprocess.run(
+        [sys.executable, "-c", "from synap.cli import main; main()", "log", "diverged", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0].startswith(f"# history {old_replid} forked after offset 50: 5 record(s)")
+    assert shown[1] == "51  SET unreplicated0 value_bytes=4 expire_at_ms=0"
+    assert shown[5] == "55  SET k1 value_bytes=11 expire_at_ms=0"
 
 
 def test_old_master_without_a_data_dir_full_syncs_and_says_why(
