@@ -48,6 +48,11 @@ writers with ``"wait": {"replicas": "majority"}`` and with wait 0 through partit
 master SIGKILL and promotion of the most up-to-date replica (its docstring); it asserts
 that no majority-acknowledged write is lost and prints the async writes lost. It runs
 ``CHAOS_SECONDS`` when that is set, else 12 s (``CHAOS_FAULTS`` does not apply to it).
+
+Automatic failover (etcd mode) has its own chaos run beside this one,
+``tests/chaos/test_chaos_etcd.py``: master SIGKILLs and SIGSTOPs in a 3-node group with a
+real etcd, checking from the write log that no two nodes acknowledged writes at the same
+moment and that all nodes converge.
 """
 
 from __future__ import annotations
