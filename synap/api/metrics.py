@@ -195,6 +195,16 @@ class NodeCollector(Collector):
             repl.partial_syncs_performed,
         )
         yield _counter(
+            "synap_replication_history_truncations_total",
+            "Times this node truncated its history at a fork point named by its master.",
+            repl.history_truncations,
+        )
+        yield _counter(
+            "synap_replication_records_truncated_total",
+            "Records removed by those truncations (kept in diverged-*.jsonl files).",
+            repl.records_truncated,
+        )
+        yield _counter(
             "synap_replication_sent_bytes_total",
             "Bytes written to replicas (streams and full syncs).",
             repl.bytes_sent,

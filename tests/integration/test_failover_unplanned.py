@@ -118,6 +118,9 @@ def test_old_master_that_comes_back_takes_writes_until_repointed_then_truncates_
     assert old.redis().get("on-new") == b"1"
     assert digest(old)["digest"] == digest(new)["digest"]
     assert "truncated 5 record(s) after offset 50" in old.log_text()
+    metrics = old.http.get("/metrics").text
+    assert "synap_replication_history_truncations_total 1.0" in metrics
+    assert "synap_replication_records_truncated_total 5.0" in metrics
 
     # The removed records, exactly, for the operator.
     path = old.data_dir / f"diverged-{old_replid}-50.jsonl"
