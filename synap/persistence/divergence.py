@@ -128,8 +128,16 @@ def write_diverged_file(
     rebuilt: Rebuilt,
     new_master_replid: str,
 ) -> Path:
-    """Write (and fsync) the removed records; returns the file. Raises OSError."""
+    """Write (and fsync) the removed records; returns the file. Raises OSError.
+
+    An existing file is never replaced: the next one is ``...-<offset>.2.jsonl``, ``.3``, ..."""
     path = diverged_path(directory, replid, rebuilt.fork_offset)
+    n = 1
+    while path.exists():
+        n += 1
+        path = diverged_path(directory, replid, rebuilt.fork_offset).with_suffix(
+            f".{n}{FILE_SUFFIX}"
+        )
     last = rebuilt.diverged[-1][0] if rebuilt.diverged else rebuilt.fork_offset
     header = {
         "diverged": {

@@ -435,6 +435,7 @@ class ReplicaLink:
             self.force_full_sync = True
             return
         if self._stopping or history.offset != held or history.replid != replid:
+            path.unlink(missing_ok=True)  # nothing was truncated after all
             return  # the role or history changed meanwhile: the rebuild is stale
         # One synchronous step: the dataset, the history and the memory log move back to
         # the fork point together.

@@ -96,3 +96,13 @@ def test_diverged_file_holds_exactly_the_removed_records(tmp_path: Path) -> None
     assert lines[1]["ops"] == ["SET k9 value_bytes=2 expire_at_ms=0"]
     assert lines[3]["ops"] == ["DEL k1"]
     assert rebuilt.data == {b"k%d" % i: b"v%d" % i for i in range(1, 9)}
+
+
+def test_a_second_file_for_the_same_fork_point_never_replaces_the_first(tmp_path: Path) -> None:
+    records = [encode_record([[OP_SET, b"k%d" % i, b"v", 0]]) for i in range(1, 6)]
+    write_history(tmp_path, records, [])
+    first = write_diverged_file(tmp_path, REPLID, rebuild_at(tmp_path, 3, 5), NEW_REPLID)
+    second = write_diverged_file(tmp_path, REPLID, rebuild_at(tmp_path, 3, 4), NEW_REPLID)
+    assert second.name == f"diverged-{REPLID}-3.2.jsonl"
+    assert read_diverged_file(first)[1] == [(4, records[3]), (5, records[4])]
+    assert read_diverged_file(second)[1] == [(4, records[3])]
