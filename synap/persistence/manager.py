@@ -37,7 +37,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -296,6 +296,11 @@ class Persistence:
 
         ``wal.append`` is the same without one call layer, for the hottest paths."""
         self.wal.append(offset, record)
+
+    def append_batch(self, first_offset: int, records: Sequence[bytes]) -> None:
+        """Buffer consecutive committed records (the history's batch listener)."""
+        if records:
+            self.wal.append_batch(first_offset, records)
 
     def flush(self) -> None:
         """Group commit: write the batch's records (fsync in 'always' mode) before replying."""
