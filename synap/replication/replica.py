@@ -153,7 +153,7 @@ class _MasterConnection(asyncio.Protocol):
         first = event.first_offset
         started = time.perf_counter()
         try:
-            apply_records(node.keyspace, records)
+            apply_records(node.keyspace, records, event.ops)
         except CorruptRecord as exc:
             # The records before the bad one are applied: they are ours now.
             node.history.commit_encoded_batch(first, records[: exc.index])

@@ -84,7 +84,7 @@ def decode_record(record: bytes) -> list[Op]:
     return ops
 
 
-def apply_ops(keyspace: Keyspace, ops: list[Op]) -> None:
+def apply_ops(keyspace: Keyspace, ops: Sequence[Any]) -> None:
     """Apply decoded operations to ``keyspace`` exactly as the master did."""
     for op in ops:
         try:
@@ -115,14 +115,31 @@ def apply_record(keyspace: Keyspace, record: bytes) -> None:
     apply_ops(keyspace, decode_record(record))
 
 
-def apply_records(keyspace: Keyspace, records: Sequence[bytes]) -> None:
+def apply_records(
+    keyspace: Keyspace, records: Sequence[bytes], decoded: Sequence[Any] | None = None
+) -> None:
     """Apply consecutive records in order: :func:`apply_record` for each, in one loop
     (a replica applies whole RECORDS batches).
+
+    ``decoded``: the records already decoded (``raw=True``, arrays as tuples), as a
+    replica reads a RECORDS frame in one pass; then ``records`` are not decoded again.
 
     On a bad record, raises :class:`CorruptRecord` with ``index`` set to its position;
     the records before it have been applied (and so may the first operations of the bad
     record, as with :func:`apply_record`).
     """
+    if decoded is not None:
+        index = 0
+        try:
+            for ops in decoded:
+                if type(ops) is not tuple:
+                    raise CorruptRecord("record is not a list of operations")
+                apply_ops(keyspace, ops)
+                index += 1
+        except CorruptRecord as exc:
+            exc.index = index
+            raise
+        return
     # One unpackb per record: decoding the whole batch in one call is slower, as its
     # thousands of new lists set off garbage-collector passes along the way.
     unpackb = msgpack.unpackb
