@@ -21,12 +21,18 @@ lag
 catchup
     (iii) A replica in sync is stopped (SIGSTOP); N SETs (``-P 16``) go to the master;
     the replica is resumed (SIGCONT) and timed until its offset equals the master's.
-    Records per second = N / that time. Target >= 1M records/s.
+    Records per second = N / that time. Target >= 1M records/s. Also the replica's CPU
+    time per record meanwhile (what a loaded machine distorts least).
 append
-    (iv) In-process micro-benchmark of ``ReplicationBacklog.append`` (target >= 10M/s)
-    and ``History.commit`` (encode + backlog listener), best of 5.
+    (iv) In-process micro-benchmark of ``ReplicationBacklog.append`` (target >= 10M/s),
+    ``extend`` and ``History.commit`` (encode + backlog listener, also batched per read
+    as on a master), per CPU second, best of 5.
+stall
+    (vi) In process: the longest step a master's full sync of ``--keys`` keys takes
+    between two client reads (CPU time): the key list, and the longest slice of
+    snapshot chunks; beside it the one-step dictionary copy it replaced. Target <= 10 ms.
 
-    .venv/bin/python bench/replication_bench.py [--parts sync,lag,catchup,append]
+    .venv/bin/python bench/replication_bench.py [--parts sync,lag,catchup,append,stall]
         [--reps 3] [--keys 1000000] [--catchup-records 500000]
 """
 
@@ -551,9 +557,90 @@ def part_append() -> list[str]:
     ]
 
 
+# ------------------------------------------------------------------------------- (vi)
+
+
+def part_stall(nkeys: int) -> list[str]:
+    """The longest step a master's full sync takes between two client reads, in process.
+
+    What (v) measures from outside, without the machine's noise: the master copies the
+    keyspace in slices (synap/replication/master.py, ``_full_sync``) and gives clients a
+    turn every CHUNKS_PER_YIELD chunks; before, it copied the dictionaries in one step."""
+    import gc
+    import types
+    import zlib
+
+    from synap.replication import master as master_module
+    from synap.replication.master_session import batch_entries
+    from synap.replication.messages import encode_snapshot_payload
+    from synap.store.keyspace import Keyspace
+
+    keyspace = Keyspace()
+    value = b"v" * 100
+    for i in range(nkeys):
+        keyspace.put(b"key:%08d" % i, value, 0)
+    node = types.SimpleNamespace(keyspace=keyspace)
+    conn = types.SimpleNamespace(
+        server=types.SimpleNamespace(manager=types.SimpleNamespace(node=node))
+    )
+    one_step: list[float] = []
+    key_list: list[float] = []
+    slice_max: list[float] = []
+    slice_median: list[float] = []
+    for _ in range(3):
+        gc.collect()
+        t = time.process_time()
+        copies = (dict(keyspace.data), dict(keyspace.expires), set(keyspace.json_keys))
+        one_step.append(time.process_time() - t)
+        del copies
+        t = time.process_time()
+        keys = list(keyspace.data)
+        key_list.append(time.process_time() - t)
+        steps: list[float] = []
+        t = time.process_time()
+        entries = master_module.ReplicaConnection._snapshot_entries(conn, keys)  # type: ignore[arg-type]
+        for chunks, batch in enumerate(batch_entries(entries), 1):
+            payload = encode_snapshot_payload(batch)
+            zlib.crc32(payload)
+            if chunks % master_module.CHUNKS_PER_YIELD == 0:
+                now = time.process_time()
+                steps.append(now - t)
+                t = now
+        steps.append(time.process_time() - t)
+        slice_max.append(max(steps))
+        slice_median.append(median(steps))
+        del keys
+    rows = [
+        ["before: one-step copy of the dictionaries", fmt_num(median(one_step) * 1000, "ms"), ""],
+        ["now: the key list (one step)", fmt_num(median(key_list) * 1000, "ms"), "≤ 10 ms"],
+        [
+            f"now: a slice ({master_module.CHUNKS_PER_YIELD} chunks), median",
+            fmt_num(median(slice_median) * 1000, "ms"),
+            "",
+        ],
+        [
+            f"now: longest slice ({master_module.CHUNKS_PER_YIELD} chunks)",
+            fmt_num(median(slice_max) * 1000, "ms"),
+            "≤ 10 ms",
+        ],
+    ]
+    worst_now = max(median(key_list), median(slice_max)) * 1000
+    rows[-1].append(verdict(worst_now <= 10, f"worst step {worst_now:.1f} ms"))
+    for row in rows[:-1]:
+        row.append("")
+    return [
+        print_table(
+            f"(vi) Longest master step between client reads during a full sync of {nkeys:,} keys "
+            "(in-process CPU time, median of 3)",
+            ["step", "CPU time", "target", "verdict"],
+            rows,
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="sync,lag,catchup,append")
+    ap.add_argument("--parts", default="sync,lag,catchup,append,stall")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--catchup-records", type=int, default=500_000)
@@ -571,6 +658,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             "lag": lambda: part_lag(tmp, args.reps),
             "catchup": lambda: part_catchup(tmp, args.reps, args.catchup_records),
             "append": part_append,
+            "stall": lambda: part_stall(args.keys),
         }
         for part in parts:
             tables += handlers[part]()

@@ -56,7 +56,7 @@ BATCH_RECORDS = 4096
 DISK_READ_RECORDS = 4 * BATCH_RECORDS
 DISK_BATCH_BYTES = 4 * 1024 * 1024
 # Give other clients a turn after this many snapshot chunks (64 KiB each).
-CHUNKS_PER_YIELD = 8
+CHUNKS_PER_YIELD = 4
 # Keys looked up in the keyspace at a time while a full sync copies it.
 SNAPSHOT_SLICE_KEYS = 1024
 # The expiry of a placeholder for a key removed during a full sync's copy: long past.
