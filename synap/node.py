@@ -33,13 +33,12 @@ from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
 from synap.latency import CommandTimings
-from synap.persistence.manager import Persistence, Position
+from synap.persistence.manager import Persistence
 from synap.replication.consistency import ConsistencyControls
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
-from synap.store.history import NO_REPLID, History
-from synap.store.history import Position as HistoryPosition
+from synap.store.history import History, Position
 from synap.store.keyspace import EVICTION_SAMPLES, EvictionPolicy, Keyspace
 from synap.tls import TlsContexts, TlsError, build_contexts
 
@@ -162,7 +161,7 @@ class Node:
                 from synap.persistence import PersistenceError
 
                 try:
-                    await self.persistence.snapshot(self.keyspace, *self.position())
+                    await self.persistence.snapshot(self.keyspace, self.position())
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
         # From here on records are published once per read (or loop iteration).
@@ -214,14 +213,8 @@ class Node:
             )
             self.history.offset = state.offset
         elif state.replid:
-            previous = state.replid2 not in (None, NO_REPLID)
             self.history.restore(
-                HistoryPosition(
-                    state.replid,
-                    state.offset,
-                    state.replid2 if previous and state.replid2 else NO_REPLID,
-                    state.second_offset if previous else -1,
-                )
+                Position(state.replid, state.offset, state.replid2, state.second_offset)
             )
             self.replication.seed_log(list(replayed))
         else:
@@ -390,7 +383,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.persistence is not None and self._persistence_open:
             await self.persistence.close(
-                self.keyspace if self.snapshot_on_stop else None, *self.position()
+                self.keyspace if self.snapshot_on_stop else None, self.position()
             )
         log.info("shutdown complete")
 
@@ -458,15 +451,14 @@ class Node:
 
     def position(self) -> Position:
         """The history's position, every committed record handed to the WAL first."""
-        p = self.history.position()
-        return Position(p.replid, p.offset, p.replid2, p.second_offset)
+        return self.history.position()
 
     async def save_snapshot(self) -> bytes:
         if self.persistence is None:
             from synap.commands.errors import CommandError
 
             raise CommandError("ERR persistence is disabled (persistence.enabled: false)")
-        await self.persistence.snapshot(self.keyspace, *self.position())
+        await self.persistence.snapshot(self.keyspace, self.position())
         return b"+OK\r\n"
 
     def flush_writes(self) -> None:
