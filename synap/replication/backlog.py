@@ -149,7 +149,7 @@ class ReplicationBacklog:
             if self._budget < 0:
                 self._roll()
             piece = records[i : i + self._seg_records]
-            costs = list(itertools.accumulate(len(r) + charge for r in piece))
+            costs = list(itertools.accumulate(map(charge.__add__, map(len, piece))))
             # As with single appends: a record goes in while the budget before it is
             # not negative, so the one that exhausts the budget still goes into this
             # tail, and the next one starts a new segment.

@@ -130,12 +130,24 @@ def apply_records(
     """
     if decoded is not None:
         index = 0
+        put = keyspace.put
         try:
             for ops in decoded:
                 if type(ops) is not tuple:
                     raise CorruptRecord("record is not a list of operations")
+                if len(ops) == 1:
+                    op = ops[0]
+                    # The common record, a plain SET, without the call to apply_ops.
+                    if type(op) is tuple and len(op) == 4 and op[0] == OP_SET:
+                        put(op[1], op[2], op[3])
+                        index += 1
+                        continue
                 apply_ops(keyspace, ops)
                 index += 1
+        except (IndexError, TypeError) as exc:  # put() given values of the wrong type
+            corrupt = CorruptRecord(f"malformed operation {decoded[index]!r:.200}")
+            corrupt.index = index
+            raise corrupt from exc
         except CorruptRecord as exc:
             exc.index = index
             raise

@@ -199,7 +199,7 @@ def test_records_are_decoded_in_the_same_pass_that_splits_them():
 def test_a_corrupt_record_in_a_frame_is_still_reported_at_its_position():
     # Decodes as msgpack but is no list of operations / has an unknown opcode.
     good = encode_record([[0, b"a", b"1", 0]])
-    for bad in (msgpack.packb(7), encode_record([[99, b"x"]])):
+    for bad in (msgpack.packb(7), encode_record([[99, b"x"]]), encode_record([[0, b"k", 5, 0]])):
         decoded = roundtrip(Records(1, 1, [good, good, bad, good]))
         with pytest.raises(CorruptRecord) as info:
             apply_records(Keyspace(), decoded.records, decoded.ops)
