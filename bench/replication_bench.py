@@ -596,6 +596,7 @@ def part_stall(nkeys: int) -> list[str]:
         t = time.process_time()
         keys = list(keyspace.data)
         key_list.append(time.process_time() - t)
+        master_module._freeze_gc()  # as _full_sync does
         steps: list[float] = []
         t = time.process_time()
         entries = master_module.ReplicaConnection._snapshot_entries(conn, keys)  # type: ignore[arg-type]
@@ -609,6 +610,7 @@ def part_stall(nkeys: int) -> list[str]:
         steps.append(time.process_time() - t)
         slice_max.append(max(steps))
         slice_median.append(median(steps))
+        master_module._unfreeze_gc()
         del keys
     rows = [
         ["before: one-step copy of the dictionaries", fmt_num(median(one_step) * 1000, "ms"), ""],
