@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -283,9 +283,6 @@ class Records:
     first_offset: int
     master_ts_ms: int
     records: Sequence[bytes]
-    #: The records decoded, one operations tuple each, when the frame was read in one
-    #: pass (see :func:`decode_message`); None: decode them when applying.
-    ops: Sequence[Any] | None = field(default=None, compare=False, repr=False)
 
     def encode(self) -> bytes:
         return encode_records(self.first_offset, self.records, self.master_ts_ms)
@@ -525,18 +522,10 @@ _PLAIN_DECODERS: dict[int, Any] = {
 }
 
 
-# A RECORDS header, [10, first_offset, count, master_ts_ms], starts with these two bytes.
-_RECORDS_START = bytes([0x94, _RECORDS])
-
-
 def decode_message(body: bytes) -> Message:
     """Decode one frame body; raises :class:`ProtocolError` on anything malformed."""
     if not body:
         raise ProtocolError("empty frame")
-    if body[:2] == _RECORDS_START:  # the stream itself: read in one pass
-        records = _decode_records_one_pass(body)
-        if records is not None:
-            return records
     unpacker = msgpack.Unpacker(None, raw=False, max_buffer_size=len(body), strict_map_key=True)
     unpacker.feed(body)
     try:
@@ -582,48 +571,6 @@ def _decode_records(
         raise ProtocolError(f"RECORDS claims {count} records in a {len(body) - pos}-byte trailer")
     records = decode_records_trailer(unpacker, body, pos, count)
     return Records(first_offset=first_offset, master_ts_ms=ts, records=records)
-
-
-def _decode_records_one_pass(body: bytes) -> Records | None:
-    """A RECORDS frame read once: each record is decoded (for applying) and sliced out
-    (the same bytes go on to the WAL, the log and sub-replicas) in the same pass.
-
-    Returns None when a record does not decode as a value (the opaque path then finds
-    out whether the frame is malformed, or reports that record as corrupt)."""
-    unpacker = msgpack.Unpacker(None, raw=True, use_list=False, max_buffer_size=len(body))
-    unpacker.feed(body)
-    try:
-        header = list(unpacker.unpack())
-        pos = unpacker.tell()
-    except Exception:
-        return None
-    _expect_fields(header, 4, "RECORDS")
-    first_offset = _uint(header[1], "RECORDS first_offset")
-    count = _uint(header[2], "RECORDS count")
-    ts = _uint(header[3], "RECORDS master_ts_ms")
-    if first_offset < 1:
-        raise ProtocolError("RECORDS first_offset must be at least 1 (offsets start at 1)")
-    if not 0 < count <= len(body) - pos:
-        raise ProtocolError(f"RECORDS claims {count} records in a {len(body) - pos}-byte trailer")
-    records: list[bytes] = []
-    ops: list[Any] = []
-    add_record = records.append
-    add_ops = ops.append
-    unpack = unpacker.unpack
-    tell = unpacker.tell
-    try:
-        for _ in range(count):
-            add_ops(unpack())
-            end = tell()
-            add_record(body[pos:end])
-            pos = end
-    except Exception:  # truncated, or not a value we can build (the opaque path tells)
-        return None
-    if pos != len(body):
-        raise ProtocolError(
-            f"RECORDS followed by {len(body) - pos} bytes beyond its {count} records"
-        )
-    return Records(first_offset=first_offset, master_ts_ms=ts, records=records, ops=ops)
 
 
 def decode_records_trailer(

@@ -17,7 +17,6 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import ssl
@@ -89,20 +88,6 @@ class _MasterConnection(asyncio.Protocol):
             self.closed.set_result(reason)
 
     def data_received(self, data: bytes) -> None:
-        # The records of a RECORDS frame are decoded in one pass and held until applied
-        # (thousands of small tuples): with the collector on, they would set off passes
-        # over every tracked object (the log's segments hold a million references).
-        # msgpack's own advice for unpacking large data: no collection meanwhile.
-        if gc.isenabled():
-            gc.disable()
-            try:
-                self._data_received(data)
-            finally:
-                gc.enable()
-        else:
-            self._data_received(data)
-
-    def _data_received(self, data: bytes) -> None:
         self._received_any = True
         link = self.link
         link.bytes_received += len(data)
@@ -168,7 +153,7 @@ class _MasterConnection(asyncio.Protocol):
         first = event.first_offset
         started = time.perf_counter()
         try:
-            apply_records(node.keyspace, records, event.ops)
+            apply_records(node.keyspace, records)
         except CorruptRecord as exc:
             # The records before the bad one are applied: they are ours now.
             node.history.commit_encoded_batch(first, records[: exc.index])

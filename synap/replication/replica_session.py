@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from synap.replication.framing import (
@@ -144,8 +144,6 @@ class RecordsReceived:
     first_offset: int
     records: Sequence[bytes]
     master_ts_ms: int
-    #: The records decoded (see :attr:`~synap.replication.messages.Records.ops`), or None.
-    ops: Sequence[Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def last_offset(self) -> int:
@@ -510,11 +508,7 @@ class ReplicaSession(SessionBase):
         self._applied_ts = records.master_ts_ms
         if records.master_ts_ms > self._newest_ts:
             self._newest_ts = records.master_ts_ms
-        events.append(
-            RecordsReceived(
-                records.first_offset, records.records, records.master_ts_ms, records.ops
-            )
-        )
+        events.append(RecordsReceived(records.first_offset, records.records, records.master_ts_ms))
 
     def _on_heartbeat(self, beat: Heartbeat, events: list[Any]) -> None:
         if self._stale_master(beat.epoch, events):
