@@ -148,7 +148,7 @@ class ReplicationBacklog:
         while i < n:
             if self._budget < 0:
                 self._roll()
-            piece = records[i : i + self._seg_records]
+            piece = records[i : i + self._budget // charge + 1]  # no more can fit
             costs = list(itertools.accumulate(map(charge.__add__, map(len, piece))))
             # As with single appends: a record goes in while the budget before it is
             # not negative, so the one that exhausts the budget still goes into this
