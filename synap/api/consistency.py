@@ -98,7 +98,7 @@ async def finish_write(node: Node, plan: WaitPlan | None) -> tuple[bool, dict[st
     if plan is None:
         return True, {"offset": offset, "replicas_acked": _acked_now(node, offset)}
     # The WAL first (fsynced under 'always'), as before any reply.
-    node.before_reply()
+    node.flush_writes()
     ok, acked = await node.consistency.wait_replicas(
         offset, plan.replicas, plan.timeout_ms, fsync=plan.fsync
     )

@@ -146,7 +146,7 @@ class HttpApi:
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
             # holds it (fsynced under fsync_mode: always). No await since the write, so
             # the WAL is also written before the records are streamed to replicas.
-            self.node.before_reply()
+            self.node.flush_writes()
         except HttpError as exc:
             status, body = _error_body(exc.status, exc.message, exc.code)
         except CommandError as exc:

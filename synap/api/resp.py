@@ -419,7 +419,7 @@ class RespConnection(asyncio.Protocol):
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
         if replies and self._transport is not None:
-            self.node.before_reply()
+            self.node.flush_writes()
             self._transport.write(b"".join(replies))
             replies.clear()
 

@@ -134,7 +134,7 @@ class RpcConnection(asyncio.Protocol):
     # ----------------------------------------------------------- output
     def _flush(self, frames: list[bytes]) -> None:
         if frames and self._transport is not None and not self._transport.is_closing():
-            self.node.before_reply()
+            self.node.flush_writes()
             self._transport.write(b"".join(frames))
         frames.clear()
 

@@ -5,12 +5,15 @@ What the node calls, in order::
     p = Persistence(data_dir, fsync_mode, fsync_interval_ms, snapshot_interval_secs)
     p.open()                              # lock the data directory
     state = p.recover(keyspace)           # newest valid snapshot + WAL replay
-    history.subscribe(p.append)           # every committed record, master or replica
-    ...                                   # per event-loop batch, before the replies:
+    history.subscribe(p.append, p.append_batch)  # every committed record
+    ...                                   # per read, before the replies:
     p.flush()                             #   group commit (fsync too in 'always' mode)
-    task = create_task(p.run_periodic(keyspace, position))
-    await p.reset(keyspace, replid, offset, ...)   # a replica after a full sync
-    task.cancel(); await p.close(keyspace, replid, offset, ...)
+    task = create_task(p.run_periodic(keyspace, history.position))
+    await p.reset(keyspace, position)     # a replica after a full sync
+    task.cancel(); await p.close(keyspace, position)
+
+A *position* is the history's :class:`~synap.store.history.Position` (id, offset and
+the previous id), passed whole.
 
 Rules this module keeps (see also the invariant in :mod:`synap.persistence`):
 
@@ -37,10 +40,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from synap.persistence import PersistenceError, fsync_directory
 from synap.persistence.lock import DataDirLock
@@ -65,25 +68,29 @@ from synap.persistence.wal import (
     now_ms,
 )
 from synap.store.effects import CorruptRecord, apply_record
+from synap.store.history import NO_REPLID, Position
 from synap.store.keyspace import Keyspace
 
 logger = logging.getLogger(__name__)
 
 
-class Position(NamedTuple):
-    """Where a node stands in its history (what a snapshot records besides the data)."""
+def _stored(position: Position) -> tuple[str | None, str]:
+    """``(replid, replid2)`` as a snapshot stores them (None: no id yet)."""
+    return position.replid or None, position.replid2
 
-    replid: str | None
-    offset: int
-    replid2: str | None = None
-    second_offset: int = -1
+
+def _position_of(snap: SnapshotData) -> Position:
+    """The position a snapshot records (no id: an empty one, as before the first id)."""
+    if snap.replid2 is None:
+        return Position(snap.replid or "", snap.offset)
+    return Position(snap.replid or "", snap.offset, snap.replid2, snap.second_offset)
 
 
 @dataclass(frozen=True)
 class RecoveredState:
     replid: str | None  # None: no snapshot carried an id (new directory): pick a new one
     offset: int  # offset of the last record in the recovered keyspace
-    replid2: str | None
+    replid2: str  # NO_REPLID: none
     second_offset: int
     records_replayed: int  # WAL records applied on top of the snapshot
     snapshot_file: Path | None  # the snapshot loaded; None for a new data directory
@@ -242,7 +249,7 @@ class Persistence:
                 on_record(record_offset, record)
         report = self.wal.last_replay
         self.wal.open_for_append(offset + 1)
-        self._snapshotted = Position(snap.replid, snap.offset, snap.replid2, snap.second_offset)
+        self._snapshotted = _position_of(snap)
         kept = list_snapshots(self.directory)
         self._first_needed = kept[0][0] + 1 if kept else None
         self.records_replayed = replayed
@@ -258,8 +265,8 @@ class Persistence:
         return RecoveredState(
             replid=snap.replid,
             offset=offset,
-            replid2=snap.replid2,
-            second_offset=snap.second_offset,
+            replid2=snap.replid2 or NO_REPLID,  # None in files from before NO_REPLID
+            second_offset=snap.second_offset if snap.replid2 else -1,
             records_replayed=replayed,
             snapshot_file=snapshot_file,
             complete=report.complete,
@@ -296,6 +303,11 @@ class Persistence:
 
         ``wal.append`` is the same without one call layer, for the hottest paths."""
         self.wal.append(offset, record)
+
+    def append_batch(self, first_offset: int, records: Sequence[bytes]) -> None:
+        """Buffer consecutive committed records (the history's batch listener)."""
+        if records:
+            self.wal.append_batch(first_offset, records)
 
     def flush(self) -> None:
         """Group commit: write the batch's records (fsync in 'always' mode) before replying."""
@@ -337,23 +349,17 @@ class Persistence:
             listener(offset)
 
     # --------------------------------------------------------------- snapshots
-    async def snapshot(
-        self,
-        keyspace: Keyspace,
-        replid: str | None,
-        offset: int,
-        replid2: str | None = None,
-        second_offset: int = -1,
-    ) -> Path | None:
-        """Write a snapshot of ``keyspace`` at ``offset`` while the server keeps serving.
+    async def snapshot(self, keyspace: Keyspace, position: Position) -> Path | None:
+        """Write a snapshot of ``keyspace`` at ``position`` while the server keeps serving.
 
         The keyspace is copied when this is *called* (before its first await), so
-        ``offset`` must be the offset of the last record applied to ``keyspace`` at that
-        moment.  Returns the file, or None if a later snapshot superseded this one before
+        ``position.offset`` must be the offset of the last record applied to ``keyspace``
+        at that moment.  Returns the file, or None if a later snapshot superseded this one before
         it was installed (only while the history is being replaced).  Raises
         PersistenceError if the file cannot be written: nothing is lost, the WAL still
         holds every record, and a later snapshot retries."""
-        position = Position(replid, offset, replid2, second_offset)
+        offset = position.offset
+        replid, replid2 = _stored(position)
         if not self.wal.is_active:
             # No segment of the current history exists yet (a reset is pending or failed):
             # this snapshot must become the base of a new WAL.
@@ -379,7 +385,7 @@ class Persistence:
                     replid=replid,
                     offset=offset,
                     replid2=replid2,
-                    second_offset=second_offset,
+                    second_offset=position.second_offset,
                     json_keys=json_keys,
                 )
             except OSError as exc:
@@ -392,21 +398,14 @@ class Persistence:
             self._drop_superseded()
             return path
 
-    async def reset(
-        self,
-        keyspace: Keyspace,
-        replid: str | None,
-        offset: int,
-        replid2: str | None = None,
-        second_offset: int = -1,
-    ) -> Path | None:
-        """Replace the stored history with ``keyspace`` at ``offset`` (after a full sync).
+    async def reset(self, keyspace: Keyspace, position: Position) -> Path | None:
+        """Replace the stored history with ``keyspace`` at ``position`` (after a full sync).
 
         Call it right after loading the master's dataset into ``keyspace``: the copy is
         taken at the call.  Records appended while it runs are kept in memory and written
         to the new history's first segment once its snapshot is durable.  Returns None if
         a later reset superseded this one."""
-        return await self._rebase(keyspace, Position(replid, offset, replid2, second_offset))
+        return await self._rebase(keyspace, position)
 
     async def _rebase(self, keyspace: Keyspace, position: Position) -> Path | None:
         """Make a snapshot of ``keyspace`` the new base of the WAL; all else is discarded.
@@ -434,9 +433,9 @@ class Persistence:
                     self.directory,
                     data,
                     expires,
-                    replid=position.replid,
+                    replid=_stored(position)[0],
                     offset=position.offset,
-                    replid2=position.replid2,
+                    replid2=_stored(position)[1],
                     second_offset=position.second_offset,
                     json_keys=json_keys,
                 )
@@ -593,31 +592,25 @@ class Persistence:
 
     async def _timed_snapshot(self, keyspace: Keyspace, position: Callable[[], Position]) -> None:
         try:
-            await self.snapshot(keyspace, *position())
+            await self.snapshot(keyspace, position())
         except (PersistenceError, ValueError) as exc:
             logger.error("periodic snapshot failed: %s", exc)
 
     # ------------------------------------------------------------------ stop
     async def close(
-        self,
-        keyspace: Keyspace | None = None,
-        replid: str | None = None,
-        offset: int | None = None,
-        replid2: str | None = None,
-        second_offset: int = -1,
+        self, keyspace: Keyspace | None = None, position: Position | None = None
     ) -> None:
-        """Final snapshot (if ``keyspace`` and ``offset`` are given and anything changed),
+        """Final snapshot (if ``keyspace`` and ``position`` are given and anything changed),
         then flush, fsync, close the WAL and unlock the directory.
 
         A failed final snapshot is logged, not raised: the WAL holds everything."""
         task = self._snapshot_task
         if task is not None and not task.done():
             await asyncio.wait([task])
-        if keyspace is not None and offset is not None and self.wal.is_open:
-            position = Position(replid, offset, replid2, second_offset)
+        if keyspace is not None and position is not None and self.wal.is_open:
             if self.needs_snapshot(position):
                 try:
-                    await self.snapshot(keyspace, *position)
+                    await self.snapshot(keyspace, position)
                 except (PersistenceError, ValueError) as exc:
                     logger.error("final snapshot failed: %s", exc)
         self.shutdown()

@@ -16,8 +16,11 @@ buffer") and by bytes, so that a burst of large values cannot use unbounded memo
 Layout: a deque of *segments* (plain lists of records). Appends go to the last segment.
 When it is full, a new one is started and whole old segments are dropped from the
 left. Redis trims its backlog by whole blocks for the same reason (blocks are capped at
-size/16, #11666). This keeps ``append`` to a list append plus two counters, and makes
+size/16, #11666). This keeps ``append`` to a list append plus one counter, and makes
 any offset reachable in O(log segments) instead of walking a deque to the middle.
+The one counter is the tail's *budget*: each record costs its length plus a fixed
+charge (segment bytes / segment records), so one comparison enforces both segment
+limits (a segment of small records fills by count, one of large records by bytes).
 The price is granularity. Both bounds are hard upper limits (the byte bound is exceeded
 by at most one record), but a full backlog may hold up to two segments less than the
 bound: at most 2 x 1024 records fewer than ``max_ops`` (0.2 % of the default), and at
@@ -74,8 +77,8 @@ class ReplicationBacklog:
         "_tail",
         "_tail_base",
         "_budget",
-        "_roll_at",
-        "_last",
+        "_charge",
+        "_start_budget",
     )
 
     def __init__(
@@ -91,6 +94,11 @@ class ReplicationBacklog:
         self.max_bytes = max_bytes
         self._seg_records = max(1, min(SEGMENT_RECORDS, max_ops // 16))
         self._seg_bytes = max(1, max_bytes // SEGMENT_BYTES_FRACTION)
+        # A record costs len + _charge of the budget. A tail takes records while its
+        # budget is not negative, so with this start it holds at most _seg_records records
+        # and at most _seg_bytes - _charge bytes plus the one record that exhausts it.
+        self._charge = max(1, self._seg_bytes // self._seg_records)
+        self._start_budget = min(self._seg_bytes, self._seg_records * self._charge) - self._charge
         self.reset(last_offset)
 
     def reset(self, last_offset: int) -> None:
@@ -107,58 +115,63 @@ class ReplicationBacklog:
         self._bases: deque[int] = deque([last_offset + 1])
         self._sealed_bytes = 0  # payload bytes in every segment except the tail
         self._tail_base = last_offset + 1
-        self._budget = self._seg_bytes  # tail payload bytes left before it is full
-        self._roll_at = last_offset + self._seg_records  # tail is full once _last reaches it
-        self._last = last_offset
+        self._budget = self._start_budget  # the tail is full once this is negative
 
     # -- appending ---------------------------------------------------------------------
 
-    def append(self, record: bytes) -> int:
-        """Add one record; returns its offset."""
+    def append(self, record: bytes) -> None:
+        """Add one record; it gets offset ``last_offset`` (the previous one + 1)."""
         # The tail is sealed lazily, by the first append that finds it full, so an
-        # eviction never runs until room is actually needed.
-        if self._last >= self._roll_at or self._budget < 0:
+        # eviction never runs until room is actually needed. The hot path of every
+        # write on a master: one comparison, one list append, one counter.
+        if self._budget < 0:
             self._roll()
         self._tail.append(record)
-        self._budget -= len(record)
-        self._last += 1
-        return self._last
+        self._budget -= len(record) + self._charge
 
     def extend(self, records: Sequence[bytes]) -> int:
         """Append several records; returns the offset of the last one.
 
         Same result as calling :meth:`append` for each record, but the records go into
-        the tail a segment-slice at a time (a replica appends whole RECORDS batches).
+        the tail a segment-slice at a time (a master appends one read's records, a
+        replica whole RECORDS batches).
         """
         if not isinstance(records, list | tuple):
             records = list(records)
         i, n = 0, len(records)
+        charge = self._charge
+        total = sum(map(len, records)) + charge * n if n <= 64 else self._budget + 1
+        if total <= self._budget:  # the common case (a read's records): all fit the tail
+            self._tail += records
+            self._budget -= total
+            return self._tail_base + len(self._tail) - 1
         while i < n:
-            if self._last >= self._roll_at or self._budget < 0:
+            if self._budget < 0:
                 self._roll()
-            piece = records[i : i + (self._roll_at - self._last)]
-            sizes = list(itertools.accumulate(map(len, piece)))
-            if sizes[-1] > self._budget:
-                # As with single appends: the record that exhausts the budget still goes
-                # into this tail, and the next one starts a new segment.
-                cut = bisect.bisect_right(sizes, self._budget)
-                piece = piece[: cut + 1]
-                del sizes[cut + 1 :]
+            piece = records[i : i + self._budget // charge + 1]  # no more can fit
+            costs = list(itertools.accumulate(map(charge.__add__, map(len, piece))))
+            # As with single appends: a record goes in while the budget before it is
+            # not negative, so the one that exhausts the budget still goes into this
+            # tail, and the next one starts a new segment.
+            fit = 1 + bisect.bisect_right(costs, self._budget, 0, len(costs) - 1)
+            if fit < len(piece):
+                piece = piece[:fit]
+                del costs[fit:]
             self._tail += piece
-            self._budget -= sizes[-1]
-            self._last += len(piece)
+            self._budget -= costs[-1]
             i += len(piece)
-        return self._last
+        return self.last_offset
 
     def _roll(self) -> None:
         """Seal the full tail, start a new one, and evict old segments to make room for it."""
-        self._sealed_bytes += self._seg_bytes - self._budget
+        # Never called on an empty tail: a fresh tail's budget is not negative.
+        tail = self._tail
+        self._sealed_bytes += self._start_budget - self._budget - self._charge * len(tail)
+        self._tail_base += len(tail)
         self._tail = []
-        self._tail_base = self._last + 1
         self._segments.append(self._tail)
         self._bases.append(self._tail_base)
-        self._budget = self._seg_bytes
-        self._roll_at = self._last + self._seg_records
+        self._budget = self._start_budget
         # Room for a complete new tail: afterwards the bounds hold until the next roll.
         max_sealed_ops = self.max_ops - self._seg_records
         max_sealed_bytes = self.max_bytes - self._seg_bytes
@@ -182,15 +195,16 @@ class ReplicationBacklog:
     @property
     def last_offset(self) -> int:
         """Offset of the newest record: the master offset."""
-        return self._last
+        return self._tail_base + len(self._tail) - 1
 
     def __len__(self) -> int:
-        return self._last - self.first_offset + 1
+        return self.last_offset - self.first_offset + 1
 
     @property
     def nbytes(self) -> int:
         """Payload bytes of the records held."""
-        return self._sealed_bytes + (self._seg_bytes - self._budget)
+        tail_bytes = self._start_budget - self._budget - self._charge * len(self._tail)
+        return self._sealed_bytes + tail_bytes
 
     def can_serve_from(self, next_offset: int) -> bool:
         """Can a replica whose next wanted record is ``next_offset`` be served from here?
@@ -199,7 +213,7 @@ class ReplicationBacklog:
         ``next_offset == last_offset + 1``: nothing is missing, and the replica simply
         waits for new writes. (Redis: ``backlog_off <= psync_offset <= backlog_off + histlen``.)
         """
-        return self.first_offset <= next_offset <= self._last + 1
+        return self.first_offset <= next_offset <= self.last_offset + 1
 
     def records_from(
         self,
@@ -218,15 +232,14 @@ class ReplicationBacklog:
         Cost is O(log segments + records returned), wherever the offset falls.
         """
         first = self.first_offset
-        if not first <= next_offset <= self._last + 1:
+        last = self.last_offset
+        if not first <= next_offset <= last + 1:
             if next_offset < first:
                 raise OffsetNotInBacklog(
                     f"offset {next_offset} no longer in the log (log starts at {first})"
                 )
-            raise OffsetNotInBacklog(
-                f"offset {next_offset} is beyond the newest record {self._last}"
-            )
-        if max_count < 1 or next_offset > self._last:
+            raise OffsetNotInBacklog(f"offset {next_offset} is beyond the newest record {last}")
+        if max_count < 1 or next_offset > last:
             return []
         segments = self._segments
         if next_offset >= self._tail_base:  # the common case: a replica that is nearly caught up

@@ -56,17 +56,6 @@ def new_replid() -> str:
     return secrets.token_hex(20)
 
 
-def shift_replid(replid: str, offset: int) -> tuple[str, str, int]:
-    """Start a new history when a replica is promoted to master (Redis ``shiftReplicationId``).
-
-    Returns ``(new_replid, replid2, second_offset)``. The old id becomes ``replid2``,
-    and ``second_offset = offset + 1`` is the first offset that is *not* part of the
-    old history. Replicas of the old master that stopped at or before ``offset`` can then
-    continue with a partial sync (see :func:`decide_sync`) instead of a full one.
-    """
-    return new_replid(), replid, offset + 1
-
-
 # --- the PSYNC2 decision -----------------------------------------------------------------
 
 
@@ -459,5 +448,4 @@ __all__ = [
     "new_replid",
     "proofs_match",
     "replica_proof",
-    "shift_replid",
 ]

@@ -245,9 +245,8 @@ class ReplicationManager:
 
     async def _persist(self, action: Any) -> None:
         node = self.node
-        h = node.history
         try:
-            await action(node.keyspace, h.replid, h.offset, h.replid2, h.second_offset)
+            await action(node.keyspace, node.history.position())
         except Exception as exc:
             log.error("could not persist the replication state: %s", exc)
 

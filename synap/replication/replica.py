@@ -150,7 +150,7 @@ class _MasterConnection(asyncio.Protocol):
                 self._ended(event)
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
-            link.manager.node.before_reply()  # the WAL holds what we acknowledge
+            link.manager.node.flush_writes()  # the WAL holds what we acknowledge
             self._write(self.session.ack(self._fsynced()))
         else:
             self._write(self.session.data_to_send())
@@ -473,9 +473,7 @@ class ReplicaLink:
         if replid != history.replid:
             # The master was promoted and continues our old history under a new id.
             log.info("master continues our history as %s (was %s)", replid, history.replid)
-            history.replid2 = history.replid
-            history.second_offset = offset + 1
-            history.replid = replid
+            history.shift(replid)
             self.manager.persist_identity()
             self.manager.drop_sub_replicas("upstream changed its replication id")
         self.state = "connected"
@@ -497,7 +495,7 @@ class ReplicaLink:
         node = self.manager.node
         node.keyspace.replace(data, expires, json_keys)
         node.keyspace.removed = []
-        node.history.reset(replid, offset)
+        node.history.adopt(replid, offset)
         self.manager.backlog.reset(offset)
         self.manager.full_syncs_performed += 1
         self.synced = True

@@ -39,7 +39,14 @@ from synap.replication.messages import (
     encode_snapshot_payload,
     snapshot_chunk_frame,
 )
-from synap.store.effects import encode_record
+from synap.store.effects import (
+    CorruptRecord,
+    apply_ops,
+    apply_records,
+    decode_record,
+    encode_record,
+)
+from synap.store.keyspace import Keyspace
 
 REPLID = "a" * 40
 
@@ -180,6 +187,27 @@ def test_records_round_trip_as_the_original_record_bytes():
     decoded = roundtrip(Records(7, 123, records))
     assert decoded == Records(7, 123, records)
     assert all(type(r) is bytes for r in decoded.records)
+
+
+def test_records_applied_from_a_frame_match_their_decoded_operations():
+    records = [encode_record([[0, b"k%d" % i, b"v" * i, i], [3, b"k"]]) for i in range(20)]
+    records += [encode_record([[0, b"plain%d" % i, b"v", 0]]) for i in range(5)]
+    decoded = roundtrip(Records(5, 1, records))
+    keyspace, again = Keyspace(), Keyspace()
+    apply_records(keyspace, decoded.records)
+    for record in records:
+        apply_ops(again, decode_record(record))
+    assert keyspace.data == again.data and keyspace.expires == again.expires
+
+
+def test_a_corrupt_record_in_a_frame_is_still_reported_at_its_position():
+    # Decodes as msgpack but is no list of operations / has an unknown opcode.
+    good = encode_record([[0, b"a", b"1", 0]])
+    for bad in (msgpack.packb(7), encode_record([[99, b"x"]]), encode_record([[0, b"k", 5, 0]])):
+        decoded = roundtrip(Records(1, 1, [good, good, bad, good]))
+        with pytest.raises(CorruptRecord) as info:
+            apply_records(Keyspace(), decoded.records)
+        assert info.value.index == 2
 
 
 def test_records_frame_is_a_header_followed_by_the_records_verbatim():

@@ -22,7 +22,6 @@ from synap.replication.handshake import (
     master_proof,
     new_replid,
     replica_proof,
-    shift_replid,
 )
 from synap.replication.master_session import (
     AckReceived,
@@ -160,12 +159,6 @@ def test_replication_id_is_40_random_hex_characters():
     ids = {new_replid() for _ in range(100)}
     assert len(ids) == 100
     assert all(re.fullmatch(r"[0-9a-f]{40}", i) for i in ids)
-
-
-def test_promotion_keeps_the_old_id_as_replid2_up_to_the_next_offset():
-    new, replid2, second_offset = shift_replid(REPLID, 500)
-    assert (replid2, second_offset) == (REPLID, 501)
-    assert new != REPLID and len(new) == 40
 
 
 # --- the PSYNC2 decision --------------------------------------------------------------------

@@ -96,7 +96,7 @@ class Node:
         return Position(self.replid, self.offset)
 
     async def snapshot(self) -> Path | None:
-        return await self.persistence.snapshot(self.keyspace, self.replid, self.offset)
+        return await self.persistence.snapshot(self.keyspace, Position(self.replid, self.offset))
 
     def stop(self) -> None:
         self.persistence.shutdown()
@@ -174,7 +174,9 @@ def test_close_writes_a_final_snapshot(tmp_path: Path) -> None:
     records = random_records(200, seed=4)
     node = Node(tmp_path)
     node.write(records)
-    asyncio.run(node.persistence.close(node.keyspace, node.replid, node.offset, "0" * 40, -1))
+    asyncio.run(
+        node.persistence.close(node.keyspace, Position(node.replid, node.offset, "0" * 40, -1))
+    )
     again = Node(tmp_path)
     assert again.state.records_replayed == 0 and again.state.offset == 200
     assert (again.state.replid, again.state.replid2) == (REPLID, "0" * 40)
@@ -288,7 +290,7 @@ def test_reset_replaces_the_history_even_at_a_lower_offset(tmp_path: Path) -> No
         dict(reference(master_records).data), dict(reference(master_records).expires)
     )
     node.replid, node.offset = OTHER_REPLID, 50
-    asyncio.run(node.persistence.reset(node.keyspace, OTHER_REPLID, 50))
+    asyncio.run(node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 50)))
     streamed = random_records(20, seed=13)
     node.write(streamed)
     node.stop()
@@ -310,7 +312,9 @@ def test_records_appended_during_a_reset_reach_the_new_wal(tmp_path: Path, monke
     async def main() -> None:
         node.keyspace.replace({}, {})
         node.replid, node.offset = OTHER_REPLID, 1000
-        task = asyncio.create_task(node.persistence.reset(node.keyspace, OTHER_REPLID, 1000))
+        task = asyncio.create_task(
+            node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 1000))
+        )
         await asyncio.sleep(0)
         node.write(streamed)  # held in memory: the new history has no segment yet
         assert not task.done()
@@ -332,10 +336,14 @@ def test_a_later_reset_supersedes_a_pending_one(tmp_path: Path, monkeypatch) -> 
 
     async def main() -> tuple[Path | None, Path | None]:
         node.offset = 100
-        one = asyncio.create_task(node.persistence.reset(node.keyspace, OTHER_REPLID, 100))
+        one = asyncio.create_task(
+            node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 100))
+        )
         await asyncio.sleep(0)
         node.write(first)
-        two = asyncio.create_task(node.persistence.reset(node.keyspace, OTHER_REPLID, 105))
+        two = asyncio.create_task(
+            node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 105))
+        )
         await asyncio.sleep(0)
         node.write(second)
         gate.set()
@@ -364,7 +372,7 @@ def test_failed_reset_keeps_the_old_state_on_disk_and_suspends_the_wal(
     node.keyspace.replace({}, {})
     node.replid, node.offset = OTHER_REPLID, 500
     with pytest.raises(PersistenceError, match="No space left"):
-        asyncio.run(node.persistence.reset(node.keyspace, OTHER_REPLID, 500))
+        asyncio.run(node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 500)))
     assert node.persistence.wal.suspended
     node.write(random_records(5, seed=19))  # dropped: no base snapshot for them yet
     node.stop()
@@ -381,7 +389,7 @@ def test_suspended_wal_resumes_with_the_next_snapshot(tmp_path: Path, monkeypatc
     node.keyspace.replace({}, {})
     node.replid, node.offset = OTHER_REPLID, 500
     with pytest.raises(PersistenceError):
-        asyncio.run(node.persistence.reset(node.keyspace, OTHER_REPLID, 500))
+        asyncio.run(node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 500)))
     monkeypatch.undo()
     lost = random_records(5, seed=21)
     node.write(lost)  # in memory only
@@ -406,7 +414,7 @@ def test_crash_between_dropping_the_old_wal_and_installing_the_snapshot(
     monkeypatch.setattr(manager_module, "commit_snapshot", _raise_enospc)
     node.keyspace.replace({}, {})
     with pytest.raises(PersistenceError):
-        asyncio.run(node.persistence.reset(node.keyspace, OTHER_REPLID, 5))
+        asyncio.run(node.persistence.reset(node.keyspace, Position(OTHER_REPLID, 5)))
     node.stop()
     again = Node(tmp_path)
     # Old WAL gone, old snapshot kept: an older but consistent state of the old history,
@@ -437,7 +445,7 @@ def test_periodic_task_fsyncs_and_snapshots_when_there_are_changes(tmp_path: Pat
         await asyncio.sleep(0.15)  # no changes since: no more snapshots
         assert persistence.snapshots_written == written
         task.cancel()
-        await persistence.close(node.keyspace, node.replid, node.offset)
+        await persistence.close(node.keyspace, Position(node.replid, node.offset))
 
     asyncio.run(main())
     assert [offset for offset, _ in list_snapshots(tmp_path)][-1] == 20

@@ -383,3 +383,18 @@ def test_suspended_wal_drops_appends(tmp_path: Path) -> None:
 
 def replay_file(path: Path) -> list[int]:
     return [offset for offset, _ in iter_segment(path)]
+
+
+def test_append_batch_writes_the_same_bytes_as_appending_one_by_one(tmp_path: Path) -> None:
+    one, batch = tmp_path / "one", tmp_path / "batch"
+    a, b = new_wal(one, first=5), new_wal(batch, first=5)
+    records = [rec(i, size=i % 50) for i in range(5, 45)]
+    for offset, record in enumerate(records, 5):
+        a.append(offset, record)
+    b.append_batch(5, records[:1])
+    b.append_batch(6, records[1:])
+    assert (a.last_offset, b.last_offset) == (44, 44)
+    a.close()
+    b.close()
+    assert only_segment(one).read_bytes() == only_segment(batch).read_bytes()
+    assert [r for _, r in iter_segment(only_segment(batch))] == records
