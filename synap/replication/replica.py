@@ -441,9 +441,7 @@ class ReplicaLink:
         # the fork point together.
         node.keyspace.replace(rebuilt.data, rebuilt.expires, rebuilt.json_keys)
         node.keyspace.removed = []
-        history.offset = fork
-        if history.second_offset > fork + 1:
-            history.replid2, history.second_offset = "0" * 40, -1
+        position = history.truncate(fork)
         manager.backlog.reset(fork)
         manager.drop_sub_replicas("history truncated at the fork point")
         manager.history_truncations += 1
@@ -460,9 +458,7 @@ class ReplicaLink:
         )  # fmt: skip
         try:
             # The stored history (snapshot + WAL) is replaced by the one at the fork point.
-            await persistence.reset(
-                node.keyspace, replid, fork, history.replid2, history.second_offset
-            )
+            await persistence.reset(node.keyspace, position)
         except PersistenceError as exc:
             log.error("could not store the truncated history: %s", exc)
 

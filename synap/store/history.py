@@ -126,6 +126,19 @@ class History:
         self.offset = position.offset
         self._position = position
 
+    def truncate(self, offset: int) -> Position:
+        """Move back to ``offset``: the records after it were removed (a history that
+        diverged from the master's, repaired at the fork point).  The previous id is
+        kept only while it still ends at or before the new offset."""
+        self.publish()
+        p = self._position
+        keep = p.second_offset <= offset + 1
+        self.offset = offset
+        self._position = Position(
+            p.replid, offset, p.replid2 if keep else NO_REPLID, p.second_offset if keep else -1
+        )
+        return self._position
+
     # ------------------------------------------------------------ listeners
     def subscribe(self, listener: RecordListener, batch: BatchListener | None = None) -> None:
         """Call ``listener(offset, record)`` for every record, or ``batch(first_offset,
