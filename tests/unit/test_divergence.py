@@ -18,6 +18,7 @@ from synap.persistence.divergence import (
 )
 from synap.persistence.manager import Persistence
 from synap.store.effects import OP_DEL, OP_SET, apply_record, encode_record
+from synap.store.history import Position
 from synap.store.keyspace import Keyspace
 from tests.unit.test_recovery import random_records
 
@@ -46,7 +47,7 @@ def write_history(directory: Path, records: list[bytes], snapshot_at: list[int])
             p.append(offset, record)
             p.flush()
             if offset in snapshot_at:
-                await p.snapshot(ks, REPLID, offset)
+                await p.snapshot(ks, Position(REPLID, offset))
         p.shutdown()
 
     asyncio.run(run())
