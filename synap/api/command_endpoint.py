@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from synap.api.error_status import http_error
 from synap.api.json_values import from_stored, to_stored
 from synap.commands.errors import CommandError, ForbiddenError, NotFoundError, OffsetTimeoutError
 from synap.commands.layer import parse_int
@@ -333,7 +334,7 @@ async def execute_consistent(
             return execute(node, body)
         plan = consistency.wait_plan(node, payload.get("wait"))
     except CommandError as exc:
-        status, envelope = _failure(exc.http_status, exc.code, request_id, _error_text(exc))
+        status, envelope = _failure(*http_error(exc), request_id, _error_text(exc))
         if isinstance(exc, OffsetTimeoutError):
             envelope["offset"] = exc.offset
         return status, envelope
@@ -389,7 +390,7 @@ def execute(node: Node, body: Any) -> tuple[int, Payload]:
     except UnknownFields as exc:
         return _failure(400, "BAD_REQUEST", request_id, _error_text(exc))
     except CommandError as exc:
-        return _failure(exc.http_status, exc.code, request_id, _error_text(exc))
+        return _failure(*http_error(exc), request_id, _error_text(exc))
     return 200, {"success": True, "request_id": request_id, "payload": result, "error": None}
 
 
