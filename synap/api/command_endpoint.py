@@ -73,11 +73,19 @@ def value_reply(node: Node, key: bytes) -> Payload:
     if raw is None:
         return {"found": False, "value": None, "ttl": None}
     value, encoding = from_stored(raw, node.commands.is_json(key))
-    ttl = node.commands.ttl(key)
-    out: Payload = {"found": True, "value": value, "ttl": ttl if ttl >= 0 else None}
+    out: Payload = {"found": True, "value": value, "ttl": ttl_after_read(node, key)}
     if encoding:
         out["encoding"] = encoding
     return out
+
+
+def ttl_after_read(node: Node, key: bytes) -> int | None:
+    """Seconds to live (rounded as TTL rounds) of a key just read, None without expiry:
+    the read has already checked roles and expiry, so no second lookup."""
+    at = node.commands.keyspace.expiry_of(key)
+    if at == 0:
+        return None
+    return (max(0, at - now_ms()) + 500) // 1000
 
 
 def kv_set(node: Node, p: Payload) -> Payload:

@@ -44,7 +44,7 @@ from synap.api import command_endpoint, consistency, json_values, status_page
 from synap.api.error_status import http_error
 from synap.api.http_routes import Route, RouteTable
 from synap.api.http_server import Request, Response, header_block
-from synap.api.json_values import to_stored
+from synap.api.json_values import from_stored, to_stored
 from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
 
@@ -108,14 +108,36 @@ class HttpApi:
         """Answer one request: a Response now, or an awaitable of one."""
         started = perf_counter()
         found = self.routes.match(request.path)
-        route = found[0] if found is not None else None
+        route = None
         try:
-            reply = self._dispatch(request, found)
+            if found is None:
+                self._authenticate(request)
+                self.node.commands_processed += 1
+                if request.too_large:
+                    raise self._too_large(request)
+                raise HttpError(404, f"no route for {request.method} {request.path}", "NOT_FOUND")
+            route, key = found
+            if not route.open:
+                if self._api_keys:
+                    self._authenticate(request)
+                self.node.commands_processed += 1
+                if request.too_large:
+                    raise self._too_large(request)
+            if request.method not in route.methods:
+                raise HttpError(
+                    405, f"use {route.allow.decode()} for this route", "METHOD_NOT_ALLOWED"
+                )
+            if route.admin:
+                self._require_admin(request)
+            reply = route.handler(self, request, key)
         except Exception as exc:
             return self._finish(request, route, started, self._failure(request, exc))
         if isinstance(reply, Coroutine):
             return self._finish_later(request, route, started, reply)
-        if route is not None and not route.open:
+        if not route.open:
+            # Group commit, as on the RESP port: nothing is acknowledged before the WAL
+            # holds it (fsynced under fsync_mode: always). No await since the write, so
+            # the WAL is also written before the records are streamed to replicas.
             self.node.before_reply()
         return self._finish(request, route, started, reply)
 
@@ -128,33 +150,10 @@ class HttpApi:
     ) -> Response:
         try:
             reply = await pending
-            # Group commit, as on the RESP port: nothing is acknowledged before the WAL
-            # holds it (fsynced under fsync_mode: always).
-            self.node.before_reply()
+            self.node.before_reply()  # group commit, as in handle()
         except Exception as exc:
             reply = self._failure(request, exc)
         return self._finish(request, route, started, reply)
-
-    def _dispatch(
-        self, request: Request, found: tuple[Route, bytes] | None
-    ) -> Reply | Coroutine[Any, Any, Reply]:
-        if found is not None and found[0].open:
-            route, key = found
-            self._check_method(request, route)
-            return route.handler(self, request, key)  # type: ignore[no-any-return]
-        self._authenticate(request)
-        self.node.commands_processed += 1
-        if request.too_large:
-            raise self._too_large(request)
-        if found is None:
-            raise HttpError(404, f"no route for {request.method} {request.path}", "NOT_FOUND")
-        route, key = found
-        self._check_method(request, route)
-        if route.admin:
-            self._require_admin(request)
-        # Group commit: handle() (or _finish_later) flushes the WAL before the answer;
-        # no await since the write, so the WAL is written before replicas see records.
-        return route.handler(self, request, key)  # type: ignore[no-any-return]
 
     def _failure(self, request: Request, exc: Exception) -> Reply:
         if isinstance(exc, HttpError):
@@ -168,7 +167,8 @@ class HttpApi:
                 extra["detail"] = getattr(exc, "detail", "")
             elif getattr(exc, "detail", None):
                 extra["detail"] = exc.detail  # type: ignore[attr-defined]
-            extra.update(request.extra.get("error_extra", {}))
+            if request.error_extra:
+                extra.update(request.error_extra)
             return _error_body(status, exc.message, code, **extra)
         log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
         return _error_body(500, "internal server error; see the server log", "INTERNAL")
@@ -176,10 +176,10 @@ class HttpApi:
     def _finish(
         self, request: Request, route: Route | None, started: float, reply: Reply
     ) -> Response:
-        if isinstance(reply, Response):
-            response = reply
+        if reply.__class__ is Response:
+            response: Response = reply  # type: ignore[assignment]
         else:
-            status, body = reply
+            status, body = reply  # type: ignore[misc]
             if (
                 request.path == "/api/v1/command"
                 and isinstance(body, dict)
@@ -189,8 +189,8 @@ class HttpApi:
                 body = command_endpoint.envelope_for(body["error"], body["code"])
             if isinstance(body, bytes):
                 response = Response(status, body, _TEXT_HEADERS)
-            elif "offset" in request.extra:
-                headers = _JSON_HEADERS + b"synap-offset: %d\r\n" % request.extra["offset"]
+            elif request.offset is not None:
+                headers = _JSON_HEADERS + b"synap-offset: %d\r\n" % request.offset
                 response = Response(status, _encode(body), headers)
             else:
                 response = Response(status, _encode(body), _JSON_HEADERS)
@@ -198,14 +198,6 @@ class HttpApi:
             response.headers += b"allow: %s\r\n" % route.allow
         self._observe(route.label if route is not None else "other", perf_counter() - started)
         return response
-
-    def _check_method(self, request: Request, route: Route) -> None:
-        if request.method not in route.methods:
-            raise HttpError(
-                405,
-                f"use {route.allow.decode()} for this route",
-                "METHOD_NOT_ALLOWED",
-            )
 
     def _too_large(self, request: Request) -> HttpError:
         declared = request.declared_length
@@ -287,10 +279,20 @@ class HttpApi:
         return self._kv_value(key)
 
     def _kv_value(self, key: bytes) -> Reply:
-        reply = command_endpoint.value_reply(self.node, key)
-        if not reply["found"]:
+        # command_endpoint.value_reply's answer, written without building the dict.
+        node = self.node
+        commands = node.commands
+        raw = commands.get(key)
+        if raw is None:
             return _error_body(404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND")
-        return 200, reply
+        value, encoding = from_stored(raw, commands.is_json(key))
+        ttl = command_endpoint.ttl_after_read(node, key)
+        body = b'{"found":true,"value":%s,"ttl":%s%s}' % (
+            orjson.dumps(value) if value.__class__ is str else json_values.dumps(value),
+            b"null" if ttl is None else b"%d" % ttl,
+            b"" if encoding is None else b',"encoding":"%s"' % encoding.encode(),
+        )
+        return Response(200, body, _JSON_HEADERS)
 
     async def kv_del(self, request: Request, key: bytes) -> Reply:
         _require_key(key)
@@ -333,7 +335,7 @@ class HttpApi:
             and command in command_endpoint.WRITE_COMMANDS
             and isinstance(offset, int)
         ):
-            request.extra["offset"] = offset
+            request.offset = offset
         return status, envelope
 
     def info(self, request: Request, _key: bytes) -> Reply:
@@ -425,7 +427,7 @@ class HttpApi:
         """A write's answer once its wait is over: with ``offset`` and ``replicas_acked``
         (and the ``Synap-Offset`` header); HTTP 504 if too few replicas confirmed."""
         ok, fields = await consistency.finish_write(self.node, plan)
-        request.extra["offset"] = fields["offset"]
+        request.offset = fields["offset"]
         answer.update(fields)
         if ok:
             return 200, answer
@@ -455,7 +457,7 @@ class HttpApi:
         try:
             await consistency.ensure_offset(self.node, token, timeout_ms)
         except OffsetTimeoutError as exc:
-            request.extra["error_extra"] = {"offset": exc.offset, "min_offset": exc.wanted}
+            request.error_extra = {"offset": exc.offset, "min_offset": exc.wanted}
             raise
 
     def _kv_set(self, body: Any) -> dict[str, Any]:

@@ -27,25 +27,24 @@ class Route:
     handler: Callable[..., Any]
     admin: bool = False
     open: bool = False
+    #: ``Allow`` header value: the methods, HEAD added wherever GET is.
     allow: bytes = field(init=False, default=b"")
+    #: The path before ``{key}``, or None for an exact route.
+    prefix: str | None = field(init=False, default=None)
+    #: How ``/metrics`` names the route: never a key (``/kv/get``, not ``/kv/get/k``).
+    label: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         methods = set(self.methods)
         if "GET" in methods:
             methods.add("HEAD")
+        prefix = self.pattern[: -len(KEY)] if self.pattern.endswith(KEY) else None
+        if not self.pattern.startswith("/") or (prefix is not None and not prefix.endswith("/")):
+            raise ValueError(f"bad route pattern {self.pattern!r}")
         object.__setattr__(self, "methods", frozenset(methods))
         object.__setattr__(self, "allow", ", ".join(sorted(methods)).encode())
-
-    @property
-    def prefix(self) -> str | None:
-        """The path before ``{key}``, or None for an exact route."""
-        return self.pattern[: -len(KEY)] if self.pattern.endswith(KEY) else None
-
-    @property
-    def label(self) -> str:
-        """How ``/metrics`` names the route: never a key (``/kv/get``, not ``/kv/get/k``)."""
-        prefix = self.prefix
-        return self.pattern if prefix is None else prefix.rstrip("/")
+        object.__setattr__(self, "prefix", prefix)
+        object.__setattr__(self, "label", self.pattern if prefix is None else prefix.rstrip("/"))
 
 
 class RouteTable:

@@ -32,7 +32,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from time import time as _time
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 import orjson
@@ -59,34 +61,27 @@ class HttpProtocolError(Exception):
 
 
 class Request:
-    """One parsed request. Header names are lower case; ``body`` is complete."""
+    """One parsed request. Header names are lower case; ``body`` is complete.
 
-    __slots__ = (
-        "method",
-        "path",
-        "query",
-        "headers",
-        "body",
-        "keep_alive",
-        "too_large",
-        "declared_length",
-        "http10",
-        "extra",
-    )
+    The defaults are class attributes: a request sets only what differs (the common
+    ``GET`` without a body costs a few dict stores)."""
 
-    def __init__(self) -> None:
-        self.method = "GET"
-        self.path = "/"
-        self.query = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = b""
-        self.keep_alive = True
-        #: The body is over the limit (declared or counted); it was not read.
-        self.too_large = False
-        self.declared_length: int | None = None
-        self.http10 = False
-        #: Per-request values a handler leaves for the response (e.g. the offset header).
-        self.extra: dict[str, Any] = {}
+    method = "GET"
+    path = "/"
+    query = b""
+    body = b""
+    keep_alive = True
+    http10 = False
+    #: The body is over the limit (declared or counted); it was not read.
+    too_large = False
+    declared_length: int | None = None
+    #: Set by a write's handler: sent as the ``Synap-Offset`` header.
+    offset: int | None = None
+    #: Fields a handler adds to its error body (e.g. ``min_offset`` on a timeout).
+    error_extra: dict[str, Any] | None = None
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower case), or None."""
@@ -132,7 +127,7 @@ class _Clock:
         self._line = b""
 
     def line(self) -> bytes:
-        now = int(time.time())
+        now = int(_time())
         if now != self._second:
             self._second = now
             self._line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode()
@@ -179,6 +174,9 @@ def error_response(status: int, message: str, code: str) -> Response:
     )
 
 
+_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"expect", b"connection"})
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -205,49 +203,47 @@ class RequestParser:
         self._body: list[bytes] = []
         self._body_size = 0
         self._expect = False
-        self._in_body = False
-
-    @property
-    def in_body(self) -> bool:
-        """A request's body is being received (the idle timer restarts on its bytes)."""
-        return self._in_body
+        #: A request's body is being received (the idle timer restarts on its bytes).
+        self.in_body = False
 
     @property
     def mid_request(self) -> bool:
         return self._request is not None
 
     def feed(self, data: bytes) -> None:
-        while data and not self.done:
-            try:
-                self._parser.feed_data(data)
+        """Parse ``data``; raises :class:`HttpProtocolError` on a request we refuse."""
+        if self.done:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # An upgrade we do not do (h2c, websocket): the request is answered as plain
+            # HTTP/1.1 and what follows it is read as HTTP/1.1 again.
+            if self._request is not None:
+                raise HttpProtocolError(400, "upgrade with a body is not supported") from None
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            self._parser = httptools.HttpRequestParser(self)
+            self.feed(data[offset:])
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _BodyTooLarge):
                 return
-            except httptools.HttpParserUpgrade as exc:
-                # An upgrade we do not do (h2c, websocket): the request was answered as
-                # plain HTTP/1.1; what follows it is read as HTTP/1.1 again.
-                offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
-                if self._request is not None:
-                    raise HttpProtocolError(400, "upgrade with a body is not supported") from None
-                self._parser = httptools.HttpRequestParser(self)
-                data = data[offset:]
-            except httptools.HttpParserCallbackError as exc:
-                cause = exc.__context__
-                if isinstance(cause, _BodyTooLarge):
-                    return
-                if isinstance(cause, HttpProtocolError):
-                    raise cause from None
-                raise HttpProtocolError(400, "invalid HTTP request") from None
-            except httptools.HttpParserError as exc:
-                reason = str(exc) or "invalid HTTP request"
-                raise HttpProtocolError(400, f"invalid HTTP request: {reason}") from None
+            if isinstance(cause, HttpProtocolError):
+                raise cause from None
+            raise HttpProtocolError(400, "invalid HTTP request") from None
+        except httptools.HttpParserError as exc:
+            reason = str(exc) or "invalid HTTP request"
+            raise HttpProtocolError(400, f"invalid HTTP request: {reason}") from None
 
     # ---------------------------------------------------------- httptools callbacks
     def on_message_begin(self) -> None:
-        self._request = Request()
+        # The body state was reset when the previous request ended.
+        headers: list[tuple[bytes, bytes]] = []
+        self._headers = headers
+        self._request = Request(headers)
         self._url = b""
         self._header_bytes = 0
-        self._body = []
-        self._body_size = 0
-        self._expect = False
+        self._special = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -256,49 +252,68 @@ class RequestParser:
             raise HttpProtocolError(431, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.max_header_bytes:
+        size = self._header_bytes = self._header_bytes + len(name) + len(value) + 4
+        if size > self.max_header_bytes:
             raise HttpProtocolError(431, f"request headers over {self.max_header_bytes} bytes")
-        request = self._request
-        assert request is not None
         name = name.lower()
-        request.headers.append((name, value))
-        if name == b"content-length":
-            if not value.strip().isdigit():
-                raise HttpProtocolError(400, "invalid Content-Length")
-            request.declared_length = int(value)
-        elif name == b"expect" and value.lower() == b"100-continue":
-            self._expect = True
+        self._headers.append((name, value))
+        if name in _SPECIAL:
+            self._special = True
+
+    def _special_headers(self, request: Request) -> None:
+        """Content-Length, Transfer-Encoding, Expect, Connection: looked at only when sent."""
+        for name, value in request.headers:
+            if name == b"content-length":
+                if not value.strip().isdigit():
+                    raise HttpProtocolError(400, "invalid Content-Length")
+                request.declared_length = int(value)
+            elif name == b"transfer-encoding":
+                self._chunked = True
+            elif name == b"expect" and value.lower() == b"100-continue":
+                self._expect = True
+            elif name == b"connection":
+                self._connection = True
 
     def on_headers_complete(self) -> None:
         request = self._request
         assert request is not None
         parser = self._parser
-        request.method = parser.get_method().decode("ascii", "replace")
-        try:
-            url = httptools.parse_url(self._url)
-        except httptools.HttpParserInvalidURLError:
-            raise HttpProtocolError(400, "invalid request target") from None
-        raw = url.path or b"/"
+        method = parser.get_method()
+        if method != b"GET":
+            request.method = method.decode("ascii", "replace")
+        url = self._url
+        if url.startswith(b"/") and b"?" not in url and b"%" not in url and b"#" not in url:
+            raw = url  # origin form without query or escapes: the common case
+        else:
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                raise HttpProtocolError(400, "invalid request target") from None
+            raw = parsed.path or b"/"
+            request.query = parsed.query or b""
         try:
             path = raw.decode("ascii")
         except UnicodeDecodeError:
             raise HttpProtocolError(400, "invalid request target") from None
         if "%" in path:
-            from urllib.parse import unquote
-
             path = unquote(path)
         request.path = path
-        request.query = url.query or b""
-        request.keep_alive = parser.should_keep_alive()
-        request.http10 = parser.get_http_version() == "1.0"
+        if not parser.should_keep_alive():
+            request.keep_alive = False
+        if not self._special:
+            return  # no body, no Expect, HTTP/1.1 defaults
+        self._chunked = self._expect = self._connection = False
+        self._special_headers(request)
+        if self._connection and request.keep_alive and parser.get_http_version() == "1.0":
+            request.http10 = True  # HTTP/1.0 with Connection: keep-alive
         declared = request.declared_length
         if declared is not None and declared > self.max_body:
             self._finish_too_large(request)
             raise _BodyTooLarge
-        self._in_body = True
-        if self._expect and (declared is None or declared > 0):
-            self.continue_wanted = True
+        if declared or (declared is None and self._chunked):
+            self.in_body = True
+            if self._expect:
+                self.continue_wanted = True
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -314,16 +329,20 @@ class RequestParser:
         assert request is not None
         if self._body:
             request.body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            self._body = []
+            self._body_size = 0
         self._request = None
-        self._in_body = False
-        self.continue_wanted = False
+        if self.in_body:
+            self.in_body = False
+            self.continue_wanted = False
         self.ready.append(request)
 
     def _finish_too_large(self, request: Request) -> None:
         request.too_large = True
         request.keep_alive = False
         self._request = None
-        self._in_body = False
+        self.in_body = False
+        self._body = []
         self.continue_wanted = False
         self.done = True
         self.ready.append(request)
@@ -426,12 +445,13 @@ class HttpConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ requests
     def _run_ready(self) -> None:
-        """Answer the parsed requests in order; stop at one that must wait."""
-        parser = self.parser
-        out: list[bytes] = []
+        """Answer the parsed requests in order; stop at one that must wait. Answers
+        to pipelined requests go out in one write."""
+        ready = self.parser.ready
         handler = self.state.handler
-        while parser.ready and not self._closing:
-            request = parser.ready.popleft()
+        out: list[bytes] = []
+        while ready and not self._closing:
+            request = ready.popleft()
             if self._over_limit:
                 response: Response | Awaitable[Response] = error_response(
                     503, "too many clients (server.max_clients)", "TOO_MANY_CLIENTS"
