@@ -351,10 +351,17 @@ class RequestParser:
 class HttpServerState:
     """What every connection of one listener shares: the handler, limits, the live set."""
 
-    def __init__(self, handler: Handler, max_body: int, max_clients: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_body: int,
+        max_clients: int,
+        idle_timeout: float = IDLE_TIMEOUT_SECS,
+    ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.max_clients = max_clients
+        self.idle_timeout = idle_timeout
         self.connections: set[HttpConnection] = set()
         self.closing = False
 
@@ -389,7 +396,7 @@ class HttpConnection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._timer = self._loop.call_later(IDLE_TIMEOUT_SECS, self._idle)
+        self._timer = self._loop.call_later(state.idle_timeout, self._idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -551,13 +558,14 @@ class HttpConnection(asyncio.Protocol):
         transport.close()
 
     def _idle(self) -> None:
-        """The idle timer: close a connection with no request for IDLE_TIMEOUT_SECS."""
+        """The idle timer: close a connection with nothing to do for ``idle_timeout``."""
         self._timer = None
         if self.transport is None:
             return
-        left = self._last_active + IDLE_TIMEOUT_SECS - self._loop.time()
+        timeout = self.state.idle_timeout
+        left = self._last_active + timeout - self._loop.time()
         if self._task is not None or left > 0:
-            self._timer = self._loop.call_later(max(left, 1.0), self._idle)
+            self._timer = self._loop.call_later(max(left, timeout / 10), self._idle)
             return
         self.parser.done = True
         self._closing = True
@@ -613,9 +621,10 @@ async def start_http_server(
     ssl_context: ssl.SSLContext | None,
     max_body: int,
     max_clients: int,
+    idle_timeout: float = IDLE_TIMEOUT_SECS,
 ) -> HttpServer:
     """Serve ``handler`` on the bound socket ``sock`` (TLS when ``ssl_context``)."""
-    state = HttpServerState(handler, max_body, max_clients)
+    state = HttpServerState(handler, max_body, max_clients, idle_timeout)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: HttpConnection(state), sock=sock, ssl=ssl_context, backlog=2048
