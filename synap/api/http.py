@@ -132,8 +132,9 @@ class HttpApi:
             reply = route.handler(self, request, key)
         except Exception as exc:
             return self._finish(request, route, started, self._failure(request, exc))
-        if isinstance(reply, Coroutine):
-            return self._finish_later(request, route, started, reply)
+        cls = reply.__class__
+        if cls is not Response and cls is not tuple:  # a coroutine: the handler waits
+            return self._finish_later(request, route, started, reply)  # type: ignore[arg-type]
         if not route.open:
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
             # holds it (fsynced under fsync_mode: always). No await since the write, so
