@@ -270,7 +270,6 @@ class HttpApi:
 
     # ----------------------------------------------------------------- key-value
     def kv_get(self, request: Request, key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
-        _require_key(key)
         if request.query or request.header(b"synap-min-offset") is not None:
             return self._kv_get_after(request, key)
         return self._kv_value(key)
@@ -280,7 +279,9 @@ class HttpApi:
         return self._kv_value(key)
 
     def _kv_value(self, key: bytes) -> Reply:
-        # command_endpoint.value_reply's answer, written without building the dict.
+        """command_endpoint.value_reply's answer, written without building the dict."""
+        if not key:
+            raise HttpError(400, "missing key in the path", "BAD_REQUEST")
         node = self.node
         commands = node.commands
         raw = commands.get(key)
@@ -288,12 +289,16 @@ class HttpApi:
             return _error_body(404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND")
         value, encoding = from_stored(raw, commands.is_json(key))
         ttl = command_endpoint.ttl_after_read(node, key)
-        body = b'{"found":true,"value":%s,"ttl":%s%s}' % (
-            orjson.dumps(value) if value.__class__ is str else json_values.dumps(value),
-            b"null" if ttl is None else b"%d" % ttl,
-            b"" if encoding is None else b',"encoding":"%s"' % encoding.encode(),
+        return Response(
+            200,
+            b'{"found":true,"value":%s,"ttl":%s%s}'
+            % (
+                orjson.dumps(value) if value.__class__ is str else json_values.dumps(value),
+                b"null" if ttl is None else b"%d" % ttl,
+                b"" if encoding is None else b',"encoding":"%s"' % encoding.encode(),
+            ),
+            _JSON_HEADERS,
         )
-        return Response(200, body, _JSON_HEADERS)
 
     async def kv_del(self, request: Request, key: bytes) -> Reply:
         _require_key(key)

@@ -152,16 +152,14 @@ def encode_response(
         connection = _KEEP_ALIVE if http10 else b""
     else:
         connection = _CLOSE
-    return b"".join(
-        (
-            status_line(response.status),
-            response.headers,
-            b"content-length: %d\r\n" % len(body),
-            _clock.line(),
-            connection,
-            b"\r\n",
-            b"" if head else body,
-        )
+    line = _STATUS_LINES.get(response.status) or status_line(response.status)
+    return b"%s%scontent-length: %d\r\n%s%s\r\n%s" % (
+        line,
+        response.headers,
+        len(body),
+        _clock.line(),
+        connection,
+        b"" if head else body,
     )
 
 
@@ -236,18 +234,19 @@ class RequestParser:
             raise HttpProtocolError(400, f"invalid HTTP request: {reason}") from None
 
     # ---------------------------------------------------------- httptools callbacks
-    def on_message_begin(self) -> None:
-        # The body state was reset when the previous request ended.
-        headers: list[tuple[bytes, bytes]] = []
-        self._headers = headers
-        self._request = Request(headers)
-        self._url = b""
-        self._header_bytes = 0
-        self._special = False
-
+    # No on_message_begin (one callback less per request): the first piece of the URL
+    # starts a request; the body state was reset when the previous request ended.
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._header_bytes += len(url)
+        if self._request is None:
+            headers: list[tuple[bytes, bytes]] = []
+            self._headers = headers
+            self._request = Request(headers)
+            self._url = url
+            self._header_bytes = len(url)
+            self._special = False
+        else:
+            self._url += url
+            self._header_bytes += len(url)
         if self._header_bytes > self.max_header_bytes:
             raise HttpProtocolError(431, "request line too long")
 
@@ -456,6 +455,7 @@ class HttpConnection(asyncio.Protocol):
         to pipelined requests go out in one write."""
         ready = self.parser.ready
         handler = self.state.handler
+        closing = self.state.closing
         out: list[bytes] = []
         while ready and not self._closing:
             request = ready.popleft()
@@ -475,7 +475,16 @@ class HttpConnection(asyncio.Protocol):
                     self._write(b"".join(out))
                 self._task = self._loop.create_task(self._await(request, response))
                 return
-            out.append(self._encode(request, response))
+            if closing:
+                request.keep_alive = False
+            out.append(
+                encode_response(
+                    response,
+                    head=request.method == "HEAD",
+                    keep_alive=request.keep_alive,
+                    http10=request.http10,
+                )
+            )
             if not request.keep_alive:
                 self._write(b"".join(out))
                 self._close()
