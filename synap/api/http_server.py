@@ -143,7 +143,7 @@ def status_line(status: int) -> bytes:
 
 
 def encode_response(
-    response: Response, *, head: bool, keep_alive: bool, http10: bool = False
+    response: Response, head: bool, keep_alive: bool, http10: bool = False
 ) -> bytes:
     """The bytes of one response. HEAD keeps ``content-length`` but sends no body; an
     HTTP/1.0 client that asked for keep-alive is told ``connection: keep-alive``."""
@@ -477,18 +477,18 @@ class HttpConnection(asyncio.Protocol):
                 return
             if closing:
                 request.keep_alive = False
-            out.append(
-                encode_response(
-                    response,
-                    head=request.method == "HEAD",
-                    keep_alive=request.keep_alive,
-                    http10=request.http10,
-                )
+            data = encode_response(
+                response, request.method == "HEAD", request.keep_alive, request.http10
             )
             if not request.keep_alive:
+                out.append(data)
                 self._write(b"".join(out))
                 self._close()
                 return
+            if ready or out:
+                out.append(data)
+            else:
+                self._write(data)  # the common case: one request in this read
         if out:
             self._write(b"".join(out))
         self._after_answers()
