@@ -6,6 +6,7 @@ graceful stop. Clients: httpx, curl (subprocess), h11 and hand-written bytes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import h11
 import httpx
@@ -361,8 +363,9 @@ def test_h11_built_malformed_header_after_good_requests(node: SynapProcess) -> N
 # ------------------------------------------------------------------ idle timeout, stop
 
 
-def test_idle_connections_are_closed_after_the_timeout() -> None:
-    """The server module alone, with a short idle timeout (the node's is 30 s)."""
+@contextlib.contextmanager
+def module_server(**limits: Any) -> Iterator[int]:
+    """The server module alone in a thread, echoing the path; yields its port."""
 
     def handler(request: Request) -> Response:
         return Response(200, request.path.encode(), b"content-type: text/plain\r\n")
@@ -376,9 +379,7 @@ def test_idle_connections_are_closed_after_the_timeout() -> None:
         sock.bind((HOST, 0))
         sock.listen()
         port.append(sock.getsockname()[1])
-        server = await start_http_server(
-            handler, sock, ssl_context=None, max_body=100, max_clients=10, idle_timeout=0.5
-        )
+        server = await start_http_server(handler, sock, ssl_context=None, **limits)
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.05)
@@ -388,19 +389,45 @@ def test_idle_connections_are_closed_after_the_timeout() -> None:
     thread.start()
     assert ready.wait(10)
     try:
-        with socket.create_connection((HOST, port[0]), timeout=10) as idle:
+        yield port[0]
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_idle_connections_are_closed_after_the_timeout() -> None:
+    """A short idle timeout (the node's is 30 s)."""
+    with module_server(max_body=100, max_clients=10, idle_timeout=0.5) as port:
+        with socket.create_connection((HOST, port), timeout=10) as idle:
             started = time.monotonic()
             assert recv_all(idle, timeout=10) == b""  # closed, with nothing sent
             assert 0.3 < time.monotonic() - started < 5
-        with socket.create_connection((HOST, port[0]), timeout=10) as used:
+        with socket.create_connection((HOST, port), timeout=10) as used:
             used.sendall(b"GET /x HTTP/1.1\r\n\r\n")
             started = time.monotonic()
             ((status, _, body),) = split_responses(recv_all(used, timeout=10))
             assert (status, body) == (200, b"/x")
             assert 0.3 < time.monotonic() - started < 5
-    finally:
-        stop.set()
-        thread.join(10)
+
+
+def test_connections_over_max_clients_get_503_and_are_closed() -> None:
+    with module_server(max_body=100, max_clients=2) as port:
+        first = socket.create_connection((HOST, port), timeout=10)
+        second = socket.create_connection((HOST, port), timeout=10)
+        for sock in (first, second):
+            sock.sendall(b"GET /ok HTTP/1.1\r\n\r\n")
+            assert read_until(sock, 1)[0][0] == 200
+        with socket.create_connection((HOST, port), timeout=10) as third:
+            third.sendall(b"GET /no HTTP/1.1\r\n\r\n")
+            ((status, headers, body),) = split_responses(recv_all(third))
+            assert status == 503 and headers[b"connection"] == b"close"
+            assert json.loads(body)["code"] == "TOO_MANY_CLIENTS"
+        first.close()
+        time.sleep(0.2)
+        with socket.create_connection((HOST, port), timeout=10) as fourth:
+            fourth.sendall(b"GET /again HTTP/1.1\r\n\r\n")
+            assert read_until(fourth, 1)[0][:3:2] == (200, b"/again")
+        second.close()
 
 
 def test_sigterm_with_open_keep_alive_connections_stops_promptly(
