@@ -153,11 +153,13 @@ def encode_response(
     else:
         connection = _CLOSE
     line = _STATUS_LINES.get(response.status) or status_line(response.status)
+    clock = _clock
+    date = clock._line if int(_time()) == clock._second else clock.line()
     return b"%s%scontent-length: %d\r\n%s%s\r\n%s" % (
         line,
         response.headers,
         len(body),
-        _clock.line(),
+        date,
         connection,
         b"" if head else body,
     )
@@ -491,6 +493,15 @@ class HttpConnection(asyncio.Protocol):
                 self._write(data)  # the common case: one request in this read
         if out:
             self._write(b"".join(out))
+        if (
+            self._error is None
+            and not self._close_after
+            and not closing
+            and not self._read_paused
+            and not self.parser.continue_wanted
+        ):
+            self._last_active = self._loop.time()  # nothing else to do: _after_answers
+            return
         self._after_answers()
 
     async def _await(self, request: Request, pending: Awaitable[Response]) -> None:
