@@ -3,7 +3,7 @@
 Every JSON line has ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``msg``, and this
 node's ``node_id`` and current ``role`` once the node has bound them (:func:`bind`);
 replication events add ``peer`` and offsets (``offset``, ``keys``) when the log call
-passes them as ``extra``. uvicorn's lines go through the same handler. Built on
+passes them as ``extra``. The HTTP server logs as ``synap.http``. Built on
 ``json.dumps``, so any message text (quotes, line breaks, control characters) stays one
 valid line.
 """
@@ -72,7 +72,7 @@ TEXT_PATTERN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def setup_logging(level: str, fmt: str) -> None:
-    """Configure the root logger (stderr) once, for synap's and uvicorn's loggers."""
+    """Configure the root logger (stderr) once, for every synap logger."""
     global _json
     _json = fmt == "json"
     handler = logging.StreamHandler(sys.stderr)
@@ -82,9 +82,3 @@ def setup_logging(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level))
-    # uvicorn's own loggers propagate here (the node starts it with log_config=None).
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers = []
-        logger.propagate = True
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

@@ -24,11 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from synap import __version__, logfmt
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
+from synap.api.http_server import HttpServer, start_http_server
 from synap.api.resp import RespConnection
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, is_loopback
@@ -121,8 +120,7 @@ class Node:
         self.clients_rejected = 0
         self._resp_server: asyncio.base_events.Server | None = None
         self._rpc_server: asyncio.base_events.Server | None = None
-        self._http_server: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._http_server: HttpServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (tests use it).
         self.active_expire_enabled = True
@@ -238,27 +236,14 @@ class Node:
             return
         sock = _bind(server_cfg.host, server_cfg.port, "HTTP API", "--port / server.port")
         self.http_address = sock.getsockname()[:2]
-        config = uvicorn.Config(
-            HttpApi(self),
-            lifespan="off",
-            log_level="warning",
-            log_config=None,  # its loggers go to ours (synap/logfmt.py), JSON included
-            access_log=False,
-            http="httptools",
-            loop="none",
-            limit_concurrency=server_cfg.max_clients,
-            timeout_keep_alive=30,
+        # The node's client TLS context, as for the RESP and SynapRPC ports (synap/tls.py).
+        self._http_server = await start_http_server(
+            HttpApi(self).handle,
+            sock,
+            ssl_context=self.tls.clients,
+            max_body=server_cfg.max_body_bytes,
+            max_clients=server_cfg.max_clients,
         )
-        config.load()
-        # Our context rather than uvicorn's ssl_* options, so that HTTP, RESP and
-        # replication share one set of TLS rules (synap/tls.py); startup() passes
-        # config.ssl to create_server together with our socket.
-        config.ssl = self.tls.clients
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
-        self._http_server = server
-        self._http_task = asyncio.create_task(server.main_loop(), name="http-main-loop")
 
     async def _start_resp(self) -> None:
         server_cfg = self.config.server
@@ -373,10 +358,7 @@ class Node:
             if client._transport is not None:
                 client._transport.close()
         if self._http_server is not None:
-            self._http_server.should_exit = True
-            if self._http_task is not None:
-                await self._http_task
-            await self._http_server.shutdown()
+            await self._http_server.close()
         await self.replication.stop()
         for task in self._tasks:
             task.cancel()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from synap.api.error_status import http_error
 from synap.api.json_values import from_stored, to_stored
 from synap.commands.errors import CommandError, ForbiddenError, NotFoundError, OffsetTimeoutError
 from synap.commands.layer import parse_int
@@ -72,11 +73,19 @@ def value_reply(node: Node, key: bytes) -> Payload:
     if raw is None:
         return {"found": False, "value": None, "ttl": None}
     value, encoding = from_stored(raw, node.commands.is_json(key))
-    ttl = node.commands.ttl(key)
-    out: Payload = {"found": True, "value": value, "ttl": ttl if ttl >= 0 else None}
+    out: Payload = {"found": True, "value": value, "ttl": ttl_after_read(node, key)}
     if encoding:
         out["encoding"] = encoding
     return out
+
+
+def ttl_after_read(node: Node, key: bytes) -> int | None:
+    """Seconds to live (rounded as TTL rounds) of a key just read, None without expiry:
+    the read has already checked roles and expiry, so no second lookup."""
+    at = node.commands.keyspace.expiry_of(key)
+    if at == 0:
+        return None
+    return (max(0, at - now_ms()) + 500) // 1000
 
 
 def kv_set(node: Node, p: Payload) -> Payload:
@@ -333,7 +342,7 @@ async def execute_consistent(
             return execute(node, body)
         plan = consistency.wait_plan(node, payload.get("wait"))
     except CommandError as exc:
-        status, envelope = _failure(exc.http_status, exc.code, request_id, _error_text(exc))
+        status, envelope = _failure(*http_error(exc), request_id, _error_text(exc))
         if isinstance(exc, OffsetTimeoutError):
             envelope["offset"] = exc.offset
         return status, envelope
@@ -389,7 +398,7 @@ def execute(node: Node, body: Any) -> tuple[int, Payload]:
     except UnknownFields as exc:
         return _failure(400, "BAD_REQUEST", request_id, _error_text(exc))
     except CommandError as exc:
-        return _failure(exc.http_status, exc.code, request_id, _error_text(exc))
+        return _failure(*http_error(exc), request_id, _error_text(exc))
     return 200, {"success": True, "request_id": request_id, "payload": result, "error": None}
 
 

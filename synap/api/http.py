@@ -1,25 +1,30 @@
-"""The HTTP front end: a small raw-ASGI application served by uvicorn in the node's loop.
+"""The HTTP API: route handlers and the route table, served by :mod:`synap.api.http_server`.
 
-Routes (JSON in and out):
+Routes (JSON in and out; :data:`ROUTES` is the authority):
 
 * ``GET /health`` (readiness: 503 while a replica has not synced, docs/MONITORING.md) and
   ``GET /health/live`` (liveness: 200 while the process serves)
 * REST: ``POST /kv/set``, ``GET /kv/get/{key}``, ``DELETE /kv/del/{key}``, ``GET /kv/stats``
-* ``POST /api/v1/command`` (the synap-sdk envelope, :mod:`synap.api.command_endpoint`)
+* ``POST /api/v1/command`` (the synap-sdk envelope, :mod:`synap.api.command_endpoint`),
+  ``GET /api/v1/info``
 * replication admin: ``GET /api/replication/stats``, ``POST /api/replication/promote``,
   ``POST /api/replication/replicaof``, ``POST /api/replication/pause`` / ``resume`` (write
   pause for a planned failover), ``POST /api/replication/handoff`` (etcd mode: give the
   leader key to ``{"to": node_id}``, used by ``synap-cli failover``),
-  ``GET /api/replication/digest``
+  ``POST /api/replication/failover``, ``GET /api/replication/digest``
 * ``GET /api/replication/leader``: the master elected through etcd (503 while none)
 * ``GET /metrics`` (Prometheus text format)
 * ``GET /`` (redirects to ``/ui``), ``GET /ui`` (status page, open), ``GET /ui/status`` (its JSON)
 
-No framework: the routes are few, and a framework costs a third of the throughput here
-(measured: raw ASGI 42k req/s against starlette's 26k on this machine).  When API keys are
-configured every route but ``/health`` and ``/health/live`` needs ``Authorization: Bearer
-<key>`` (or Basic with the key as password); admin routes need the admin key when one is
-set.
+``HEAD`` is served wherever ``GET`` is; another method on a known path answers 405 with
+``Allow``. When API keys are configured every route but the open ones (``/health``,
+``/health/live``, ``/``, ``/ui``) needs ``Authorization: Bearer <key>`` (or Basic with the
+key as password); admin routes need the admin key when one is set. Command errors become
+statuses through :mod:`synap.api.error_status`.
+
+The handlers are plain methods called by the server with a parsed
+:class:`~synap.api.http_server.Request`; one that must wait (a ``wait`` on replicas, a
+``min_offset``, a promotion) returns a coroutine, the rest answer synchronously.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Coroutine
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -36,7 +41,10 @@ import orjson
 
 from synap import __version__
 from synap.api import command_endpoint, consistency, json_values, status_page
-from synap.api.json_values import to_stored
+from synap.api.error_status import http_error
+from synap.api.http_routes import Route, RouteTable
+from synap.api.http_server import Request, Response, header_block
+from synap.api.json_values import from_stored, to_stored
 from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
 
@@ -45,23 +53,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("synap.http")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: What a handler gives back: (status, JSON-able body or bytes for text), or a whole
+#: Response; a coroutine of one when it must wait.
+Reply = tuple[int, Any] | Response
 
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_TEXT_HEADERS = [(b"content-type", b"text/plain; version=0.0.4")]
-_HTML_HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    # Self-contained: nothing may load from anywhere else.
-    (
-        b"content-security-policy",
-        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        b"connect-src 'self'; img-src 'self' data:",
-    ),
-    (b"cache-control", b"no-store"),
-]
+_JSON_HEADERS = b"content-type: application/json\r\n"
+_TEXT_HEADERS = b"content-type: text/plain; version=0.0.4\r\n"
+_HTML_HEADERS = header_block(
+    [
+        (b"content-type", b"text/html; charset=utf-8"),
+        # Self-contained: nothing may load from anywhere else.
+        (
+            b"content-security-policy",
+            b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            b"connect-src 'self'; img-src 'self' data:",
+        ),
+        (b"cache-control", b"no-store"),
+    ]
+)
 _PAGE = status_page.PAGE.encode()
+_REDIRECT = Response(302, b"", b"location: /ui\r\n")
 
 
 class HttpError(Exception):
@@ -72,31 +83,13 @@ class HttpError(Exception):
         self.code = code
 
 
-def _leader(node: Node) -> tuple[int, Any]:
-    """``GET /api/replication/leader``: the elected master (automatic failover), or 503."""
-    coordinator = node.coordinator
-    if coordinator is None:
-        return _error_body(
-            503,
-            "no elected leader: automatic failover is off (replication.failover.mode: manual)",
-            "NO_LEADER",
-        )
-    leader = coordinator.leader_view()
-    if leader is None:
-        return _error_body(
-            503,
-            f"group {coordinator.group!r} has no master right now (election in progress, "
-            "or etcd unreachable); retry shortly",
-            "NO_LEADER",
-        )
-    return 200, leader.public()
-
-
 def _error_body(status: int, message: str, code: str, **extra: Any) -> tuple[int, Any]:
     return status, {"error": message, "code": code, **extra}
 
 
 class HttpApi:
+    """The handlers; ``handle(request)`` is what the server calls."""
+
     def __init__(self, node: Node) -> None:
         self.node = node
         self.max_body = node.config.server.max_body_bytes
@@ -107,74 +100,141 @@ class HttpApi:
         if self._api_keys and self._admin_key is not None:
             self._api_keys.append(self._admin_key)
         self._live = orjson.dumps({"status": "alive", "service": "synap", "version": __version__})
+        self.routes = ROUTE_TABLE
+        self._observe = node.http_timings.observe
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
-            return
+    # ----------------------------------------------------------------- dispatch
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
+        """Answer one request: a Response now, or an awaitable of one."""
         started = perf_counter()
+        found = self.routes.match(request.path)
+        route = None
         try:
-            await self._http(scope, receive, send)
-        finally:
-            self.node.http_timings.observe(route_label(scope["path"]), perf_counter() - started)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
-        path: str = scope["path"]
-        try:
-            if path == "/health":
-                status, health = self._health(scope)
-                await _send(send, status, orjson.dumps(health))
-                return
-            if path == "/health/live":
-                await _send(send, 200, self._live)
-                return
-            if path in ("/", "/ui"):
-                # The page holds no data (it fetches /ui/status), so it is open.
-                if path == "/":
-                    await _send(send, 302, b"", [(b"location", b"/ui")])
-                else:
-                    await _send(send, 200, _PAGE, _HTML_HEADERS)
-                return
-            self._authenticate(scope)
-            self.node.commands_processed += 1
-            self._check_declared_length(scope)
-            status, body = await self._route(method, path, scope, receive)
+            if found is None:
+                self._authenticate(request)
+                self.node.commands_processed += 1
+                if request.too_large:
+                    raise self._too_large(request)
+                raise HttpError(404, f"no route for {request.method} {request.path}", "NOT_FOUND")
+            route, key = found
+            if not route.open:
+                if self._api_keys:
+                    self._authenticate(request)
+                self.node.commands_processed += 1
+                if request.too_large:
+                    raise self._too_large(request)
+            if request.method not in route.methods:
+                raise HttpError(
+                    405, f"use {route.allow.decode()} for this route", "METHOD_NOT_ALLOWED"
+                )
+            if route.admin:
+                self._require_admin(request)
+            reply = route.handler(self, request, key)
+        except Exception as exc:
+            return self._finish(request, route, started, self._failure(request, exc))
+        cls = reply.__class__
+        if cls is not Response and cls is not tuple:  # a coroutine: the handler waits
+            return self._finish_later(request, route, started, reply)  # type: ignore[arg-type]
+        if not route.open:
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
             # holds it (fsynced under fsync_mode: always). No await since the write, so
             # the WAL is also written before the records are streamed to replicas.
             self.node.flush_writes()
-        except HttpError as exc:
-            status, body = _error_body(exc.status, exc.message, exc.code)
-        except CommandError as exc:
+        return self._finish(request, route, started, reply)
+
+    async def _finish_later(
+        self,
+        request: Request,
+        route: Route | None,
+        started: float,
+        pending: Coroutine[Any, Any, Reply],
+    ) -> Response:
+        try:
+            reply = await pending
+            self.node.flush_writes()  # group commit, as in handle()
+        except Exception as exc:
+            reply = self._failure(request, exc)
+        return self._finish(request, route, started, reply)
+
+    def _failure(self, request: Request, exc: Exception) -> Reply:
+        if isinstance(exc, HttpError):
+            return _error_body(exc.status, exc.message, exc.code)
+        if isinstance(exc, CommandError):
+            status, code = http_error(exc)
             extra: dict[str, Any] = {}
             master = getattr(exc, "master", None)
-            if master is not None or exc.code == "READONLY":
+            if master is not None or code == "READONLY":
                 extra["master"] = master
                 extra["detail"] = getattr(exc, "detail", "")
             elif getattr(exc, "detail", None):
                 extra["detail"] = exc.detail  # type: ignore[attr-defined]
-            extra.update(scope.get("synap.error_extra", {}))
-            status, body = _error_body(exc.http_status, exc.message, exc.code, **extra)
-        except Exception:
-            log.exception("internal error on %s %s", method, path)
-            status, body = _error_body(500, "internal server error; see the server log", "INTERNAL")
-        if path == "/api/v1/command" and isinstance(body, dict) and "success" not in body:
-            # Auth, size and JSON errors too keep the envelope the SDK reads.
-            body = command_endpoint.envelope_for(body["error"], body["code"])
-        if isinstance(body, bytes):
-            await _send(send, status, body, _TEXT_HEADERS)
-        elif "synap.offset" in scope:
-            headers = [*_JSON_HEADERS, (b"synap-offset", b"%d" % scope["synap.offset"])]
-            await _send(send, status, _encode(body), headers)
-        else:
-            await _send(send, status, _encode(body))
+            if request.error_extra:
+                extra.update(request.error_extra)
+            return _error_body(status, exc.message, code, **extra)
+        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        return _error_body(500, "internal server error; see the server log", "INTERNAL")
 
-    # ----------------------------------------------------------------- health
-    def _health(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+    def _finish(
+        self, request: Request, route: Route | None, started: float, reply: Reply
+    ) -> Response:
+        if reply.__class__ is Response:
+            response: Response = reply  # type: ignore[assignment]
+        else:
+            status, body = reply  # type: ignore[misc]
+            if (
+                request.path == "/api/v1/command"
+                and isinstance(body, dict)
+                and "success" not in body
+            ):
+                # Auth, size and JSON errors too keep the envelope the SDK reads.
+                body = command_endpoint.envelope_for(body["error"], body["code"])
+            if isinstance(body, bytes):
+                response = Response(status, body, _TEXT_HEADERS)
+            elif request.offset is not None:
+                headers = _JSON_HEADERS + b"synap-offset: %d\r\n" % request.offset
+                response = Response(status, _encode(body), headers)
+            else:
+                response = Response(status, _encode(body), _JSON_HEADERS)
+        if response.status == 405 and route is not None:
+            response.headers += b"allow: %s\r\n" % route.allow
+        self._observe(route.label if route is not None else "other", perf_counter() - started)
+        return response
+
+    def _too_large(self, request: Request) -> HttpError:
+        declared = request.declared_length
+        if declared is not None:
+            message = (
+                f"request body of {declared} bytes is over the "
+                f"{self.max_body}-byte limit (server.max_body_bytes)"
+            )
+        else:
+            message = f"request body over {self.max_body} bytes (server.max_body_bytes)"
+        return HttpError(413, message, "PAYLOAD_TOO_LARGE")
+
+    # ----------------------------------------------------------------- auth
+    def _has_key(self, request: Request) -> bool:
+        token = _bearer(request)
+        return token is not None and any(hmac.compare_digest(token, k) for k in self._api_keys)
+
+    def _authenticate(self, request: Request) -> None:
+        if not self._api_keys:
+            return
+        if not self._has_key(request):
+            raise HttpError(
+                401, "missing or invalid API key (send Authorization: Bearer <key>)", "UNAUTHORIZED"
+            )
+
+    def _require_admin(self, request: Request) -> None:
+        if self._admin_key is None:
+            return
+        token = _bearer(request)
+        if token is None or not hmac.compare_digest(token, self._admin_key):
+            raise HttpError(
+                403, "this endpoint needs the admin key (server.admin_key)", "FORBIDDEN"
+            )
+
+    # ----------------------------------------------------------------- open routes
+    def health(self, request: Request, _key: bytes) -> Reply:
         """Readiness: 200 when this node's data may be served, else 503 (a replica that
         has not synced, or whose link has been down too long). The rules and why are in
         ReplicationManager.health and docs/MONITORING.md.
@@ -184,7 +244,7 @@ class HttpApi:
         the error text (which may name hosts) are left out."""
         node = self.node
         ok, status, replication = node.replication.health()
-        if self._api_keys and not self._has_key(scope):
+        if self._api_keys and not self._has_key(request):
             replication.pop("master_address", None)
             if replication.get("last_error"):
                 replication["last_error"] = "hidden: send an API key to see the error"
@@ -196,187 +256,194 @@ class HttpApi:
             "writes_paused": node.roles.writes_paused,
             "replication": replication,
         }
-        return (200 if ok else 503), body
+        return Response(200 if ok else 503, orjson.dumps(body), _JSON_HEADERS)
 
-    # ----------------------------------------------------------------- auth
-    def _has_key(self, scope: Scope) -> bool:
-        token = _bearer(scope)
-        return token is not None and any(hmac.compare_digest(token, k) for k in self._api_keys)
+    def live(self, _request: Request, _key: bytes) -> Reply:
+        return Response(200, self._live, _JSON_HEADERS)
 
-    def _authenticate(self, scope: Scope) -> None:
-        if not self._api_keys:
-            return
-        if not self._has_key(scope):
-            raise HttpError(
-                401, "missing or invalid API key (send Authorization: Bearer <key>)", "UNAUTHORIZED"
-            )
+    def root(self, _request: Request, _key: bytes) -> Reply:
+        return Response(_REDIRECT.status, _REDIRECT.body, _REDIRECT.headers)
 
-    def _check_declared_length(self, scope: Scope) -> None:
-        """Refuse a body declared over server.max_body_bytes before reading any of it
-        (``_json`` also counts what arrives, for bodies sent without a length)."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_body:
-                    raise HttpError(
-                        413,
-                        f"request body of {int(value)} bytes is over the "
-                        f"{self.max_body}-byte limit (server.max_body_bytes)",
-                        "PAYLOAD_TOO_LARGE",
-                    )
-                return
+    def page(self, _request: Request, _key: bytes) -> Reply:
+        # The page holds no data (it fetches /ui/status), so it is open.
+        return Response(200, _PAGE, _HTML_HEADERS)
 
-    def _require_admin(self, scope: Scope) -> None:
-        if self._admin_key is None:
-            return
-        token = _bearer(scope)
-        if token is None or not hmac.compare_digest(token, self._admin_key):
-            raise HttpError(
-                403, "this endpoint needs the admin key (server.admin_key)", "FORBIDDEN"
-            )
+    # ----------------------------------------------------------------- key-value
+    def kv_get(self, request: Request, key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
+        if request.query or request.header(b"synap-min-offset") is not None:
+            return self._kv_get_after(request, key)
+        return self._kv_value(key)
 
-    # ----------------------------------------------------------------- routing
-    async def _route(
-        self, method: str, path: str, scope: Scope, receive: Receive
-    ) -> tuple[int, Any]:
+    async def _kv_get_after(self, request: Request, key: bytes) -> Reply:
+        await self._await_token(request)
+        return self._kv_value(key)
+
+    def _kv_value(self, key: bytes) -> Reply:
+        """command_endpoint.value_reply's answer, written without building the dict."""
+        if not key:
+            raise HttpError(400, "missing key in the path", "BAD_REQUEST")
         node = self.node
-        if path.startswith("/kv/get/"):
-            _allow(method, "GET")
-            key = _path_key(path, "/kv/get/")
-            if scope.get("query_string") or _header(scope, b"synap-min-offset") is not None:
-                await self._await_token(scope)
-            reply = command_endpoint.value_reply(node, key)
-            if not reply["found"]:
-                return _error_body(
-                    404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND"
-                )
-            return 200, reply
-        if path.startswith("/kv/del/"):
-            _allow(method, "DELETE")
-            key = _path_key(path, "/kv/del/")
-            body = await self._json(receive, optional=True)
-            if not isinstance(body, dict) or any(name != "wait" for name in body):
-                raise HttpError(
-                    400, 'the body of DELETE /kv/del is optional: {"wait": {...}}', "BAD_REQUEST"
-                )
-            plan = consistency.wait_plan(node, body.get("wait"))
-            deleted = node.commands.delete([key]) == 1
-            return await self._waited(
-                scope, plan, {"deleted": deleted, "key": key.decode(errors="replace")}
-            )
-        if path == "/kv/set":
-            _allow(method, "POST")
-            body = await self._json(receive)
-            plan = consistency.wait_plan(node, body.get("wait") if isinstance(body, dict) else None)
-            return await self._waited(scope, plan, self._kv_set(body))
-        if path == "/api/v1/command":
-            _allow(method, "POST")
-            body = await self._json(receive)
-            command = body.get("command") if isinstance(body, dict) else None
-            if command in ("kv.flushall", "kv.flushdb"):
-                self._require_admin(scope)
-            header = _header(scope, b"synap-min-offset")
-            status, envelope = await command_endpoint.execute_consistent(
-                node, body, header.decode(errors="replace") if header is not None else None
-            )
-            result = envelope.get("payload")
-            offset = envelope.get(
-                "offset", result.get("offset") if isinstance(result, dict) else None
-            )
-            if (
-                isinstance(command, str)
-                and command in command_endpoint.WRITE_COMMANDS
-                and isinstance(offset, int)
-            ):
-                scope["synap.offset"] = offset
-            return status, envelope
-        if path == "/kv/stats":
-            _allow(method, "GET")
-            return 200, node.kv_stats()
-        if path == "/api/replication/stats":
-            _allow(method, "GET")
-            stats = node.replication.stats()
-            if node.coordinator is not None:
-                stats["failover"] = node.coordinator.status()
-            return 200, stats
-        if path == "/api/replication/leader":
-            _allow(method, "GET")
-            return _leader(node)
-        if path == "/api/replication/promote":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            body = await self._json(receive, optional=True)
-            listen = body.get("replica_listen_address") if isinstance(body, dict) else None
-            if listen is not None and not isinstance(listen, str):
-                raise HttpError(
-                    400, "'replica_listen_address' must be a \"host:port\" string", "BAD_REQUEST"
-                )
-            return 200, await node.replication.promote(reason="HTTP promote", listen_address=listen)
-        if path == "/api/replication/pause":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            return 200, node.replication.pause_writes(
-                _pause_seconds(await self._json(receive)), reason="HTTP pause"
-            )
-        if path == "/api/replication/resume":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            return 200, node.replication.resume_writes(reason="HTTP resume")
-        if path == "/api/replication/replicaof":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            return 200, self._replicaof(await self._json(receive))
-        if path == "/api/replication/handoff":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            body = await self._json(receive)
-            to = body.get("to") if isinstance(body, dict) else None
-            if not isinstance(to, str) or not to:
-                raise HttpError(400, "'to' must be the node id of the target", "BAD_REQUEST")
-            if node.coordinator is None:
-                raise HttpError(
-                    409,
-                    "handoff needs replication.failover.mode: etcd; in manual mode use "
-                    "synap-cli failover",
-                    "NOT_ETCD",
-                )
-            return 200, await node.coordinator.hand_off(to)
-        if path == "/api/replication/digest":
-            _allow(method, "GET")
-            return 200, node.digest_report()
-        if path == "/api/replication/failover":
-            _allow(method, "POST")
-            self._require_admin(scope)
-            body = await self._json(receive, optional=True)
-            return 200, await node.replication.failover_http(body if isinstance(body, dict) else {})
-        if path == "/metrics":
-            _allow(method, "GET")
-            return 200, node.metrics_text()
-        if path == "/ui/status":
-            _allow(method, "GET")
-            return 200, await status_page.group_status(node)
-        if path == "/api/v1/info":
-            _allow(method, "GET")
-            query = parse_qs(scope.get("query_string", b"").decode())
-            return 200, {"info": node.info_text(query.get("section", []))}
-        raise HttpError(404, f"no route for {method} {path}", "NOT_FOUND")
+        commands = node.commands
+        raw = commands.get(key)
+        if raw is None:
+            return _error_body(404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND")
+        value, encoding = from_stored(raw, commands.is_json(key))
+        ttl = command_endpoint.ttl_after_read(node, key)
+        return Response(
+            200,
+            b'{"found":true,"value":%s,"ttl":%s%s}'
+            % (
+                orjson.dumps(value) if value.__class__ is str else json_values.dumps(value),
+                b"null" if ttl is None else b"%d" % ttl,
+                b"" if encoding is None else b',"encoding":"%s"' % encoding.encode(),
+            ),
+            _JSON_HEADERS,
+        )
 
+    async def kv_del(self, request: Request, key: bytes) -> Reply:
+        _require_key(key)
+        body = self._json(request, optional=True)
+        if not isinstance(body, dict) or any(name != "wait" for name in body):
+            raise HttpError(
+                400, 'the body of DELETE /kv/del is optional: {"wait": {...}}', "BAD_REQUEST"
+            )
+        node = self.node
+        plan = consistency.wait_plan(node, body.get("wait"))
+        deleted = node.commands.delete([key]) == 1
+        return await self._waited(
+            request, plan, {"deleted": deleted, "key": key.decode(errors="replace")}
+        )
+
+    async def kv_set(self, request: Request, _key: bytes) -> Reply:
+        body = self._json(request)
+        plan = consistency.wait_plan(
+            self.node, body.get("wait") if isinstance(body, dict) else None
+        )
+        return await self._waited(request, plan, self._kv_set(body))
+
+    def kv_stats(self, _request: Request, _key: bytes) -> Reply:
+        return 200, self.node.kv_stats()
+
+    async def command(self, request: Request, _key: bytes) -> Reply:
+        """``POST /api/v1/command``: the SDK envelope."""
+        body = self._json(request)
+        command = body.get("command") if isinstance(body, dict) else None
+        if command in ("kv.flushall", "kv.flushdb"):
+            self._require_admin(request)
+        header = request.header(b"synap-min-offset")
+        status, envelope = await command_endpoint.execute_consistent(
+            self.node, body, header.decode(errors="replace") if header is not None else None
+        )
+        result = envelope.get("payload")
+        offset = envelope.get("offset", result.get("offset") if isinstance(result, dict) else None)
+        if (
+            isinstance(command, str)
+            and command in command_endpoint.WRITE_COMMANDS
+            and isinstance(offset, int)
+        ):
+            request.offset = offset
+        return status, envelope
+
+    def info(self, request: Request, _key: bytes) -> Reply:
+        query = parse_qs(request.query.decode())
+        return 200, {"info": self.node.info_text(query.get("section", []))}
+
+    def metrics(self, _request: Request, _key: bytes) -> Reply:
+        return 200, self.node.metrics_text()
+
+    async def ui_status(self, _request: Request, _key: bytes) -> Reply:
+        return 200, await status_page.group_status(self.node)
+
+    # ----------------------------------------------------------------- replication
+    def replication_stats(self, _request: Request, _key: bytes) -> Reply:
+        node = self.node
+        stats = node.replication.stats()
+        if node.coordinator is not None:
+            stats["failover"] = node.coordinator.status()
+        return 200, stats
+
+    def leader(self, _request: Request, _key: bytes) -> Reply:
+        """``GET /api/replication/leader``: the elected master (automatic failover), or 503."""
+        coordinator = self.node.coordinator
+        if coordinator is None:
+            return _error_body(
+                503,
+                "no elected leader: automatic failover is off (replication.failover.mode: manual)",
+                "NO_LEADER",
+            )
+        leader = coordinator.leader_view()
+        if leader is None:
+            return _error_body(
+                503,
+                f"group {coordinator.group!r} has no master right now (election in progress, "
+                "or etcd unreachable); retry shortly",
+                "NO_LEADER",
+            )
+        return 200, leader.public()
+
+    async def promote(self, request: Request, _key: bytes) -> Reply:
+        body = self._json(request, optional=True)
+        listen = body.get("replica_listen_address") if isinstance(body, dict) else None
+        if listen is not None and not isinstance(listen, str):
+            raise HttpError(
+                400, "'replica_listen_address' must be a \"host:port\" string", "BAD_REQUEST"
+            )
+        return 200, await self.node.replication.promote(
+            reason="HTTP promote", listen_address=listen
+        )
+
+    def pause(self, request: Request, _key: bytes) -> Reply:
+        seconds = _pause_seconds(self._json(request))
+        return 200, self.node.replication.pause_writes(seconds, reason="HTTP pause")
+
+    def resume(self, _request: Request, _key: bytes) -> Reply:
+        return 200, self.node.replication.resume_writes(reason="HTTP resume")
+
+    def replicaof(self, request: Request, _key: bytes) -> Reply:
+        return 200, self._replicaof(self._json(request))
+
+    async def handoff(self, request: Request, _key: bytes) -> Reply:
+        body = self._json(request)
+        to = body.get("to") if isinstance(body, dict) else None
+        if not isinstance(to, str) or not to:
+            raise HttpError(400, "'to' must be the node id of the target", "BAD_REQUEST")
+        coordinator = self.node.coordinator
+        if coordinator is None:
+            raise HttpError(
+                409,
+                "handoff needs replication.failover.mode: etcd; in manual mode use "
+                "synap-cli failover",
+                "NOT_ETCD",
+            )
+        return 200, await coordinator.hand_off(to)
+
+    def digest(self, _request: Request, _key: bytes) -> Reply:
+        return 200, self.node.digest_report()
+
+    async def failover(self, request: Request, _key: bytes) -> Reply:
+        body = self._json(request, optional=True)
+        return 200, await self.node.replication.failover_http(
+            body if isinstance(body, dict) else {}
+        )
+
+    # ----------------------------------------------------------------- helpers
     async def _waited(
-        self, scope: Scope, plan: consistency.WaitPlan | None, answer: dict[str, Any]
-    ) -> tuple[int, Any]:
+        self, request: Request, plan: consistency.WaitPlan | None, answer: dict[str, Any]
+    ) -> Reply:
         """A write's answer once its wait is over: with ``offset`` and ``replicas_acked``
         (and the ``Synap-Offset`` header); HTTP 504 if too few replicas confirmed."""
         ok, fields = await consistency.finish_write(self.node, plan)
-        scope["synap.offset"] = fields["offset"]
+        request.offset = fields["offset"]
         answer.update(fields)
         if ok:
             return 200, answer
         error = consistency.not_confirmed_message(plan, fields["replicas_acked"])
         return 504, {**answer, "error": error, "code": "WAIT_TIMEOUT", "applied": True}
 
-    async def _await_token(self, scope: Scope) -> None:
+    async def _await_token(self, request: Request) -> None:
         """``min_offset`` (query parameter or ``Synap-Min-Offset`` header) and
         ``timeout_ms``: wait until this node has applied that offset, else HTTP 503."""
-        query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        query = parse_qs(request.query.decode(errors="replace"))
         unknown = [name for name in query if name not in ("min_offset", "timeout_ms")]
         if unknown:
             raise HttpError(
@@ -385,8 +452,8 @@ class HttpApi:
                 "(known: min_offset, timeout_ms)",
                 "BAD_REQUEST",
             )
-        header = _header(scope, b"synap-min-offset")
-        raw = query["min_offset"][-1] if "min_offset" in query else header
+        header = request.header(b"synap-min-offset")
+        raw: str | bytes | None = query["min_offset"][-1] if "min_offset" in query else header
         if isinstance(raw, bytes):
             raw = raw.decode(errors="replace")
         token = consistency.read_token(raw)
@@ -396,7 +463,7 @@ class HttpApi:
         try:
             await consistency.ensure_offset(self.node, token, timeout_ms)
         except OffsetTimeoutError as exc:
-            scope["synap.error_extra"] = {"offset": exc.offset, "min_offset": exc.wanted}
+            request.error_extra = {"offset": exc.offset, "min_offset": exc.wanted}
             raise
 
     def _kv_set(self, body: Any) -> dict[str, Any]:
@@ -456,25 +523,10 @@ class HttpApi:
             raise HttpError(400, str(exc), "BAD_REQUEST") from None
         return self.node.replication.follow(host, port, reason="HTTP replicaof")
 
-    async def _json(self, receive: Receive, optional: bool = False) -> Any:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HttpError(400, "client disconnected", "BAD_REQUEST")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise HttpError(
-                    413,
-                    f"request body over {self.max_body} bytes (server.max_body_bytes)",
-                    "PAYLOAD_TOO_LARGE",
-                )
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        raw = b"".join(chunks)
+    def _json(self, request: Request, optional: bool = False) -> Any:
+        raw = request.body
+        if len(raw) > self.max_body:  # the server refuses these first; a direct call too
+            raise self._too_large(request)
         if not raw.strip():
             if optional:
                 return {}
@@ -487,42 +539,41 @@ class HttpApi:
 
 _KV_SET_FIELDS = frozenset({"key", "value", "ttl", "encoding", "wait"})
 
+_GET = frozenset({"GET"})
+_POST = frozenset({"POST"})
 
-# Routes as /metrics labels them: the fixed set below, key routes without their key.
-_ROUTES = frozenset(
-    {
-        "/",
-        "/ui",
-        "/ui/status",
-        "/health",
-        "/health/live",
-        "/kv/set",
-        "/kv/stats",
-        "/api/v1/command",
-        "/api/v1/info",
-        "/api/replication/stats",
-        "/api/replication/promote",
-        "/api/replication/pause",
-        "/api/replication/resume",
-        "/api/replication/replicaof",
-        "/api/replication/digest",
-        "/api/replication/handoff",
-        "/api/replication/failover",
-        "/metrics",
-    }
+#: Every route the API serves (docs/ARCHITECTURE.md says where a new one goes).
+ROUTES = (
+    Route("/health", _GET, HttpApi.health, open=True),
+    Route("/health/live", _GET, HttpApi.live, open=True),
+    Route("/", _GET, HttpApi.root, open=True),
+    Route("/ui", _GET, HttpApi.page, open=True),
+    Route("/ui/status", _GET, HttpApi.ui_status),
+    Route("/kv/get/{key}", _GET, HttpApi.kv_get),
+    Route("/kv/del/{key}", frozenset({"DELETE"}), HttpApi.kv_del),
+    Route("/kv/set", _POST, HttpApi.kv_set),
+    Route("/kv/stats", _GET, HttpApi.kv_stats),
+    Route("/api/v1/command", _POST, HttpApi.command),
+    Route("/api/v1/info", _GET, HttpApi.info),
+    Route("/api/replication/stats", _GET, HttpApi.replication_stats),
+    Route("/api/replication/leader", _GET, HttpApi.leader),
+    Route("/api/replication/promote", _POST, HttpApi.promote, admin=True),
+    Route("/api/replication/pause", _POST, HttpApi.pause, admin=True),
+    Route("/api/replication/resume", _POST, HttpApi.resume, admin=True),
+    Route("/api/replication/replicaof", _POST, HttpApi.replicaof, admin=True),
+    Route("/api/replication/handoff", _POST, HttpApi.handoff, admin=True),
+    Route("/api/replication/digest", _GET, HttpApi.digest),
+    Route("/api/replication/failover", _POST, HttpApi.failover, admin=True),
+    Route("/metrics", _GET, HttpApi.metrics),
 )
+ROUTE_TABLE = RouteTable(ROUTES)
 
 
 def route_label(path: str) -> str:
     """The route a request path belongs to, for metrics: never the key, never an
     arbitrary client-chosen path (that would grow the label set without bound)."""
-    if path in _ROUTES:
-        return path
-    if path.startswith("/kv/get/"):
-        return "/kv/get"
-    if path.startswith("/kv/del/"):
-        return "/kv/del"
-    return "other"
+    found = ROUTE_TABLE.match(path)
+    return found[0].label if found is not None else "other"
 
 
 def _encode(body: Any) -> bytes:
@@ -551,53 +602,23 @@ def _pause_seconds(body: Any) -> float | None:
     return float(seconds)
 
 
-def _allow(method: str, expected: str) -> None:
-    if method != expected:
-        raise HttpError(405, f"use {expected} for this route", "METHOD_NOT_ALLOWED")
-
-
-def _path_key(path: str, prefix: str) -> bytes:
-    key = path[len(prefix) :]
+def _require_key(key: bytes) -> None:
     if not key:
         raise HttpError(400, "missing key in the path", "BAD_REQUEST")
-    return key.encode()
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return bytes(value)
+def _bearer(request: Request) -> bytes | None:
+    value = request.header(b"authorization")
+    if value is None:
+        return None
+    scheme, _, rest = value.partition(b" ")
+    scheme = scheme.lower()
+    if scheme == b"bearer":
+        return rest.strip()
+    if scheme == b"basic":
+        try:
+            decoded = base64.b64decode(rest.strip())
+        except ValueError:
+            return None
+        return decoded.partition(b":")[2]
     return None
-
-
-def _bearer(scope: Scope) -> bytes | None:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, rest = value.partition(b" ")
-            scheme = scheme.lower()
-            if scheme == b"bearer":
-                return rest.strip()
-            if scheme == b"basic":
-                try:
-                    decoded = base64.b64decode(rest.strip())
-                except ValueError:
-                    return None
-                return decoded.partition(b":")[2]
-    return None
-
-
-async def _send(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = _JSON_HEADERS
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

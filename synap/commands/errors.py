@@ -1,16 +1,14 @@
 """Errors the command layer reports, worded as Redis words them.
 
 Each error carries its Redis prefix (``ERR``, ``WRONGTYPE``, ``READONLY``, ``OOM``...) as
-the first word of its message and the HTTP status and code the JSON front ends use.
+the first word of its message. The HTTP status and code the JSON front ends answer with
+live in the API layer (:mod:`synap.api.error_status`).
 """
 
 from __future__ import annotations
 
 
 class CommandError(Exception):
-    http_status = 400
-    code = "BAD_REQUEST"
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -24,9 +22,6 @@ class CommandError(Exception):
 
 
 class ReadOnlyError(CommandError):
-    http_status = 409
-    code = "READONLY"
-
     def __init__(self, master: str | None) -> None:
         super().__init__("READONLY You can't write against a read only replica.")
         self.master = master
@@ -43,9 +38,6 @@ class LeadershipLostError(CommandError):
     READONLY, so that Redis clients (redis-py's Sentinel pools among them) drop the
     connection and look for the master again."""
 
-    http_status = 409
-    code = "READONLY"
-
     def __init__(self, reason: str, master: str | None = None) -> None:
         super().__init__(f"READONLY {reason}")
         self.master = master
@@ -53,28 +45,20 @@ class LeadershipLostError(CommandError):
 
 
 class OutOfMemoryError(CommandError):
-    http_status = 507
-    code = "OUT_OF_MEMORY"
-
     def __init__(self) -> None:
         super().__init__("OOM command not allowed when used memory > 'maxmemory'.")
 
 
 class NotFoundError(CommandError):
-    http_status = 404
-    code = "NOT_FOUND"
+    """No such key, route or object (HTTP 404)."""
 
 
 class ForbiddenError(CommandError):
-    http_status = 403
-    code = "FORBIDDEN"
+    """Needs a key this caller does not hold (HTTP 403)."""
 
 
 class WritesPausedError(CommandError):
     """Writes are paused for a planned failover; clients should retry shortly."""
-
-    http_status = 503
-    code = "TRYAGAIN"
 
     def __init__(self) -> None:
         super().__init__("TRYAGAIN writes are paused for a failover; retry shortly")
@@ -82,9 +66,6 @@ class WritesPausedError(CommandError):
 
 class NoReplicasError(CommandError):
     """Fewer good replicas than ``replication.min_replicas_to_write``: nothing applied."""
-
-    http_status = 503
-    code = "NOREPLICAS"
 
     def __init__(self, good: int | None = None, wanted: int = 0, max_lag_secs: int = 0) -> None:
         super().__init__("NOREPLICAS Not enough good replicas to write.")
@@ -99,9 +80,6 @@ class NoReplicasError(CommandError):
 class MasterDownError(CommandError):
     """A replica with ``serve_stale_reads: false`` whose link is down or too far behind."""
 
-    http_status = 503
-    code = "MASTERDOWN"
-
     def __init__(self, detail: str) -> None:
         super().__init__(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
@@ -111,9 +89,6 @@ class MasterDownError(CommandError):
 
 class OffsetTimeoutError(CommandError):
     """A read that must see an offset this node has not applied within the timeout."""
-
-    http_status = 503
-    code = "OFFSET_NOT_REACHED"
 
     def __init__(self, wanted: int, offset: int, timeout_ms: int) -> None:
         super().__init__(

@@ -15,7 +15,7 @@ SIGKILL in the middle of the load. Then two crashes are checked on the same file
 
 Found here: REST and command-endpoint writes were acknowledged before the WAL was
 written at all, so even a plain kill -9 under ``always`` lost every one of them
-(fixed in ``synap/api/http.py``: ``HttpApi.__call__`` now flushes the WAL before it
+(fixed in ``synap/api/http.py``: ``HttpApi.handle`` now flushes the WAL before it
 replies, as the RESP front end does).
 """
 

@@ -1,7 +1,7 @@
 """``logging.format: json``: every line a node writes (stdout banner, synap's loggers,
-uvicorn's) is one JSON object with node_id and role; replication events carry the peer
+the HTTP server's) is one JSON object with node_id and role; replication events carry the peer
 and offsets. Driven through a replication scenario: full sync, a replica restart
-(partial sync), a master-side disconnect, a malformed HTTP request (uvicorn warns)."""
+(partial sync), a master-side disconnect, a malformed HTTP request (the HTTP server warns)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_every_line_is_json_in_a_replication_scenario(node_factory: NodeFactory)
     client.set("after", "restart")
     replica.start()
     wait_caught_up(master, [replica])
-    # Something uvicorn itself logs: a request that is not HTTP.
+    # Something the HTTP server itself logs: a request that is not HTTP.
     with socket.create_connection((HOST, master.port), timeout=5) as sock:
         sock.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
         sock.settimeout(5)
@@ -54,7 +54,7 @@ def test_every_line_is_json_in_a_replication_scenario(node_factory: NodeFactory)
 
     def master_lines() -> list[dict[str, Any]] | None:
         got = lines(master)
-        return got if any(x["logger"].startswith("uvicorn") for x in got) else None
+        return got if any(x["logger"] == "synap.http" for x in got) else None
 
     got = wait_for(master_lines, 10, message=lambda: master.log_text()[-2000:])
     master_id = master.stats()["replica_id"]

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from synap.api.error_status import http_error
 from synap.coordination.election import (
     Action,
     Handoff,
@@ -201,7 +202,7 @@ def test_role_machine_refuses_writes_past_the_leadership_deadline() -> None:
     with pytest.raises(LeadershipLostError) as info:
         roles.check_writable()
     assert info.value.message == "READONLY leadership lost: test"
-    assert (info.value.http_status, info.value.code) == (409, "READONLY")
+    assert http_error(info.value) == (409, "READONLY")
 
 
 def test_handoff_hint_names_the_only_node_that_campaigns() -> None:

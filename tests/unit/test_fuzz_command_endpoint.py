@@ -1,5 +1,6 @@
 """The JSON front ends under random input (hypothesis): ``command_endpoint.execute`` with
-random JSON-shaped envelopes, and the whole ASGI app (``HttpApi``) with random bodies.
+random JSON-shaped envelopes, and the whole HTTP app (``HttpApi`` behind the sans-IO
+request parser) with random bodies.
 
 Properties: nothing raises; bad input is ``success: false`` (or a 4xx) with an error
 text, never a 500; every answer can be serialized; the seeded keys are untouched; and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from hypothesis import HealthCheck, example, given, settings
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 
 from synap.api import command_endpoint
 from synap.api.http import HttpApi
+from synap.api.http_server import RequestParser, Response
 from synap.commands.errors import CommandError
 from synap.config import build_config
 from synap.node import Node
@@ -149,33 +152,27 @@ def test_a_deep_value_stored_over_resp_reads_back_over_http_as_text() -> None:
     orjson.dumps(envelope)
 
 
-# ------------------------------------------------------------------ the ASGI app
+# ------------------------------------------------------------------ the HTTP app
 
 
-def asgi_call(app: HttpApi, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-    delivered = False
+def app_call(app: HttpApi, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request as bytes through the sans-IO parser, then the app's handler."""
+    parser = RequestParser(max_body=app.max_body)
+    target = quote(path, safe="/")
+    parser.feed(
+        b"%s %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (method.encode(), target.encode(), len(body), body)
+    )
+    assert len(parser.ready) == 1
+    request = parser.ready.popleft()
+    assert request.path == path and request.body == body
 
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:
-            return {"type": "http.disconnect"}
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
+    async def run() -> Response:
+        answer = app.handle(request)
+        return answer if isinstance(answer, Response) else await answer
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    asyncio.run(app(scope, receive, send))
-    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
-    return sent[0]["status"], sent[1]["body"]
+    response = asyncio.run(run())
+    return response.status, response.body
 
 
 def json_text(value: Any) -> bytes:
@@ -227,7 +224,7 @@ def test_http_app_answers_bad_input_with_json_4xx_never_500(
     fuzz = FuzzNode()
     app = HttpApi(fuzz.node)
     for (method, path), body in requests:
-        status, reply = asgi_call(app, method, path, body)
+        status, reply = app_call(app, method, path, body)
         assert status < 500, (status, reply)
         parsed = orjson.loads(reply)
         if status >= 400:

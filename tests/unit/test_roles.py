@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from synap.api.error_status import http_error
 from synap.commands.errors import ReadOnlyError, WritesPausedError
 from synap.replication import roles as roles_module
 from synap.replication.roles import HISTORY_KEPT, IllegalTransition, Role, RoleMachine
@@ -115,7 +116,7 @@ def test_pause_lease_refuses_writes_with_tryagain_until_it_runs_out(clock: FakeC
     assert m.writes_paused and m.writes_paused_for == pytest.approx(2.0)
     with pytest.raises(WritesPausedError) as info:
         m.check_writable()
-    assert info.value.message.startswith("TRYAGAIN") and info.value.http_status == 503
+    assert info.value.message.startswith("TRYAGAIN") and http_error(info.value)[0] == 503
     clock.now += 1.5
     assert m.writes_paused and m.writes_paused_for == pytest.approx(0.5)
     clock.now += 0.6
