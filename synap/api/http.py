@@ -41,7 +41,7 @@ from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 log = logging.getLogger("synap.http")
 
@@ -72,7 +72,7 @@ class HttpError(Exception):
         self.code = code
 
 
-def _leader(node: Node) -> tuple[int, Any]:
+def _leader(node: NodeServices) -> tuple[int, Any]:
     """``GET /api/replication/leader``: the elected master (automatic failover), or 503."""
     coordinator = node.coordinator
     if coordinator is None:
@@ -97,7 +97,7 @@ def _error_body(status: int, message: str, code: str, **extra: Any) -> tuple[int
 
 
 class HttpApi:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
         self.max_body = node.config.server.max_body_bytes
         admin = node.config.server.admin_key

@@ -30,7 +30,7 @@ from synap.latency import CommandTimings, LatencyHistogram
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 ROLES = ("master", "replica", "standalone")
 # The states of a replica as its master sees it (stats ``replicas[].state``) ...
@@ -71,7 +71,7 @@ def _name(key: str | bytes) -> str:
 class NodeCollector(Collector):
     """Everything a node exports, read fresh on every scrape."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
@@ -465,7 +465,7 @@ class NodeCollector(Collector):
         yield latency
 
 
-def build_registry(node: Node) -> CollectorRegistry:
+def build_registry(node: NodeServices) -> CollectorRegistry:
     """A private registry with this node's collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
@@ -473,9 +473,19 @@ def build_registry(node: Node) -> CollectorRegistry:
     return registry
 
 
-def render_metrics(node: Node) -> bytes:
-    registry = getattr(node, "_metrics_registry", None)
-    if registry is None:
-        registry = build_registry(node)
-        node._metrics_registry = registry  # type: ignore[attr-defined]
-    return generate_latest(registry)
+class MetricsRenderer:
+    """``GET /metrics`` for one node: its registry is built on first use and kept."""
+
+    def __init__(self, node: NodeServices) -> None:
+        self.node = node
+        self._registry: CollectorRegistry | None = None
+
+    def render(self) -> bytes:
+        if self._registry is None:
+            self._registry = build_registry(self.node)
+        return generate_latest(self._registry)
+
+
+def render_metrics(node: NodeServices) -> bytes:
+    """The exposition text from a registry built for this call (tests, one-offs)."""
+    return generate_latest(build_registry(node))

@@ -33,7 +33,7 @@ from synap.store import watch
 from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 log = logging.getLogger("synap.resp")
 
@@ -65,7 +65,7 @@ REQUEST_OVERHEAD_BYTES = 1024 * 1024
 
 
 class RespConnection(asyncio.Protocol):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
         self.cmds = node.commands
         self.resp3 = False

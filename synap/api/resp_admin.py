@@ -279,7 +279,11 @@ def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
     timeout_ms = parse_int(args[2])
     if timeout_ms < 0:
         raise CommandError("ERR timeout is negative")
-    return c.node.replication.wait(wanted, timeout_ms)
+    return _wait(c, wanted, timeout_ms)
+
+
+async def _wait(c: RespConnection, wanted: int, timeout_ms: int) -> bytes:
+    return R.integer(await c.node.replication.wait(wanted, timeout_ms))
 
 
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
@@ -402,7 +406,12 @@ def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_save(c: RespConnection, args: list[bytes]) -> object:
-    return c.node.save_snapshot()
+    return _save(c)
+
+
+async def _save(c: RespConnection) -> bytes:
+    await c.node.save_snapshot()
+    return R.OK
 
 
 def cmd_failover(c: RespConnection, args: list[bytes]) -> object:

@@ -1,7 +1,7 @@
 """``CONFIG GET | SET | REWRITE | RESETSTAT``.
 
 CONFIG GET answers Redis's names for the parameters clients and tools read
-(:meth:`synap.node.Node.config_values`).  CONFIG SET changes, at run time, the ones that
+(:meth:`synap.node.NodeServices.config_values`).  CONFIG SET changes, at run time, the ones that
 are safe to change: ``maxmemory``, ``maxmemory-policy``, ``timeout``,
 ``min-replicas-to-write`` and ``min-replicas-max-lag``; the others are refused with
 Redis's wording.  CONFIG REWRITE writes the changed values back to the YAML
@@ -25,7 +25,7 @@ from synap.store.keyspace import EvictionPolicy
 
 if TYPE_CHECKING:
     from synap.api.resp import RespConnection
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 MIB = 1024 * 1024
 # Redis policy name -> ours (the four this keyspace implements).
@@ -61,13 +61,13 @@ def _memory(name: str, raw: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _set_maxmemory(node: Node, name: str, raw: str) -> None:
+def _set_maxmemory(node: NodeServices, name: str, raw: str) -> None:
     value = _memory(name, raw)
     node.keyspace.max_memory_bytes = value
     node.config.kv_store.max_memory_mb = math.ceil(value / MIB)
 
 
-def _set_policy(node: Node, name: str, raw: str) -> None:
+def _set_policy(node: NodeServices, name: str, raw: str) -> None:
     policy = raw.lower()
     if policy in _REDIS_ONLY_POLICIES:
         raise _failed(name, f"'{raw}' is not supported here; use one of {', '.join(POLICIES)}")
@@ -93,11 +93,11 @@ def _int_0_to_max(name: str, raw: str) -> int:
     return value
 
 
-def _set_timeout(node: Node, name: str, raw: str) -> None:
+def _set_timeout(node: NodeServices, name: str, raw: str) -> None:
     node.config.server.client_timeout_secs = _int_0_to_max(name, raw)
 
 
-def _set_min_replicas(node: Node, name: str, raw: str) -> None:
+def _set_min_replicas(node: NodeServices, name: str, raw: str) -> None:
     value = _int_0_to_max(name, raw)
     if name == "min-replicas-to-write":
         node.set_min_replicas(value, node.min_replicas_max_lag)
@@ -108,7 +108,7 @@ def _set_min_replicas(node: Node, name: str, raw: str) -> None:
 _APPENDFSYNC = {"always": "always", "everysec": "periodic", "no": "never"}
 
 
-def _set_appendfsync(node: Node, name: str, raw: str) -> None:
+def _set_appendfsync(node: NodeServices, name: str, raw: str) -> None:
     """appendfsync always|everysec|no: ``persistence.fsync_mode`` always|periodic|never."""
     mode = _APPENDFSYNC.get(raw.lower())
     if mode is None:
@@ -116,7 +116,7 @@ def _set_appendfsync(node: Node, name: str, raw: str) -> None:
     _apply_fsync_mode(node, mode)
 
 
-def _apply_fsync_mode(node: Node, mode: str) -> None:
+def _apply_fsync_mode(node: NodeServices, mode: str) -> None:
     if node.persistence is not None:
         try:
             node.persistence.set_fsync_mode(mode)
@@ -241,7 +241,7 @@ def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
     return R.OK
 
 
-def rewrite(node: Node) -> None:
+def rewrite(node: NodeServices) -> None:
     path = node.config.source_path
     if path is None:
         raise CommandError("ERR The server is running without a config file")

@@ -24,7 +24,7 @@ import httpx
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 MAX_DEPTH = 3
 MAX_NODES = 32
@@ -75,7 +75,7 @@ def _entry(view: dict[str, Any], parent: str | None) -> dict[str, Any]:
     }
 
 
-async def group_status(node: Node) -> dict[str, Any]:
+async def group_status(node: NodeServices) -> dict[str, Any]:
     stats = node.replication.stats()
     ok, status, replication = node.replication.health()
     me = {

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
@@ -54,7 +54,31 @@ from synap.coordination.etcd import (
 from synap.replication.roles import Role
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.config import Config
+    from synap.replication.manager import ReplicationManager
+    from synap.replication.roles import RoleMachine
+    from synap.store.history import History
+    from synap.store.keyspace import Keyspace
+
+
+class CoordinatedNode(Protocol):
+    """What the coordinator uses of its node (synap/node.py satisfies it)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def roles(self) -> RoleMachine: ...
+    @property
+    def history(self) -> History: ...
+    @property
+    def keyspace(self) -> Keyspace: ...
+    @property
+    def replication(self) -> ReplicationManager: ...
+    @property
+    def http_address(self) -> tuple[str, int] | None: ...
+    @property
+    def resp_address(self) -> tuple[str, int] | None: ...
+
 
 log = logging.getLogger("synap.coordination")
 
@@ -71,7 +95,7 @@ def _addr(address: tuple[str, int] | None) -> str | None:
 
 
 class EtcdCoordinator:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: CoordinatedNode) -> None:
         self.node = node
         cfg = node.config.replication.failover
         self.cfg = cfg

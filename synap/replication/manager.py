@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
 from synap.latency import SYNC_BUCKETS, LatencyHistogram
+from synap.listen import StartupError, bind_error
 from synap.replication.backlog import ReplicationBacklog
 from synap.replication.handshake import REFUSAL_CODES
+from synap.replication.master import MasterServer
+from synap.replication.replica import ReplicaLink
 from synap.replication.roles import IllegalTransition, Role
 
 if TYPE_CHECKING:
-    from synap.node import Node
-    from synap.replication.master import MasterServer
-    from synap.replication.replica import ReplicaLink
+    from synap.replication.host import ReplicationHost
 
 log = logging.getLogger("synap.replication")
 
@@ -47,7 +48,7 @@ class LogBounds:
 
 
 class ReplicationManager:
-    def __init__(self, node: Node, initial_role: Role) -> None:
+    def __init__(self, node: ReplicationHost, initial_role: Role) -> None:
         self.node = node
         cfg = node.config.replication
         self.config = cfg
@@ -176,8 +177,6 @@ class ReplicationManager:
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
-            from synap.node import StartupError
-
             assert self.config.master_address is not None
             host, port = parse_address(self.config.master_address, key="replication.master_address")
             if self._replica_listen_given():
@@ -194,7 +193,7 @@ class ReplicationManager:
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """Automatic failover: a peer knows a newer election epoch than ours, so another
         node was elected: refuse writes now (the coordinator then follows etcd)."""
-        coordinator = getattr(self.node, "coordinator", None)
+        coordinator = self.node.elector
         if coordinator is not None:
             coordinator.newer_epoch_seen(epoch, source)
 
@@ -261,11 +260,8 @@ class ReplicationManager:
             self.master_server = None
 
     async def _start_master_server(self, address: str) -> None:
-        from synap.node import StartupError, bind_error
-        from synap.replication.master import MasterServer
-
         host, port = parse_address(address, key="replication.replica_listen_address")
-        server = MasterServer(self, host, port)
+        server = MasterServer(self, self.node, host, port)
         try:
             await server.start()
         except OSError as exc:
@@ -277,10 +273,8 @@ class ReplicationManager:
         self.listen_address_text = server.address_text
 
     def _start_replica_link(self, host: str, port: int) -> None:
-        from synap.replication.replica import ReplicaLink
-
         self.node.keyspace.expire_on_access = False
-        link = ReplicaLink(self, host, port)
+        link = ReplicaLink(self, self.node, host, port)
         link.start()
         self.replica_link = link
 
@@ -299,9 +293,7 @@ class ReplicationManager:
         id becomes ``replid2`` valid up to the current offset, so replicas of the old
         master that are repointed here continue by partial sync (Redis
         ``shiftReplicationId``)."""
-        from synap.node import StartupError
-
-        if getattr(self.node, "coordinator", None) is not None and not elected:
+        if self.node.elector is not None and not elected:
             # A hand-made master would fight the election (synap/coordination).
             raise CommandError(
                 "ERR this node's role comes from the etcd election "
@@ -446,8 +438,6 @@ class ReplicationManager:
         self.node.record_topology("refused to replicate from itself")
 
     async def _reopen_listener(self) -> None:
-        from synap.node import StartupError
-
         try:
             await self._start_master_server(self.listen_address_text)
         except StartupError as exc:
@@ -714,21 +704,16 @@ class ReplicationManager:
         return "failover-in-progress" if roles.writes_paused_for is None else "waiting-for-sync"
 
     # ---------------------------------------------------------------- WAIT
-    async def wait(self, wanted: int, timeout_ms: int) -> bytes:
+    async def wait(self, wanted: int, timeout_ms: int) -> int:
         """Redis WAIT: block until ``wanted`` replicas acknowledged everything written so
         far, or the timeout passes; answers how many did."""
-        from synap.api import resp_codec as R
-
         if self.node.roles.is_replica:
             raise CommandError("ERR WAIT cannot be used with replica instances.")
         target = self.node.history.offset
         server = self.master_server
         if server is None:
-            return R.integer(0)
-        count = await server.wait_for_acks(
-            target, wanted, timeout_ms / 1000 if timeout_ms else None
-        )
-        return R.integer(count)
+            return 0
+        return await server.wait_for_acks(target, wanted, timeout_ms / 1000 if timeout_ms else None)
 
     # A planned failover is driven from outside by ``synap-cli failover``
     # (synap/failover.py) over the admin API: pause, wait, promote, repoint, resume.
