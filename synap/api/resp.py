@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
-from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
+from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS
 from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_consistency import CONSISTENCY_COMMANDS
+from synap.api.resp_context import IMPLEMENTED, no_perm
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_reader import RequestError, RequestReader
@@ -527,3 +528,5 @@ COMMANDS = {
     b"RESET": cmd_reset,
     b"MONITOR": cmd_monitor,
 }
+# COMMAND / COMMAND COUNT / COMMAND LIST read the table from synap/api/resp_context.py.
+IMPLEMENTED.update(COMMANDS)

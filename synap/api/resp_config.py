@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
 from synap.api.resp_command_info import check_arity
+from synap.api.resp_context import no_perm
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
 from synap.persistence import PersistenceError
 from synap.store.keyspace import EvictionPolicy
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient
     from synap.api.services import NodeServices
 
 MIB = 1024 * 1024
@@ -150,7 +151,7 @@ REWRITTEN = {
 }
 
 
-def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
+def cmd_config(c: RespClient, args: list[bytes]) -> bytes:
     check_arity(args)
     sub = args[1].upper()
     node = c.node
@@ -163,8 +164,6 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
                     found[key] = value
         return R.encode(found, c.resp3)
     if sub in (b"SET", b"RESETSTAT", b"REWRITE") and not c.admin:
-        from synap.api.resp_admin import no_perm
-
         raise no_perm(b"config|" + sub.lower())
     if sub == b"SET":
         return _config_set(c, args)
@@ -196,7 +195,7 @@ _HELP = (
 )
 
 
-def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
+def _config_set(c: RespClient, args: list[bytes]) -> bytes:
     if len(args) % 2:
         raise CommandError(SYNTAX)
     pairs = [
