@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint, consistency, json_values, status_page
+from synap.api import command_endpoint, consistency, json_values, status_page, views
 from synap.api.json_values import to_stored
 from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
@@ -310,17 +310,19 @@ class HttpApi:
                 raise HttpError(
                     400, "'replica_listen_address' must be a \"host:port\" string", "BAD_REQUEST"
                 )
-            return 200, await node.replication.promote(reason="HTTP promote", listen_address=listen)
+            promoted = await node.replication.promote(reason="HTTP promote", listen_address=listen)
+            return 200, views.role_change_json(promoted)
         if path == "/api/replication/pause":
             _allow(method, "POST")
             self._require_admin(scope)
-            return 200, node.replication.pause_writes(
+            paused = node.replication.pause_writes(
                 _pause_seconds(await self._json(receive)), reason="HTTP pause"
             )
+            return 200, views.role_change_json(paused)
         if path == "/api/replication/resume":
             _allow(method, "POST")
             self._require_admin(scope)
-            return 200, node.replication.resume_writes(reason="HTTP resume")
+            return 200, views.role_change_json(node.replication.resume_writes(reason="HTTP resume"))
         if path == "/api/replication/replicaof":
             _allow(method, "POST")
             self._require_admin(scope)
@@ -437,7 +439,7 @@ class HttpApi:
             and body.get("host") is None
         ):
             if "master_address" in body or body.get("no_one"):
-                return self.node.replication.stop_replication()
+                return views.role_change_json(self.node.replication.stop_replication())
             raise HttpError(
                 400,
                 "give 'master_address' as \"host:port\" (or null to stop replicating)",
@@ -454,7 +456,9 @@ class HttpApi:
             host, port = parse_address(address, key="master_address")
         except ConfigError as exc:
             raise HttpError(400, str(exc), "BAD_REQUEST") from None
-        return self.node.replication.follow(host, port, reason="HTTP replicaof")
+        return views.role_change_json(
+            self.node.replication.follow(host, port, reason="HTTP replicaof")
+        )
 
     async def _json(self, receive: Receive, optional: bool = False) -> Any:
         chunks: list[bytes] = []

@@ -13,7 +13,7 @@ non-printable characters escaped here as well. docs/MONITORING.md lists every me
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -84,7 +84,7 @@ class NodeCollector(Collector):
         yield from self._commands()
 
     # ------------------------------------------------------------------ node
-    def _node(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _node(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         node = self.node
         info = GaugeMetricFamily(
             "synap_node_info", "Constant 1, labelled with this node's id and version.",
@@ -139,7 +139,7 @@ class NodeCollector(Collector):
         yield _counter("synap_evicted_keys_total", "Keys removed by eviction.", ks.evicted_total)
 
     # ------------------------------------------------------------------ replication
-    def _replication(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _replication(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         node = self.node
         repl = node.replication
         role = stats["role"]
@@ -327,7 +327,7 @@ class NodeCollector(Collector):
                 state.add_metric([*ids, name], int(r["state"] == name))
         yield from (offset, lag_ops, lag_s, ack_age, lagging, state)
 
-    def _link(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _link(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         """Replica side: this node's link to its master."""
         yield _gauge(
             "synap_replication_lag_operations",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -53,14 +54,14 @@ _FIELDS = (
 )
 
 
-def _summary(stats: dict[str, Any]) -> dict[str, Any]:
+def _summary(stats: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: stats.get(k) for k in _FIELDS}
     offset = stats.get("replica_offset")
     out["offset"] = offset if offset is not None else stats.get("master_offset")
     return out
 
 
-def _entry(view: dict[str, Any], parent: str | None) -> dict[str, Any]:
+def _entry(view: Mapping[str, Any], parent: str | None) -> dict[str, Any]:
     """A node as its master sees it (``replicas[]`` of the master's stats)."""
     return {
         "id": escape_text(view.get("id")),

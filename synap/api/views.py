@@ -8,6 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synap.replication.control import (
+    Following,
+    Promoted,
+    RoleChange,
+    Stopped,
+    WritesPaused,
+    WritesResumed,
+)
 from synap.store.keyspace import EVICTION_SAMPLES
 
 if TYPE_CHECKING:
@@ -83,3 +91,51 @@ def config_values(node: NodeServices) -> dict[str, str]:
         "dir": str(Path(p.data_dir).resolve()),
         "replica-serve-stale-data": "yes" if node.config.replication.serve_stale_reads else "no",
     }
+
+
+def role_change_json(result: RoleChange) -> dict[str, Any]:
+    """The HTTP answer to a replication control request (docs/OPERATIONS.md)."""
+    match result:
+        case Promoted(already=True):
+            return {"success": True, "role": "master", "message": "already a master",
+                    "replication_id": result.replication_id, "offset": result.offset,
+                    "replica_listen_address": result.replica_listen_address}  # fmt: skip
+        case Promoted():
+            return {
+                "success": True,
+                "role": "master",
+                "replication_id": result.replication_id,
+                "previous_replication_id": result.previous_replication_id,
+                "offset": result.offset,
+                "replica_listen_address": result.replica_listen_address,
+                "topology_file": result.topology_file,
+            }
+        case Following(already=True):
+            return {"success": True, "role": "replica", "master_address": result.master_address,
+                    "message": "already following this master"}  # fmt: skip
+        case Following():
+            return {
+                "success": True,
+                "role": "replica",
+                "master_address": result.master_address,
+                "topology_file": result.topology_file,
+            }
+        case Stopped():
+            return {"success": True, "role": "standalone", "topology_file": result.topology_file}
+        case WritesPaused():
+            return {
+                "success": True,
+                "writes_paused": True,
+                "seconds": result.seconds,
+                "role": result.role,
+                "replication_id": result.replication_id,
+                "master_offset": result.master_offset,
+            }
+        case WritesResumed():
+            return {
+                "success": True,
+                "writes_paused": False,
+                "was_paused": result.was_paused,
+                "role": result.role,
+                "master_offset": result.master_offset,
+            }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from synap.config import is_loopback
 from synap.persistence import PersistenceError
@@ -43,6 +43,7 @@ from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
 if TYPE_CHECKING:
     from synap.replication.host import MasterOwner, ReplicationHost
+    from synap.replication.stats import ReplicaEntry
 
 log = logging.getLogger("synap.replication.master")
 
@@ -566,7 +567,7 @@ class ReplicaConnection(asyncio.Protocol):
                 self.transport.close()
 
     # ----------------------------------------------------------------- views
-    def info(self, master_offset: int) -> dict[str, Any]:
+    def info(self, master_offset: int) -> ReplicaEntry:
         s = self.session
         state = {
             MasterState.SYNCING_FULL: "send_bulk",
@@ -721,7 +722,7 @@ class MasterServer:
             self._ack_waiters.resolve(self._acked_offsets)
 
     # ----------------------------------------------------------------- views
-    def replicas_info(self) -> list[dict[str, Any]]:
+    def replicas_info(self) -> list[ReplicaEntry]:
         offset = self.node.history.offset
         return [
             c.info(offset)
