@@ -11,7 +11,7 @@
 * ``synap-cli --version``
 
 A node answering 401/403 is reported as an authentication problem naming the key to pass
-(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
+(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/admin_client.py).
 * ``synap-cli log inspect --data-dir D [--from OFFSET] [--limit N]``: print and verify
   the log's records (offline tool: reads the WAL segments of a data directory)
 """
@@ -24,20 +24,12 @@ import time
 from typing import Any
 
 import click
-import httpx
 
 from synap import __version__
-from synap.http_errors import auth_problem, http_problem, is_auth_status
+from synap.admin_client import AdminError, Session
 from synap.replication.peer_fields import escape_text
 
 DEFAULT_NODE = "http://127.0.0.1:5500"
-
-
-def _client(url: str, api_key: str | None, timeout: float = 5.0) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    if "://" not in url:
-        url = f"http://{url}"
-    return httpx.Client(base_url=url, headers=headers, timeout=timeout)
 
 
 class AuthenticationProblem(click.ClickException):
@@ -45,26 +37,14 @@ class AuthenticationProblem(click.ClickException):
 
 
 def _call(url: str, api_key: str | None, method: str, path: str, body: Any = None) -> Any:
-    try:
-        with _client(url, api_key) as client:
-            response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"{url}: {exc}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if is_auth_status(response.status_code):
-        raise AuthenticationProblem(
-            f"{url}{path}: {auth_problem(response.status_code, data, bool(api_key))}"
-        )
-    if data is None:
-        raise click.ClickException(f"{url}{path}: HTTP {response.status_code}, not JSON")
-    if response.status_code >= 400:
-        raise click.ClickException(
-            f"{url}{path}: {http_problem(response.status_code, data, bool(api_key))}"
-        )
-    return data
+    """One admin request (synap/admin_client.py); failures become click errors."""
+    with Session(api_key, [url]) as session:
+        try:
+            return session.node(url).request(method, path, body)
+        except AdminError as exc:
+            if exc.auth:
+                raise AuthenticationProblem(exc.message) from None
+            raise click.ClickException(exc.message) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
