@@ -337,7 +337,7 @@ def group_status(etcd: str, name: str, as_json: bool) -> None:
     from synap.coordination.status import read_group, render
 
     try:
-        endpoints = FailoverConfig(etcd_endpoints=etcd, group=name).etcd_endpoints  # type: ignore[arg-type]
+        endpoints = FailoverConfig(etcd_endpoints=etcd, group=name).etcd_endpoints
     except ValidationError as exc:
         problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise click.UsageError(problems) from None

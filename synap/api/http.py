@@ -580,7 +580,8 @@ def _bearer(scope: Scope) -> bytes | None:
             scheme, _, rest = value.partition(b" ")
             scheme = scheme.lower()
             if scheme == b"bearer":
-                return rest.strip()
+                token: bytes = rest.strip()
+                return token
             if scheme == b"basic":
                 try:
                     decoded = base64.b64decode(rest.strip())

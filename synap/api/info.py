@@ -8,6 +8,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from synap import __version__
@@ -162,7 +163,7 @@ def _keyspace(node: NodeServices) -> list[tuple[str, Any]]:
     return [("db0", f"keys={len(ks)},expires={len(ks.expires)},avg_ttl=0")]
 
 
-_RENDERERS = {
+_RENDERERS: dict[str, Callable[[NodeServices], list[tuple[str, Any]]]] = {
     "server": _server,
     "clients": _clients,
     "memory": _memory,

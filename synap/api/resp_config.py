@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,7 @@ SETTERS = {
     "timeout": _set_timeout,
 }
 # What CONFIG REWRITE writes: (section, key, value from the node).
-REWRITTEN = {
+REWRITTEN: dict[str, tuple[str, str, Callable[[NodeServices], str]]] = {
     "maxmemory": ("kv_store", "max_memory_mb", lambda n: str(n.config.kv_store.max_memory_mb)),
     "maxmemory-policy": (
         "kv_store",
