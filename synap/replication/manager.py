@@ -1,10 +1,13 @@
-"""Replication control: which links run for the node's role, role changes at runtime
-(promote, repoint, stop), and the operator views (stats JSON, INFO replication, ROLE, WAIT).
+"""Replication control: which links run for the node's role, and role changes at run
+time (promote, repoint, stop, pause/resume writes, WAIT), returning the values of
+synap/replication/control.py.
 
-The manager owns the replication log (backlog), fed by the node's history; a
+The replication log (synap/replication/log.py) is fed by the node's history; a
 :class:`~synap.replication.master.MasterServer` serves replicas from it (on masters, and
 on replicas that were given ``--replica-listen`` for sub-replicas), and a
-:class:`~synap.replication.replica.ReplicaLink` follows a master on replicas.
+:class:`~synap.replication.replica.ReplicaLink` follows a master on replicas.  The
+read-only views (stats JSON, INFO replication, ROLE, health) are the base class,
+:class:`~synap.replication.views.ReplicationViews`.
 """
 
 from __future__ import annotations

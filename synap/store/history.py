@@ -56,15 +56,9 @@ class History:
             listener(offset, record)
         return offset
 
-    def commit_encoded(self, offset: int, record: bytes) -> None:
-        """Publish a record received from the master (already applied)."""
-        self.offset = offset
-        for listener in self._listeners:
-            listener(offset, record)
-
     def commit_encoded_batch(self, first_offset: int, records: Sequence[bytes]) -> None:
         """Publish consecutive records received from the master (already applied): the
-        same as :meth:`commit_encoded` for each, one call per listener. ``offset`` is
+        same as publishing each in turn, one call per listener. ``offset`` is
         already the last record's while the listeners run."""
         if not records:
             return

@@ -23,7 +23,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # contexts, listener errors.
     (
         "foundation",
-        ("synap", "synap.config", "synap.logfmt", "synap.latency", "synap.tls", "synap.listen"),
+        (
+            "synap",
+            "synap.clock",
+            "synap.config",
+            "synap.logfmt",
+            "synap.latency",
+            "synap.tls",
+            "synap.listen",
+        ),
     ),
     ("store", ("synap.store",)),
     ("commands", ("synap.commands",)),
@@ -72,7 +80,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "synap.cli",
             "synap.failover",
             "synap.admin_client",
-            "synap.http_errors",
             "synap.demo",
         ),
     ),
