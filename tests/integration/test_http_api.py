@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,10 @@ import httpx
 import pytest
 
 from synap import __version__
+from tests.support.fixtures import module_node
 from tests.support.server import NodeFactory, SynapProcess
 
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("http"))
-    try:
-        yield factory(name="http")
-    finally:
-        factory.cleanup()
+node = module_node("http")
 
 
 @pytest.fixture

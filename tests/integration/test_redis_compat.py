@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import redis
 
 from tests.support.checks import assert_same_data, digest
+from tests.support.fixtures import module_node
 from tests.support.ports import HOST
 from tests.support.real_redis import Wire, encode, real_redis
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
@@ -27,13 +28,7 @@ __all__ = ["real_redis"]  # a fixture, used by name
 Step = tuple[object, ...]
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("redis-compat"))
-    try:
-        yield factory(name="compat")
-    finally:
-        factory.cleanup()
+node = module_node("compat")
 
 
 class Pair:
