@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from synap import __version__
 from synap.admin_client import AdminError, Session
 from synap.replication.peer_fields import escape_text
+from synap.replication.stats import MasterStats, ReplicationStats
 
 DEFAULT_NODE = "http://127.0.0.1:5500"
 
@@ -80,7 +81,7 @@ def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: boo
     failed = False
     for url in nodes:
         try:
-            stats = _call(url, obj["api_key"], "GET", "/api/replication/stats")
+            stats = _stats(url, obj["api_key"])
         except AuthenticationProblem as exc:
             click.echo(exc.message)
             failed = True
@@ -99,51 +100,54 @@ def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: boo
         sys.exit(1)
 
 
-def _problems(s: dict[str, Any]) -> list[str]:
+def _stats(url: str, api_key: str | None) -> ReplicationStats:
+    """``GET /api/replication/stats`` (the shapes of synap/replication/stats.py)."""
+    return cast("ReplicationStats", _call(url, api_key, "GET", "/api/replication/stats"))
+
+
+def _problems(s: ReplicationStats) -> list[str]:
     """What makes a node unhealthy, from its stats (empty when healthy)."""
     problems = []
-    if s.get("role") == "replica":
-        if not s.get("synced", s.get("connected")):
+    if s["role"] == "replica":
+        if not s["synced"]:
             problems.append("not synced with its master yet")
-        if not s.get("connected"):
-            down = s.get("link_down_seconds")
+        if not s["connected"]:
+            down = s["link_down_seconds"]
             problems.append(
                 "disconnected from its master" + (f" for {down}s" if down is not None else "")
             )
     return problems
 
 
-def _writes(s: dict[str, Any]) -> str:
-    if not s.get("writes_paused"):
+def _writes(s: MasterStats) -> str:
+    if not s["writes_paused"]:
         return "accepted"
-    seconds = s.get("writes_paused_for")
+    seconds = s["writes_paused_for"]
     if seconds is None:
         return "FENCED (paused until resumed or demoted: POST /api/replication/resume)"
     return f"PAUSED for {seconds:g}s more"
 
 
-def _describe(url: str, s: dict[str, Any], problems: list[str]) -> str:
+def _describe(url: str, s: ReplicationStats, problems: list[str]) -> str:
     # Every value is escaped: ids, addresses and errors come from other nodes.
     e = escape_text
     verdict = f" UNHEALTHY: {'; '.join(problems)}" if problems else ""
-    lines = [
-        f"{url}: role={e(s['role'])} replication_id={e(s.get('replication_id', '?'))}{verdict}"
-    ]
+    lines = [f"{url}: role={e(s['role'])} replication_id={e(s['replication_id'])}{verdict}"]
     served = (
-        f"served: sync_full={s.get('sync_full')} sync_partial_ok={s.get('sync_partial_ok')} "
-        f"sync_partial_err={s.get('sync_partial_err')}"
+        f"served: sync_full={s['sync_full']} sync_partial_ok={s['sync_partial_ok']} "
+        f"sync_partial_err={s['sync_partial_err']}"
     )
     if s["role"] == "replica":
         lines.append(
-            f"  master={e(s.get('master_address'))} connected={s['connected']} "
-            f"synced={s.get('synced')} state={e(s.get('state'))} "
+            f"  master={e(s['master_address'])} connected={s['connected']} "
+            f"synced={s['synced']} state={e(s['state'])} "
             f"offset={s['replica_offset']}/{s['master_offset']} lag={s['lag_operations']} ops "
-            f"({s['lag_ms']} ms) full_syncs={s.get('full_syncs')} partial_syncs={s.get('partial_syncs')}"
+            f"({s['lag_ms']} ms) full_syncs={s['full_syncs']} partial_syncs={s['partial_syncs']}"
         )
-        lines.append(f"  last_error: {e(s.get('last_error') or 'none')}")
+        lines.append(f"  last_error: {e(s['last_error'] or 'none')}")
     else:
         lines.append(
-            f"  master_offset={s['master_offset']} replicas={len(s.get('replicas', []))} "
+            f"  master_offset={s['master_offset']} replicas={len(s['replicas'])} "
             f"writes={_writes(s)}"
         )
     lines.append(f"  {served}")
