@@ -341,7 +341,7 @@ class HttpApi:
                     "synap-cli failover",
                     "NOT_ETCD",
                 )
-            return 200, await node.coordinator.hand_off(to)
+            return 200, views.role_change_json(await node.coordinator.hand_off(to))
         if path == "/api/replication/digest":
             _allow(method, "GET")
             return 200, node.digest_report()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from synap.replication.control import (
     Following,
+    HandedOff,
     Promoted,
     RoleChange,
     Stopped,
@@ -131,6 +132,9 @@ def role_change_json(result: RoleChange) -> dict[str, Any]:
                 "replication_id": result.replication_id,
                 "master_offset": result.master_offset,
             }
+        case HandedOff():
+            return {"success": True, "handed_off_to": result.target_id, "epoch": result.epoch,
+                    "offset": result.offset}  # fmt: skip
         case WritesResumed():
             return {
                 "success": True,

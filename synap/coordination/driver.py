@@ -51,6 +51,7 @@ from synap.coordination.etcd import (
     handoff_txn,
     resign_txn,
 )
+from synap.replication.control import HandedOff
 from synap.replication.roles import Role
 
 if TYPE_CHECKING:
@@ -435,7 +436,7 @@ class EtcdCoordinator:
             self.group, info.epoch, node.history.offset,
         )  # fmt: skip
 
-    async def hand_off(self, target_id: str) -> dict[str, Any]:
+    async def hand_off(self, target_id: str) -> HandedOff:
         """Planned switchover (``POST /api/replication/handoff``): give the leader key to
         member ``target_id``. The caller paused writes and saw the target catch up. This
         master fences itself first, then, in one etcd transaction, writes the handoff hint
@@ -493,7 +494,7 @@ class EtcdCoordinator:
             "handed leadership of group %r (epoch %d) to %s at offset %d",
             self.group, self.epoch, target_id, offset,
         )  # fmt: skip
-        return {"success": True, "handed_off_to": target_id, "epoch": self.epoch, "offset": offset}
+        return HandedOff(target_id, self.epoch, offset)
 
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """A replication peer knows epoch ``epoch`` > ours: another node was elected. A

@@ -49,4 +49,13 @@ class WritesResumed:
     master_offset: int
 
 
-RoleChange = Promoted | Following | Stopped | WritesPaused | WritesResumed
+@dataclass(frozen=True, slots=True)
+class HandedOff:
+    """Automatic failover: the leader key was handed to member ``target_id``."""
+
+    target_id: str
+    epoch: int
+    offset: int
+
+
+RoleChange = Promoted | Following | Stopped | WritesPaused | WritesResumed | HandedOff

@@ -4,7 +4,14 @@ as the HTTP layer answers them (synap/api/views.py): pure objects, no sockets.""
 from __future__ import annotations
 
 from synap.api.views import role_change_json
-from synap.replication.control import Following, Promoted, Stopped, WritesPaused, WritesResumed
+from synap.replication.control import (
+    Following,
+    HandedOff,
+    Promoted,
+    Stopped,
+    WritesPaused,
+    WritesResumed,
+)
 from synap.replication.log import ReplicationLog
 from synap.store.effects import Op
 from synap.store.history import History
@@ -113,4 +120,10 @@ def test_role_change_answers_keep_their_http_shapes() -> None:
         "was_paused": True,
         "role": "master",
         "master_offset": 9,
+    }
+    assert role_change_json(HandedOff("node-b", 4, 120)) == {
+        "success": True,
+        "handed_off_to": "node-b",
+        "epoch": 4,
+        "offset": 120,
     }
