@@ -18,22 +18,22 @@ from synap.commands.errors import SYNTAX, CommandError, wrong_args
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 
-def cmd_ping(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_ping(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) > 2:
         raise wrong_args("ping")
     return R.PONG if len(args) == 1 else R.bulk(args[1])
 
 
-def cmd_echo(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_echo(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) != 2:
         raise wrong_args("echo")
     return R.bulk(args[1])
 
 
-def cmd_quit(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_quit(c: RespConnection, args: list[bytes]) -> bytes:
     c.close_after_reply()
     return R.OK
 
@@ -41,7 +41,7 @@ def cmd_quit(c: RespClient, args: list[bytes]) -> bytes:
 _WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
-def _authenticate(c: RespClient, password: bytes, username: bytes | None = None) -> None:
+def _authenticate(c: RespConnection, password: bytes, username: bytes | None = None) -> None:
     """AUTH / HELLO AUTH: an API key (server.api_keys) opens the connection; the admin key
     (server.admin_key) opens it too and also allows the admin commands.  The only user is
     ``default``, as on a Redis without ACLs."""
@@ -60,7 +60,7 @@ def _authenticate(c: RespClient, password: bytes, username: bytes | None = None)
     raise CommandError(_WRONGPASS)
 
 
-def cmd_auth(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) not in (2, 3):
         raise wrong_args("auth")
     server = c.node.config.server
@@ -73,7 +73,7 @@ def cmd_auth(c: RespClient, args: list[bytes]) -> bytes:
     return R.OK
 
 
-def cmd_hello(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
     version = 2 if not c.resp3 else 3
     i = 1
     if len(args) > 1:
@@ -116,7 +116,7 @@ def cmd_hello(c: RespClient, args: list[bytes]) -> bytes:
     return R.encode(info, c.resp3)
 
 
-def cmd_select(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_select(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) != 2:
         raise wrong_args("select")
     if parse_int(args[1]) != 0:
@@ -131,7 +131,7 @@ def _check_client_name(name: bytes) -> None:
         )
 
 
-def cmd_client(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) < 2:
         raise wrong_args("client")
     sub = args[1].upper()
@@ -222,7 +222,7 @@ CLIENT_HELP = (
 )
 
 
-def cmd_info(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
     stats = c.node.command_stats
     first = not stats.per_command  # someone looks: count every command from now on,
     stats.per_command = True  # this INFO included (the dispatcher counts the later ones)
@@ -238,13 +238,13 @@ def cmd_info(c: RespClient, args: list[bytes]) -> bytes:
     return reply
 
 
-def cmd_role(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) != 1:
         raise wrong_args("role")
     return R.encode(c.node.replication.role_reply(), c.resp3)
 
 
-def cmd_replicaof(c: RespClient, args: list[bytes]) -> object:
+def cmd_replicaof(c: RespConnection, args: list[bytes]) -> object:
     if len(args) != 3:
         raise wrong_args(args[0].decode())
     host, port = args[1].decode(errors="replace"), args[2].decode(errors="replace")
@@ -260,12 +260,12 @@ def cmd_replicaof(c: RespClient, args: list[bytes]) -> object:
     return R.simple("OK")
 
 
-async def _promote(c: RespClient) -> bytes:
+async def _promote(c: RespConnection) -> bytes:
     await c.node.replication.promote(reason="REPLICAOF NO ONE")
     return R.OK
 
 
-def cmd_wait(c: RespClient, args: list[bytes]) -> object:
+def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
     if len(args) != 3:
         raise wrong_args("wait")
     wanted = parse_int(args[1])
@@ -275,11 +275,11 @@ def cmd_wait(c: RespClient, args: list[bytes]) -> object:
     return _wait(c, wanted, timeout_ms)
 
 
-async def _wait(c: RespClient, wanted: int, timeout_ms: int) -> bytes:
+async def _wait(c: RespConnection, wanted: int, timeout_ms: int) -> bytes:
     return R.integer(await c.node.replication.wait(wanted, timeout_ms))
 
 
-def cmd_debug(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
     """The DEBUG subset tests and operators use.  DIGEST is open to every client; the
     rest need the admin key when one is set (like Redis's enable-debug-command)."""
     sub = args[1].upper() if len(args) > 1 else b""
@@ -367,7 +367,7 @@ _DEBUG_HELP = (
 )
 
 
-def cmd_shutdown(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_shutdown(c: RespConnection, args: list[bytes]) -> bytes:
     """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stop the server (the same orderly
     stop as SIGTERM: WAL flushed and fsynced, a final snapshot unless NOSAVE)."""
     save: bool | None = None
@@ -393,21 +393,21 @@ def cmd_shutdown(c: RespClient, args: list[bytes]) -> bytes:
     return b""  # as in Redis: the connection is closed without a reply
 
 
-def cmd_time(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:
     now = time.time_ns() // 1000
     return R.array([R.bulk(b"%d" % (now // 1_000_000)), R.bulk(b"%d" % (now % 1_000_000))])
 
 
-def cmd_save(c: RespClient, args: list[bytes]) -> object:
+def cmd_save(c: RespConnection, args: list[bytes]) -> object:
     return _save(c)
 
 
-async def _save(c: RespClient) -> bytes:
+async def _save(c: RespConnection) -> bytes:
     await c.node.save_snapshot()
     return R.OK
 
 
-def cmd_failover(c: RespClient, args: list[bytes]) -> object:
+def cmd_failover(c: RespConnection, args: list[bytes]) -> object:
     return c.node.replication.failover_command(args[1:])
 
 

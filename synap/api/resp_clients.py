@@ -13,7 +13,7 @@ from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 _TYPES = (b"NORMAL", b"MASTER", b"REPLICA", b"SLAVE", b"PUBSUB")
 # Redis's read buffer: PROTO_IOBUF_LEN; qbuf + qbuf-free of a fresh client.
@@ -25,7 +25,7 @@ def _request_bytes(args: list[bytes]) -> int:
     return len(b"*%d\r\n" % len(args)) + sum(len(b"$%d\r\n" % len(a)) + len(a) + 2 for a in args)
 
 
-def client_line(caller: RespClient, c: RespClient, args: list[bytes] | None = None) -> str:
+def client_line(caller: RespConnection, c: RespConnection, args: list[bytes] | None = None) -> str:
     """One ``CLIENT LIST`` line for ``c`` (``args``: the request being run, when c is the caller)."""
     now = time.monotonic()
     name = c.name.decode(errors="replace") if c.name else ""
@@ -57,7 +57,7 @@ def _client_ids(raw: list[bytes]) -> list[int]:
     return ids
 
 
-def client_list(c: RespClient, args: list[bytes]) -> bytes:
+def client_list(c: RespConnection, args: list[bytes]) -> bytes:
     """CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]."""
     clients = c.node.clients()
     if len(args) > 2:
@@ -76,7 +76,7 @@ def client_list(c: RespClient, args: list[bytes]) -> bytes:
     return R.bulk("".join(client_line(c, x, args) for x in clients).encode())
 
 
-def client_kill(c: RespClient, args: list[bytes]) -> bytes:
+def client_kill(c: RespConnection, args: list[bytes]) -> bytes:
     """CLIENT KILL addr:port (old form: OK or an error) or CLIENT KILL <filter> <value> ...
     (ID, TYPE, USER, ADDR, LADDR, SKIPME: the number of clients closed)."""
     clients = c.node.clients()
@@ -121,7 +121,7 @@ def client_kill(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(len(clients))
 
 
-def _kill(caller: RespClient, victims: list[RespClient]) -> None:
+def _kill(caller: RespConnection, victims: list[RespConnection]) -> None:
     for victim in victims:
         if victim is caller:
             victim.close_after_reply()

@@ -14,7 +14,7 @@ from synap.commands.errors import SYNTAX, CommandError, wrong_args
 from synap.commands.glob import glob_match
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 _SET_KEYS = ("flags", "doc_flags", "history")
 
@@ -169,7 +169,7 @@ def _list(args: list[bytes]) -> bytes:
     return R.bulk_array([n.encode() for n in picked])
 
 
-def cmd_command(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) == 1:
         rows = _rows()
         return R.array([encode_row(r, c.resp3) for r in rows])

@@ -17,9 +17,9 @@ from synap.commands.layer import INT64_MAX, ExpireFlags, parse_int
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
-Handler = Callable[["RespClient", list[bytes]], object]
+Handler = Callable[["RespConnection", list[bytes]], object]
 
 
 def _arity(args: list[bytes], exact: int = 0, minimum: int = 0) -> None:
@@ -42,7 +42,7 @@ def _expire_at_ms(expire_at: int, name: str) -> int:
     return expire_at
 
 
-def cmd_get(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_get(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) != 2:
         raise wrong_args(args[0].decode(errors="replace"))
     value = c.cmds.get(args[1])
@@ -51,7 +51,7 @@ def cmd_get(c: RespClient, args: list[bytes]) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def cmd_set(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) == 3:  # plain SET key value: no options to parse, always set
         c.cmds.set(args[1], args[2])
         return R.OK
@@ -101,13 +101,13 @@ def cmd_set(c: RespClient, args: list[bytes]) -> bytes:
     return R.OK if done else R.null(c.resp3)
 
 
-def cmd_setnx(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_setnx(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     done, _ = c.cmds.set(args[1], args[2], nx=True)
     return R.integer(int(done))
 
 
-def _setex(c: RespClient, args: list[bytes], unit_ms: int) -> bytes:
+def _setex(c: RespConnection, args: list[bytes], unit_ms: int) -> bytes:
     _arity(args, 4)
     name = args[0].decode().lower()
     amount = _positive_expire(args[2], name)
@@ -116,26 +116,26 @@ def _setex(c: RespClient, args: list[bytes], unit_ms: int) -> bytes:
     return R.OK
 
 
-def cmd_setex(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_setex(c: RespConnection, args: list[bytes]) -> bytes:
     return _setex(c, args, 1000)
 
 
-def cmd_psetex(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_psetex(c: RespConnection, args: list[bytes]) -> bytes:
     return _setex(c, args, 1)
 
 
-def cmd_getset(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_getset(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     _, old = c.cmds.set(args[1], args[2])
     return R.bulk_or_null(old, c.resp3)
 
 
-def cmd_getdel(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_getdel(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.bulk_or_null(c.cmds.getdel(args[1]), c.resp3)
 
 
-def cmd_mget(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_mget(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, minimum=2)
     return R.bulk_array(c.cmds.mget(args[1:]), c.resp3)
 
@@ -146,41 +146,41 @@ def _pairs(args: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(args[i], args[i + 1]) for i in range(1, len(args), 2)]
 
 
-def cmd_mset(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_mset(c: RespConnection, args: list[bytes]) -> bytes:
     c.cmds.mset(_pairs(args))
     return R.OK
 
 
-def cmd_msetnx(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_msetnx(c: RespConnection, args: list[bytes]) -> bytes:
     return R.integer(int(c.cmds.mset(_pairs(args), nx=True)))
 
 
-def cmd_del(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_del(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, minimum=2)
     return R.integer(c.cmds.delete(args[1:]))
 
 
-def cmd_exists(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_exists(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, minimum=2)
     return R.integer(c.cmds.exists(args[1:]))
 
 
-def cmd_incr(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_incr(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(c.cmds.incr_by(args[1], 1))
 
 
-def cmd_decr(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_decr(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(c.cmds.incr_by(args[1], -1))
 
 
-def cmd_incrby(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_incrby(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     return R.integer(c.cmds.incr_by(args[1], parse_int(args[2])))
 
 
-def cmd_decrby(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_decrby(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     delta = parse_int(args[2])
     if delta == -(2**63):
@@ -188,17 +188,17 @@ def cmd_decrby(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(c.cmds.incr_by(args[1], -delta))
 
 
-def cmd_incrbyfloat(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_incrbyfloat(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     return R.bulk(c.cmds.incr_by_float(args[1], args[2]))
 
 
-def cmd_append(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_append(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     return R.integer(c.cmds.append(args[1], args[2]))
 
 
-def cmd_strlen(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_strlen(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(c.cmds.strlen(args[1]))
 
@@ -226,7 +226,7 @@ def _expire_flags(args: list[bytes]) -> ExpireFlags | None:
     return flags
 
 
-def _expire(c: RespClient, args: list[bytes], seconds: bool, relative: bool) -> bytes:
+def _expire(c: RespConnection, args: list[bytes], seconds: bool, relative: bool) -> bytes:
     """EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with Redis's overflow checks
     (``expireGenericCommand``): any time that fits in signed 64-bit milliseconds is
     accepted, and one not in the future deletes the key."""
@@ -244,43 +244,43 @@ def _expire(c: RespClient, args: list[bytes], seconds: bool, relative: bool) -> 
     return R.integer(int(c.cmds.expire_at(args[1], when + base, flags)))
 
 
-def cmd_expire(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_expire(c: RespConnection, args: list[bytes]) -> bytes:
     return _expire(c, args, seconds=True, relative=True)
 
 
-def cmd_pexpire(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_pexpire(c: RespConnection, args: list[bytes]) -> bytes:
     return _expire(c, args, seconds=False, relative=True)
 
 
-def cmd_expireat(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_expireat(c: RespConnection, args: list[bytes]) -> bytes:
     return _expire(c, args, seconds=True, relative=False)
 
 
-def cmd_pexpireat(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_pexpireat(c: RespConnection, args: list[bytes]) -> bytes:
     return _expire(c, args, seconds=False, relative=False)
 
 
-def cmd_ttl(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_ttl(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(c.cmds.ttl(args[1]))
 
 
-def cmd_pttl(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_pttl(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(c.cmds.pttl(args[1]))
 
 
-def cmd_persist(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_persist(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.integer(int(c.cmds.persist(args[1])))
 
 
-def cmd_keys(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_keys(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.bulk_array(list(c.cmds.keys(args[1])))
 
 
-def cmd_scan(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_scan(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, minimum=2)
     cursor = _scan_cursor(args[1])
     match: bytes | None = None
@@ -318,34 +318,34 @@ def _scan_cursor(raw: bytes) -> int:
     return (-value) % 2**64 if raw[:1] == b"-" else value
 
 
-def cmd_type(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_type(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 2)
     return R.simple(c.cmds.type_of(args[1]))
 
 
-def cmd_rename(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_rename(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     c.cmds.rename(args[1], args[2])
     return R.OK
 
 
-def cmd_renamenx(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_renamenx(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 3)
     return R.integer(int(c.cmds.rename(args[1], args[2], nx=True)))
 
 
-def cmd_dbsize(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_dbsize(c: RespConnection, args: list[bytes]) -> bytes:
     _arity(args, 1)
     return R.integer(c.cmds.dbsize())
 
 
-def cmd_kvstats(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_kvstats(c: RespConnection, args: list[bytes]) -> bytes:
     """KVSTATS: what ``GET /kv/stats`` answers, as a map (synap-sdk's resp3 kv.stats)."""
     _arity(args, 1)
     return R.encode(c.node.kv_stats(), c.resp3)
 
 
-def cmd_flushall(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_flushall(c: RespConnection, args: list[bytes]) -> bytes:
     for opt in args[1:]:
         if opt.upper() not in (b"ASYNC", b"SYNC"):
             raise CommandError(SYNTAX)

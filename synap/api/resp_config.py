@@ -1,7 +1,7 @@
 """``CONFIG GET | SET | REWRITE | RESETSTAT``.
 
 CONFIG GET answers Redis's names for the parameters clients and tools read
-(:meth:`synap.node.NodeServices.config_values`).  CONFIG SET changes, at run time, the ones that
+(:func:`synap.api.views.config_values`).  CONFIG SET changes, at run time, the ones that
 are safe to change: ``maxmemory``, ``maxmemory-policy``, ``timeout``,
 ``min-replicas-to-write`` and ``min-replicas-max-lag``; the others are refused with
 Redis's wording.  CONFIG REWRITE writes the changed values back to the YAML
@@ -26,8 +26,8 @@ from synap.persistence import PersistenceError
 from synap.store.keyspace import EvictionPolicy
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
-    from synap.api.services import NodeServices
+    from synap.api.resp_context import RespClient as RespConnection
+    from synap.api.services import NodeServices as Node
 
 MIB = 1024 * 1024
 # Redis policy name -> ours (the four this keyspace implements).
@@ -63,13 +63,13 @@ def _memory(name: str, raw: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _set_maxmemory(node: NodeServices, name: str, raw: str) -> None:
+def _set_maxmemory(node: Node, name: str, raw: str) -> None:
     value = _memory(name, raw)
     node.keyspace.max_memory_bytes = value
     node.config.kv_store.max_memory_mb = math.ceil(value / MIB)
 
 
-def _set_policy(node: NodeServices, name: str, raw: str) -> None:
+def _set_policy(node: Node, name: str, raw: str) -> None:
     policy = raw.lower()
     if policy in _REDIS_ONLY_POLICIES:
         raise _failed(name, f"'{raw}' is not supported here; use one of {', '.join(POLICIES)}")
@@ -95,11 +95,11 @@ def _int_0_to_max(name: str, raw: str) -> int:
     return value
 
 
-def _set_timeout(node: NodeServices, name: str, raw: str) -> None:
+def _set_timeout(node: Node, name: str, raw: str) -> None:
     node.config.server.client_timeout_secs = _int_0_to_max(name, raw)
 
 
-def _set_min_replicas(node: NodeServices, name: str, raw: str) -> None:
+def _set_min_replicas(node: Node, name: str, raw: str) -> None:
     value = _int_0_to_max(name, raw)
     if name == "min-replicas-to-write":
         node.set_min_replicas(value, node.min_replicas_max_lag)
@@ -110,7 +110,7 @@ def _set_min_replicas(node: NodeServices, name: str, raw: str) -> None:
 _APPENDFSYNC = {"always": "always", "everysec": "periodic", "no": "never"}
 
 
-def _set_appendfsync(node: NodeServices, name: str, raw: str) -> None:
+def _set_appendfsync(node: Node, name: str, raw: str) -> None:
     """appendfsync always|everysec|no: ``persistence.fsync_mode`` always|periodic|never."""
     mode = _APPENDFSYNC.get(raw.lower())
     if mode is None:
@@ -118,7 +118,7 @@ def _set_appendfsync(node: NodeServices, name: str, raw: str) -> None:
     _apply_fsync_mode(node, mode)
 
 
-def _apply_fsync_mode(node: NodeServices, mode: str) -> None:
+def _apply_fsync_mode(node: Node, mode: str) -> None:
     if node.persistence is not None:
         try:
             node.persistence.set_fsync_mode(mode)
@@ -136,7 +136,7 @@ SETTERS = {
     "timeout": _set_timeout,
 }
 # What CONFIG REWRITE writes: (section, key, value from the node).
-REWRITTEN: dict[str, tuple[str, str, Callable[[NodeServices], str]]] = {
+REWRITTEN: dict[str, tuple[str, str, Callable[[Node], str]]] = {
     "maxmemory": ("kv_store", "max_memory_mb", lambda n: str(n.config.kv_store.max_memory_mb)),
     "maxmemory-policy": (
         "kv_store",
@@ -152,7 +152,7 @@ REWRITTEN: dict[str, tuple[str, str, Callable[[NodeServices], str]]] = {
 }
 
 
-def cmd_config(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     sub = args[1].upper()
     node = c.node
@@ -196,7 +196,7 @@ _HELP = (
 )
 
 
-def _config_set(c: RespClient, args: list[bytes]) -> bytes:
+def _config_set(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) % 2:
         raise CommandError(SYNTAX)
     pairs = [
@@ -241,7 +241,7 @@ def _config_set(c: RespClient, args: list[bytes]) -> bytes:
     return R.OK
 
 
-def rewrite(node: NodeServices) -> None:
+def rewrite(node: Node) -> None:
     path = node.config.source_path
     if path is None:
         raise CommandError("ERR The server is running without a config file")

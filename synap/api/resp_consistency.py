@@ -13,10 +13,10 @@ from synap.commands.layer import parse_int
 from synap.replication.consistency import FSYNCED
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 
-def cmd_synap_offset(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_synap_offset(c: RespConnection, args: list[bytes]) -> bytes:
     """The offset of this connection's last write, or the node's offset if none."""
     if len(args) != 1:
         raise wrong_args("synap.offset")
@@ -24,7 +24,7 @@ def cmd_synap_offset(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(offset if offset else c.node.history.offset)
 
 
-def cmd_synap_waitoffset(c: RespClient, args: list[bytes]) -> object:
+def cmd_synap_waitoffset(c: RespConnection, args: list[bytes]) -> object:
     """``SYNAP.WAITOFFSET offset timeout_ms``: the node's offset once it has applied
     ``offset``; ``-TIMEOUT`` after ``timeout_ms`` (0 = answer at once)."""
     if len(args) != 3:
@@ -41,7 +41,7 @@ def cmd_synap_waitoffset(c: RespClient, args: list[bytes]) -> object:
     return _wait_offset(c, wanted, timeout_ms)
 
 
-async def _wait_offset(c: RespClient, wanted: int, timeout_ms: int) -> bytes:
+async def _wait_offset(c: RespConnection, wanted: int, timeout_ms: int) -> bytes:
     node = c.node
     if await node.consistency.wait_offset(wanted, timeout_ms):
         return R.integer(node.history.offset)
@@ -51,7 +51,7 @@ async def _wait_offset(c: RespClient, wanted: int, timeout_ms: int) -> bytes:
     )
 
 
-def cmd_waitaof(c: RespClient, args: list[bytes]) -> object:
+def cmd_waitaof(c: RespConnection, args: list[bytes]) -> object:
     """Redis 7.2 ``WAITAOF numlocal numreplicas timeout``: [local fsynced (0/1),
     replicas whose WAL fsynced this connection's last write]."""
     if len(args) != 4:
@@ -81,7 +81,7 @@ def cmd_waitaof(c: RespClient, args: list[bytes]) -> object:
     return _waitaof(c, numlocal, numreplicas, timeout_ms)
 
 
-async def _waitaof(c: RespClient, numlocal: int, numreplicas: int, timeout_ms: int) -> bytes:
+async def _waitaof(c: RespConnection, numlocal: int, numreplicas: int, timeout_ms: int) -> bytes:
     node = c.node
     consistency = node.consistency
     target = c.last_write_offset

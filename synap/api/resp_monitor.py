@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from synap.api.resp_command_info import lookup
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 _ESCAPES = {
     0x5C: b"\\\\",
@@ -51,7 +51,7 @@ def _redacted(request: list[bytes]) -> list[bytes]:
     return request
 
 
-def feed_monitors(c: RespClient, request: list[bytes]) -> None:
+def feed_monitors(c: RespConnection, request: list[bytes]) -> None:
     """Send ``request`` (just run by ``c``) to every monitor."""
     row = lookup(request)
     if row is not None and ("admin" in row[2] or "skip_monitor" in row[2]):

@@ -14,12 +14,12 @@ from synap.commands.layer import INT64_MAX, parse_int
 from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
 
 _BIT_OFFSET = "ERR bit offset is not an integer or out of range"
 
 
-def cmd_getex(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_getex(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     expire_at: int | None = None
     persist = False
@@ -50,13 +50,13 @@ def cmd_getex(c: RespClient, args: list[bytes]) -> bytes:
     return R.bulk_or_null(value, c.resp3)
 
 
-def cmd_getrange(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_getrange(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     start, end = parse_int(args[2]), parse_int(args[3])
     return R.bulk(c.cmds.getrange(args[1], start, end))
 
 
-def cmd_setrange(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_setrange(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     offset = parse_int(args[2])
     if offset < 0:
@@ -64,7 +64,7 @@ def cmd_setrange(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(c.cmds.setrange(args[1], offset, args[3]))
 
 
-def _bit_offset(raw: bytes, c: RespClient) -> int:
+def _bit_offset(raw: bytes, c: RespConnection) -> int:
     try:
         offset = parse_int(raw)
     except CommandError:
@@ -74,7 +74,7 @@ def _bit_offset(raw: bytes, c: RespClient) -> int:
     return offset
 
 
-def cmd_setbit(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_setbit(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     offset = _bit_offset(args[2], c)
     if args[3] not in (b"0", b"1"):
@@ -82,7 +82,7 @@ def cmd_setbit(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(c.cmds.setbit(args[1], offset, int(args[3])))
 
 
-def cmd_getbit(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_getbit(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     offset = _bit_offset(args[2], c)
     value = c.cmds.getrange(args[1], offset >> 3, offset >> 3)
@@ -121,7 +121,7 @@ def _bits(data: bytes, first_bit: int, last_bit: int, invert: bool = False) -> t
     return n & mask, first_byte * 8, width
 
 
-def cmd_bitcount(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_bitcount(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     data = c.cmds.get_raw(args[1])
     if data is None:
@@ -145,7 +145,7 @@ def cmd_bitcount(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(n.bit_count())
 
 
-def cmd_bitpos(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_bitpos(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     if args[2] not in (b"0", b"1"):
         try:
@@ -188,7 +188,7 @@ def cmd_bitpos(c: RespClient, args: list[bytes]) -> bytes:
 MAX_LCS_CELLS = 16_000_000
 
 
-def cmd_lcs(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_lcs(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     a = c.cmds.get_raw(args[1]) or b""
     b = c.cmds.get_raw(args[2]) or b""
@@ -282,7 +282,7 @@ def _lcs_reply(
     )
 
 
-def cmd_copy(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_copy(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     replace = False
     i = 3
@@ -300,23 +300,23 @@ def cmd_copy(c: RespClient, args: list[bytes]) -> bytes:
     return R.integer(int(c.cmds.copy(args[1], args[2], replace=replace)))
 
 
-def cmd_touch(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_touch(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     return R.integer(c.cmds.touch(args[1:]))
 
 
-def cmd_randomkey(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_randomkey(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     return R.bulk_or_null(c.cmds.random_key(), c.resp3)
 
 
-def cmd_expiretime(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_expiretime(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     at = c.cmds.expire_time(args[1])
     return R.integer(at if at < 0 else at // 1000)
 
 
-def cmd_pexpiretime(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_pexpiretime(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     return R.integer(c.cmds.expire_time(args[1]))
 
@@ -333,7 +333,7 @@ def _encoding(value: bytes) -> bytes:
     return b"embstr" if len(value) <= 44 else b"raw"
 
 
-def cmd_object(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_object(c: RespConnection, args: list[bytes]) -> bytes:
     check_arity(args)
     sub = args[1].upper()
     if sub == b"HELP":

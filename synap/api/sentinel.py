@@ -19,7 +19,7 @@ from synap.api import resp_codec as R
 from synap.commands.errors import CommandError, wrong_args
 
 if TYPE_CHECKING:
-    from synap.api.resp_context import RespClient
+    from synap.api.resp_context import RespClient as RespConnection
     from synap.coordination.driver import EtcdCoordinator
     from synap.coordination.election import LeaderInfo, MemberInfo
 
@@ -97,7 +97,7 @@ def _current(co: EtcdCoordinator) -> tuple[LeaderInfo | None, bool]:
     return co.last_leader, co.last_leader is not None
 
 
-def cmd_sentinel(c: RespClient, args: list[bytes]) -> bytes:
+def cmd_sentinel(c: RespConnection, args: list[bytes]) -> bytes:
     co = c.node.coordinator
     if co is None:
         raise CommandError(
