@@ -11,7 +11,7 @@
 * ``synap-cli --version``
 
 A node answering 401/403 is reported as an authentication problem naming the key to pass
-(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/http_errors.py).
+(``--api-key`` / ``SYNAP_API_KEY``), not as unreachable (synap/admin_client.py).
 * ``synap-cli log inspect --data-dir D [--from OFFSET] [--limit N]``: print and verify
   the log's records (offline tool: reads the WAL segments of a data directory)
 * ``synap-cli log diverged FILE``: print the records an old master truncated at a fork
@@ -23,23 +23,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import click
-import httpx
 
 from synap import __version__
-from synap.http_errors import auth_problem, http_problem, is_auth_status
+from synap.admin_client import AdminError, Session
 from synap.replication.peer_fields import escape_text
+from synap.replication.stats import MasterStats, ReplicationStats
 
 DEFAULT_NODE = "http://127.0.0.1:5500"
-
-
-def _client(url: str, api_key: str | None, timeout: float = 5.0) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    if "://" not in url:
-        url = f"http://{url}"
-    return httpx.Client(base_url=url, headers=headers, timeout=timeout)
 
 
 class AuthenticationProblem(click.ClickException):
@@ -47,26 +40,14 @@ class AuthenticationProblem(click.ClickException):
 
 
 def _call(url: str, api_key: str | None, method: str, path: str, body: Any = None) -> Any:
-    try:
-        with _client(url, api_key) as client:
-            response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"{url}: {exc}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if is_auth_status(response.status_code):
-        raise AuthenticationProblem(
-            f"{url}{path}: {auth_problem(response.status_code, data, bool(api_key))}"
-        )
-    if data is None:
-        raise click.ClickException(f"{url}{path}: HTTP {response.status_code}, not JSON")
-    if response.status_code >= 400:
-        raise click.ClickException(
-            f"{url}{path}: {http_problem(response.status_code, data, bool(api_key))}"
-        )
-    return data
+    """One admin request (synap/admin_client.py); failures become click errors."""
+    with Session(api_key, [url]) as session:
+        try:
+            return session.node(url).request(method, path, body)
+        except AdminError as exc:
+            if exc.auth:
+                raise AuthenticationProblem(exc.message) from None
+            raise click.ClickException(exc.message) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +83,7 @@ def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: boo
     failed = False
     for url in nodes:
         try:
-            stats = _call(url, obj["api_key"], "GET", "/api/replication/stats")
+            stats = _stats(url, obj["api_key"])
         except AuthenticationProblem as exc:
             click.echo(exc.message)
             failed = True
@@ -121,51 +102,54 @@ def replication_status(obj: dict[str, Any], nodes: tuple[str, ...], as_json: boo
         sys.exit(1)
 
 
-def _problems(s: dict[str, Any]) -> list[str]:
+def _stats(url: str, api_key: str | None) -> ReplicationStats:
+    """``GET /api/replication/stats`` (the shapes of synap/replication/stats.py)."""
+    return cast("ReplicationStats", _call(url, api_key, "GET", "/api/replication/stats"))
+
+
+def _problems(s: ReplicationStats) -> list[str]:
     """What makes a node unhealthy, from its stats (empty when healthy)."""
     problems = []
-    if s.get("role") == "replica":
-        if not s.get("synced", s.get("connected")):
+    if s["role"] == "replica":
+        if not s["synced"]:
             problems.append("not synced with its master yet")
-        if not s.get("connected"):
-            down = s.get("link_down_seconds")
+        if not s["connected"]:
+            down = s["link_down_seconds"]
             problems.append(
                 "disconnected from its master" + (f" for {down}s" if down is not None else "")
             )
     return problems
 
 
-def _writes(s: dict[str, Any]) -> str:
-    if not s.get("writes_paused"):
+def _writes(s: MasterStats) -> str:
+    if not s["writes_paused"]:
         return "accepted"
-    seconds = s.get("writes_paused_for")
+    seconds = s["writes_paused_for"]
     if seconds is None:
         return "FENCED (paused until resumed or demoted: POST /api/replication/resume)"
     return f"PAUSED for {seconds:g}s more"
 
 
-def _describe(url: str, s: dict[str, Any], problems: list[str]) -> str:
+def _describe(url: str, s: ReplicationStats, problems: list[str]) -> str:
     # Every value is escaped: ids, addresses and errors come from other nodes.
     e = escape_text
     verdict = f" UNHEALTHY: {'; '.join(problems)}" if problems else ""
-    lines = [
-        f"{url}: role={e(s['role'])} replication_id={e(s.get('replication_id', '?'))}{verdict}"
-    ]
+    lines = [f"{url}: role={e(s['role'])} replication_id={e(s['replication_id'])}{verdict}"]
     served = (
-        f"served: sync_full={s.get('sync_full')} sync_partial_ok={s.get('sync_partial_ok')} "
-        f"sync_partial_err={s.get('sync_partial_err')}"
+        f"served: sync_full={s['sync_full']} sync_partial_ok={s['sync_partial_ok']} "
+        f"sync_partial_err={s['sync_partial_err']}"
     )
     if s["role"] == "replica":
         lines.append(
-            f"  master={e(s.get('master_address'))} connected={s['connected']} "
-            f"synced={s.get('synced')} state={e(s.get('state'))} "
+            f"  master={e(s['master_address'])} connected={s['connected']} "
+            f"synced={s['synced']} state={e(s['state'])} "
             f"offset={s['replica_offset']}/{s['master_offset']} lag={s['lag_operations']} ops "
-            f"({s['lag_ms']} ms) full_syncs={s.get('full_syncs')} partial_syncs={s.get('partial_syncs')}"
+            f"({s['lag_ms']} ms) full_syncs={s['full_syncs']} partial_syncs={s['partial_syncs']}"
         )
-        lines.append(f"  last_error: {e(s.get('last_error') or 'none')}")
+        lines.append(f"  last_error: {e(s['last_error'] or 'none')}")
     else:
         lines.append(
-            f"  master_offset={s['master_offset']} replicas={len(s.get('replicas', []))} "
+            f"  master_offset={s['master_offset']} replicas={len(s['replicas'])} "
             f"writes={_writes(s)}"
         )
     lines.append(f"  {served}")
@@ -359,7 +343,7 @@ def group_status(etcd: str, name: str, as_json: bool) -> None:
     from synap.coordination.status import read_group, render
 
     try:
-        endpoints = FailoverConfig(etcd_endpoints=etcd, group=name).etcd_endpoints  # type: ignore[arg-type]
+        endpoints = FailoverConfig(etcd_endpoints=etcd, group=name).etcd_endpoints
     except ValidationError as exc:
         problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise click.UsageError(problems) from None

@@ -51,7 +51,6 @@ prints what it does.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -59,14 +58,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from synap.http_errors import http_problem, is_auth_status
+from synap.admin_client import (
+    AdminError,
+    NodeClient,
+    Session,
+    normalize_url,
+)
+from synap.replication.stats import MasterStats, ReplicaEntry, ReplicaStats, ReplicationStats
 
 Echo = Callable[[str], None]
 
 # Each admin call is small; a node that does not answer in this time is treated as down.
-REQUEST_TIMEOUT_S = 5.0
 # Probing the nodes for ``promote``: some of them are expected to be dead, and a frozen
 # one would otherwise hold the whole command for the full request timeout.
 PROBE_TIMEOUT_S = 2.0
@@ -82,17 +84,11 @@ VERIFY_TIMEOUT_S = 5.0
 _ANY_HOST = ("0.0.0.0", "::", "[::]", "")
 
 
-class FailoverError(Exception):
-    """A step failed; the message says what state the nodes were left in."""
+# A step failed; the message says what state the nodes were left in.
+FailoverError = AdminError
 
 
 # ------------------------------------------------------------------------- addresses
-
-
-def normalize_url(url: str) -> str:
-    """``host:port`` or ``http://host:port/`` -> ``http://host:port``."""
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"http://{url}"
 
 
 def url_hostport(url: str) -> str:
@@ -114,7 +110,7 @@ def routable(listen_address: str, node_url: str) -> str:
 # ------------------------------------------------------------------------- choices
 
 
-def pick_switchover_target(replicas: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def pick_switchover_target(replicas: Iterable[ReplicaEntry]) -> ReplicaEntry | None:
     """The master's replica to promote when none is named: an online one with the
     highest acknowledged offset; ties go to the lower lag, then the lower address
     (so the choice is repeatable). None if no replica is online."""
@@ -129,7 +125,7 @@ class NodeView:
     """One node as ``promote`` saw it: its stats, or why it could not be read."""
 
     url: str
-    stats: dict[str, Any] | None = None
+    stats: ReplicationStats | None = None
     error: str | None = None
 
     @property
@@ -144,8 +140,8 @@ class NodeView:
     def offset(self) -> int:
         if not self.stats:
             return -1
-        value = self.stats.get("replica_offset", self.stats.get("master_offset"))
-        return int(value) if value is not None else -1
+        s = self.stats
+        return s["replica_offset"] if s["role"] == "replica" else s["master_offset"]
 
 
 @dataclass
@@ -247,70 +243,6 @@ def _dedupe(views: list[NodeView], step: Echo) -> list[NodeView]:
 # ------------------------------------------------------------------------- HTTP
 
 
-class Session:
-    """One HTTP connection pool for every node a command talks to.
-
-    A single ``httpx.Client`` because building one costs 50-80 ms (its TLS context),
-    time that would otherwise pass while writes are paused. Plain ``http://`` URLs
-    never use TLS, so the context is only built when some URL is ``https://``."""
-
-    def __init__(self, api_key: str | None, urls: Iterable[str]) -> None:
-        tls = any(normalize_url(u).startswith("https://") for u in urls)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # TCP_NODELAY: httpx writes a POST's headers and body separately, and Nagle plus
-        # the server's delayed ACK would hold the body back ~40 ms per request.
-        transport = httpx.HTTPTransport(
-            verify=tls, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
-        self.http = httpx.Client(headers=headers, transport=transport, timeout=REQUEST_TIMEOUT_S)
-        self._nodes: dict[str, NodeClient] = {}
-
-    def node(self, url: str, timeout: float = REQUEST_TIMEOUT_S) -> NodeClient:
-        url = normalize_url(url)
-        key = f"{url} {timeout}"
-        if key not in self._nodes:
-            self._nodes[key] = NodeClient(self.http, url, timeout)
-        return self._nodes[key]
-
-    def close(self) -> None:
-        self.http.close()
-
-
-class NodeClient:
-    """The admin API of one node; every failure becomes a :class:`FailoverError`."""
-
-    def __init__(self, http: httpx.Client, url: str, timeout: float = REQUEST_TIMEOUT_S):
-        self.url = normalize_url(url)
-        self._http = http
-        self._timeout = timeout
-
-    def stats(self) -> dict[str, Any]:
-        return self._request("GET", "/api/replication/stats")
-
-    def post(self, path: str, body: Any = None) -> dict[str, Any]:
-        return self._request("POST", path, body)
-
-    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, self.url + path, json=body, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            raise FailoverError(f"{self.url}{path}: {type(exc).__name__}: {exc}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if data is None and not is_auth_status(response.status_code):
-            raise FailoverError(f"{self.url}{path}: HTTP {response.status_code}, not JSON")
-        if response.status_code >= 400:
-            key_given = "authorization" in self._http.headers
-            raise FailoverError(
-                f"{self.url}{path}: {http_problem(response.status_code, data, key_given)}"
-            )
-        if not isinstance(data, dict):
-            raise FailoverError(f"{self.url}{path}: unexpected answer {data!r}")
-        return data
-
-
 class _Steps:
     """Prints each step with the time since the command started."""
 
@@ -374,7 +306,7 @@ def _switchover(
             "give --node the elected master. Nothing changed"
         )
     master_id = ms.get("replica_id")
-    replicas: list[dict[str, Any]] = ms.get("replicas") or []
+    replicas: list[ReplicaEntry] = ms.get("replicas") or []
     if target is not None:
         target_url = normalize_url(target)
         tgt = client(target_url)
@@ -416,7 +348,7 @@ def _switchover(
         )
     # Every other replica of the master, by id: never the target, never the master.
     others = [r for r in replicas if r.get("id") not in (target_id, master_id)]
-    before = {master.url: ms}
+    before: dict[str, ReplicationStats] = {master.url: ms}
     other_urls: list[str] = []
     for r in others:
         url = normalize_url(r["address"])
@@ -520,7 +452,7 @@ def _switchover(
     return ok
 
 
-def _may_lead(client: Callable[[str], NodeClient], entry: dict[str, Any]) -> bool:
+def _may_lead(client: Callable[[str], NodeClient], entry: ReplicaEntry) -> bool:
     """In an etcd group: whether the master's replica ``entry`` may be elected
     (priority > 0), read from its own stats; False when it cannot be read."""
     try:
@@ -533,11 +465,11 @@ def _may_lead(client: Callable[[str], NodeClient], entry: dict[str, Any]) -> boo
 def _etcd_handoff(
     client: Callable[[str], NodeClient],
     master: NodeClient,
-    ms: dict[str, Any],
+    ms: MasterStats,
     tgt: NodeClient,
-    ts: dict[str, Any],
+    ts: ReplicaStats,
     other_urls: list[str],
-    before: dict[str, dict[str, Any]],
+    before: dict[str, ReplicationStats],
     paused_at: float,
     step: _Steps,
 ) -> bool:
@@ -568,7 +500,7 @@ def _etcd_handoff(
     now: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
-            now = tgt.stats()
+            now = dict(tgt.stats())
         except FailoverError:
             now = {}
         fo = now.get("failover") or {}
@@ -694,7 +626,7 @@ class _Seen:
     """One node in the end-state check."""
 
     url: str
-    stats: dict[str, Any] | None
+    stats: ReplicationStats | None
     error: str | None = None
 
     @property
@@ -775,7 +707,7 @@ def verify_group(
     other_urls: list[str],
     new_address: str,
     step: _Steps,
-    before: dict[str, dict[str, Any]] | None = None,
+    before: dict[str, ReplicationStats] | None = None,
     timeout: float | None = None,
 ) -> bool:
     """Wait (bounded) until ``master_url`` is the only master and every node of
@@ -796,7 +728,7 @@ def verify_group(
             if o.stats is None or o.id == master.id:
                 continue
             old = before.get(o.url)
-            full = int(o.stats.get("full_syncs", 0)) - int((old or {}).get("full_syncs", 0))
+            full = o.stats["full_syncs"] - (old["full_syncs"] if old else 0)
             how = "by FULL sync (it had diverged)" if old and full > 0 else "by partial sync"
             if old is None:
                 how = "in sync"
@@ -885,7 +817,9 @@ def run_promote(
             step("dry run: nothing changed")
             return True
 
-        listen = replica_listen or (cand.stats or {}).get("replica_listen_address")
+        listen = replica_listen or (
+            cand.stats.get("replica_listen_address") if cand.stats else None
+        )
         if not listen:
             step(
                 "the candidate runs no replica listener: it opens its configured one, else "
@@ -905,8 +839,8 @@ def run_promote(
             f"replica listener bound on {promoted['replica_listen_address']} (reached as "
             f"{new_address}); it accepts writes"
         )
-        cand_id = (cand.stats or {}).get("replica_id")
-        before: dict[str, dict[str, Any]] = {}
+        cand_id = cand.stats["replica_id"] if cand.stats else None
+        before: dict[str, ReplicationStats] = {}
         for f in plan.followers:
             assert f.stats is not None
             before[f.url] = f.stats

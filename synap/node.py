@@ -11,44 +11,46 @@ How a write travels::
 from __future__ import annotations
 
 import asyncio
-import errno
 import itertools
 import logging
 import os
-import socket
 import sys
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from synap import __version__, logfmt
+from synap.api import views
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.http_server import HttpServer, start_http_server
+from synap.api.info import render_info
+from synap.api.metrics import MetricsRenderer
 from synap.api.resp import RespConnection
+from synap.api.rpc import RpcConnection
+from synap.commands.errors import CommandError
 from synap.commands.layer import Commands, Limits, OpStats
-from synap.config import Config, is_loopback
+from synap.config import Config, ReplicationConfig, is_loopback
+from synap.coordination.driver import EtcdCoordinator
 from synap.latency import CommandTimings
-from synap.persistence.manager import Persistence
+from synap.listen import StartupError, bind, bind_error, fmt_address
+from synap.persistence import PersistenceError, topology
+from synap.persistence.lock import DataDirLocked
+from synap.persistence.manager import Persistence, retention_from_config
 from synap.replication.consistency import ConsistencyControls
 from synap.replication.manager import ReplicationManager
 from synap.replication.roles import Role, RoleMachine
 from synap.store.digest import dataset_digest
 from synap.store.history import History, Position
-from synap.store.keyspace import EVICTION_SAMPLES, EvictionPolicy, Keyspace
+from synap.store.keyspace import EvictionPolicy, Keyspace
 from synap.tls import TlsContexts, TlsError, build_contexts
 
-if TYPE_CHECKING:
-    from synap.coordination.driver import EtcdCoordinator
+__all__ = ["Node", "StartupError", "banner", "bind_error", "run_node"]
 
 log = logging.getLogger("synap.node")
-
-
-class StartupError(Exception):
-    """The node cannot start; the message tells the operator what to change."""
 
 
 def banner(line: str) -> None:
@@ -67,8 +69,6 @@ class Node:
         self.node_id = f"node-{uuid.uuid4()}"
         self.topology_path: Path | None = None
         if config.persistence.enabled:
-            from synap.persistence import topology
-
             self.topology_path = topology.path_in(Path(config.persistence.data_dir).resolve())
             config = _apply_topology(config, command_line)
         self.config = config
@@ -91,8 +91,6 @@ class Node:
         )
         self.persistence: Persistence | None = None
         if config.persistence.enabled:
-            from synap.persistence.manager import Persistence, retention_from_config
-
             p = config.persistence
             self.persistence = Persistence(
                 Path(p.data_dir).resolve(),
@@ -108,7 +106,7 @@ class Node:
         if repl.failover.mode == "etcd":
             self.roles.leadership_until = 0.0  # no writes before this node is elected
         # min-replicas guard, WAIT/WAITAOF/HTTP "wait", read-your-writes offsets.
-        self.consistency = ConsistencyControls(self)
+        self.consistency = ConsistencyControls(self, self.replication)
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
@@ -142,6 +140,7 @@ class Node:
         self.rpc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
         self.tls = TlsContexts()  # loaded in start(), where errors become StartupError
+        self._metrics = MetricsRenderer(self)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -156,8 +155,6 @@ class Node:
                 # Ids live only in snapshots: write one now, or a crash before the first
                 # periodic snapshot would come back under yet another id, and every
                 # replica would need a full sync (Redis #5228).
-                from synap.persistence import PersistenceError
-
                 try:
                     await self.persistence.snapshot(self.keyspace, self.position())
                 except (PersistenceError, ValueError) as exc:
@@ -170,8 +167,6 @@ class Node:
         await self._start_resp()
         await self.replication.start()
         if self.config.replication.failover.mode == "etcd":
-            from synap.coordination.driver import EtcdCoordinator
-
             self.coordinator = EtcdCoordinator(self)
             await self.coordinator.start()
         self._tasks.append(asyncio.create_task(self._active_expiry(), name="active-expiry"))
@@ -184,9 +179,6 @@ class Node:
     def _recover(self) -> bool:
         """Load the data directory; True if its replication id was adopted."""
         assert self.persistence is not None
-        from synap.persistence import PersistenceError
-        from synap.persistence.lock import DataDirLocked
-
         # The newest replayed records refill the replication log, so that replicas that
         # were behind when we stopped can still continue by partial sync.  A standalone
         # node keeps no log, so it skips reading the records its snapshot covers.
@@ -234,7 +226,7 @@ class Node:
         server_cfg = self.config.server
         if server_cfg.port == 0 and not server_cfg.host:
             return
-        sock = _bind(server_cfg.host, server_cfg.port, "HTTP API", "--port / server.port")
+        sock = bind(server_cfg.host, server_cfg.port, "HTTP API", "--port / server.port")
         self.http_address = sock.getsockname()[:2]
         # The node's client TLS context, as for the RESP and SynapRPC ports (synap/tls.py).
         self._http_server = await start_http_server(
@@ -249,7 +241,7 @@ class Node:
         server_cfg = self.config.server
         if server_cfg.resp_port == 0:
             return
-        sock = _bind(
+        sock = bind(
             server_cfg.host,
             server_cfg.resp_port,
             "Redis protocol",
@@ -272,10 +264,8 @@ class Node:
         server_cfg = self.config.server
         if server_cfg.rpc_port == 0:
             return
-        from synap.api.rpc import RpcConnection
-
         try:
-            sock = _bind(
+            sock = bind(
                 server_cfg.host,
                 server_cfg.rpc_port,
                 "SynapRPC protocol",
@@ -326,13 +316,13 @@ class Node:
             banner("✅ Standalone node initialized (no replication)")
         if self.http_address:
             scheme = "https" if self.tls.clients else "http"
-            banner(f"🌐 HTTP API on {scheme}://{_fmt(self.http_address)}")
+            banner(f"🌐 HTTP API on {scheme}://{fmt_address(self.http_address)}")
         if self.resp_address:
             tls = " (TLS)" if self.tls.clients else ""
-            banner(f"🔌 Redis protocol on {_fmt(self.resp_address)}{tls}")
+            banner(f"🔌 Redis protocol on {fmt_address(self.resp_address)}{tls}")
         if self.rpc_address:
             tls = " (TLS)" if self.tls.clients else ""
-            banner(f"⚡ SynapRPC on synap://{_fmt(self.rpc_address)}{tls}")
+            banner(f"⚡ SynapRPC on synap://{fmt_address(self.rpc_address)}{tls}")
         p = self.config.persistence
         if p.enabled:
             banner(
@@ -380,8 +370,6 @@ class Node:
                 role, reason,
             )  # fmt: skip
             return None
-        from synap.persistence import topology
-
         repl = self.replication
         state = topology.Topology(
             role=str(role),
@@ -435,13 +423,10 @@ class Node:
         """The history's position, every committed record handed to the WAL first."""
         return self.history.position()
 
-    async def save_snapshot(self) -> bytes:
+    async def save_snapshot(self) -> None:
         if self.persistence is None:
-            from synap.commands.errors import CommandError
-
             raise CommandError("ERR persistence is disabled (persistence.enabled: false)")
         await self.persistence.snapshot(self.keyspace, self.position())
-        return b"+OK\r\n"
 
     def flush_writes(self) -> None:
         """Write out the records committed so far, before their replies go out: the front
@@ -469,6 +454,15 @@ class Node:
             self.flush_writes()
         except Exception:  # a full disk: the records stay buffered, the next flush retries
             log.exception("could not write the committed records")
+
+    # ------------------------------------------------------------ for replication
+    @property
+    def elector(self) -> EtcdCoordinator | None:
+        return self.coordinator
+
+    @property
+    def offset_listener(self) -> ConsistencyControls:
+        return self.consistency
 
     # ------------------------------------------------------------ clients
     def next_client_id(self) -> int:
@@ -536,92 +530,25 @@ class Node:
         return dataset_digest(ks.data, ks.expires, ks.json_keys)
 
     def digest_report(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest(),
-            "keys": len(self.keyspace),
-            "role": str(self.roles.role),
-            "replication_id": self.history.replid,
-            "offset": self.history.offset,
-        }
+        return views.digest_report(self)
 
     def kv_stats(self) -> dict[str, Any]:
-        s = self.commands.stats
-        lookups = s.hits + s.misses
-        return {
-            "total_keys": len(self.keyspace),
-            "total_memory_bytes": self.keyspace.used_memory,
-            "operations": {
-                "gets": s.gets,
-                "sets": s.sets,
-                "dels": s.dels,
-                "hits": s.hits,
-                "misses": s.misses,
-            },
-            "hit_rate": (s.hits / lookups) if lookups else 0.0,
-            "evicted_keys": self.keyspace.evicted_total,
-            "expired_keys": self.keyspace.expired_total,
-        }
+        return views.kv_stats(self)
 
     def config_values(self) -> dict[str, str]:
-        """What CONFIG GET answers (enough for redis-benchmark and redis-cli)."""
-        kv = self.config.kv_store
-        policy = {
-            "none": "noeviction",
-            "lru": "allkeys-lru",
-            "lfu": "allkeys-lfu",
-            "ttl": "volatile-ttl",
-        }
-        p = self.config.persistence
-        master = self.roles.master_address if self.roles.is_replica else None
-        # The master's host and replication port, space-separated as Redis writes it.
-        replicaof = " ".join(master.rpartition(":")[::2]) if master else ""
-        return {
-            "save": "",
-            "appendonly": "yes" if p.enabled else "no",
-            "appendfsync": {"always": "always", "periodic": "everysec", "never": "no"}[
-                p.fsync_mode
-            ],
-            "maxmemory": str(self.keyspace.max_memory_bytes),
-            "maxmemory-policy": policy[kv.eviction_policy],
-            "databases": "1",
-            "port": str(self.config.server.resp_port),
-            "bind": self.config.server.host,
-            "maxclients": str(self.config.server.max_clients),
-            "timeout": str(self.config.server.client_timeout_secs),
-            "maxmemory-samples": str(EVICTION_SAMPLES),
-            "maxmemory-clients": "0",  # no client eviction
-            "daemonize": "no",  # synap-server stays in the foreground
-            "replicaof": replicaof,
-            "slaveof": replicaof,
-            "min-replicas-max-lag": str(self.min_replicas_max_lag),
-            "min-replicas-to-write": str(self.min_replicas_to_write),
-            "proto-max-bulk-len": str(kv.max_value_bytes),
-            "replica-read-only": "yes",
-            "repl-backlog-size": str(self.config.replication.log_max_mb * 1024 * 1024),
-            "repl-timeout": str(self.config.replication.replica_timeout_secs),
-            "dir": str(Path(p.data_dir).resolve()),
-            "replica-serve-stale-data": "yes"
-            if self.config.replication.serve_stale_reads
-            else "no",
-        }
+        """What CONFIG GET answers (synap/api/views.py)."""
+        return views.config_values(self)
 
     def info_text(self, sections: list[str] | None = None) -> str:
-        from synap.api.info import render_info
-
         return render_info(self, sections or [])
 
     def metrics_text(self) -> bytes:
-        from synap.api.metrics import render_metrics
-
-        return render_metrics(self)
+        return self._metrics.render()
 
 
 def _apply_topology(config: Config, command_line: frozenset[str]) -> Config:
     """The config with the persisted topology applied where the command line does not
     say otherwise explicitly (precedence: synap/persistence/topology.py)."""
-    from synap.config import ReplicationConfig
-    from synap.persistence import topology
-
     directory = Path(config.persistence.data_dir).resolve()
     try:
         saved = topology.load(directory)
@@ -651,64 +578,6 @@ def _apply_topology(config: Config, command_line: frozenset[str]) -> Config:
     log.info("topology from %s: %s (the command line did not set --role)", path, saved.describe())
     banner(f"🧭 Topology from {path}: {saved.describe()}")
     return config.model_copy(update={"replication": updated})
-
-
-def _fmt(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _bind(host: str, port: int, what: str, option: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(
-            bind_error(
-                f"the {what}",
-                host,
-                port,
-                exc,
-                host_option="--host / server.host",
-                port_option=option,
-            )
-        ) from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def bind_error(
-    what: str, host: str, port: int, exc: OSError, *, host_option: str, port_option: str
-) -> str:
-    """Why a listener could not bind, and which setting to change: the port when it is
-    taken, the host when it is not an address of this machine or does not resolve."""
-    where = f"cannot listen for {what} on {_fmt((host, port))}"
-    if isinstance(exc, socket.gaierror):
-        return (
-            f"{where}: the host name {host!r} does not resolve ({exc.strerror}); "
-            f"give an IP address of this machine (127.0.0.1, or 0.0.0.0 for every "
-            f"interface) with {host_option}"
-        )
-    code = exc.errno
-    if code == errno.EADDRINUSE:
-        return (
-            f"{where}: port {port} is already in use (another synap-server?); "
-            f"pick another port with {port_option}"
-        )
-    if code == errno.EADDRNOTAVAIL:
-        return (
-            f"{where}: {host} is not an address of this machine; use one of its addresses "
-            f"(127.0.0.1, or 0.0.0.0 for every interface) with {host_option}"
-        )
-    if code == errno.EACCES:
-        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if port < 1024 else ""
-        return f"{where}: permission denied{hint}; pick another port with {port_option}"
-    reason = exc.strerror or str(exc)
-    return f"{where}: {reason}; check {host_option} and {port_option}"
 
 
 def run_node(config: Config, command_line: frozenset[str] = frozenset()) -> int:

@@ -16,6 +16,7 @@ Import support code as ``tests.support.<module>``.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,8 +26,16 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from hypothesis import settings  # noqa: E402
+
 from tests.support.etcd import etcd_cluster, etcd_server  # noqa: E402
 from tests.support.fixtures import node_factory, pytest_runtest_makereport  # noqa: E402
+
+# Hypothesis profiles: HYPOTHESIS_PROFILE=thorough runs twenty times as many examples in
+# every property test (fuzz tests scale their own counts with tests.support.fuzz_node.scaled).
+settings.register_profile("default", max_examples=100)
+settings.register_profile("thorough", max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # pytester: the harness tests run an inner pytest session to check teardown on failure.
 pytest_plugins = ("pytester",)

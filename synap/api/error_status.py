@@ -40,7 +40,7 @@ ERROR_STATUS: dict[type[CommandError], tuple[int, str]] = {
 def http_error(exc: CommandError) -> tuple[int, str]:
     """``(status, code)`` for ``exc``: its class's entry, else its nearest base's."""
     for cls in type(exc).__mro__:
-        found = ERROR_STATUS.get(cls)  # type: ignore[call-overload]
+        found = ERROR_STATUS.get(cls)
         if found is not None:
             return found
     return ERROR_STATUS[CommandError]

@@ -40,7 +40,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from synap import __version__
-from synap.api import command_endpoint, consistency, json_values, status_page
+from synap.api import command_endpoint, consistency, json_values, status_page, views
 from synap.api.error_status import http_error
 from synap.api.http_routes import Route, RouteTable
 from synap.api.http_server import Request, Response, header_block
@@ -49,7 +49,7 @@ from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 log = logging.getLogger("synap.http")
 
@@ -90,7 +90,7 @@ def _error_body(status: int, message: str, code: str, **extra: Any) -> tuple[int
 class HttpApi:
     """The handlers; ``handle(request)`` is what the server calls."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
         self.max_body = node.config.server.max_body_bytes
         admin = node.config.server.admin_key
@@ -134,7 +134,7 @@ class HttpApi:
             return self._finish(request, route, started, self._failure(request, exc))
         cls = reply.__class__
         if cls is not Response and cls is not tuple:  # a coroutine: the handler waits
-            return self._finish_later(request, route, started, reply)  # type: ignore[arg-type]
+            return self._finish_later(request, route, started, reply)
         if not route.open:
             # Group commit, as on the RESP port: nothing is acknowledged before the WAL
             # holds it (fsynced under fsync_mode: always). No await since the write, so
@@ -178,7 +178,7 @@ class HttpApi:
         self, request: Request, route: Route | None, started: float, reply: Reply
     ) -> Response:
         if reply.__class__ is Response:
-            response: Response = reply  # type: ignore[assignment]
+            response: Response = reply
         else:
             status, body = reply  # type: ignore[misc]
             if (
@@ -388,16 +388,19 @@ class HttpApi:
             raise HttpError(
                 400, "'replica_listen_address' must be a \"host:port\" string", "BAD_REQUEST"
             )
-        return 200, await self.node.replication.promote(
-            reason="HTTP promote", listen_address=listen
-        )
+        promoted = await self.node.replication.promote(reason="HTTP promote", listen_address=listen)
+        return 200, views.role_change_json(promoted)
 
     def pause(self, request: Request, _key: bytes) -> Reply:
         seconds = _pause_seconds(self._json(request))
-        return 200, self.node.replication.pause_writes(seconds, reason="HTTP pause")
+        return 200, views.role_change_json(
+            self.node.replication.pause_writes(seconds, reason="HTTP pause")
+        )
 
     def resume(self, _request: Request, _key: bytes) -> Reply:
-        return 200, self.node.replication.resume_writes(reason="HTTP resume")
+        return 200, views.role_change_json(
+            self.node.replication.resume_writes(reason="HTTP resume")
+        )
 
     def replicaof(self, request: Request, _key: bytes) -> Reply:
         return 200, self._replicaof(self._json(request))
@@ -415,7 +418,7 @@ class HttpApi:
                 "synap-cli failover",
                 "NOT_ETCD",
             )
-        return 200, await coordinator.hand_off(to)
+        return 200, views.role_change_json(await coordinator.hand_off(to))
 
     def digest(self, _request: Request, _key: bytes) -> Reply:
         return 200, self.node.digest_report()
@@ -504,7 +507,7 @@ class HttpApi:
             and body.get("host") is None
         ):
             if "master_address" in body or body.get("no_one"):
-                return self.node.replication.stop_replication()
+                return views.role_change_json(self.node.replication.stop_replication())
             raise HttpError(
                 400,
                 "give 'master_address' as \"host:port\" (or null to stop replicating)",
@@ -521,7 +524,9 @@ class HttpApi:
             host, port = parse_address(address, key="master_address")
         except ConfigError as exc:
             raise HttpError(400, str(exc), "BAD_REQUEST") from None
-        return self.node.replication.follow(host, port, reason="HTTP replicaof")
+        return views.role_change_json(
+            self.node.replication.follow(host, port, reason="HTTP replicaof")
+        )
 
     def _json(self, request: Request, optional: bool = False) -> Any:
         raw = request.body

@@ -8,13 +8,14 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from synap import __version__
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 # Redis's order; "default" is all of them but commandstats; "all" and "everything" are
 # all of them (no module adds sections of its own: the modules section is empty).
@@ -53,7 +54,7 @@ def _human(n: int) -> str:
     return f"{n}B"
 
 
-def _server(node: Node) -> list[tuple[str, Any]]:
+def _server(node: NodeServices) -> list[tuple[str, Any]]:
     uptime = int(time.time() - node.started_at)
     port = node.resp_address[1] if node.resp_address else 0
     return [
@@ -79,7 +80,7 @@ def _server(node: Node) -> list[tuple[str, Any]]:
     ]
 
 
-def _clients(node: Node) -> list[tuple[str, Any]]:
+def _clients(node: NodeServices) -> list[tuple[str, Any]]:
     clients = node.clients()
     return [
         ("connected_clients", len(clients)),
@@ -90,7 +91,7 @@ def _clients(node: Node) -> list[tuple[str, Any]]:
     ]
 
 
-def _memory(node: Node) -> list[tuple[str, Any]]:
+def _memory(node: NodeServices) -> list[tuple[str, Any]]:
     policy = node.config_values()["maxmemory-policy"]
     return [
         ("used_memory", node.keyspace.used_memory),
@@ -104,7 +105,7 @@ def _memory(node: Node) -> list[tuple[str, Any]]:
     ]
 
 
-def _persistence(node: Node) -> list[tuple[str, Any]]:
+def _persistence(node: NodeServices) -> list[tuple[str, Any]]:
     p = node.persistence
     fields: list[tuple[str, Any]] = [
         ("loading", 0),
@@ -124,7 +125,7 @@ def _persistence(node: Node) -> list[tuple[str, Any]]:
     return fields
 
 
-def _stats(node: Node) -> list[tuple[str, Any]]:
+def _stats(node: NodeServices) -> list[tuple[str, Any]]:
     s = node.commands.stats
     repl = node.replication
     return [
@@ -144,7 +145,7 @@ def _stats(node: Node) -> list[tuple[str, Any]]:
     ]
 
 
-def _cpu(node: Node) -> list[tuple[str, Any]]:
+def _cpu(node: NodeServices) -> list[tuple[str, Any]]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return [
@@ -155,14 +156,14 @@ def _cpu(node: Node) -> list[tuple[str, Any]]:
     ]
 
 
-def _keyspace(node: Node) -> list[tuple[str, Any]]:
+def _keyspace(node: NodeServices) -> list[tuple[str, Any]]:
     if not len(node.keyspace):
         return []
     ks = node.keyspace
     return [("db0", f"keys={len(ks)},expires={len(ks.expires)},avg_ttl=0")]
 
 
-_RENDERERS = {
+_RENDERERS: dict[str, Callable[[NodeServices], list[tuple[str, Any]]]] = {
     "server": _server,
     "clients": _clients,
     "memory": _memory,
@@ -190,7 +191,7 @@ def wanted_sections(sections: list[str]) -> list[str]:
     return [s for s in SECTIONS if s in wanted]
 
 
-def render_info(node: Node, sections: list[str]) -> str:
+def render_info(node: NodeServices, sections: list[str]) -> str:
     out: list[str] = []
     for name in wanted_sections([s.lower() for s in sections]):
         if name == "replication":

@@ -13,7 +13,7 @@ non-printable characters escaped here as well. docs/MONITORING.md lists every me
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -30,7 +30,7 @@ from synap.latency import CommandTimings, LatencyHistogram
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 ROLES = ("master", "replica", "standalone")
 # The states of a replica as its master sees it (stats ``replicas[].state``) ...
@@ -71,7 +71,7 @@ def _name(key: str | bytes) -> str:
 class NodeCollector(Collector):
     """Everything a node exports, read fresh on every scrape."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
@@ -84,7 +84,7 @@ class NodeCollector(Collector):
         yield from self._commands()
 
     # ------------------------------------------------------------------ node
-    def _node(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _node(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         node = self.node
         info = GaugeMetricFamily(
             "synap_node_info", "Constant 1, labelled with this node's id and version.",
@@ -139,7 +139,7 @@ class NodeCollector(Collector):
         yield _counter("synap_evicted_keys_total", "Keys removed by eviction.", ks.evicted_total)
 
     # ------------------------------------------------------------------ replication
-    def _replication(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _replication(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         node = self.node
         repl = node.replication
         role = stats["role"]
@@ -337,7 +337,7 @@ class NodeCollector(Collector):
                 state.add_metric([*ids, name], int(r["state"] == name))
         yield from (offset, lag_ops, lag_s, ack_age, lagging, state)
 
-    def _link(self, stats: dict[str, Any]) -> Iterable[Metric]:
+    def _link(self, stats: Mapping[str, Any]) -> Iterable[Metric]:
         """Replica side: this node's link to its master."""
         yield _gauge(
             "synap_replication_lag_operations",
@@ -475,7 +475,7 @@ class NodeCollector(Collector):
         yield latency
 
 
-def build_registry(node: Node) -> CollectorRegistry:
+def build_registry(node: NodeServices) -> CollectorRegistry:
     """A private registry with this node's collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
@@ -483,9 +483,19 @@ def build_registry(node: Node) -> CollectorRegistry:
     return registry
 
 
-def render_metrics(node: Node) -> bytes:
-    registry = getattr(node, "_metrics_registry", None)
-    if registry is None:
-        registry = build_registry(node)
-        node._metrics_registry = registry  # type: ignore[attr-defined]
-    return generate_latest(registry)
+class MetricsRenderer:
+    """``GET /metrics`` for one node: its registry is built on first use and kept."""
+
+    def __init__(self, node: NodeServices) -> None:
+        self.node = node
+        self._registry: CollectorRegistry | None = None
+
+    def render(self) -> bytes:
+        if self._registry is None:
+            self._registry = build_registry(self.node)
+        return generate_latest(self._registry)
+
+
+def render_metrics(node: NodeServices) -> bytes:
+    """The exposition text from a registry built for this call (tests, one-offs)."""
+    return generate_latest(build_registry(node))

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
-from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
+from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS
 from synap.api.resp_command_info import check_arity, lookup
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_consistency import CONSISTENCY_COMMANDS
+from synap.api.resp_context import IMPLEMENTED, no_perm
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_reader import RequestError, RequestReader
@@ -33,7 +34,7 @@ from synap.store import watch
 from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 log = logging.getLogger("synap.resp")
 
@@ -65,7 +66,7 @@ REQUEST_OVERHEAD_BYTES = 1024 * 1024
 
 
 class RespConnection(asyncio.Protocol):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
         self.cmds = node.commands
         self.resp3 = False
@@ -527,3 +528,5 @@ COMMANDS = {
     b"RESET": cmd_reset,
     b"MONITOR": cmd_monitor,
 }
+# COMMAND / COMMAND COUNT / COMMAND LIST read the table from synap/api/resp_context.py.
+IMPLEMENTED.update(COMMANDS)

@@ -13,11 +13,12 @@ from synap.api.command_table import TABLE
 from synap.api.resp_clients import client_kill, client_line, client_list
 from synap.api.resp_command_info import check_arity, cmd_command
 from synap.api.resp_config import cmd_config
+from synap.api.resp_context import no_perm
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 
 def cmd_ping(c: RespConnection, args: list[bytes]) -> bytes:
@@ -57,14 +58,6 @@ def _authenticate(c: RespConnection, password: bytes, username: bytes | None = N
         c.authenticated = True
         return
     raise CommandError(_WRONGPASS)
-
-
-def no_perm(name: bytes) -> CommandError:
-    """The reply to an admin command from a connection without the admin key."""
-    return CommandError(
-        f"NOPERM this connection has no permission to run the '{name.decode().lower()}' "
-        "command: AUTH with the admin key (server.admin_key) first"
-    )
 
 
 def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
@@ -279,7 +272,11 @@ def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
     timeout_ms = parse_int(args[2])
     if timeout_ms < 0:
         raise CommandError("ERR timeout is negative")
-    return c.node.replication.wait(wanted, timeout_ms)
+    return _wait(c, wanted, timeout_ms)
+
+
+async def _wait(c: RespConnection, wanted: int, timeout_ms: int) -> bytes:
+    return R.integer(await c.node.replication.wait(wanted, timeout_ms))
 
 
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
@@ -402,7 +399,12 @@ def cmd_time(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_save(c: RespConnection, args: list[bytes]) -> object:
-    return c.node.save_snapshot()
+    return _save(c)
+
+
+async def _save(c: RespConnection) -> bytes:
+    await c.node.save_snapshot()
+    return R.OK
 
 
 def cmd_failover(c: RespConnection, args: list[bytes]) -> object:

@@ -13,7 +13,7 @@ from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.layer import parse_int
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 _TYPES = (b"NORMAL", b"MASTER", b"REPLICA", b"SLAVE", b"PUBSUB")
 # Redis's read buffer: PROTO_IOBUF_LEN; qbuf + qbuf-free of a fresh client.

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 from synap.api import resp_codec as R
 from synap.api.command_docs import DOCS
 from synap.api.command_table import TABLE, Row
+from synap.api.resp_context import IMPLEMENTED
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
 from synap.commands.glob import glob_match
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 _SET_KEYS = ("flags", "doc_flags", "history")
 
@@ -60,9 +61,7 @@ def encode_row(row: Row, resp3: bool) -> bytes:
 
 
 def _implemented() -> dict[bytes, Any]:
-    from synap.api.resp import COMMANDS
-
-    return COMMANDS
+    return IMPLEMENTED
 
 
 def _rows() -> list[Row]:

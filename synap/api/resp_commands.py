@@ -17,7 +17,7 @@ from synap.commands.layer import INT64_MAX, ExpireFlags, parse_int
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 Handler = Callable[["RespConnection", list[bytes]], object]
 

@@ -1,7 +1,7 @@
 """``CONFIG GET | SET | REWRITE | RESETSTAT``.
 
 CONFIG GET answers Redis's names for the parameters clients and tools read
-(:meth:`synap.node.Node.config_values`).  CONFIG SET changes, at run time, the ones that
+(:func:`synap.api.views.config_values`).  CONFIG SET changes, at run time, the ones that
 are safe to change: ``maxmemory``, ``maxmemory-policy``, ``timeout``,
 ``min-replicas-to-write`` and ``min-replicas-max-lag``; the others are refused with
 Redis's wording.  CONFIG REWRITE writes the changed values back to the YAML
@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
 from synap.api.resp_command_info import check_arity
+from synap.api.resp_context import no_perm
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
 from synap.persistence import PersistenceError
 from synap.store.keyspace import EvictionPolicy
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
-    from synap.node import Node
+    from synap.api.resp_context import RespClient as RespConnection
+    from synap.api.services import NodeServices as Node
 
 MIB = 1024 * 1024
 # Redis policy name -> ours (the four this keyspace implements).
@@ -134,7 +136,7 @@ SETTERS = {
     "timeout": _set_timeout,
 }
 # What CONFIG REWRITE writes: (section, key, value from the node).
-REWRITTEN = {
+REWRITTEN: dict[str, tuple[str, str, Callable[[Node], str]]] = {
     "maxmemory": ("kv_store", "max_memory_mb", lambda n: str(n.config.kv_store.max_memory_mb)),
     "maxmemory-policy": (
         "kv_store",
@@ -163,8 +165,6 @@ def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
                     found[key] = value
         return R.encode(found, c.resp3)
     if sub in (b"SET", b"RESETSTAT", b"REWRITE") and not c.admin:
-        from synap.api.resp_admin import no_perm
-
         raise no_perm(b"config|" + sub.lower())
     if sub == b"SET":
         return _config_set(c, args)

@@ -13,7 +13,7 @@ from synap.commands.layer import parse_int
 from synap.replication.consistency import FSYNCED
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 
 def cmd_synap_offset(c: RespConnection, args: list[bytes]) -> bytes:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from synap.api.resp_command_info import lookup
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 _ESCAPES = {
     0x5C: b"\\\\",

@@ -14,7 +14,7 @@ from synap.commands.layer import INT64_MAX, parse_int
 from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
 
 _BIT_OFFSET = "ERR bit offset is not an integer or out of range"
 

@@ -28,12 +28,12 @@ from synap.api.resp import COMMANDS, REQUEST_OVERHEAD_BYTES, RespConnection
 from synap.commands.errors import CommandError
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 log = logging.getLogger("synap.rpc")
 
 
-def max_frame_bytes(node: Node) -> int:
+def max_frame_bytes(node: NodeServices) -> int:
     """The largest request body accepted: a key and a value at their limits, plus room
     for the rest of the request (the RESP port's per-request limit)."""
     kv = node.config.kv_store
@@ -41,7 +41,7 @@ def max_frame_bytes(node: Node) -> int:
 
 
 class RpcConnection(asyncio.Protocol):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeServices) -> None:
         self.node = node
         self.state = C.RpcConnectionState(max_frame_bytes(node))
         # The RESP session commands run on: its own auth / admin / name state; RESP3 so
@@ -60,7 +60,7 @@ class RpcConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = self.session.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.session._transport = self._transport  # closed by Node.stop with the others
+        self.session._transport = self._transport  # closed by NodeServices.stop with the others
         if not self.node.client_opened(self.session):
             log.info("closing SynapRPC client %s: max number of clients reached", self.peer)
             self.closing = True

@@ -19,7 +19,7 @@ from synap.api import resp_codec as R
 from synap.commands.errors import CommandError, wrong_args
 
 if TYPE_CHECKING:
-    from synap.api.resp import RespConnection
+    from synap.api.resp_context import RespClient as RespConnection
     from synap.coordination.driver import EtcdCoordinator
     from synap.coordination.election import LeaderInfo, MemberInfo
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,7 +25,7 @@ import httpx
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.api.services import NodeServices
 
 MAX_DEPTH = 3
 MAX_NODES = 32
@@ -53,14 +54,14 @@ _FIELDS = (
 )
 
 
-def _summary(stats: dict[str, Any]) -> dict[str, Any]:
+def _summary(stats: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: stats.get(k) for k in _FIELDS}
     offset = stats.get("replica_offset")
     out["offset"] = offset if offset is not None else stats.get("master_offset")
     return out
 
 
-def _entry(view: dict[str, Any], parent: str | None) -> dict[str, Any]:
+def _entry(view: Mapping[str, Any], parent: str | None) -> dict[str, Any]:
     """A node as its master sees it (``replicas[]`` of the master's stats)."""
     return {
         "id": escape_text(view.get("id")),
@@ -75,7 +76,7 @@ def _entry(view: dict[str, Any], parent: str | None) -> dict[str, Any]:
     }
 
 
-async def group_status(node: Node) -> dict[str, Any]:
+async def group_status(node: NodeServices) -> dict[str, Any]:
     stats = node.replication.stats()
     ok, status, replication = node.replication.health()
     me = {

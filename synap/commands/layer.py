@@ -122,7 +122,7 @@ class Commands:
     guard_reads: bool = False
     stats: OpStats = field(default_factory=OpStats)
     _scans: OrderedDict[int, _Scan] = field(default_factory=OrderedDict)
-    _scan_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _scan_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------ plumbing
     def _begin_write(self, key: bytes | None = None, value: bytes | None = None) -> None:

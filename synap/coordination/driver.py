@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
@@ -51,10 +51,35 @@ from synap.coordination.etcd import (
     handoff_txn,
     resign_txn,
 )
+from synap.replication.control import HandedOff
 from synap.replication.roles import Role
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.config import Config
+    from synap.replication.manager import ReplicationManager
+    from synap.replication.roles import RoleMachine
+    from synap.store.history import History
+    from synap.store.keyspace import Keyspace
+
+
+class CoordinatedNode(Protocol):
+    """What the coordinator uses of its node (synap/node.py satisfies it)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def roles(self) -> RoleMachine: ...
+    @property
+    def history(self) -> History: ...
+    @property
+    def keyspace(self) -> Keyspace: ...
+    @property
+    def replication(self) -> ReplicationManager: ...
+    @property
+    def http_address(self) -> tuple[str, int] | None: ...
+    @property
+    def resp_address(self) -> tuple[str, int] | None: ...
+
 
 log = logging.getLogger("synap.coordination")
 
@@ -71,7 +96,7 @@ def _addr(address: tuple[str, int] | None) -> str | None:
 
 
 class EtcdCoordinator:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: CoordinatedNode) -> None:
         self.node = node
         cfg = node.config.replication.failover
         self.cfg = cfg
@@ -413,7 +438,7 @@ class EtcdCoordinator:
             self.group, info.epoch, node.history.offset,
         )  # fmt: skip
 
-    async def hand_off(self, target_id: str) -> dict[str, Any]:
+    async def hand_off(self, target_id: str) -> HandedOff:
         """Planned switchover (``POST /api/replication/handoff``): give the leader key to
         member ``target_id``. The caller paused writes and saw the target catch up. This
         master fences itself first, then, in one etcd transaction, writes the handoff hint
@@ -471,7 +496,7 @@ class EtcdCoordinator:
             "handed leadership of group %r (epoch %d) to %s at offset %d",
             self.group, self.epoch, target_id, offset,
         )  # fmt: skip
-        return {"success": True, "handed_off_to": target_id, "epoch": self.epoch, "offset": offset}
+        return HandedOff(target_id, self.epoch, offset)
 
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """A replication peer knows epoch ``epoch`` > ours: another node was elected. A

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synap.clock import now_ms
 from synap.persistence import PersistenceError, fsync_directory
 from synap.persistence.inspect import describe_op
 from synap.persistence.snapshot import CorruptSnapshot, list_snapshots, read_snapshot
-from synap.persistence.wal import iter_segment, list_segments, now_ms
+from synap.persistence.wal import iter_segment, list_segments
 from synap.store.effects import CorruptRecord, apply_record, decode_record
 from synap.store.keyspace import Keyspace
 

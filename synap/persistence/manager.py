@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synap.clock import now_ms
 from synap.persistence import PersistenceError, fsync_directory
 from synap.persistence.lock import DataDirLock
 from synap.persistence.snapshot import (
@@ -65,7 +66,6 @@ from synap.persistence.wal import (
     WriteAheadLog,
     iter_segment,
     list_segments,
-    now_ms,
 )
 from synap.store.effects import CorruptRecord, apply_record
 from synap.store.history import NO_REPLID, Position
@@ -315,13 +315,6 @@ class Persistence:
         wal.flush()
         if self._always and wal.last_offset is not None and wal.last_offset != self.fsynced_offset:
             self._fsynced(wal.last_offset)
-
-    def sync(self) -> None:
-        """Flush and fsync now, whatever the mode."""
-        last = self.wal.last_offset
-        self.wal.sync()
-        if last is not None:
-            self._fsynced(last)
 
     def set_fsync_mode(self, mode: str | FsyncMode) -> None:
         """Switch the fsync policy at run time (``CONFIG SET appendfsync``).  Everything

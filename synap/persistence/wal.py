@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from synap.clock import now_ms
 from synap.latency import LatencyHistogram
 from synap.persistence import PersistenceError, fsync_directory
 
@@ -99,10 +100,6 @@ class FsyncMode(StrEnum):
 
 def segment_name(first_offset: int) -> str:
     return f"wal-{first_offset:020d}.log"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

@@ -1,165 +1,44 @@
-"""Consistency controls: waiting for replica ACKs and for offsets, without polling.
-
-* :class:`AckWaiters` holds the writers waiting for "N replicas acknowledged offset X"
-  (``WAIT``, ``WAITAOF``, HTTP ``"wait"``).  Waiters are grouped by how many replicas
-  they want, each group a heap ordered by offset, so one ACK resolves every satisfied
-  waiter at once: with the replicas' acknowledged offsets sorted high to low, a waiter
-  for ``n`` replicas at offset ``x`` is done exactly when the ``n``-th highest is >= x.
-  Thousands of waiters cost one sort of the replicas and the pops that succeed per ACK.
-* :class:`OffsetWaiters` holds readers waiting until this node has applied an offset
-  (``min_offset`` reads, ``SYNAP.WAITOFFSET``); :meth:`OffsetWaiters.advance` is called
-  as records are committed.
-* :func:`replicas_wanted` turns a wait spec (``N``, ``"majority"``, ``"all"``) into a
-  replica count.
-
-Pure asyncio futures, no sockets: the master server and the node feed them.
+"""The node's consistency controls (docs/CONSISTENCY.md): the min-replicas write guard,
+the stale-read guard, and the waits front ends run (WAIT, WAITAOF, HTTP ``"wait"``,
+read-your-writes offsets) on top of the futures in :mod:`synap.replication.waiters`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from synap.commands.errors import CommandError, MasterDownError, NoReplicasError
+from synap.commands.errors import MasterDownError, NoReplicasError
+from synap.replication.waiters import (
+    APPLIED,
+    FSYNCED,
+    AckWaiters,
+    OffsetWaiters,
+    majority_replicas,
+    replicas_wanted,
+    wait_future,
+)
 
 if TYPE_CHECKING:
-    from synap.node import Node
+    from synap.replication.host import ReplicationHost
+    from synap.replication.manager import ReplicationManager
 
-# Which acknowledged offset a waiter counts: applied (WAIT) or fsynced to a WAL (WAITAOF).
-APPLIED = 0
-FSYNCED = 1
-
-_Entry = tuple[int, int, "asyncio.Future[None]"]
-
-
-class AckWaiters:
-    """Futures resolved when enough replicas acknowledge an offset."""
-
-    def __init__(self) -> None:
-        # (kind, wanted) -> heap of (offset, seq, future)
-        self._groups: dict[tuple[int, int], list[_Entry]] = {}
-        self._seq = itertools.count()
-
-    def __len__(self) -> int:
-        return sum(len(h) for h in self._groups.values())
-
-    def __bool__(self) -> bool:
-        return bool(self._groups)
-
-    def add(self, kind: int, wanted: int, offset: int) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(
-            self._groups.setdefault((kind, wanted), []), (offset, next(self._seq), future)
-        )
-        return future
-
-    def resolve(self, offsets_of: Callable[[int], Iterable[int]]) -> int:
-        """Resolve the satisfied waiters; ``offsets_of(kind)`` gives each streaming
-        replica's acknowledged offset of that kind.  Returns how many were resolved."""
-        done = 0
-        sorted_by_kind: dict[int, list[int]] = {}
-        for (kind, wanted), heap in list(self._groups.items()):
-            acks = sorted_by_kind.get(kind)
-            if acks is None:
-                acks = sorted_by_kind[kind] = sorted(offsets_of(kind), reverse=True)
-            if len(acks) < wanted:
-                self._drop_cancelled(kind, wanted, heap)
-                continue
-            threshold = acks[wanted - 1]
-            while heap and heap[0][0] <= threshold:
-                _, _, future = heapq.heappop(heap)
-                if not future.done():
-                    future.set_result(None)
-                    done += 1
-            self._drop_cancelled(kind, wanted, heap)
-        return done
-
-    def _drop_cancelled(self, kind: int, wanted: int, heap: list[_Entry]) -> None:
-        # Waiters that timed out cancel their future; forget them once they reach the top.
-        while heap and heap[0][2].done():
-            heapq.heappop(heap)
-        if not heap:
-            del self._groups[(kind, wanted)]
-
-    def release_all(self) -> None:
-        """Wake everyone (the server stops): each counts what it got."""
-        for heap in self._groups.values():
-            for _, _, future in heap:
-                if not future.done():
-                    future.set_result(None)
-        self._groups.clear()
+__all__ = [
+    "APPLIED",
+    "FSYNCED",
+    "AckWaiters",
+    "ConsistencyControls",
+    "OffsetWaiters",
+    "majority_replicas",
+    "replicas_wanted",
+    "wait_future",
+]
 
 
-class OffsetWaiters:
-    """Futures resolved once the node's history reaches an offset."""
-
-    def __init__(self) -> None:
-        self._heap: list[_Entry] = []
-        self._seq = itertools.count()
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
-
-    def add(self, offset: int) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, (offset, next(self._seq), future))
-        return future
-
-    def advance(self, offset: int) -> None:
-        heap = self._heap
-        while heap and (heap[0][0] <= offset or heap[0][2].done()):
-            _, _, future = heapq.heappop(heap)
-            if not future.done():
-                future.set_result(None)
-
-
-async def wait_future(future: asyncio.Future[None], timeout_s: float | None) -> bool:
-    """Await ``future`` up to ``timeout_s`` (None: forever); False on timeout (the future
-    is cancelled, so its waiter list drops it)."""
-    try:
-        await asyncio.wait_for(future, timeout_s)
-    except TimeoutError:
-        return False
-    return True
-
-
-def limit_plus_one(node: Node) -> int:
+def limit_plus_one(node: ReplicationHost) -> int:
     """A lag past any limit: no session, nothing known."""
     return node.config.replication.max_lag_ms + 1
-
-
-def majority_replicas(group_size: int) -> int:
-    """Replicas a majority of a ``group_size`` group needs besides the master."""
-    return group_size // 2 + 1 - 1
-
-
-def replicas_wanted(spec: int | str, group_size: int | None, attached: int) -> int:
-    """A wait spec as a replica count.
-
-    ``"majority"``: a majority of the group counting the master; the group's size comes
-    from ``replication.group_size`` (seam: automatic failover's etcd membership will
-    pass its size here instead).  ``"all"``: every other member of the group, or, with
-    no group size known, every replica attached right now."""
-    if isinstance(spec, int) and not isinstance(spec, bool):
-        if spec < 0:
-            raise CommandError("ERR wait.replicas must be >= 0, 'majority' or 'all'")
-        return spec
-    if spec == "majority":
-        if group_size is None:
-            raise CommandError(
-                "ERR wait.replicas 'majority' needs the replication group's size: set "
-                "replication.group_size (the number of nodes, master included)"
-            )
-        return majority_replicas(group_size)
-    if spec == "all":
-        return group_size - 1 if group_size is not None else attached
-    raise CommandError("ERR wait.replicas must be a non-negative integer, 'majority' or 'all'")
 
 
 class ConsistencyControls:
@@ -167,8 +46,9 @@ class ConsistencyControls:
     waiting for replica / fsync acknowledgements, read-your-writes offsets and the
     stale-read guard.  The command layer calls the guards; front ends call the waits."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ReplicationHost, replication: ReplicationManager) -> None:
         self.node = node
+        self.replication = replication
         self.offsets = OffsetWaiters()  # readers waiting for the history to reach an offset
         self.fsyncs = OffsetWaiters()  # writers waiting for the local WAL fsync
         self._listening = False
@@ -192,7 +72,7 @@ class ConsistencyControls:
         commands.guard_reads = not cfg.serve_stale_reads
 
     def good_replicas(self) -> int:
-        server = self.node.replication.master_server
+        server = self.replication.master_server
         if server is None:
             return 0
         return server.good_replicas(self.node.config.replication.min_replicas_max_lag_secs)
@@ -214,7 +94,7 @@ class ConsistencyControls:
         node = self.node
         if node.config.replication.serve_stale_reads or not node.roles.is_replica:
             return
-        link = node.replication.replica_link
+        link = self.replication.replica_link
         if link is None or not link.connected:
             raise MasterDownError("the link with the master is down")
         conn = link.connection
@@ -261,7 +141,7 @@ class ConsistencyControls:
     def _on_fsynced(self, offset: int) -> None:
         self.fsyncs.advance(offset)
         # A replica: tell the master at once (WAITAOF waits for this).
-        link = self.node.replication.replica_link
+        link = self.replication.replica_link
         conn = link.connection if link is not None else None
         if conn is not None:
             conn.send_ack()
@@ -280,7 +160,7 @@ class ConsistencyControls:
     def replicas_wanted(self, spec: int | str) -> int:
         if type(spec) is int:
             return replicas_wanted(spec, None, 0)
-        server = self.node.replication.master_server
+        server = self.replication.master_server
         attached = server.streaming_count() if server is not None and spec == "all" else 0
         return replicas_wanted(spec, self.group_size(), attached)
 
@@ -291,7 +171,7 @@ class ConsistencyControls:
         its lease expires; the configured size keeps "majority" from shrinking with it);
         without etcd, ``replication.group_size``.  None: unknown."""
         configured = self.node.config.replication.group_size
-        coordinator = getattr(self.node, "coordinator", None)
+        coordinator = self.node.elector
         members = len(coordinator.members) if coordinator is not None else 0
         if members:
             return max(members, configured or 0)
@@ -306,11 +186,11 @@ class ConsistencyControls:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         if fsync and not await self.wait_local_fsync(offset, timeout_ms / 1000):
-            server = self.node.replication.master_server
+            server = self.replication.master_server
             kind = FSYNCED
             acked = server.count_acked(offset, kind) if server is not None else 0
             return False, acked
-        server = self.node.replication.master_server
+        server = self.replication.master_server
         kind = FSYNCED if fsync else APPLIED
         if server is None:
             return wanted <= 0, 0

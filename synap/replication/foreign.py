@@ -65,7 +65,7 @@ def sniff(data: bytes) -> tuple[Verdict, int]:
 
 def rpc_error_frame(request_id: int, message: str) -> bytes:
     """The SynapRPC response ``[id, {"Err": message}]``, length-prefixed little-endian."""
-    body = msgpack.packb([request_id, {"Err": message}], use_bin_type=True)
+    body: bytes = msgpack.packb([request_id, {"Err": message}], use_bin_type=True)
     return len(body).to_bytes(HEADER_BYTES, "little") + body
 
 

@@ -26,6 +26,7 @@ from synap.replication.messages import (
     UnsupportedVersion,
     decode_message,
 )
+from synap.store.history import new_replid
 
 # --- timing ------------------------------------------------------------------------------
 #
@@ -49,11 +50,6 @@ DEFAULT_LINK_TIMEOUT_MS = 30_000
 DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
 
 # --- replication ids ---------------------------------------------------------------------
-
-
-def new_replid() -> str:
-    """A fresh replication id: 40 hex characters (160 random bits), as in Redis."""
-    return secrets.token_hex(20)
 
 
 # --- the PSYNC2 decision -----------------------------------------------------------------

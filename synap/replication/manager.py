@@ -1,10 +1,13 @@
-"""Replication control: which links run for the node's role, role changes at runtime
-(promote, repoint, stop), and the operator views (stats JSON, INFO replication, ROLE, WAIT).
+"""Replication control: which links run for the node's role, and role changes at run
+time (promote, repoint, stop, pause/resume writes, WAIT), returning the values of
+synap/replication/control.py.
 
-The manager owns the replication log (backlog), fed by the node's history; a
+The replication log (synap/replication/log.py) is fed by the node's history; a
 :class:`~synap.replication.master.MasterServer` serves replicas from it (on masters, and
 on replicas that were given ``--replica-listen`` for sub-replicas), and a
-:class:`~synap.replication.replica.ReplicaLink` follows a master on replicas.
+:class:`~synap.replication.replica.ReplicaLink` follows a master on replicas.  The
+read-only views (stats JSON, INFO replication, ROLE, health) are the base class,
+:class:`~synap.replication.views.ReplicationViews`.
 """
 
 from __future__ import annotations
@@ -13,22 +16,22 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
 from synap.latency import SYNC_BUCKETS, LatencyHistogram
-from synap.replication.backlog import ReplicationBacklog
+from synap.listen import StartupError, bind_error
+from synap.replication.control import Following, Promoted, Stopped, WritesPaused, WritesResumed
 from synap.replication.handshake import REFUSAL_CODES
+from synap.replication.log import LogBounds, ReplicationLog
+from synap.replication.master import MasterServer
+from synap.replication.replica import ReplicaLink
 from synap.replication.roles import IllegalTransition, Role
+from synap.replication.views import ReplicationViews
 
 if TYPE_CHECKING:
-    from synap.node import Node
-    from synap.replication.master import MasterServer
-    from synap.replication.replica import ReplicaLink
+    from synap.replication.host import ReplicationHost
 
 log = logging.getLogger("synap.replication")
 
@@ -38,21 +41,20 @@ log = logging.getLogger("synap.replication")
 DEFAULT_REPLICA_LISTEN_PORT = 15501
 
 
-@dataclass(frozen=True, slots=True)
-class LogBounds:
-    """First and last offset a partial sync can be served from (disk and memory)."""
-
-    first_offset: int
-    last_offset: int
-
-
-class ReplicationManager:
-    def __init__(self, node: Node, initial_role: Role) -> None:
+class ReplicationManager(ReplicationViews):
+    def __init__(self, node: ReplicationHost, initial_role: Role) -> None:
         self.node = node
         cfg = node.config.replication
         self.config = cfg
         self.initial_role = initial_role
-        self.backlog = ReplicationBacklog(cfg.log_max_ops, cfg.log_max_mb * 1024 * 1024)
+        self.log = ReplicationLog(
+            node.history,
+            node.persistence,
+            cfg.log_max_ops,
+            cfg.log_max_mb * 1024 * 1024,
+            self._notify_replicas,
+        )
+        self.backlog = self.log.backlog
         self.master_server: MasterServer | None = None
         self.replica_link: ReplicaLink | None = None
         self.listen_address_text = cfg.replica_listen_address
@@ -94,81 +96,27 @@ class ReplicationManager:
         # this node itself (refused_self_replication).
         self._before_follow: tuple[Role, str | None] | None = None
         self.last_role_error: str | None = None
-        self._seed: list[tuple[int, bytes]] = []  # WAL records to refill the log at start
-        # Only masters and replicas keep a replication log (Redis, too, allocates its
-        # backlog only once replication starts): a standalone node pays neither the
-        # memory nor the append on its write path.
-        self._logging = False
         self._started = False
 
-    # ---------------------------------------------------------------- records
-    def _on_record(self, offset: int, record: bytes) -> None:
-        self.backlog.append(record)
-        server = self.master_server
-        if server is not None:
-            server.notify()
-
-    def _on_records(self, first_offset: int, records: Sequence[bytes]) -> None:
-        """A replica applied a whole batch from its master."""
-        self.backlog.extend(records)
-        server = self.master_server
-        if server is not None:
-            server.notify()
-
     # ---------------------------------------------------------------- the log
+    def _notify_replicas(self) -> None:
+        server = self.master_server
+        if server is not None:
+            server.notify()
+
     def disk_log_bounds(self) -> tuple[int, int] | None:
-        """``(first, last)`` offsets servable from the WAL segments, or None."""
-        p = self.node.persistence
-        if p is None or not self._logging:
-            return None
-        bounds = p.disk_log_bounds()
-        if bounds is None or bounds[0] > bounds[1] + 1:
-            return None
-        # The disk serves only a run that reaches the memory log (it always does while
-        # the WAL is active: every record is written to both).
-        if bounds[1] + 1 < self.backlog.first_offset:
-            return None
-        return bounds
+        return self.log.disk_log_bounds()
 
     def log_bounds(self) -> LogBounds:
-        """What a partial sync can be served from: the segments, then the memory log."""
-        first = self.backlog.first_offset
-        disk = self.disk_log_bounds()
-        if disk is not None:
-            first = min(first, disk[0])
-        return LogBounds(first, self.backlog.last_offset)
+        return self.log.log_bounds()
+
+    def seed_log(self, records: list[tuple[int, bytes]]) -> None:
+        """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
+        self.log.seed(records)
 
     # ---------------------------------------------------------------- lifecycle
-    def _enable_log(self) -> None:
-        if not self._logging:
-            self.backlog.reset(self.node.history.offset)
-            self.node.history.subscribe(self._on_record, self._on_records)
-            self._logging = True
-
-    def _disable_log(self) -> None:
-        if self._logging:
-            self.node.history.unsubscribe(self._on_record)
-            self.backlog.reset(self.node.history.offset)  # frees the records
-            self._logging = False
-
     async def start(self) -> None:
-        self.backlog.reset(self.node.history.offset)
-        seed = self._seed
-        self._seed = []
-        if self.initial_role is not Role.STANDALONE:
-            self._enable_log()  # the node seeds records only for roles that keep a log
-        # Keep the contiguous run of offsets that ends at our offset.
-        start = len(seed)
-        while start > 0 and seed[start - 1][0] == self.node.history.offset - (len(seed) - start):
-            start -= 1
-        seed = seed[start:]
-        if seed:
-            self.backlog.reset(seed[0][0] - 1)
-            self.backlog.extend([record for _, record in seed])
-            log.info(
-                "replication log refilled from the WAL: offsets %d..%d",
-                self.backlog.first_offset, self.backlog.last_offset,
-            )  # fmt: skip
+        self.log.start(keep=self.initial_role is not Role.STANDALONE)
         self.started_empty = self.node.history.offset == 0 and len(self.node.keyspace) == 0
         role = self.initial_role
         if role is Role.MASTER:
@@ -182,8 +130,6 @@ class ReplicationManager:
             if self._replica_listen_given():
                 await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA:
-            from synap.node import StartupError
-
             assert self.config.master_address is not None
             host, port = parse_address(self.config.master_address, key="replication.master_address")
             if self._replica_listen_given():
@@ -200,13 +146,9 @@ class ReplicationManager:
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """Automatic failover: a peer knows a newer election epoch than ours, so another
         node was elected: refuse writes now (the coordinator then follows etcd)."""
-        coordinator = getattr(self.node, "coordinator", None)
+        coordinator = self.node.elector
         if coordinator is not None:
             coordinator.newer_epoch_seen(epoch, source)
-
-    def seed_log(self, records: list[tuple[int, bytes]]) -> None:
-        """Records recovered from the WAL (contiguous offsets), to refill the log at start."""
-        self._seed = records
 
     # ---------------------------------------------------------------- safety
     def refuse_full_sync_reason(self, replica_replid: str, next_offset: int) -> str | None:
@@ -266,11 +208,8 @@ class ReplicationManager:
             self.master_server = None
 
     async def _start_master_server(self, address: str) -> None:
-        from synap.node import StartupError, bind_error
-        from synap.replication.master import MasterServer
-
         host, port = parse_address(address, key="replication.replica_listen_address")
-        server = MasterServer(self, host, port)
+        server = MasterServer(self, self.node, host, port)
         try:
             await server.start()
         except OSError as exc:
@@ -282,17 +221,15 @@ class ReplicationManager:
         self.listen_address_text = server.address_text
 
     def _start_replica_link(self, host: str, port: int) -> None:
-        from synap.replication.replica import ReplicaLink
-
         self.node.keyspace.expire_on_access = False
-        link = ReplicaLink(self, host, port)
+        link = ReplicaLink(self, self.node, host, port)
         link.start()
         self.replica_link = link
 
     # ---------------------------------------------------------------- role changes
     async def promote(
         self, reason: str, listen_address: str | None = None, *, elected: bool = False
-    ) -> dict[str, Any]:
+    ) -> Promoted:
         """Make this node a master now: accept writes, start a new history that
         remembers the old one (PSYNC2), and listen for replicas.
 
@@ -304,9 +241,7 @@ class ReplicationManager:
         id becomes ``replid2`` valid up to the current offset, so replicas of the old
         master that are repointed here continue by partial sync (Redis
         ``shiftReplicationId``)."""
-        from synap.node import StartupError
-
-        if getattr(self.node, "coordinator", None) is not None and not elected:
+        if self.node.elector is not None and not elected:
             # A hand-made master would fight the election (synap/coordination).
             raise CommandError(
                 "ERR this node's role comes from the etcd election "
@@ -322,9 +257,7 @@ class ReplicationManager:
             roles = self.node.roles
             history = self.node.history
             if roles.role is Role.MASTER:
-                return {"success": True, "role": "master", "message": "already a master",
-                        "replication_id": history.replid, "offset": history.offset,
-                        "replica_listen_address": self._listener_text()}  # fmt: skip
+                return Promoted(history.replid, history.offset, self._listener_text(), already=True)
             if self.master_server is None or (
                 listen_address and listen_address != self.listen_address_text
             ):
@@ -348,7 +281,7 @@ class ReplicationManager:
                 history.shift()
                 self.persist_identity()
             self.started_empty = False
-            self._enable_log()
+            self.log.enable()
             roles.transition(Role.MASTER, reason)
             self.node.keyspace.expire_on_access = True
             self.last_role_error = None
@@ -362,15 +295,13 @@ class ReplicationManager:
             "previous %s valid up to offset %d",
             reason, old_master, history.replid, history.replid2, history.second_offset - 1,
         )  # fmt: skip
-        return {
-            "success": True,
-            "role": "master",
-            "replication_id": history.replid,
-            "previous_replication_id": history.replid2,
-            "offset": history.offset,
-            "replica_listen_address": self._listener_text(),
-            "topology_file": topology_file,
-        }
+        return Promoted(
+            history.replid,
+            history.offset,
+            self._listener_text(),
+            previous_replication_id=history.replid2,
+            topology_file=topology_file,
+        )
 
     def promotion_listen_address(self) -> str:
         """The replica listener a promotion opens when the request names none and the
@@ -439,7 +370,7 @@ class ReplicationManager:
             roles.transition(prev_role, "refused to replicate from itself")
             self.node.keyspace.expire_on_access = True
             if prev_role is Role.STANDALONE:
-                self._disable_log()
+                self.log.disable()
             elif self.master_server is None:
                 # The repoint closed our listener: open it again where it was.
                 asyncio.get_running_loop().create_task(self._reopen_listener())
@@ -451,8 +382,6 @@ class ReplicationManager:
         self.node.record_topology("refused to replicate from itself")
 
     async def _reopen_listener(self) -> None:
-        from synap.node import StartupError
-
         try:
             await self._start_master_server(self.listen_address_text)
         except StartupError as exc:
@@ -462,15 +391,14 @@ class ReplicationManager:
     def _listener_text(self) -> str | None:
         return self.listen_address_text if self.master_server is not None else None
 
-    def follow(self, host: str, port: int, reason: str) -> dict[str, Any]:
+    def follow(self, host: str, port: int, reason: str) -> Following:
         """Become (or stay) a replica of ``host:port`` without a restart."""
         roles = self.node.roles
         address = f"{host}:{port}"
         if not 0 < port < 65536:
             raise CommandError("ERR Invalid master port")
         if roles.role is Role.REPLICA and roles.master_address == address and self.replica_link:
-            return {"success": True, "role": "replica", "master_address": address,
-                    "message": "already following this master"}  # fmt: skip
+            return Following(address, already=True)
         if self.is_own_listener(host, port):
             raise CommandError(
                 f"ERR refusing to replicate from itself: {address} is this node's own replica "
@@ -483,7 +411,7 @@ class ReplicationManager:
             raise CommandError(f"ERR {exc}") from None
         self._before_follow = previous
         self.last_role_error = None
-        self._enable_log()
+        self.log.enable()
         link = self.replica_link
         self.replica_link = None
         if link is not None:
@@ -496,14 +424,9 @@ class ReplicationManager:
         self._start_replica_link(host, port)
         log.warning("now a replica of %s (%s)", address, reason)
         topology_file = self.node.record_topology(reason)
-        return {
-            "success": True,
-            "role": "replica",
-            "master_address": address,
-            "topology_file": topology_file,
-        }
+        return Following(address, topology_file)
 
-    def stop_replication(self) -> dict[str, Any]:
+    def stop_replication(self) -> Stopped:
         """Replica -> standalone (keeps the data, accepts writes, serves no replicas)."""
         roles = self.node.roles
         link = self.replica_link
@@ -517,13 +440,13 @@ class ReplicationManager:
             self.master_server = None
             asyncio.get_running_loop().create_task(server.stop())
         roles.transition(Role.STANDALONE, "replication stopped")
-        self._disable_log()
+        self.log.disable()
         self.node.keyspace.expire_on_access = True
         topology_file = self.node.record_topology("replication stopped")
-        return {"success": True, "role": "standalone", "topology_file": topology_file}
+        return Stopped(topology_file)
 
     # ---------------------------------------------------------------- write pause
-    def pause_writes(self, seconds: float | None, reason: str) -> dict[str, Any]:
+    def pause_writes(self, seconds: float | None, reason: str) -> WritesPaused:
         """Refuse client writes with ``TRYAGAIN`` (HTTP 503) for ``seconds``, or until
         resumed or demoted when ``seconds`` is None: the first step of a planned
         failover (``synap-cli failover``).  Active expiry stops too, so the offset
@@ -543,201 +466,27 @@ class ReplicationManager:
             "until resumed or demoted" if seconds is None else f"for {seconds:g}s",
             reason, history.offset,
         )  # fmt: skip
-        return {
-            "success": True,
-            "writes_paused": True,
-            "seconds": seconds,
-            "role": str(roles.role),
-            "replication_id": history.replid,
-            "master_offset": history.offset,
-        }
+        return WritesPaused(seconds, str(roles.role), history.replid, history.offset)
 
-    def resume_writes(self, reason: str) -> dict[str, Any]:
+    def resume_writes(self, reason: str) -> WritesResumed:
         roles = self.node.roles
         was_paused = roles.writes_paused
         roles.resume_writes()
         if was_paused:
             log.warning("writes resumed (%s)", reason)
-        return {
-            "success": True,
-            "writes_paused": False,
-            "was_paused": was_paused,
-            "role": str(roles.role),
-            "master_offset": self.node.history.offset,
-        }
-
-    # ---------------------------------------------------------------- views
-    @property
-    def redis_role(self) -> str:
-        return "replica" if self.node.roles.is_replica else "master"
-
-    def stats(self) -> dict[str, Any]:
-        history = self.node.history
-        role = self.node.roles.role
-        common = {
-            "replica_id": self.node.node_id,
-            "last_role_error": self.last_role_error,
-            "replication_id": history.replid,
-            "previous_replication_id": history.replid2,
-            "second_offset": history.second_offset,
-            # Performed by this node as a replica (docs/MONITORING.md).
-            "full_syncs": self.full_syncs_performed,
-            "partial_syncs": self.partial_syncs_performed,
-            "history_truncations": self.history_truncations,
-            "records_truncated": self.records_truncated,
-            "diverged_file": self.last_diverged_file,
-            "truncations_requested": self.truncations_requested,
-            # Served by this node to its replicas (Redis INFO stats names).
-            "sync_full": self.sync_full,
-            "sync_partial_ok": self.sync_partial_ok,
-            "sync_partial_err": self.sync_partial_err,
-            "backlog_first_offset": self.backlog.first_offset,
-            "backlog_size": len(self.backlog),
-            **self.log_fields(),
-        }
-        if role is Role.REPLICA and self.replica_link is not None:
-            out = self.replica_link.stats()
-            if self.master_server is not None:
-                out["replicas"] = self.master_server.replicas_info()
-                out["replica_listen_address"] = self.listen_address_text
-            out.update(common)
-            return out
-        replicas = self.master_server.replicas_info() if self.master_server else []
-        return {
-            "role": "master" if role is Role.MASTER else "standalone",
-            "master_offset": history.offset,
-            "replicas": replicas,
-            "replica_listen_address": self.listen_address_text if self.master_server else None,
-            "writes_paused": self.node.roles.writes_paused,
-            "writes_paused_for": self.node.roles.writes_paused_for,
-            **common,
-        }
-
-    def health(self) -> tuple[bool, str, dict[str, Any]]:
-        """``(ok, status, replication)`` for ``GET /health`` (docs/MONITORING.md).
-
-        What a load balancer needs to know is whether this node's data may be served:
-
-        * a master or standalone node is its own source of truth: ``healthy``;
-        * a replica is ``healthy`` once a sync with its current master has completed and
-          the link is up;
-        * ``unsynced`` (not ok) until that first sync completes: wrong secret, master
-          unreachable, refused, still loading.  Whatever it holds (recovered from disk,
-          or nothing) is of unknown age;
-        * synced once, link down: ``reconnecting`` (still ok) for up to
-          ``replica_timeout_secs``, the same grace the master gives a silent replica.
-          A master restart or a network blip costs every replica a reconnect at once;
-          pulling them all out of rotation for that would pile the reads onto the
-          master and flap the pool, while their data is at most seconds old (Redis
-          serves such stale reads too: ``replica-serve-stale-data yes``).  Longer than
-          that the data is of unbounded age: ``stale`` (not ok).
-        """
-        if not self._started:
-            # The HTTP port opens before the role is taken up.
-            return False, "starting", {"connected": False, "synced": False, "last_error": None}
-        link = self.replica_link
-        if not self.node.roles.is_replica or link is None:
-            return True, "healthy", {"connected": True, "synced": True, "last_error": None}
-        down = link.link_down_seconds()
-        replication: dict[str, Any] = {
-            "connected": link.connected,
-            "synced": link.synced,
-            "last_error": link.last_error,
-            "master_address": link.master_address,
-            "link_down_seconds": None if down is None else int(down),
-        }
-        if not link.synced:
-            return False, "unsynced", replication
-        if link.connected:
-            return True, "healthy", replication
-        if (down or 0.0) < self.config.replica_timeout_secs:
-            return True, "reconnecting", replication
-        return False, "stale", replication
-
-    def log_fields(self) -> dict[str, Any]:
-        """The replication log's extent in memory and on disk (-1: none on disk)."""
-        p = self.node.persistence
-        disk = p.disk_log_bounds() if p is not None else None
-        return {
-            "log_memory_first_offset": self.backlog.first_offset,
-            "log_memory_last_offset": self.backlog.last_offset,
-            "log_disk_first_offset": disk[0] if disk else -1,
-            "log_disk_last_offset": disk[1] if disk else -1,
-            "log_first_offset": self.log_bounds().first_offset,
-            "partial_syncs_from_disk": self.partial_syncs_from_disk,
-            "records_sent_from_disk": self.records_sent_from_disk,
-        }
-
-    def role_reply(self) -> list[Any]:
-        history = self.node.history
-        if self.node.roles.is_replica and self.replica_link is not None:
-            link = self.replica_link
-            return ["slave", link.host, link.port, link.redis_state, history.offset]
-        replicas = []
-        if self.master_server is not None:
-            for r in self.master_server.replicas_info():
-                host, port = _redis_endpoint(r)
-                replicas.append([host, port, str(r["offset"])])
-        return ["master", history.offset, replicas]
-
-    def info_fields(self) -> list[tuple[str, Any]]:
-        history = self.node.history
-        fields: list[tuple[str, Any]] = [
-            ("role", "slave" if self.node.roles.is_replica else "master")
-        ]
-        link = self.replica_link
-        if self.node.roles.is_replica and link is not None:
-            fields += link.info_fields()
-        replicas = self.master_server.replicas_info() if self.master_server else []
-        fields.append(("connected_slaves", len(replicas)))
-        now = time.time()
-        for i, r in enumerate(replicas):
-            host, port = _redis_endpoint(r)
-            lag = int(now - r["last_heartbeat"]) if r["last_heartbeat"] else 0
-            fields.append(
-                (
-                    f"slave{i}",
-                    f"ip={host},port={port},state={r['state']},offset={r['offset']},lag={lag}",
-                )
-            )
-        fields += [
-            ("master_failover_state", self._failover_state()),
-            ("master_replid", history.replid),
-            ("master_replid2", history.replid2),
-            ("master_repl_offset", history.offset),
-            ("second_repl_offset", history.second_offset),
-            ("repl_backlog_active", 1),
-            ("repl_backlog_size", self.config.log_max_ops),
-            ("repl_backlog_first_byte_offset", self.backlog.first_offset),
-            ("repl_backlog_histlen", len(self.backlog)),
-        ]
-        fields += [(f"synap_{k}", v) for k, v in self.log_fields().items()]
-        return fields
-
-    def _failover_state(self) -> str:
-        """Redis's master_failover_state: a lease pause (waiting for the target to catch
-        up) reads as waiting-for-sync, the open-ended fence as failover-in-progress."""
-        roles = self.node.roles
-        if not roles.writes_paused:
-            return "no-failover"
-        return "failover-in-progress" if roles.writes_paused_for is None else "waiting-for-sync"
+        return WritesResumed(was_paused, str(roles.role), self.node.history.offset)
 
     # ---------------------------------------------------------------- WAIT
-    async def wait(self, wanted: int, timeout_ms: int) -> bytes:
+    async def wait(self, wanted: int, timeout_ms: int) -> int:
         """Redis WAIT: block until ``wanted`` replicas acknowledged everything written so
         far, or the timeout passes; answers how many did."""
-        from synap.api import resp_codec as R
-
         if self.node.roles.is_replica:
             raise CommandError("ERR WAIT cannot be used with replica instances.")
         target = self.node.history.offset
         server = self.master_server
         if server is None:
-            return R.integer(0)
-        count = await server.wait_for_acks(
-            target, wanted, timeout_ms / 1000 if timeout_ms else None
-        )
-        return R.integer(count)
+            return 0
+        return await server.wait_for_acks(target, wanted, timeout_ms / 1000 if timeout_ms else None)
 
     # A planned failover is driven from outside by ``synap-cli failover``
     # (synap/failover.py) over the admin API: pause, wait, promote, repoint, resume.
@@ -764,12 +513,3 @@ def _is_local_address(ip: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _redis_endpoint(replica: dict[str, Any]) -> tuple[str, str]:
-    """Host and Redis-protocol port of a replica for INFO/ROLE (its HTTP port if it has no
-    Redis-protocol listener)."""
-    host, _, port = replica["address"].rpartition(":")
-    if replica.get("resp_port"):
-        port = str(replica["resp_port"])
-    return host, port

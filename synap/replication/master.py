@@ -26,7 +26,6 @@ from synap.config import is_loopback
 from synap.persistence import PersistenceError
 from synap.persistence.logreader import LogCorrupt, LogGone, SegmentReader
 from synap.replication.backlog import OffsetNotInBacklog
-from synap.replication.consistency import APPLIED, FSYNCED, AckWaiters, wait_future
 from synap.replication.foreign import Verdict, rpc_error_frame, sniff, wrong_port_message
 from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
 from synap.replication.master_session import (
@@ -40,11 +39,13 @@ from synap.replication.master_session import (
 )
 from synap.replication.messages import SNAPSHOT_KIND_JSON, ErrorCode
 from synap.replication.peer_fields import bounded_text, escape_text
+from synap.replication.waiters import APPLIED, FSYNCED, AckWaiters, wait_future
 from synap.store.keyspace import now_ms
 from synap.tls import PLAIN_MASTER_GOT_TLS, looks_like_tls
 
 if TYPE_CHECKING:
-    from synap.replication.manager import ReplicationManager
+    from synap.replication.host import MasterOwner, ReplicationHost
+    from synap.replication.stats import ReplicaEntry
 
 log = logging.getLogger("synap.replication.master")
 
@@ -218,7 +219,7 @@ class ReplicaConnection(asyncio.Protocol):
         """Refuse a replica whose id is this node's own: the node was pointed at its own
         replica listener (possibly through another address). True if refused."""
         manager = self.server.manager
-        if replica_id != manager.node.node_id:
+        if replica_id != self.server.node.node_id:
             return False
         reason = (
             "refusing to replicate from itself: this replica listener belongs to the "
@@ -240,7 +241,7 @@ class ReplicaConnection(asyncio.Protocol):
 
     def _refuse_synaprpc(self, request_id: int) -> None:
         """Answer a SynapRPC request with a SynapRPC error saying where to connect."""
-        node = self.server.manager.node
+        node = self.server.node
         local = self.transport.get_extra_info("sockname") if self.transport else None
         seen_as = local[0] if local else None
 
@@ -266,7 +267,7 @@ class ReplicaConnection(asyncio.Protocol):
     # ----------------------------------------------------------------- sync
     def _on_sync_requested(self, request: SyncRequested) -> None:
         manager = self.server.manager
-        history = manager.node.history
+        history = self.server.node.history
         decision = decide_sync(
             request.replid,
             request.next_offset,
@@ -333,7 +334,8 @@ class ReplicaConnection(asyncio.Protocol):
             refusals = manager.partial_sync_refusals
             refusals[decision.code] = refusals.get(decision.code, 0) + 1
         # Worded as the spec's Troubleshooting section quotes it ("Full sync required").
-        damaged = manager.node.persistence.damaged_segments if manager.node.persistence else []
+        persistence = self.server.node.persistence
+        damaged = persistence.damaged_segments if persistence else []
         if damaged and request.next_offset < manager.backlog.first_offset:
             log.warning(
                 "Full sync required for replica %s: %s; the log on disk cannot serve it "
@@ -361,7 +363,7 @@ class ReplicaConnection(asyncio.Protocol):
         expired long ago (the announced key count stays exact); the record that removed
         it is among those replayed.
         """
-        node = self.server.manager.node
+        node = self.server.node
         started = time.monotonic()
         keys = list(node.keyspace.data)  # one step: references only (~3 ms for 1M keys)
         offset = node.history.offset
@@ -407,7 +409,7 @@ class ReplicaConnection(asyncio.Protocol):
         """The snapshot entries of ``keys``, each read when its chunk is built (see
         :meth:`_full_sync`). The keyspace is looked up afresh per slice of keys: a FLUSH
         may have replaced its dictionaries."""
-        node = self.server.manager.node
+        node = self.server.node
         for start in range(0, len(keys), SNAPSHOT_SLICE_KEYS):
             keyspace = node.keyspace
             data, expires, json_keys = keyspace.data, keyspace.expires, keyspace.json_keys
@@ -472,7 +474,7 @@ class ReplicaConnection(asyncio.Protocol):
         buffer is below the high-water mark, until the replica reaches the memory log.  A damaged
         segment ends it: the replica is dropped and, asking again, gets a full sync."""
         manager = self.server.manager
-        persistence = manager.node.persistence
+        persistence = self.server.node.persistence
         assert persistence is not None
         backlog = manager.backlog
         reader = SegmentReader(persistence.directory, self.session.next_offset)
@@ -628,7 +630,7 @@ class ReplicaConnection(asyncio.Protocol):
                 self.transport.close()
 
     # ----------------------------------------------------------------- views
-    def info(self, master_offset: int) -> dict[str, Any]:
+    def info(self, master_offset: int) -> ReplicaEntry:
         s = self.session
         state = {
             MasterState.SYNCING_FULL: "send_bulk",
@@ -660,8 +662,9 @@ class ReplicaConnection(asyncio.Protocol):
 
 
 class MasterServer:
-    def __init__(self, manager: ReplicationManager, host: str, port: int) -> None:
+    def __init__(self, manager: MasterOwner, node: ReplicationHost, host: str, port: int) -> None:
         self.manager = manager
+        self.node = node
         self.host = host
         self.port = port
         self.connections: set[ReplicaConnection] = set()
@@ -679,12 +682,12 @@ class MasterServer:
             self.host,
             self.port,
             reuse_address=True,
-            ssl=self.manager.node.tls.replication_server,
+            ssl=self.node.tls.replication_server,
         )
         sock = self._server.sockets[0].getsockname()
         self.port = sock[1]
         self.address_text = f"{self.host}:{self.port}"
-        if self.manager.node.tls.replication_server is not None:
+        if self.node.tls.replication_server is not None:
             log.info("replica listener %s serves TLS (tls.replication)", self.address_text)
         if self.manager.config.auth_secret is None and not is_loopback(self.host):
             log.warning(
@@ -729,7 +732,7 @@ class MasterServer:
         interval = self.manager.config.heartbeat_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
-            offset = self.manager.node.history.offset
+            offset = self.node.history.offset
             for conn in list(self.connections):
                 conn.heartbeat(offset)
 
@@ -782,8 +785,8 @@ class MasterServer:
             self._ack_waiters.resolve(self._acked_offsets)
 
     # ----------------------------------------------------------------- views
-    def replicas_info(self) -> list[dict[str, Any]]:
-        offset = self.manager.node.history.offset
+    def replicas_info(self) -> list[ReplicaEntry]:
+        offset = self.node.history.offset
         return [
             c.info(offset)
             for c in sorted(self.connections, key=lambda c: c.connected_at)

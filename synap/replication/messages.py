@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -90,7 +90,7 @@ def error_code_name(code: int) -> str:
 
 
 # One shared Packer: packing is single-threaded (asyncio) and the Packer resets per call.
-_packb = msgpack.Packer(use_bin_type=True).pack
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 # --- field validation (decoding) -------------------------------------------------------

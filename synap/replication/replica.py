@@ -54,7 +54,7 @@ from synap.store.keyspace import now_ms
 from synap.tls import NO_TLS_ANSWER_HINT, TLS_NO_ANSWER_HINT, explain_master_tls_error
 
 if TYPE_CHECKING:
-    from synap.replication.manager import ReplicationManager
+    from synap.replication.host import ReplicaOwner, ReplicationHost
 
 log = logging.getLogger("synap.replication.replica")
 
@@ -150,14 +150,14 @@ class _MasterConnection(asyncio.Protocol):
                 self._ended(event)
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
-            link.manager.node.flush_writes()  # the WAL holds what we acknowledge
+            link.node.flush_writes()  # the WAL holds what we acknowledge
             self._write(self.session.ack(self._fsynced()))
         else:
             self._write(self.session.data_to_send())
 
     def _apply(self, event: RecordsReceived) -> bool:
         """Apply a RECORDS batch, then publish it (WAL, log, sub-replicas) in one go."""
-        node = self.link.manager.node
+        node = self.link.node
         records = event.records
         first = event.first_offset
         started = time.perf_counter()
@@ -179,7 +179,7 @@ class _MasterConnection(asyncio.Protocol):
         self._loading = None
         self.link.install_dataset(data, expires, event.replid, event.offset, json_keys)
         self.link.connected = True
-        self.link.manager.node.consistency.offset_changed()
+        self.link.node.offset_listener.offset_changed()
 
     def _ended(self, event: SessionEnded) -> None:
         self._write(self.session.data_to_send())
@@ -213,7 +213,7 @@ class _MasterConnection(asyncio.Protocol):
 
     def _fsynced(self) -> int | None:
         """What this replica's WAL has fsynced (WAITAOF on the master); None without one."""
-        persistence = self.link.manager.node.persistence
+        persistence = self.link.node.persistence
         return None if persistence is None else persistence.fsynced_offset
 
     def send_ack(self) -> None:
@@ -227,13 +227,14 @@ class _MasterConnection(asyncio.Protocol):
 
 
 class ReplicaLink:
-    def __init__(self, manager: ReplicationManager, host: str, port: int) -> None:
+    def __init__(self, manager: ReplicaOwner, node: ReplicationHost, host: str, port: int) -> None:
         self.manager = manager
+        self.node = node
         self.host = host
         self.port = port
         # The node's id, the same on every link: operators and tools (synap-cli failover)
         # match a master's replicas to nodes by it, and a master refuses its own id.
-        self.replica_id = manager.node.node_id
+        self.replica_id = node.node_id
         self.connected = False
         self.connection: _MasterConnection | None = None
         self.last_heartbeat: float | None = None
@@ -263,7 +264,7 @@ class ReplicaLink:
     @property
     def tls(self) -> ssl.SSLContext | None:
         """The context for the link to the master (``tls.replication``), or None."""
-        return self.manager.node.tls.replication_client
+        return self.node.tls.replication_client
 
     @property
     def master_address(self) -> str:
@@ -326,7 +327,7 @@ class ReplicaLink:
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> str:
-        node = self.manager.node
+        node = self.node
         cfg = self.manager.config
         history = node.history
         secret = cfg.auth_secret.encode() if cfg.auth_secret else None
@@ -385,7 +386,7 @@ class ReplicaLink:
                 conn.send_ack()
 
     def _announce_address(self) -> str | None:
-        addr = self.manager.node.http_address
+        addr = self.node.http_address
         if not addr:
             return None
         # An IPv6 zone ("fe80::1%eth0") means nothing to the master, which refuses it.
@@ -404,7 +405,7 @@ class ReplicaLink:
         from synap.persistence.divergence import rebuild_at, write_diverged_file
 
         manager = self.manager
-        node = manager.node
+        node = self.node
         history = node.history
         persistence = node.persistence
         held, fork, replid = history.offset, request.fork_offset, history.replid
@@ -463,7 +464,7 @@ class ReplicaLink:
             log.error("could not store the truncated history: %s", exc)
 
     def on_partial_sync(self, replid: str, offset: int) -> None:
-        history = self.manager.node.history
+        history = self.node.history
         self.manager.partial_syncs_performed += 1
         self.synced = True
         if replid != history.replid:
@@ -488,7 +489,7 @@ class ReplicaLink:
         offset: int,
         json_keys: set[bytes] | None = None,
     ) -> None:
-        node = self.manager.node
+        node = self.node
         node.keyspace.replace(data, expires, json_keys)
         node.keyspace.removed = []
         node.history.adopt(replid, offset)
@@ -522,7 +523,7 @@ class ReplicaLink:
         )
 
     def stats(self) -> dict[str, Any]:
-        history = self.manager.node.history
+        history = self.node.history
         conn = self.connection
         session = conn.session if conn is not None else None
         master_offset = max(self.known_master_offset, history.offset)
@@ -564,7 +565,7 @@ class ReplicaLink:
         }
 
     def info_fields(self) -> list[tuple[str, Any]]:
-        history = self.manager.node.history
+        history = self.node.history
         now = time.time()
         conn = self.connection
         progress = conn.session.snapshot_progress if conn is not None else None

@@ -23,11 +23,11 @@ all nodes apply the same history in the same order.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
+from synap.clock import now_ms as now_ms  # re-exported: the store's clock
 from synap.store import watch
 
 # Rough bytes of bookkeeping per key beyond the key and value payloads: two bytes
@@ -37,10 +37,6 @@ EXPIRY_OVERHEAD = 40
 
 # How many candidate keys one eviction looks at (Redis: maxmemory-samples 5).
 EVICTION_SAMPLES = 8
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class EvictionPolicy(StrEnum):
@@ -106,9 +102,6 @@ class Keyspace:
         if self.eviction is not _NO_EVICTION:
             self._touch(key)
         return value
-
-    def contains(self, key: bytes, now: int | None = None) -> bool:
-        return self.lookup(key, now) is not None
 
     def is_json(self, key: bytes) -> bool:
         """Whether ``key``'s value was written as a non-string JSON value."""

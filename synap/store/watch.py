@@ -12,10 +12,19 @@ when it was watched is not "changed" by its deletion.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from synap.store.keyspace import Keyspace
+
+class Keyspace(Protocol):
+    """What WATCH reads of the keyspace (synap/store/keyspace.py satisfies it; that
+    module calls this one, so this one does not import it)."""
+
+    @property
+    def data(self) -> dict[bytes, bytes]: ...
+    @property
+    def expires(self) -> dict[bytes, int]: ...
+    @property
+    def watched(self) -> dict[bytes, set[Any]]: ...
 
 
 class Watcher:

@@ -73,6 +73,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.support.checks import digest_report as digest
 from tests.support.faultproxy import FaultProxy
 from tests.support.server import NodeFactory, SynapProcess, wait_for
 
@@ -307,11 +308,6 @@ class Chaos:
 
 
 # ---------------------------------------------------------------------- checks
-
-
-def digest(node: SynapProcess) -> dict[str, Any]:
-    body: dict[str, Any] = node.http.get("/api/replication/digest").json()
-    return body
 
 
 def check_acknowledged_writes(master: SynapProcess, ledgers: list[Ledger]) -> list[str]:

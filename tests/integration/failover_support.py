@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from tests.support.checks import digest_report as digest
 from tests.support.server import SynapProcess, wait_for
 
 # Reconnect fast, so a test does not sit out the spec's 5 s reconnect delay after every
@@ -26,13 +27,6 @@ def full_syncs(*nodes: SynapProcess) -> dict[str, int]:
         s = n.stats()
         out[n.name] = int(s["sync_full"]) + int(s["full_syncs"])
     return out
-
-
-def digest(node: SynapProcess) -> dict[str, Any]:
-    response = node.http.get("/api/replication/digest")
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def promote(node: SynapProcess, listen: str | None = None) -> dict[str, Any]:

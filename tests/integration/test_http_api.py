@@ -5,9 +5,7 @@ JSON shapes and error codes of synap-api.md, and how JSON values map to stored b
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +13,10 @@ import httpx
 import pytest
 
 from synap import __version__
-from tests.support.server import NodeFactory, SynapProcess
+from tests.support.fixtures import module_node
+from tests.support.server import NodeFactory, SynapProcess, wait_for
 
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("http"))
-    try:
-        yield factory(name="http")
-    finally:
-        factory.cleanup()
+node = module_node("http")
 
 
 @pytest.fixture
@@ -226,10 +218,12 @@ def test_command_endpoint_kv_commands(node: SynapProcess, k: str) -> None:
 
 def test_command_endpoint_ttl_expires(node: SynapProcess, k: str) -> None:
     ok(node, "kv.set", key=k + "short", value="v", ttl=1)
-    deadline = time.monotonic() + 5
-    while ok(node, "kv.exists", key=k + "short")["exists"]:
-        assert time.monotonic() < deadline, "1 s TTL did not expire"
-        time.sleep(0.1)
+    wait_for(
+        lambda: not ok(node, "kv.exists", key=k + "short")["exists"],
+        5,
+        0.1,
+        "1 s TTL did not expire",
+    )
     assert ok(node, "kv.get", key=k + "short")["found"] is False
 
 

@@ -14,7 +14,6 @@ import base64
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -24,19 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.checks import assert_same_data, digest
+from tests.support.fixtures import module_node
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
 
 BIG = 123456789012345678901234567890
 LOOKS_LIKE_JSON = ["1", "true", "false", "null", '{"a":1}', "[1, 2]", "1 ", " 1", "-0", "1e5", ""]
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("json"))
-    try:
-        yield factory(name="json")
-    finally:
-        factory.cleanup()
+node = module_node("json")
 
 
 @pytest.fixture

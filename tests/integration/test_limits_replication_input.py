@@ -27,6 +27,7 @@ from synap.replication.replica_session import (
     PartialSyncAccepted,
     ReplicaSession,
 )
+from tests.support.checks import digest_report as digest
 from tests.support.ports import HOST
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
 
@@ -34,11 +35,6 @@ FAST = {"heartbeat_interval_ms": 200, "reconnect_delay_ms": 300, "replica_timeou
 MAX_VALUE = 1024 * 1024
 CONFIG = {"replication": FAST, "kv_store": {"max_value_bytes": MAX_VALUE}}
 OTHER_HISTORY = "0123456789abcdef" * 2 + "01234567"
-
-
-def digest(node: SynapProcess) -> dict[str, object]:
-    body: dict[str, object] = node.http.get("/api/replication/digest").json()
-    return body
 
 
 def impostor(master: SynapProcess, replid: str | None, offset: int) -> object:

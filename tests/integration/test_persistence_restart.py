@@ -14,7 +14,7 @@ import re
 import signal
 import time
 
-from tests.support.server import NodeFactory, SynapProcess
+from tests.support.server import NodeFactory, SynapProcess, wait_for
 
 
 def write_workload(node: SynapProcess, count: int) -> dict[bytes, bytes]:
@@ -109,10 +109,12 @@ def test_periodic_snapshots_and_restart_in_every_mode(node_factory: NodeFactory)
         client = node.redis()
         client.mset({f"{mode}:{i}": i for i in range(100)})
         # A periodic snapshot is taken while serving...
-        deadline = time.monotonic() + 10
-        while int(client.info("persistence").get("synap_snapshots_written", 0)) < 1:
-            assert time.monotonic() < deadline, "no periodic snapshot within 10 s"
-            time.sleep(0.1)
+        wait_for(
+            lambda c=client: int(c.info("persistence").get("synap_snapshots_written", 0)) >= 1,
+            10,
+            0.1,
+            "no periodic snapshot within 10 s",
+        )
         client.set(f"{mode}:after-snapshot", "x")
         assert node.terminate() == 0
         node.start(wait=False)

@@ -12,28 +12,23 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import redis
 
 from tests.support.checks import assert_same_data, digest
+from tests.support.fixtures import module_node
 from tests.support.ports import HOST
 from tests.support.real_redis import Wire, encode, real_redis
-from tests.support.server import NodeFactory, SynapProcess, wait_caught_up
+from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
 __all__ = ["real_redis"]  # a fixture, used by name
 
 Step = tuple[object, ...]
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("redis-compat"))
-    try:
-        yield factory(name="compat")
-    finally:
-        factory.cleanup()
+node = module_node("compat")
 
 
 class Pair:
@@ -760,17 +755,12 @@ def test_watch_on_a_replica_sees_the_replication_stream(node_factory: NodeFactor
     m = master.redis()
     m.set("w", "1")
     r = replica.redis()
-    deadline = time.monotonic() + 10
-    while r.get("w") != b"1":
-        assert time.monotonic() < deadline, "replica did not catch up"
-        time.sleep(0.05)
+    wait_for(lambda: r.get("w") == b"1", 10, message="replica did not catch up")
     wire = Wire(replica.resp_port)
     try:
         assert wire.send(encode("WATCH", "w")).replies(1) == [b"OK"]
         m.set("w", "2")
-        while r.get("w") != b"2":
-            assert time.monotonic() < deadline, "replica did not catch up"
-            time.sleep(0.05)
+        wait_for(lambda: r.get("w") == b"2", 10, message="replica did not catch up")
         wire.send(encode("MULTI") + encode("GET", "w") + encode("EXEC"))
         assert wire.replies(3) == [b"OK", b"QUEUED", None]
         # Not changed since WATCH: EXEC runs.
@@ -780,9 +770,7 @@ def test_watch_on_a_replica_sees_the_replication_stream(node_factory: NodeFactor
         wire.send(encode("WATCH", "w"))
         assert wire.replies(1) == [b"OK"]
         m.flushall()
-        while r.dbsize():
-            assert time.monotonic() < deadline, "replica did not catch up"
-            time.sleep(0.05)
+        wait_for(lambda: r.dbsize() == 0, 10, message="replica did not catch up")
         wire.send(encode("MULTI") + encode("GET", "w") + encode("EXEC"))
         assert wire.replies(3) == [b"OK", b"QUEUED", None]
     finally:

@@ -11,19 +11,14 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from tests.support.fixtures import module_node
 from tests.support.real_redis import Wire, encode, real_redis
-from tests.support.server import NodeFactory, SynapProcess
+from tests.support.server import SynapProcess
 
 __all__ = ["real_redis"]  # a fixture, used by name
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("resp-protocol"))
-    try:
-        yield factory(name="protocol")
-    finally:
-        factory.cleanup()
+node = module_node("protocol")
 
 
 @pytest.fixture

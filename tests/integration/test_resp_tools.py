@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
+from tests.support.fixtures import module_node
 from tests.support.server import NodeFactory, SynapProcess
 
 REDIS_CLI = shutil.which("redis-cli")
 REDIS_BENCHMARK = shutil.which("redis-benchmark")
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("resp-tools"))
-    try:
-        yield factory(name="tools")
-    finally:
-        factory.cleanup()
+node = module_node("tools")
 
 
 def cli(node: SynapProcess, *args: str, stdin: str | None = None) -> str:

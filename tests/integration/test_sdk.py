@@ -5,23 +5,17 @@ transport (``POST /api/v1/command``) and its ``resp3://`` transport (the Redis p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from synap_sdk import SynapClient, SynapConfig
 from synap_sdk.exceptions import SynapException
 
+from tests.support.fixtures import module_node
 from tests.support.server import NodeFactory, SynapProcess
 
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
-    factory = NodeFactory(tmp_path_factory.mktemp("sdk"))
-    try:
-        yield factory(name="sdk")
-    finally:
-        factory.cleanup()
+node = module_node("sdk")
 
 
 @pytest.fixture(params=["http", "resp3"])

@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.certs import Pki, make_pki
+from tests.support.checks import digest
 from tests.support.ports import HOST
 from tests.support.recorder import RecordingProxy
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
@@ -54,11 +55,6 @@ def _fill(node: SynapProcess, keys: int = KEYS, pad: int = 0) -> None:
     for start in range(0, keys, 1000):
         batch = range(start, min(start + 1000, keys))
         client.mset({f"k{i}".encode(): MARKER + str(i).encode() + b"." * pad for i in batch})
-
-
-def _digest(node: SynapProcess) -> str:
-    digest: str = node.http.get("/api/replication/digest").json()["digest"]
-    return digest
 
 
 def _wait_log(node: SynapProcess, needle: str, timeout: float = 15.0) -> str:
@@ -87,7 +83,7 @@ def test_replication_over_tls_syncs_and_the_wire_carries_only_ciphertext(
         wait_caught_up(master, [replica])
         master.redis().set(b"streamed", MARKER + b"after-sync")
         wait_caught_up(master, [replica])
-        assert _digest(master) == _digest(replica)
+        assert digest(master) == digest(replica)
         assert replica.redis().get(b"streamed") == MARKER + b"after-sync"
         captured = wire.captured()
     assert len(captured) > 8000 * 1000  # the whole dataset went through the proxy...
@@ -109,7 +105,7 @@ def test_mutual_tls_admits_replicas_with_a_certificate_from_the_ca_only(
     impostor_tls["ca_file"] = str(pki.ca_file)
     impostor = node_factory.replica(master, config={"tls": impostor_tls})
     wait_caught_up(master, [good])
-    assert _digest(good) == _digest(master)
+    assert digest(good) == digest(master)
     # TLS 1.3: the master refuses the certificate after the replica's side of the
     # handshake is done, with an alert asyncio does not surface; both logs still say why.
     _wait_log(impostor, "if it sets tls.require_replica_cert, this replica's tls.cert_file")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.support.server import SynapProcess, wait_caught_up
 
 
 def digest(node: SynapProcess) -> str:
     """The node's dataset digest (``GET /api/replication/digest``)."""
     return str(node.http.get("/api/replication/digest").json()["digest"])
+
+
+def digest_report(node: SynapProcess) -> dict[str, Any]:
+    """The whole ``GET /api/replication/digest`` answer: digest, keys, role, id, offset."""
+    response = node.http.get("/api/replication/digest")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def assert_same_data(

@@ -7,12 +7,13 @@ section with every node's state and log tail, and every proxy's stats.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .server import NodeFactory
+from .server import NodeFactory, SynapProcess
 
 
 @pytest.fixture
@@ -25,6 +26,26 @@ def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
         problems = factory.cleanup()
     if problems:
         pytest.fail("cleaning up synap nodes failed: " + "; ".join(problems), pytrace=False)
+
+
+def module_node(
+    name: str, config: dict[str, Any] | None = None
+) -> Callable[..., Iterator[SynapProcess]]:
+    """A module-scoped ``node`` fixture: one node shared by a test module's tests that
+    leave its role and configuration alone (starting one costs ~1-2 s)::
+
+        node = module_node("http")
+    """
+
+    @pytest.fixture(scope="module", name="node")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapProcess]:
+        factory = NodeFactory(tmp_path_factory.mktemp(name))
+        try:
+            yield factory(name=name, config=config)
+        finally:
+            factory.cleanup()
+
+    return fixture
 
 
 @pytest.hookimpl(wrapper=True)

@@ -4,7 +4,6 @@ transport with just enough of ``asyncio.Transport`` for a front-end connection."
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -15,8 +14,9 @@ from synap.node import Node
 
 
 def scaled(examples: int) -> int:
-    """``FUZZ_SCALE=10 pytest ...`` runs ten times as many examples."""
-    return max(1, int(examples * float(os.environ.get("FUZZ_SCALE", "1"))))
+    """A fuzz test's example count under the loaded profile (``HYPOTHESIS_PROFILE=thorough
+    pytest ...`` runs twenty times as many)."""
+    return max(1, examples * settings().max_examples // 100)
 
 
 FUZZ = settings(

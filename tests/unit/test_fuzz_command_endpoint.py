@@ -15,7 +15,6 @@ TypeError: HTTP 500 and a traceback in the log.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 from urllib.parse import quote
 
@@ -32,12 +31,7 @@ from synap.node import Node
 from synap.store.digest import dataset_digest
 from synap.store.effects import apply_record
 from synap.store.keyspace import Keyspace
-
-
-def scaled(examples: int) -> int:
-    """``FUZZ_SCALE=10 pytest ...`` runs ten times as many examples."""
-    return max(1, int(examples * float(os.environ.get("FUZZ_SCALE", "1"))))
-
+from tests.support.fuzz_node import scaled
 
 FUZZ = settings(
     max_examples=scaled(150), deadline=2000, suppress_health_check=[HealthCheck.too_slow]

@@ -8,19 +8,13 @@ a pattern and runs in O(len(pattern) * len(key)); these properties keep it that 
 
 from __future__ import annotations
 
-import os
 import time
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from synap.commands.glob import glob_match
-
-
-def scaled(examples: int) -> int:
-    """``FUZZ_SCALE=10 pytest ...`` runs ten times as many examples."""
-    return max(1, int(examples * float(os.environ.get("FUZZ_SCALE", "1"))))
-
+from tests.support.fuzz_node import scaled
 
 FUZZ = settings(
     max_examples=scaled(400), deadline=1000, suppress_health_check=[HealthCheck.too_slow]

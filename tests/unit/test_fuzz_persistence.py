@@ -13,7 +13,6 @@ larger files, several segments, and the whole recovery (snapshot + WAL replay).
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import zlib
@@ -40,12 +39,7 @@ from synap.persistence.snapshot import (
 from synap.persistence.wal import WAL_MAGIC, WriteAheadLog, list_segments
 from synap.store.effects import OP_DEL, OP_SET, apply_record, encode_record
 from synap.store.keyspace import Keyspace
-
-
-def scaled(examples: int) -> int:
-    """``FUZZ_SCALE=10 pytest ...`` runs ten times as many examples."""
-    return max(1, int(examples * float(os.environ.get("FUZZ_SCALE", "1"))))
-
+from tests.support.fuzz_node import scaled
 
 FUZZ = settings(
     max_examples=scaled(120), deadline=3000, suppress_health_check=[HealthCheck.too_slow]

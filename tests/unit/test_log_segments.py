@@ -317,7 +317,7 @@ def test_log_retention_config_defaults_and_validation() -> None:
 
 def test_decide_sync_continues_from_the_disk_bounds() -> None:
     from synap.replication.handshake import decide_sync
-    from synap.replication.manager import LogBounds
+    from synap.replication.log import LogBounds
 
     replid = "a" * 40
     # Memory alone starts at 5000; the disk reaches back to 10.

@@ -24,6 +24,7 @@ from synap.api.resp_framing import (
 )
 from synap.config import Config
 from synap.node import Node
+from tests.support.fuzz_node import FakeTransport
 
 
 def encode(*args: bytes) -> bytes:
@@ -181,25 +182,6 @@ def test_split_inline_unbalanced_quotes(line: bytes) -> None:
 # ----------------------------------------------------------------- a connection, no socket
 
 
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed, "write after close"
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 1) if name == "peername" else None
-
-
 @pytest.fixture(scope="module")
 def node() -> Node:
     return Node(Config())
@@ -226,7 +208,7 @@ def exchange(node: Node, pieces: list[bytes]) -> tuple[bytes, bool]:
     for piece in pieces:
         connection.data_received(piece)
     connection.connection_lost(None)
-    return bytes(transport.written), transport.closed
+    return bytes(transport.out), transport.closed
 
 
 echo_requests = st.lists(
