@@ -13,22 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from time import perf_counter, perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
-from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS, no_perm
-from synap.api.resp_command_info import check_arity, lookup
+from synap.api.resp_admin import ADMIN_COMMANDS, no_perm
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_consistency import CONSISTENCY_COMMANDS
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_reader import RequestError, RequestReader
 from synap.api.resp_strings import STRING_COMMANDS
+from synap.api.resp_table import CommandSpec, Handler, build
 from synap.api.sentinel import cmd_sentinel
-from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError, wrong_args
+from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError
 from synap.store import watch
 from synap.store.keyspace import EvictionPolicy, now_ms
 
@@ -41,23 +41,11 @@ log = logging.getLogger("synap.resp")
 # to back at EXEC; nothing else runs on the event loop meanwhile, so no other client sees
 # half a transaction.  A queued command is checked as Redis checks it (known, arity); a
 # refused one makes EXEC answer EXECABORT.  WATCH (optimistic locking): EXEC answers a
-# null array when a watched key changed (synap.store.watch).  Commands that wait (WAIT,
-# SAVE, ...) cannot be queued.
-_TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"QUIT", b"RESET"})
-_NOT_QUEUEABLE = frozenset(
-    {
-        b"WAIT",
-        b"WAITAOF",
-        b"SYNAP.WAITOFFSET",
-        b"SAVE",
-        b"BGSAVE",
-        b"FAILOVER",
-        b"REPLICAOF",
-        b"SLAVEOF",
-        b"MONITOR",
-        b"SHUTDOWN",
-    }
-)
+# null array when a watched key changed (synap.store.watch).  Commands flagged no_multi
+# (those that wait: WAIT, SAVE, ...) cannot be queued; those flagged transaction (MULTI,
+# EXEC, ...) run at once (synap.api.resp_table).
+_NOAUTH = R.error("NOAUTH Authentication required.")
+_NOT_IN_MULTI = R.error("ERR Command not allowed inside a transaction")
 
 # A request (one command with all its arguments) may not buffer more than this beyond
 # the largest allowed bulk string; a backstop behind RequestFraming's length check.
@@ -206,33 +194,31 @@ class RespConnection(asyncio.Protocol):
 
     def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]
-        handler = COMMANDS.get(name)
-        if handler is None:
+        spec = SPECS.get(name)
+        if spec is None:
             upper = name.upper()
-            handler = COMMANDS.get(upper)
-            if handler is None:
+            spec = SPECS.get(upper)
+            if spec is None:
                 return self._refuse(R.error(_unknown_command(request)))
             name = upper
         self.node.commands_processed += 1
         self.last_cmd = name
-        if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return self._refuse(R.error("NOAUTH Authentication required."), name, request)
-        if not self.admin and name in ADMIN_ONLY_COMMANDS:
+        if not self.authenticated and not spec.no_auth:
+            return self._refuse(_NOAUTH, name, request)
+        if not self.admin and spec.admin_key:
             return self._refuse(no_perm(name).resp(), name, request)
-        if self._queued is not None and name not in _TRANSACTION:
-            if name in _NOT_QUEUEABLE:
-                return self._refuse(
-                    R.error("ERR Command not allowed inside a transaction"), name, request
-                )
-            try:
-                check_arity(request)
-                self._check_memory([request], queueing=True)
-                if _flagged(request, "write") and not self.node.enough_good_replicas():
-                    raise NoReplicasError()
-            except CommandError as exc:
-                return self._refuse(exc.resp(), name, request)
-            self._queued.append(request)
-            return R.QUEUED
+        # The arity check, once for every command (Redis's processCommand): the
+        # subcommand's for a container command (CONFIG GET), else the command's.
+        sub = spec
+        if spec.subcommands:
+            sub = spec.sub(request)
+            if sub is spec and len(request) > 1:
+                return self._refuse(R.error(_unknown_subcommand(request)), name, request)
+        if not sub.arity_ok(len(request)):
+            return self._refuse(R.error(sub.wrong_args), name, request)
+        if self._queued is not None and not spec.transaction:
+            return self._queue(spec, sub, name, request)
+        handler = spec.handler
         if self._stats.per_command or self._monitors:
             return self._run_observed(handler, name, request)
         history = self.node.history
@@ -253,6 +239,22 @@ class RespConnection(asyncio.Protocol):
             # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
             self.last_write_offset = history.offset
         return reply
+
+    def _queue(
+        self, spec: CommandSpec, sub: CommandSpec, name: bytes, request: list[bytes]
+    ) -> bytes:
+        """Inside MULTI: queue ``request`` or refuse it (EXEC then aborts)."""
+        assert self._queued is not None
+        if sub.no_multi or spec.no_multi:
+            return self._refuse(_NOT_IN_MULTI, name, request)
+        try:
+            self._check_memory([request], queueing=True)
+            if sub.write and not self.node.enough_good_replicas():
+                raise NoReplicasError()
+        except CommandError as exc:
+            return self._refuse(exc.resp(), name, request)
+        self._queued.append(request)
+        return R.QUEUED
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP
@@ -280,7 +282,8 @@ class RespConnection(asyncio.Protocol):
         elif type(reply) is bytes and reply[:1] == b"-":
             stats.error(reply)
         if self._monitors:
-            feed_monitors(self, request)
+            spec = spec_of(request)
+            feed_monitors(self, request, spec.flags if spec is not None else frozenset())
         if history.offset != before:
             self.last_write_offset = history.offset
         return reply
@@ -330,10 +333,10 @@ class RespConnection(asyncio.Protocol):
             if isinstance(reply, bytes):
                 replies.append(reply)
                 continue
-            close = getattr(reply, "close", None)  # a waiting command got past _NOT_QUEUEABLE
+            close = getattr(reply, "close", None)  # a waiting command not flagged no_multi
             if close is not None:
                 close()
-            replies.append(R.error("ERR Command not allowed inside a transaction"))
+            replies.append(_NOT_IN_MULTI)
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
     def monitor(self) -> bytes:
@@ -462,9 +465,23 @@ class RespConnection(asyncio.Protocol):
             self._transport.write(data)
 
 
+def spec_of(request: list[bytes]) -> CommandSpec | None:
+    """The spec that governs a request (its subcommand's for container commands), or
+    None for an unknown command."""
+    spec = SPECS.get(request[0].upper())
+    return None if spec is None else spec.sub(request)
+
+
 def _flagged(request: list[bytes], flag: str) -> bool:
-    row = lookup(request)
-    return row is not None and flag in row[2]
+    spec = spec_of(request)
+    return spec is not None and flag in spec.flags
+
+
+def _unknown_subcommand(request: list[bytes]) -> str:
+    return (
+        f"ERR unknown subcommand '{request[1].decode(errors='replace')}'. "
+        f"Try {request[0].decode(errors='replace').upper()} HELP."
+    )
 
 
 def _unknown_command(request: list[bytes]) -> str:
@@ -478,52 +495,51 @@ def _unknown_command(request: list[bytes]) -> str:
     return f"ERR unknown command '{shown}', with args beginning with: {args}"
 
 
-def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], bytes]:
-    def handler(c: RespConnection, args: list[bytes]) -> bytes:
-        if len(args) != 1:
-            raise wrong_args(name)
-        method: Callable[[], bytes] = getattr(c, name)
-        return method()
+# (Arity is checked by the dispatcher, from synap.api.resp_table.)
+def cmd_multi(c: RespConnection, args: list[bytes]) -> bytes:
+    return c.multi()
 
-    return handler
+
+def cmd_exec(c: RespConnection, args: list[bytes]) -> bytes:
+    return c.exec()
+
+
+def cmd_discard(c: RespConnection, args: list[bytes]) -> bytes:
+    return c.discard()
 
 
 def cmd_monitor(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("monitor")
     return c.monitor()
 
 
 def cmd_watch(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) < 2:
-        raise wrong_args("watch")
     return c.watch(args[1:])
 
 
 def cmd_unwatch(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("unwatch")
     c.unwatch()
     return R.OK
 
 
 def cmd_reset(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("reset")
     return c.reset()
 
 
-COMMANDS = {
+#: Upper-case name -> handler: the commands this server implements.
+COMMANDS: dict[bytes, Handler] = {
     **DATA_COMMANDS,
     **STRING_COMMANDS,
     **ADMIN_COMMANDS,
     **CONSISTENCY_COMMANDS,
-    b"MULTI": _transaction_command("multi"),
-    b"EXEC": _transaction_command("exec"),
-    b"DISCARD": _transaction_command("discard"),
+    b"MULTI": cmd_multi,
+    b"EXEC": cmd_exec,
+    b"DISCARD": cmd_discard,
     b"SENTINEL": cmd_sentinel,
     b"WATCH": cmd_watch,
     b"UNWATCH": cmd_unwatch,
     b"RESET": cmd_reset,
     b"MONITOR": cmd_monitor,
 }
+
+#: The command table (synap.api.resp_table): handler, arity, flags, key specs.
+SPECS: dict[bytes, CommandSpec] = build(COMMANDS)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
-from synap.api.resp_command_info import check_arity
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
 from synap.persistence import PersistenceError
@@ -151,7 +150,6 @@ REWRITTEN = {
 
 
 def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     sub = args[1].upper()
     node = c.node
     if sub == b"GET":
