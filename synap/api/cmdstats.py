@@ -42,6 +42,12 @@ class CommandStats:
             row[3] += 1
             self.error(reply)
 
+    def ran_many(self, name: bytes, count: int, elapsed_ns: int) -> None:
+        """``count`` calls of ``name`` that succeeded, ``elapsed_ns`` together."""
+        row = self.commands.get(name) or self.row(name)
+        row[0] += count
+        row[1] += elapsed_ns
+
     def row(self, name: bytes) -> list[int]:
         row = self.commands.get(name)
         if row is None:

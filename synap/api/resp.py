@@ -45,6 +45,8 @@ log = logging.getLogger("synap.resp")
 # (those that wait: WAIT, SAVE, ...) cannot be queued; those flagged transaction (MULTI,
 # EXEC, ...) run at once (synap.api.resp_table).
 _NOAUTH = R.error("NOAUTH Authentication required.")
+# The commands RespConnection._run_fast may take (as clients send them).
+_FAST_NAMES = frozenset({b"GET", b"get", b"SET", b"set"})
 _NOT_IN_MULTI = R.error("ERR Command not allowed inside a transaction")
 
 # A request (one command with all its arguments) may not buffer more than this beyond
@@ -98,6 +100,9 @@ class RespConnection(asyncio.Protocol):
         self._stats = node.command_stats
         self._monitors = node.monitors
         self.last_write_offset = 0  # offset of this connection's last write (0: none)
+        # Plain GET / SET runs take _run_fast (off only to compare it with the general
+        # path in tests).
+        self.fast_path = True
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,19 +173,27 @@ class RespConnection(asyncio.Protocol):
 
     def _run(self, requests: list[list[bytes]], error: str | None) -> None:
         """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
-        command (WAIT) holds back the rest until it resolves."""
+        command (WAIT) holds back the rest until it resolves.  Runs of plain GET and SET
+        take the fast path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
         replies: list[bytes] = []
-        remaining = iter(requests)
-        for request in remaining:
+        n = len(requests)
+        i = 0
+        fast = self.fast_path
+        while i < n:
             if self.closing:
                 break
-            reply = self._dispatch(request)
+            if fast:
+                i = self._run_fast(requests, i, replies)
+                if i >= n:
+                    break
+            reply = self._dispatch(requests[i])
+            i += 1
             if type(reply) is bytes:
                 if not self._muting or not self._muted():
                     replies.append(reply)
             else:
                 self._flush(replies)
-                self._pending = list(remaining)
+                self._pending = requests[i:]
                 self._pending_error = error
                 self._block_on(reply)  # type: ignore[arg-type]
                 return
@@ -191,6 +204,87 @@ class RespConnection(asyncio.Protocol):
             return
         if error is not None:
             self._fatal(error)
+
+    def _run_fast(self, requests: list[list[bytes]], i: int, replies: list[bytes]) -> int:
+        """Run the plain GETs and SETs (``GET key``, ``SET key value``) from
+        ``requests[i]`` on; return the index of the first request left to
+        :meth:`_dispatch`.
+
+        The guards of the general path that can change only between commands are
+        checked once for the run: authenticated, not in MULTI, replies not muted
+        (CLIENT REPLY), no MONITOR, reads not guarded (a replica with
+        ``serve_stale_reads: false``), writes allowed (role, paused writes, leadership,
+        min-replicas-to-write).  Each SET checks its own limits
+        (:meth:`~synap.commands.layer.Commands.set_fast`) and falls back when any
+        applies.  The run is timed once for the metrics and INFO commandstats.
+        ``tests/unit/test_resp_fast_path.py`` checks it answers, stores and records
+        exactly what the general path does."""
+        if requests[i][0] not in _FAST_NAMES:
+            return i
+        if not self.authenticated or self._queued is not None or self._muting or self._monitors:
+            return i
+        cmds = self.cmds
+        readable = not cmds.guard_reads
+        try:
+            cmds.check_writable()
+            writable = True
+        except CommandError:
+            writable = False
+        history = cmds.history
+        before = history.offset
+        null = R.NULL3 if self.resp3 else R.NULL2
+        start = i
+        n = len(requests)
+        gets = 0
+        last = b""
+        started = perf_counter_ns()
+        while i < n:
+            request = requests[i]
+            argc = len(request)
+            name = request[0]
+            if argc == 2 and readable and (name == b"GET" or name == b"get"):
+                value = cmds.get_fast(request[1])
+                if value is None:
+                    replies.append(null)
+                else:
+                    replies.append(b"$%d\r\n%s\r\n" % (len(value), value))
+                gets += 1
+                last = b"GET"
+            elif argc == 3 and writable and (name == b"SET" or name == b"set"):
+                if not cmds.set_fast(request[1], request[2]):
+                    break
+                replies.append(R.OK)
+                last = b"SET"
+            else:
+                break
+            i += 1
+        ran = i - start
+        if ran:
+            elapsed = perf_counter_ns() - started
+            self._account_fast(ran, gets, elapsed, last)
+            if history.offset != before:
+                self.last_write_offset = history.offset
+        return i
+
+    def _account_fast(self, ran: int, gets: int, elapsed_ns: int, last: bytes) -> None:
+        """What :meth:`_dispatch` counts per command, once for a fast run of ``ran``
+        commands (``gets`` of them GETs, the rest SETs) that took ``elapsed_ns``."""
+        node = self.node
+        node.commands_processed += ran
+        self.last_cmd = last
+        sets = ran - gets
+        timings = node.resp_timings
+        stats = self._stats
+        get_ns = elapsed_ns * gets // ran
+        if gets:
+            timings.observe_many(b"GET", gets, get_ns / 1e9)
+        if sets:
+            timings.observe_many(b"SET", sets, (elapsed_ns - get_ns) / 1e9)
+        if stats.per_command:
+            if gets:
+                stats.ran_many(b"GET", gets, get_ns)
+            if sets:
+                stats.ran_many(b"SET", sets, elapsed_ns - get_ns)
 
     def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]

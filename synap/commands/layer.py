@@ -40,7 +40,7 @@ from synap.store.effects import (
     set_op,
 )
 from synap.store.history import History
-from synap.store.keyspace import Keyspace, OutOfMemory, now_ms
+from synap.store.keyspace import EvictionPolicy, Keyspace, OutOfMemory, now_ms
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -192,6 +192,47 @@ class Commands:
         else:
             stats.hits += 1
         return value
+
+    def get_fast(self, key: bytes) -> bytes | None:
+        """:meth:`get` for a caller that found ``guard_reads`` off for its batch (the
+        RESP fast path): the same value, counters and expiry, one dict look-up when the
+        keyspace has no expiries and no eviction policy."""
+        ks = self.keyspace
+        value = ks.data.get(key)
+        if value is not None and (ks.expires or ks.eviction is not EvictionPolicy.NONE):
+            value = ks.lookup(key)
+            if ks.removed:
+                self.flush_removed()
+        stats = self.stats
+        stats.gets += 1
+        if value is None:
+            stats.misses += 1
+        else:
+            stats.hits += 1
+        return value
+
+    def set_fast(self, key: bytes, value: bytes) -> bool:
+        """``set(key, value)`` (no options) for a caller that ran ``check_writable()``
+        for its batch (the RESP fast path).  False, with nothing done, when the write
+        needs more than a put and a record (a limit or a memory cap to check, an
+        eviction policy, an expiry or json kind to clear on the key, a WATCH): the
+        caller then takes the general path."""
+        ks = self.keyspace
+        limits = self.limits
+        if (
+            len(key) > limits.max_key_bytes
+            or len(value) > limits.max_value_bytes
+            or ks.max_memory_bytes
+            or ks.eviction is not EvictionPolicy.NONE
+            or ks.watched
+            or (ks.expires and key in ks.expires)
+            or (ks.json_keys and key in ks.json_keys)
+        ):
+            return False
+        ks.put(key, value)
+        self.stats.sets += 1
+        self.history.commit([[OP_SET, key, value, 0]])
+        return True
 
     def get_raw(self, key: bytes) -> bytes | None:
         """A read for commands that look at a value without counting as GET."""

@@ -48,12 +48,14 @@ class History:
             del self._batch_listeners[index]
 
     def commit(self, ops: list[Op]) -> int:
-        """Encode ``ops`` once as a record, give it the next offset and publish it."""
-        record = encode_record(ops)
+        """Encode ``ops`` once as a record, give it the next offset and publish it (with
+        no listener — a standalone node without WAL — nothing is encoded)."""
         self.offset += 1
         offset = self.offset
-        for listener in self._listeners:
-            listener(offset, record)
+        if self._listeners:
+            record = encode_record(ops)
+            for listener in self._listeners:
+                listener(offset, record)
         return offset
 
     def commit_encoded(self, offset: int, record: bytes) -> None:
