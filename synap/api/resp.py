@@ -214,9 +214,10 @@ class RespConnection(asyncio.Protocol):
         checked once for the run: authenticated, not in MULTI, replies not muted
         (CLIENT REPLY), no MONITOR, reads not guarded (a replica with
         ``serve_stale_reads: false``), writes allowed (role, paused writes, leadership,
-        min-replicas-to-write).  Each SET checks its own limits
-        (:meth:`~synap.commands.layer.Commands.set_fast`) and falls back when any
-        applies.  The run is timed once for the metrics and INFO commandstats.
+        min-replicas-to-write), no memory cap or eviction policy
+        (:meth:`~synap.commands.layer.Commands.fast_writes`).  Each SET checks its own
+        limits (:meth:`~synap.commands.layer.Commands.set_fast`) and falls back when
+        any applies.  The run is timed once for the metrics and INFO commandstats.
         ``tests/unit/test_resp_fast_path.py`` checks it answers, stores and records
         exactly what the general path does."""
         if requests[i][0] not in _FAST_NAMES:
@@ -225,11 +226,7 @@ class RespConnection(asyncio.Protocol):
             return i
         cmds = self.cmds
         readable = not cmds.guard_reads
-        try:
-            cmds.check_writable()
-            writable = True
-        except CommandError:
-            writable = False
+        writable = cmds.fast_writes()
         history = cmds.history
         before = history.offset
         null = R.NULL3 if self.resp3 else R.NULL2

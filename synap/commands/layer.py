@@ -211,20 +211,28 @@ class Commands:
             stats.hits += 1
         return value
 
+    def fast_writes(self) -> bool:
+        """Whether :meth:`set_fast` may run for the batch about to be processed: this
+        node may write now (role, paused writes, leadership, min-replicas-to-write) and
+        no memory cap or eviction policy is in force.  None of that changes while a
+        run of plain GETs and SETs executes."""
+        try:
+            self.check_writable()
+        except CommandError:
+            return False
+        ks = self.keyspace
+        return not ks.max_memory_bytes and ks.eviction is EvictionPolicy.NONE
+
     def set_fast(self, key: bytes, value: bytes) -> bool:
-        """``set(key, value)`` (no options) for a caller that ran ``check_writable()``
-        for its batch (the RESP fast path).  False, with nothing done, when the write
-        needs more than a put and a record (a limit or a memory cap to check, an
-        eviction policy, an expiry or json kind to clear on the key, a WATCH): the
-        caller then takes the general path."""
+        """``set(key, value)`` (no options) for a caller that found :meth:`fast_writes`
+        true for its batch (the RESP fast path).  False, with nothing done, when the
+        write needs more than a put and a record (a size limit to refuse, an expiry or
+        json kind to clear on the key): the caller then takes the general path."""
         ks = self.keyspace
         limits = self.limits
         if (
             len(key) > limits.max_key_bytes
             or len(value) > limits.max_value_bytes
-            or ks.max_memory_bytes
-            or ks.eviction is not EvictionPolicy.NONE
-            or ks.watched
             or (ks.expires and key in ks.expires)
             or (ks.json_keys and key in ks.json_keys)
         ):
