@@ -3,8 +3,8 @@ by ``tests/compat/gen_command_table.py``; regenerate rather than edit).
 
 One row per command: name, arity (negative: at least that many arguments), flags, first
 key, last key, key step, ACL categories, tips, key specs, subcommands (rows of the same
-shape).  ``COMMAND`` reports the rows of the commands the server implements, and MULTI
-checks queued commands' arity against it, as Redis does.
+shape).  :mod:`synap.api.resp_table` joins them with the handlers: the dispatcher checks
+arity against them, as Redis does, and ``COMMAND`` reports them.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ ROWS: list[Row] = [
                 (),
                 (),
             ),
+            ("client|help", 2, ("loading", "stale"), 0, 0, 0, ("@slow", "@connection"), (), (), ()),
             (
                 "client|id",
                 2,
@@ -814,18 +815,6 @@ ROWS: list[Row] = [
         0,
         ("@keyspace", "@read", "@slow", "@dangerous"),
         ("request_policy:all_shards", "nondeterministic_output_order"),
-        (),
-        (),
-    ),
-    (
-        "lastsave",
-        1,
-        ("loading", "stale", "fast"),
-        0,
-        0,
-        0,
-        ("@admin", "@fast", "@dangerous"),
-        ("nondeterministic_output",),
         (),
         (),
     ),

@@ -30,11 +30,11 @@ IMPLEMENTED: dict[str, list[str] | None] = {
         "expire pexpire expireat pexpireat expiretime pexpiretime ttl pttl persist keys scan "
         "type rename renamenx dbsize flushall flushdb multi exec discard watch unwatch "
         "ping echo quit auth hello select info role replicaof slaveof wait debug time save "
-        "bgsave failover reset shutdown monitor lastsave"
+        "bgsave failover reset shutdown monitor"
     )
 }
 IMPLEMENTED["client"] = _words(
-    "setname getname id info list kill no-evict no-touch reply pause unpause setinfo"
+    "setname getname id info list kill no-evict no-touch reply pause unpause setinfo help"
 )
 IMPLEMENTED["config"] = _words("get set resetstat rewrite help")
 IMPLEMENTED["command"] = _words("count docs getkeys getkeysandflags info list help")
@@ -140,8 +140,8 @@ by ``tests/compat/gen_command_table.py``; regenerate rather than edit).
 
 One row per command: name, arity (negative: at least that many arguments), flags, first
 key, last key, key step, ACL categories, tips, key specs, subcommands (rows of the same
-shape).  ``COMMAND`` reports the rows of the commands the server implements, and MULTI
-checks queued commands' arity against it, as Redis does.
+shape).  :mod:`synap.api.resp_table` joins them with the handlers: the dispatcher checks
+arity against them, as Redis does, and ``COMMAND`` reports them.
 """
 
 from __future__ import annotations
