@@ -230,6 +230,7 @@ class RespConnection(asyncio.Protocol):
         history = cmds.history
         before = history.offset
         null = R.NULL3 if self.resp3 else R.NULL2
+        ok = R.OK
         start = i
         n = len(requests)
         gets = 0
@@ -250,7 +251,7 @@ class RespConnection(asyncio.Protocol):
             elif argc == 3 and writable and (name == b"SET" or name == b"set"):
                 if not cmds.set_fast(request[1], request[2]):
                     break
-                replies.append(R.OK)
+                replies.append(ok)
                 last = b"SET"
             else:
                 break

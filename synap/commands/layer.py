@@ -47,6 +47,7 @@ INT64_MAX = 2**63 - 1
 # Open SCAN iterations kept (each holds a list of key references).
 MAX_OPEN_SCANS = 64
 # A JSON number (RFC 8259): what an INCRBYFLOAT result must be to be stored as json kind.
+_NO_EVICTION = EvictionPolicy.NONE
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
@@ -199,7 +200,7 @@ class Commands:
         keyspace has no expiries and no eviction policy."""
         ks = self.keyspace
         value = ks.data.get(key)
-        if value is not None and (ks.expires or ks.eviction is not EvictionPolicy.NONE):
+        if value is not None and (ks.expires or ks.eviction is not _NO_EVICTION):
             value = ks.lookup(key)
             if ks.removed:
                 self.flush_removed()
@@ -221,7 +222,7 @@ class Commands:
         except CommandError:
             return False
         ks = self.keyspace
-        return not ks.max_memory_bytes and ks.eviction is EvictionPolicy.NONE
+        return not ks.max_memory_bytes and ks.eviction is _NO_EVICTION
 
     def set_fast(self, key: bytes, value: bytes) -> bool:
         """``set(key, value)`` (no options) for a caller that found :meth:`fast_writes`
