@@ -226,7 +226,7 @@ class RespConnection(asyncio.Protocol):
             return i
         cmds = self.cmds
         readable = not cmds.guard_reads
-        writable = cmds.fast_writes()
+        writable = -1  # Commands.fast_writes(), asked at the first SET of the run
         history = cmds.history
         before = history.offset
         null = R.NULL3 if self.resp3 else R.NULL2
@@ -248,8 +248,10 @@ class RespConnection(asyncio.Protocol):
                     replies.append(b"$%d\r\n%s\r\n" % (len(value), value))
                 gets += 1
                 last = b"GET"
-            elif argc == 3 and writable and (name == b"SET" or name == b"set"):
-                if not cmds.set_fast(request[1], request[2]):
+            elif argc == 3 and (name == b"SET" or name == b"set"):
+                if writable < 0:
+                    writable = 1 if cmds.fast_writes() else 0
+                if not writable or not cmds.set_fast(request[1], request[2]):
                     break
                 replies.append(ok)
                 last = b"SET"
