@@ -15,7 +15,9 @@ wrong argument counts.
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any
+from unittest import mock
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -40,6 +42,11 @@ values = st.sampled_from([b"v", b"12", b"", b"hello world"]) | st.just(b"y" * (M
 get_name = st.sampled_from([b"GET", b"get", b"Get"])
 set_name = st.sampled_from([b"SET", b"set", b"sEt"])
 far, past = b"99999999999999", b"1"
+# The clock the keyspace reads (now_ms) in these runs: it starts at START_MS and moves
+# on TICK_MS before each read, so both runs see the same times and keys set to expire
+# a read or two later expire lazily, on access.
+START_MS, TICK_MS = 1_700_000_000_000, 700
+soon = st.sampled_from([b"500", b"1000", b"1500"])
 
 _SPECIAL: list[list[bytes]] = [
     [b"GET"],
@@ -72,6 +79,8 @@ special_command = st.one_of(
               st.sampled_from([far, past])).map(list),
     st.tuples(st.just(b"SET"), keys, values, st.sampled_from([b"NX", b"XX", b"GET"])).map(list),
     st.tuples(st.just(b"PEXPIREAT"), keys, st.sampled_from([far, past])).map(list),
+    st.tuples(st.just(b"SET"), keys, values, st.just(b"PX"), soon).map(list),
+    st.tuples(st.just(b"PEXPIRE"), keys, soon).map(list),
     st.tuples(st.sampled_from([b"DEL", b"PERSIST", b"INCR", b"GETDEL"]), keys).map(list),
     st.tuples(st.just(b"APPEND"), keys, values).map(list),
     st.tuples(st.just(b"MGET"), keys, keys).map(list),
@@ -88,6 +97,8 @@ _GUARDED = [
     [[b"CONFIG", b"SET", b"maxmemory", b"600"]] + [[b"SET", k, b"y" * 200] for k in KEYS],
     [[b"SET", b"x" * (MAX_KEY + 1), b"v"], [b"SET", b"k1", b"y" * (MAX_VALUE + 1)]],
     [[b"SET", b"k1", b"v", b"PXAT", far], [b"SET", b"k1", b"w"], [b"GET", b"k1"]],
+    [[b"SET", b"k1", b"v", b"PX", b"500"], [b"PEXPIRE", b"seed", b"1000"], [b"GET", b"k1"]]
+    + [[b"GET", b"k1"], [b"SET", b"k1", b"w"], [b"SET", b"seed", b"x"], [b"GET", b"seed"]],
     [[b"GET", b"seed"], [b"AUTH", PASSWORD], [b"GET", b"seed"], [b"SET", b"k2", b"v"]],
 ]
 
@@ -109,6 +120,9 @@ def _run(
     stream = b"".join(_encode(c) for c in commands)
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
 
+    clock = [START_MS]
+    fake_time = types.SimpleNamespace(time_ns=lambda: clock[0] * 1_000_000)
+
     async def main() -> RespConnection:
         conn = RespConnection(node)
         conn.fast_path = fast
@@ -116,11 +130,13 @@ def _run(
         for a, b in zip(bounds, bounds[1:], strict=False):
             if transport.closed:
                 break
+            clock[0] += TICK_MS
             conn.data_received(stream[a:b])
             await asyncio.sleep(0)
         return conn
 
-    conn = asyncio.run(main())
+    with mock.patch("synap.store.keyspace.time", fake_time):
+        conn = asyncio.run(main())
     ks = node.commands.keyspace
     stats = node.commands.stats
     return {
@@ -152,7 +168,8 @@ def _run(
 @example(commands=_GUARDED[5], cuts=[], secured=False, per_command=False)
 @example(commands=_GUARDED[6], cuts=[], secured=False, per_command=False)
 @example(commands=_GUARDED[7], cuts=[], secured=False, per_command=True)
-@example(commands=_GUARDED[8], cuts=[], secured=True, per_command=True)
+@example(commands=_GUARDED[9], cuts=[], secured=True, per_command=True)
+@example(commands=_GUARDED[8], cuts=[30, 60, 90, 120, 150, 180], secured=False, per_command=True)
 @given(
     commands=st.lists(command, min_size=1, max_size=40),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
