@@ -19,6 +19,7 @@ import types
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -208,3 +209,21 @@ def test_a_run_of_plain_gets_and_sets_takes_the_fast_path() -> None:
     conn.data_received(_encode([b"SET", b"b", b"2", b"PXAT", far]) + _encode([b"SET", b"b", b"3"]))
     assert dispatched == [b"SET", b"SET"]  # SET with an option; then b has an expiry
     assert node.commands.keyspace.expires == {}
+
+
+def test_a_fast_path_failure_leaves_the_request_to_the_general_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = Node(build_config({}))
+    node.commands.set(b"a", b"1")
+    conn = RespConnection(node)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+
+    def broken(key: bytes) -> bytes | None:
+        raise RuntimeError("bug")
+
+    node.commands.get_fast = broken  # type: ignore[method-assign]
+    conn.data_received(_encode([b"GET", b"a"]))
+    assert bytes(transport.out) == b"$1\r\n1\r\n"
+    assert "internal error in the RESP fast path" in caplog.text
