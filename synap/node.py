@@ -130,7 +130,7 @@ class Node:
         self.config_changed: set[str] = set()
         # Redis's min-replicas-to-write / min-replicas-max-lag (CONFIG SET; 0 = off).
         # INFO commandstats / errorstats.
-        self.command_stats = CommandStats()
+        self.command_stats = CommandStats(self.resp_timings)
         # Clients in MONITOR mode (they get every command the others run).
         self.monitors: set[RespConnection] = set()
         # SHUTDOWN: run_node sets request_stop; NOSAVE skips the final snapshot (the WAL

@@ -276,18 +276,12 @@ class RespConnection(asyncio.Protocol):
         node.commands_processed += ran
         self.last_cmd = last
         sets = ran - gets
-        timings = node.resp_timings
-        stats = self._stats
+        timings = node.resp_timings  # (INFO commandstats reads it too)
         get_ns = elapsed_ns * gets // ran
         if gets:
             timings.observe_many(b"GET", gets, get_ns / 1e9)
         if sets:
             timings.observe_many(b"SET", sets, (elapsed_ns - get_ns) / 1e9)
-        if stats.per_command:
-            if gets:
-                stats.ran_many(b"GET", gets, get_ns)
-            if sets:
-                stats.ran_many(b"SET", sets, elapsed_ns - get_ns)
 
     def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]
@@ -317,22 +311,25 @@ class RespConnection(asyncio.Protocol):
         if self._queued is not None and not spec.transaction:
             return self._queue(spec, sub, name, request)
         handler = spec.handler
-        if self._stats.per_command or self._monitors:
-            return self._run_observed(handler, name, request)
         history = self.node.history
         before = history.offset
         started = perf_counter()
-        try:  # handlers answer errors by raising CommandError
+        try:  # handlers answer errors by raising CommandError (a few return one)
             reply = handler(self, request)
+            if type(reply) is bytes and reply[:1] == b"-":
+                self._stats.failed(sub.name, reply)
         except CommandError as exc:
             reply = exc.resp()
-            self._stats.error(reply)
+            self._stats.failed(sub.name, reply)
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
-            self._stats.error(reply)
+            self._stats.failed(sub.name, reply)
         finally:
-            self.node.resp_timings.observe(name, perf_counter() - started)
+            # The one per-command timing: /metrics and INFO commandstats read it.
+            self.node.resp_timings.observe(sub.name, perf_counter() - started)
+        if self._monitors:
+            feed_monitors(self, request, sub.flags)
         if history.offset != before:
             # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
             self.last_write_offset = history.offset
@@ -359,32 +356,6 @@ class RespConnection(asyncio.Protocol):
         reply, or an awaitable for a blocking command.  The SynapRPC front end
         (:mod:`synap.api.rpc`) runs its commands through here."""
         return self._dispatch(request)
-
-    def _run_observed(self, handler: Any, name: bytes, request: list[bytes]) -> object:
-        """Run a command counted for INFO commandstats and shown to MONITOR clients."""
-        stats = self._stats
-        history = self.node.history
-        before = history.offset
-        started = perf_counter_ns()
-        try:
-            reply = handler(self, request)
-        except CommandError as exc:
-            reply = exc.resp()
-        except Exception:
-            log.exception("internal error in %s", name.decode(errors="replace"))
-            reply = R.error("ERR internal error; see the server log")
-        elapsed = perf_counter_ns() - started
-        self.node.resp_timings.observe(name, elapsed / 1e9)
-        if stats.per_command:
-            stats.ran(stat_name(name, request), elapsed, reply)
-        elif type(reply) is bytes and reply[:1] == b"-":
-            stats.error(reply)
-        if self._monitors:
-            spec = spec_of(request)
-            feed_monitors(self, request, spec.flags if spec is not None else frozenset())
-        if history.offset != before:
-            self.last_write_offset = history.offset
-        return reply
 
     def _refuse(
         self, reply: bytes, name: bytes | None = None, request: list[bytes] | None = None

@@ -221,18 +221,12 @@ CLIENT_HELP = (
 
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
-    stats = c.node.command_stats
-    first = not stats.per_command  # someone looks: count every command from now on,
-    stats.per_command = True  # this INFO included (the dispatcher counts the later ones)
-    started = time.perf_counter_ns()
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
     text = c.node.info_text(sections).encode()
     if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
         reply = b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
     else:
         reply = R.bulk(text)
-    if first:
-        stats.ran(b"INFO", time.perf_counter_ns() - started, reply)
     return reply
 
 

@@ -152,3 +152,21 @@ def test_the_policies_apply() -> None:
 def test_a_handler_needs_a_row() -> None:
     with pytest.raises(LookupError, match="NOSUCH has no row"):
         build({b"NOSUCH": COMMANDS[b"PING"]})
+
+
+def test_metrics_add_subcommand_timings_up_under_the_command() -> None:
+    """RESP keeps one timing per subcommand (INFO commandstats' cmdstat_client|id);
+    /metrics shows them under the command, as before."""
+    from synap.api.metrics import _by_command
+    from synap.latency import CommandTimings
+
+    timings = CommandTimings()
+    timings.observe(b"CLIENT|ID", 0.001)
+    timings.observe(b"CLIENT|LIST", 0.002)
+    timings.observe(b"CLIENT|LIST", 0.003)
+    timings.observe(b"GET", 0.0001)
+    merged = _by_command(timings)
+    assert sorted(merged) == [b"CLIENT", b"GET"]
+    assert merged[b"CLIENT"].count == 3 and sum(merged[b"CLIENT"].counts) == 3
+    assert abs(merged[b"CLIENT"].total - 0.006) < 1e-9
+    assert timings.latency[b"CLIENT|ID"].count == 1  # the table itself is not changed
