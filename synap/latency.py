@@ -82,3 +82,14 @@ class CommandTimings:
         hist.counts[bisect_left(hist.bounds, seconds)] += 1
         hist.total += seconds
         hist.count += 1
+
+    def observe_many(self, name: str | bytes, count: int, seconds: float) -> None:
+        """``count`` calls of ``name`` that took ``seconds`` together, run back to back
+        (the RESP fast path times a run of GETs or SETs once): each is counted at the
+        average, so the sum and the count are exact and the buckets approximate."""
+        hist = self.latency.get(name)
+        if hist is None:
+            hist = self.latency[name] = LatencyHistogram()
+        hist.counts[bisect_left(hist.bounds, seconds / count)] += count
+        hist.total += seconds
+        hist.count += count

@@ -126,7 +126,7 @@ class Node:
         self.config_changed: set[str] = set()
         # Redis's min-replicas-to-write / min-replicas-max-lag (CONFIG SET; 0 = off).
         # INFO commandstats / errorstats.
-        self.command_stats = CommandStats()
+        self.command_stats = CommandStats(self.resp_timings)
         # Clients in MONITOR mode (they get every command the others run).
         self.monitors: set[RespConnection] = set()
         # SHUTDOWN: run_node sets request_stop; NOSAVE skips the final snapshot (the WAL
@@ -437,9 +437,6 @@ class Node:
         self.history.publish()
         if self.persistence is not None:
             self.persistence.flush()
-
-    # The old name, for callers on branches not merged yet (h-resp): remove after merge.
-    before_reply = flush_writes
 
     def _schedule_flush(self) -> None:
         """History.on_pending: a batch of records started; make sure it is written out

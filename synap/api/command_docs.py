@@ -127,49 +127,28 @@ DOCS: dict[str, dict[str, Any]] = {
                 "complexity": "O(1)",
                 "arguments": [{"name": "connection-name", "type": "string"}],
             },
-            "client|no-evict": {
-                "summary": "Set client eviction mode for the current connection",
-                "since": "7.0.0",
+            "client|reply": {
+                "summary": "Instruct the server whether to reply to commands",
+                "since": "3.2.0",
                 "group": "connection",
                 "complexity": "O(1)",
                 "arguments": [
                     {
-                        "name": "enabled",
+                        "name": "on_off_skip",
                         "type": "oneof",
                         "arguments": [
                             {"name": "on", "type": "pure-token", "token": "ON"},
                             {"name": "off", "type": "pure-token", "token": "OFF"},
+                            {"name": "skip", "type": "pure-token", "token": "SKIP"},
                         ],
                     }
                 ],
             },
-            "client|getname": {
-                "summary": "Get the current connection name",
-                "since": "2.6.9",
+            "client|info": {
+                "summary": "Returns information about the current client connection.",
+                "since": "6.2.0",
                 "group": "connection",
                 "complexity": "O(1)",
-            },
-            "client|pause": {
-                "summary": "Stop processing commands from clients for some time",
-                "since": "2.9.50",
-                "group": "connection",
-                "complexity": "O(1)",
-                "history": [
-                    ["6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."]
-                ],
-                "arguments": [
-                    {"name": "timeout", "type": "integer"},
-                    {
-                        "name": "mode",
-                        "type": "oneof",
-                        "since": "6.2.0",
-                        "flags": ["optional"],
-                        "arguments": [
-                            {"name": "write", "type": "pure-token", "token": "WRITE"},
-                            {"name": "all", "type": "pure-token", "token": "ALL"},
-                        ],
-                    },
-                ],
             },
             "client|list": {
                 "summary": "Get the list of client connections",
@@ -214,6 +193,46 @@ DOCS: dict[str, dict[str, Any]] = {
                         ],
                     },
                 ],
+            },
+            "client|getname": {
+                "summary": "Get the current connection name",
+                "since": "2.6.9",
+                "group": "connection",
+                "complexity": "O(1)",
+            },
+            "client|id": {
+                "summary": "Returns the client ID for the current connection",
+                "since": "5.0.0",
+                "group": "connection",
+                "complexity": "O(1)",
+            },
+            "client|no-evict": {
+                "summary": "Set client eviction mode for the current connection",
+                "since": "7.0.0",
+                "group": "connection",
+                "complexity": "O(1)",
+                "arguments": [
+                    {
+                        "name": "enabled",
+                        "type": "oneof",
+                        "arguments": [
+                            {"name": "on", "type": "pure-token", "token": "ON"},
+                            {"name": "off", "type": "pure-token", "token": "OFF"},
+                        ],
+                    }
+                ],
+            },
+            "client|help": {
+                "summary": "Show helpful text about the different subcommands",
+                "since": "5.0.0",
+                "group": "connection",
+                "complexity": "O(1)",
+            },
+            "client|unpause": {
+                "summary": "Resume processing of clients that were paused",
+                "since": "6.2.0",
+                "group": "connection",
+                "complexity": "O(N) Where N is the number of paused clients",
             },
             "client|kill": {
                 "summary": "Kill the connection of a client",
@@ -317,40 +336,27 @@ DOCS: dict[str, dict[str, Any]] = {
                     }
                 ],
             },
-            "client|reply": {
-                "summary": "Instruct the server whether to reply to commands",
-                "since": "3.2.0",
+            "client|pause": {
+                "summary": "Stop processing commands from clients for some time",
+                "since": "2.9.50",
                 "group": "connection",
                 "complexity": "O(1)",
-                "arguments": [
-                    {
-                        "name": "on_off_skip",
-                        "type": "oneof",
-                        "arguments": [
-                            {"name": "on", "type": "pure-token", "token": "ON"},
-                            {"name": "off", "type": "pure-token", "token": "OFF"},
-                            {"name": "skip", "type": "pure-token", "token": "SKIP"},
-                        ],
-                    }
+                "history": [
+                    ["6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."]
                 ],
-            },
-            "client|unpause": {
-                "summary": "Resume processing of clients that were paused",
-                "since": "6.2.0",
-                "group": "connection",
-                "complexity": "O(N) Where N is the number of paused clients",
-            },
-            "client|info": {
-                "summary": "Returns information about the current client connection.",
-                "since": "6.2.0",
-                "group": "connection",
-                "complexity": "O(1)",
-            },
-            "client|id": {
-                "summary": "Returns the client ID for the current connection",
-                "since": "5.0.0",
-                "group": "connection",
-                "complexity": "O(1)",
+                "arguments": [
+                    {"name": "timeout", "type": "integer"},
+                    {
+                        "name": "mode",
+                        "type": "oneof",
+                        "since": "6.2.0",
+                        "flags": ["optional"],
+                        "arguments": [
+                            {"name": "write", "type": "pure-token", "token": "WRITE"},
+                            {"name": "all", "type": "pure-token", "token": "ALL"},
+                        ],
+                    },
+                ],
             },
         },
     },
@@ -360,6 +366,12 @@ DOCS: dict[str, dict[str, Any]] = {
         "group": "server",
         "complexity": "O(N) where N is the total number of Redis commands",
         "subcommands": {
+            "command|help": {
+                "summary": "Show helpful text about the different subcommands",
+                "since": "5.0.0",
+                "group": "server",
+                "complexity": "O(1)",
+            },
             "command|info": {
                 "summary": "Get array of specific Redis command "
                 "details, or all when no argument is "
@@ -373,18 +385,6 @@ DOCS: dict[str, dict[str, Any]] = {
                 "arguments": [
                     {"name": "command-name", "type": "string", "flags": ["optional", "multiple"]}
                 ],
-            },
-            "command|getkeys": {
-                "summary": "Extract keys given a full Redis command",
-                "since": "2.8.13",
-                "group": "server",
-                "complexity": "O(N) where N is the number of arguments to the command",
-            },
-            "command|help": {
-                "summary": "Show helpful text about the different subcommands",
-                "since": "5.0.0",
-                "group": "server",
-                "complexity": "O(1)",
             },
             "command|count": {
                 "summary": "Get total number of Redis commands",
@@ -411,9 +411,9 @@ DOCS: dict[str, dict[str, Any]] = {
                     }
                 ],
             },
-            "command|getkeysandflags": {
-                "summary": "Extract keys and access flags given a full Redis command",
-                "since": "7.0.0",
+            "command|getkeys": {
+                "summary": "Extract keys given a full Redis command",
+                "since": "2.8.13",
                 "group": "server",
                 "complexity": "O(N) where N is the number of arguments to the command",
             },
@@ -426,6 +426,12 @@ DOCS: dict[str, dict[str, Any]] = {
                     {"name": "command-name", "type": "string", "flags": ["optional", "multiple"]}
                 ],
             },
+            "command|getkeysandflags": {
+                "summary": "Extract keys and access flags given a full Redis command",
+                "since": "7.0.0",
+                "group": "server",
+                "complexity": "O(N) where N is the number of arguments to the command",
+            },
         },
     },
     "config": {
@@ -437,6 +443,12 @@ DOCS: dict[str, dict[str, Any]] = {
             "config|help": {
                 "summary": "Show helpful text about the different subcommands",
                 "since": "5.0.0",
+                "group": "server",
+                "complexity": "O(1)",
+            },
+            "config|resetstat": {
+                "summary": "Reset the stats returned by INFO",
+                "since": "2.0.0",
                 "group": "server",
                 "complexity": "O(1)",
             },
@@ -462,12 +474,6 @@ DOCS: dict[str, dict[str, Any]] = {
                         "arguments": [{"name": "parameter", "type": "string"}],
                     }
                 ],
-            },
-            "config|resetstat": {
-                "summary": "Reset the stats returned by INFO",
-                "since": "2.0.0",
-                "group": "server",
-                "complexity": "O(1)",
             },
             "config|set": {
                 "summary": "Set configuration parameters to the given values",
@@ -846,12 +852,6 @@ DOCS: dict[str, dict[str, Any]] = {
         "limited length.",
         "arguments": [{"name": "pattern", "type": "pattern"}],
     },
-    "lastsave": {
-        "summary": "Get the UNIX time stamp of the last successful save to disk",
-        "since": "1.0.0",
-        "group": "server",
-        "complexity": "O(1)",
-    },
     "lcs": {
         "summary": "Find longest common substring",
         "since": "7.0.0",
@@ -929,8 +929,21 @@ DOCS: dict[str, dict[str, Any]] = {
         "group": "generic",
         "complexity": "Depends on subcommand.",
         "subcommands": {
+            "object|help": {
+                "summary": "Show helpful text about the different subcommands",
+                "since": "6.2.0",
+                "group": "generic",
+                "complexity": "O(1)",
+            },
             "object|encoding": {
                 "summary": "Inspect the internal encoding of a Redis object",
+                "since": "2.2.3",
+                "group": "generic",
+                "complexity": "O(1)",
+                "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
+            },
+            "object|idletime": {
+                "summary": "Get the time since a Redis object was last accessed",
                 "since": "2.2.3",
                 "group": "generic",
                 "complexity": "O(1)",
@@ -939,19 +952,6 @@ DOCS: dict[str, dict[str, Any]] = {
             "object|freq": {
                 "summary": "Get the logarithmic access frequency counter of a Redis object",
                 "since": "4.0.0",
-                "group": "generic",
-                "complexity": "O(1)",
-                "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
-            },
-            "object|help": {
-                "summary": "Show helpful text about the different subcommands",
-                "since": "6.2.0",
-                "group": "generic",
-                "complexity": "O(1)",
-            },
-            "object|idletime": {
-                "summary": "Get the time since a Redis object was last accessed",
-                "since": "2.2.3",
                 "group": "generic",
                 "complexity": "O(1)",
                 "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],

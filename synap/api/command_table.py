@@ -3,8 +3,8 @@ by ``tests/compat/gen_command_table.py``; regenerate rather than edit).
 
 One row per command: name, arity (negative: at least that many arguments), flags, first
 key, last key, key step, ACL categories, tips, key specs, subcommands (rows of the same
-shape).  ``COMMAND`` reports the rows of the commands the server implements, and MULTI
-checks queued commands' arity against it, as Redis does.
+shape).  :mod:`synap.api.resp_table` joins them with the handlers: the dispatcher checks
+arity against them, as Redis does, and ``COMMAND`` reports them.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ ROWS: list[Row] = [
                 (),
                 (),
             ),
+            ("client|help", 2, ("loading", "stale"), 0, 0, 0, ("@slow", "@connection"), (), (), ()),
             (
                 "client|id",
                 2,
@@ -814,18 +815,6 @@ ROWS: list[Row] = [
         0,
         ("@keyspace", "@read", "@slow", "@dangerous"),
         ("request_policy:all_shards", "nondeterministic_output_order"),
-        (),
-        (),
-    ),
-    (
-        "lastsave",
-        1,
-        ("loading", "stale", "fast"),
-        0,
-        0,
-        0,
-        ("@admin", "@fast", "@dangerous"),
-        ("nondeterministic_output",),
         (),
         (),
     ),
@@ -1553,8 +1542,41 @@ ROWS: list[Row] = [
     ),
 ]
 
-# Commands of ours that Redis does not have.
+# Commands of ours that Redis does not have (WAITAOF is Redis 7.2's; SENTINEL answers the
+# read-only subset that clients use to find the master).
 ROWS.append(("kvstats", 1, ("readonly", "fast"), 0, 0, 0, ("@read", "@fast"), (), (), ()))
+ROWS.append(
+    (
+        "waitaof",
+        4,
+        ("noscript",),
+        0,
+        0,
+        0,
+        ("@slow", "@connection"),
+        ("request_policy:all_shards", "response_policy:agg_min"),
+        (),
+        (),
+    )
+)
+ROWS.append(
+    ("synap.offset", 1, ("loading", "stale", "fast"), 0, 0, 0, ("@fast", "@connection"), (), (), ())
+)
+ROWS.append(("synap.waitoffset", 3, ("noscript",), 0, 0, 0, ("@slow", "@connection"), (), (), ()))
+ROWS.append(("sentinel", -2, ("noscript", "loading", "stale"), 0, 0, 0, ("@slow",), (), (), ()))
+
+# Subcommands of Redis 7.2 that clients send (redis-py: CLIENT SETINFO on connect).
+_CLIENT_72 = (
+    ("client|no-touch", 3, ("noscript", "loading", "stale"), 0, 0, 0,
+     ("@slow", "@connection"), (), (), ()),
+    ("client|setinfo", 4, ("noscript", "loading", "stale"), 0, 0, 0,
+     ("@slow", "@connection"), ("request_policy:all_nodes", "response_policy:all_succeeded"),
+     (), ()),
+)  # fmt: skip
+ROWS = [
+    (*r[:9], tuple(sorted(r[9] + _CLIENT_72, key=lambda s: str(s[0])))) if r[0] == "client" else r
+    for r in ROWS
+]
 
 #: name (upper case, bytes) -> row; subcommands as b"CLIENT|ID".
 TABLE: dict[bytes, Row] = {}

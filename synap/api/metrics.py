@@ -64,6 +64,25 @@ def _histogram(name: str, doc: str, hist: LatencyHistogram) -> HistogramMetricFa
     return HistogramMetricFamily(name, doc, buckets=_buckets(hist), sum_value=hist.total)
 
 
+def _by_command(table: CommandTimings) -> dict[str | bytes, LatencyHistogram]:
+    """The histograms by command: RESP times subcommands apart (``CLIENT|ID``, for INFO
+    commandstats); the metrics add them up under the command (``client``)."""
+    out: dict[str | bytes, LatencyHistogram] = {}
+    for key, hist in list(table.latency.items()):
+        if isinstance(key, bytes) and b"|" in key:
+            key = key.split(b"|", 1)[0]
+        into = out.get(key)
+        if into is None:
+            out[key] = hist
+            continue
+        merged = LatencyHistogram(into.bounds)
+        merged.counts = [a + b for a, b in zip(into.counts, hist.counts, strict=True)]
+        merged.total = into.total + hist.total
+        merged.count = into.count + hist.count
+        out[key] = merged
+    return out
+
+
 def _name(key: str | bytes) -> str:
     return key.decode(errors="replace").lower() if isinstance(key, bytes) else key
 
@@ -467,7 +486,7 @@ class NodeCollector(Collector):
             ("http", node.http_timings),
         )
         for api, table in timings:
-            for key, hist in list(table.latency.items()):
+            for key, hist in _by_command(table).items():
                 labels = [api, _name(key)]
                 calls.add_metric(labels, hist.count)
                 latency.add_metric(labels, _buckets(hist), hist.total)

@@ -13,23 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from time import perf_counter, perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
-from synap.api.resp_admin import ADMIN_COMMANDS, ADMIN_ONLY_COMMANDS, NO_AUTH_COMMANDS
-from synap.api.resp_command_info import check_arity, lookup
+from synap.api.resp_admin import ADMIN_COMMANDS
 from synap.api.resp_commands import DATA_COMMANDS
 from synap.api.resp_consistency import CONSISTENCY_COMMANDS
-from synap.api.resp_context import IMPLEMENTED, no_perm
+from synap.api.resp_context import RespClient, no_perm
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_monitor import feed_monitors
 from synap.api.resp_reader import RequestError, RequestReader
 from synap.api.resp_strings import STRING_COMMANDS
+from synap.api.resp_table import SPECS, CommandSpec, Handler, build
 from synap.api.sentinel import cmd_sentinel
-from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError, wrong_args
+from synap.commands.errors import CommandError, NoReplicasError, OutOfMemoryError
 from synap.store import watch
 from synap.store.keyspace import EvictionPolicy, now_ms
 
@@ -42,23 +42,13 @@ log = logging.getLogger("synap.resp")
 # to back at EXEC; nothing else runs on the event loop meanwhile, so no other client sees
 # half a transaction.  A queued command is checked as Redis checks it (known, arity); a
 # refused one makes EXEC answer EXECABORT.  WATCH (optimistic locking): EXEC answers a
-# null array when a watched key changed (synap.store.watch).  Commands that wait (WAIT,
-# SAVE, ...) cannot be queued.
-_TRANSACTION = frozenset({b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"QUIT", b"RESET"})
-_NOT_QUEUEABLE = frozenset(
-    {
-        b"WAIT",
-        b"WAITAOF",
-        b"SYNAP.WAITOFFSET",
-        b"SAVE",
-        b"BGSAVE",
-        b"FAILOVER",
-        b"REPLICAOF",
-        b"SLAVEOF",
-        b"MONITOR",
-        b"SHUTDOWN",
-    }
-)
+# null array when a watched key changed (synap.store.watch).  Commands flagged no_multi
+# (those that wait: WAIT, SAVE, ...) cannot be queued; those flagged transaction (MULTI,
+# EXEC, ...) run at once (synap.api.resp_table).
+_NOAUTH = R.error("NOAUTH Authentication required.")
+# The commands RespConnection._run_fast may take (as clients send them).
+_FAST_NAMES = frozenset({b"GET", b"get", b"SET", b"set"})
+_NOT_IN_MULTI = R.error("ERR Command not allowed inside a transaction")
 
 # A request (one command with all its arguments) may not buffer more than this beyond
 # the largest allowed bulk string; a backstop behind RequestFraming's length check.
@@ -111,6 +101,9 @@ class RespConnection(asyncio.Protocol):
         self._stats = node.command_stats
         self._monitors = node.monitors
         self.last_write_offset = 0  # offset of this connection's last write (0: none)
+        # Plain GET / SET runs take _run_fast (off only to compare it with the general
+        # path in tests).
+        self.fast_path = True
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,19 +174,27 @@ class RespConnection(asyncio.Protocol):
 
     def _run(self, requests: list[list[bytes]], error: str | None) -> None:
         """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
-        command (WAIT) holds back the rest until it resolves."""
+        command (WAIT) holds back the rest until it resolves.  Runs of plain GET and SET
+        take the fast path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
         replies: list[bytes] = []
-        remaining = iter(requests)
-        for request in remaining:
+        n = len(requests)
+        i = 0
+        fast = self.fast_path
+        while i < n:
             if self.closing:
                 break
-            reply = self._dispatch(request)
+            if fast:
+                i = self._run_fast(requests, i, replies)
+                if i >= n:
+                    break
+            reply = self._dispatch(requests[i])
+            i += 1
             if type(reply) is bytes:
                 if not self._muting or not self._muted():
                     replies.append(reply)
             else:
                 self._flush(replies)
-                self._pending = list(remaining)
+                self._pending = requests[i:]
                 self._pending_error = error
                 self._block_on(reply)  # type: ignore[arg-type]
                 return
@@ -205,86 +206,157 @@ class RespConnection(asyncio.Protocol):
         if error is not None:
             self._fatal(error)
 
+    def _run_fast(self, requests: list[list[bytes]], i: int, replies: list[bytes]) -> int:
+        """Run the plain GETs and SETs (``GET key``, ``SET key value``) from
+        ``requests[i]`` on; return the index of the first request left to
+        :meth:`_dispatch`.
+
+        The guards of the general path that can change only between commands are
+        checked once for the run: authenticated, not in MULTI, replies not muted
+        (CLIENT REPLY), no MONITOR, reads not guarded (a replica with
+        ``serve_stale_reads: false``), writes allowed (role, paused writes, leadership,
+        min-replicas-to-write), no memory cap or eviction policy
+        (:meth:`~synap.commands.layer.Commands.fast_writes`).  Each SET checks its own
+        limits (:meth:`~synap.commands.layer.Commands.set_fast`) and falls back when
+        any applies.  The run is timed once for the metrics and INFO commandstats.
+        ``tests/unit/test_resp_fast_path.py`` checks it answers, stores and records
+        exactly what the general path does."""
+        if requests[i][0] not in _FAST_NAMES:
+            return i
+        if not self.authenticated or self._queued is not None or self._muting or self._monitors:
+            return i
+        cmds = self.cmds
+        readable = not cmds.guard_reads
+        writable = -1  # Commands.fast_writes(), asked at the first SET of the run
+        history = cmds.history
+        before = history.offset
+        null = R.NULL3 if self.resp3 else R.NULL2
+        ok = R.OK
+        start = i
+        n = len(requests)
+        gets = 0
+        last = b""
+        started = perf_counter_ns()
+        try:
+            while i < n:
+                request = requests[i]
+                argc = len(request)
+                name = request[0]
+                if argc == 2 and readable and (name == b"GET" or name == b"get"):
+                    value = cmds.get_fast(request[1])
+                    if value is None:
+                        replies.append(null)
+                    else:
+                        replies.append(b"$%d\r\n%s\r\n" % (len(value), value))
+                    gets += 1
+                    last = b"GET"
+                elif argc == 3 and (name == b"SET" or name == b"set"):
+                    if writable < 0:
+                        writable = 1 if cmds.fast_writes() else 0
+                    if not writable or not cmds.set_fast(request[1], request[2]):
+                        break
+                    replies.append(ok)
+                    last = b"SET"
+                else:
+                    break
+                i += 1
+        except Exception:  # a bug: the general path runs this request and answers it
+            log.exception("internal error in the RESP fast path")
+        ran = i - start
+        if ran:
+            elapsed = perf_counter_ns() - started
+            self._account_fast(ran, gets, elapsed, last)
+            if history.offset != before:
+                self.last_write_offset = history.offset
+        return i
+
+    def _account_fast(self, ran: int, gets: int, elapsed_ns: int, last: bytes) -> None:
+        """What :meth:`_dispatch` counts per command, once for a fast run of ``ran``
+        commands (``gets`` of them GETs, the rest SETs) that took ``elapsed_ns``."""
+        node = self.node
+        node.commands_processed += ran
+        self.last_cmd = last
+        sets = ran - gets
+        timings = node.resp_timings  # (INFO commandstats reads it too)
+        get_ns = elapsed_ns * gets // ran
+        if gets:
+            timings.observe_many(b"GET", gets, get_ns / 1e9)
+        if sets:
+            timings.observe_many(b"SET", sets, (elapsed_ns - get_ns) / 1e9)
+
     def _dispatch(self, request: list[bytes]) -> object:
         name = request[0]
-        handler = COMMANDS.get(name)
-        if handler is None:
+        spec = SPECS.get(name)
+        if spec is None:
             upper = name.upper()
-            handler = COMMANDS.get(upper)
-            if handler is None:
+            spec = SPECS.get(upper)
+            if spec is None:
                 return self._refuse(R.error(_unknown_command(request)))
             name = upper
         self.node.commands_processed += 1
         self.last_cmd = name
-        if not self.authenticated and name not in NO_AUTH_COMMANDS:
-            return self._refuse(R.error("NOAUTH Authentication required."), name, request)
-        if not self.admin and name in ADMIN_ONLY_COMMANDS:
+        if not self.authenticated and not spec.no_auth:
+            return self._refuse(_NOAUTH, name, request)
+        if not self.admin and spec.admin_key:
             return self._refuse(no_perm(name).resp(), name, request)
-        if self._queued is not None and name not in _TRANSACTION:
-            if name in _NOT_QUEUEABLE:
-                return self._refuse(
-                    R.error("ERR Command not allowed inside a transaction"), name, request
-                )
-            try:
-                check_arity(request)
-                self._check_memory([request], queueing=True)
-                if _flagged(request, "write") and not self.node.enough_good_replicas():
-                    raise NoReplicasError()
-            except CommandError as exc:
-                return self._refuse(exc.resp(), name, request)
-            self._queued.append(request)
-            return R.QUEUED
-        if self._stats.per_command or self._monitors:
-            return self._run_observed(handler, name, request)
+        # The arity check, once for every command (Redis's processCommand): the
+        # subcommand's for a container command (CONFIG GET), else the command's.
+        sub = spec
+        if spec.subcommands:
+            sub = spec.sub(request)
+            if sub is spec and len(request) > 1:
+                return self._refuse(R.error(_unknown_subcommand(request)), name, request)
+        arity = sub.arity  # (CommandSpec.arity_ok, inlined: this runs for every command)
+        if len(request) != arity if arity > 0 else len(request) < -arity:
+            return self._refuse(R.error(sub.wrong_args), name, request)
+        if self._queued is not None and not spec.transaction:
+            return self._queue(spec, sub, name, request)
+        handler = spec.handler
         history = self.node.history
         before = history.offset
         started = perf_counter()
-        try:  # the fast path: handlers answer errors by raising CommandError
+        try:  # handlers answer errors by raising CommandError (a few return one)
             reply = handler(self, request)
+            if type(reply) is bytes and reply[:1] == b"-":
+                self._stats.failed(sub.name, reply)
         except CommandError as exc:
             reply = exc.resp()
-            self._stats.error(reply)
+            self._stats.failed(sub.name, reply)
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
             reply = R.error("ERR internal error; see the server log")
-            self._stats.error(reply)
+            self._stats.failed(sub.name, reply)
         finally:
-            self.node.resp_timings.observe(name, perf_counter() - started)
+            # The one per-command timing: /metrics and INFO commandstats read it.
+            self.node.resp_timings.observe(sub.name, perf_counter() - started)
+        if self._monitors:
+            feed_monitors(self, request, sub.flags)
         if history.offset != before:
             # The read-your-writes token of this connection (SYNAP.OFFSET, WAITAOF).
             self.last_write_offset = history.offset
         return reply
+
+    def _queue(
+        self, spec: CommandSpec, sub: CommandSpec, name: bytes, request: list[bytes]
+    ) -> bytes:
+        """Inside MULTI: queue ``request`` or refuse it (EXEC then aborts)."""
+        assert self._queued is not None
+        if sub.no_multi or spec.no_multi:
+            return self._refuse(_NOT_IN_MULTI, name, request)
+        try:
+            self._check_memory([request], queueing=True)
+            if sub.write and not self.node.enough_good_replicas():
+                raise NoReplicasError()
+        except CommandError as exc:
+            return self._refuse(exc.resp(), name, request)
+        self._queued.append(request)
+        return R.QUEUED
 
     def execute(self, request: list[bytes]) -> object:
         """Run one request (``[name, *args]``) as if this connection had read it: its RESP
         reply, or an awaitable for a blocking command.  The SynapRPC front end
         (:mod:`synap.api.rpc`) runs its commands through here."""
         return self._dispatch(request)
-
-    def _run_observed(self, handler: Any, name: bytes, request: list[bytes]) -> object:
-        """Run a command counted for INFO commandstats and shown to MONITOR clients."""
-        stats = self._stats
-        history = self.node.history
-        before = history.offset
-        started = perf_counter_ns()
-        try:
-            reply = handler(self, request)
-        except CommandError as exc:
-            reply = exc.resp()
-        except Exception:
-            log.exception("internal error in %s", name.decode(errors="replace"))
-            reply = R.error("ERR internal error; see the server log")
-        elapsed = perf_counter_ns() - started
-        self.node.resp_timings.observe(name, elapsed / 1e9)
-        if stats.per_command:
-            stats.ran(stat_name(name, request), elapsed, reply)
-        elif type(reply) is bytes and reply[:1] == b"-":
-            stats.error(reply)
-        if self._monitors:
-            feed_monitors(self, request)
-        if history.offset != before:
-            self.last_write_offset = history.offset
-        return reply
 
     def _refuse(
         self, reply: bytes, name: bytes | None = None, request: list[bytes] | None = None
@@ -331,10 +403,10 @@ class RespConnection(asyncio.Protocol):
             if isinstance(reply, bytes):
                 replies.append(reply)
                 continue
-            close = getattr(reply, "close", None)  # a waiting command got past _NOT_QUEUEABLE
+            close = getattr(reply, "close", None)  # a waiting command not flagged no_multi
             if close is not None:
                 close()
-            replies.append(R.error("ERR Command not allowed inside a transaction"))
+            replies.append(_NOT_IN_MULTI)
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
     def monitor(self) -> bytes:
@@ -463,9 +535,23 @@ class RespConnection(asyncio.Protocol):
             self._transport.write(data)
 
 
+def spec_of(request: list[bytes]) -> CommandSpec | None:
+    """The spec that governs a request (its subcommand's for container commands), or
+    None for an unknown command."""
+    spec = SPECS.get(request[0].upper())
+    return None if spec is None else spec.sub(request)
+
+
 def _flagged(request: list[bytes], flag: str) -> bool:
-    row = lookup(request)
-    return row is not None and flag in row[2]
+    spec = spec_of(request)
+    return spec is not None and flag in spec.flags
+
+
+def _unknown_subcommand(request: list[bytes]) -> str:
+    return (
+        f"ERR unknown subcommand '{request[1].decode(errors='replace')}'. "
+        f"Try {request[0].decode(errors='replace').upper()} HELP."
+    )
 
 
 def _unknown_command(request: list[bytes]) -> str:
@@ -479,54 +565,51 @@ def _unknown_command(request: list[bytes]) -> str:
     return f"ERR unknown command '{shown}', with args beginning with: {args}"
 
 
-def _transaction_command(name: str) -> Callable[[RespConnection, list[bytes]], bytes]:
-    def handler(c: RespConnection, args: list[bytes]) -> bytes:
-        if len(args) != 1:
-            raise wrong_args(name)
-        method: Callable[[], bytes] = getattr(c, name)
-        return method()
-
-    return handler
+# (Arity is checked by the dispatcher, from synap.api.resp_table.)
+def cmd_multi(c: RespClient, args: list[bytes]) -> bytes:
+    return c.multi()
 
 
-def cmd_monitor(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("monitor")
+def cmd_exec(c: RespClient, args: list[bytes]) -> bytes:
+    return c.exec()
+
+
+def cmd_discard(c: RespClient, args: list[bytes]) -> bytes:
+    return c.discard()
+
+
+def cmd_monitor(c: RespClient, args: list[bytes]) -> bytes:
     return c.monitor()
 
 
-def cmd_watch(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) < 2:
-        raise wrong_args("watch")
+def cmd_watch(c: RespClient, args: list[bytes]) -> bytes:
     return c.watch(args[1:])
 
 
-def cmd_unwatch(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("unwatch")
+def cmd_unwatch(c: RespClient, args: list[bytes]) -> bytes:
     c.unwatch()
     return R.OK
 
 
-def cmd_reset(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("reset")
+def cmd_reset(c: RespClient, args: list[bytes]) -> bytes:
     return c.reset()
 
 
-COMMANDS = {
+#: Upper-case name -> handler: the commands this server implements.
+COMMANDS: dict[bytes, Handler] = {
     **DATA_COMMANDS,
     **STRING_COMMANDS,
     **ADMIN_COMMANDS,
     **CONSISTENCY_COMMANDS,
-    b"MULTI": _transaction_command("multi"),
-    b"EXEC": _transaction_command("exec"),
-    b"DISCARD": _transaction_command("discard"),
+    b"MULTI": cmd_multi,
+    b"EXEC": cmd_exec,
+    b"DISCARD": cmd_discard,
     b"SENTINEL": cmd_sentinel,
     b"WATCH": cmd_watch,
     b"UNWATCH": cmd_unwatch,
     b"RESET": cmd_reset,
     b"MONITOR": cmd_monitor,
 }
-# COMMAND / COMMAND COUNT / COMMAND LIST read the table from synap/api/resp_context.py.
-IMPLEMENTED.update(COMMANDS)
+
+#: The command table (synap.api.resp_table): handler, arity, flags, key specs.
+SPECS.update(build(COMMANDS))

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from synap import __version__
 from synap.api import resp_codec as R
-from synap.api.command_table import TABLE
 from synap.api.resp_clients import client_kill, client_line, client_list
-from synap.api.resp_command_info import check_arity, cmd_command
+from synap.api.resp_command_info import cmd_command
 from synap.api.resp_config import cmd_config
 from synap.api.resp_context import no_perm
 from synap.commands.errors import SYNTAX, CommandError, wrong_args
@@ -28,8 +27,6 @@ def cmd_ping(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_echo(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 2:
-        raise wrong_args("echo")
     return R.bulk(args[1])
 
 
@@ -61,7 +58,7 @@ def _authenticate(c: RespConnection, password: bytes, username: bytes | None = N
 
 
 def cmd_auth(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) not in (2, 3):
+    if len(args) > 3:  # (arity -2: at least one argument)
         raise wrong_args("auth")
     server = c.node.config.server
     if len(args) == 2 and not server.api_keys and server.admin_key is None:
@@ -117,8 +114,6 @@ def cmd_hello(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_select(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 2:
-        raise wrong_args("select")
     if parse_int(args[1]) != 0:
         raise CommandError("ERR DB index is out of range")
     return R.OK
@@ -132,13 +127,9 @@ def _check_client_name(name: bytes) -> None:
 
 
 def cmd_client(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) < 2:
-        raise wrong_args("client")
     sub = args[1].upper()
     if sub in (b"SETINFO", b"NO-TOUCH"):  # Redis 7.2's; redis-py sends SETINFO on connect
         return R.OK
-    if b"CLIENT|" + sub in TABLE:  # arity as Redis checks it; other subcommands fall through
-        check_arity(args)
     c.last_cmd = b"client|" + sub.lower()
     if sub == b"SETNAME":
         _check_client_name(args[2])
@@ -223,30 +214,20 @@ CLIENT_HELP = (
 
 
 def cmd_info(c: RespConnection, args: list[bytes]) -> bytes:
-    stats = c.node.command_stats
-    first = not stats.per_command  # someone looks: count every command from now on,
-    stats.per_command = True  # this INFO included (the dispatcher counts the later ones)
-    started = time.perf_counter_ns()
     sections = [a.decode(errors="replace").lower() for a in args[1:]]
     text = c.node.info_text(sections).encode()
     if c.resp3:  # a verbatim string, as Redis 7 answers INFO in RESP3
         reply = b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
     else:
         reply = R.bulk(text)
-    if first:
-        stats.ran(b"INFO", time.perf_counter_ns() - started, reply)
     return reply
 
 
 def cmd_role(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 1:
-        raise wrong_args("role")
     return R.encode(c.node.replication.role_reply(), c.resp3)
 
 
 def cmd_replicaof(c: RespConnection, args: list[bytes]) -> object:
-    if len(args) != 3:
-        raise wrong_args(args[0].decode())
     host, port = args[1].decode(errors="replace"), args[2].decode(errors="replace")
     if host.upper() == "NO" and port.upper() == "ONE":
         if not c.node.roles.is_replica:
@@ -266,8 +247,6 @@ async def _promote(c: RespConnection) -> bytes:
 
 
 def cmd_wait(c: RespConnection, args: list[bytes]) -> object:
-    if len(args) != 3:
-        raise wrong_args("wait")
     wanted = parse_int(args[1])
     timeout_ms = parse_int(args[2])
     if timeout_ms < 0:
@@ -282,7 +261,7 @@ async def _wait(c: RespConnection, wanted: int, timeout_ms: int) -> bytes:
 def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
     """The DEBUG subset tests and operators use.  DIGEST is open to every client; the
     rest need the admin key when one is set (like Redis's enable-debug-command)."""
-    sub = args[1].upper() if len(args) > 1 else b""
+    sub = args[1].upper()
     if sub == b"DIGEST":
         return R.simple(c.node.digest())
     if not c.admin:
@@ -302,7 +281,7 @@ def cmd_debug(c: RespConnection, args: list[bytes]) -> bytes:
         return _debug_protocol(args[2].lower(), c.resp3)
     if sub == b"HELP":
         return R.array([R.simple(line) for line in _DEBUG_HELP])
-    name = args[1].decode(errors="replace") if len(args) > 1 else ""
+    name = args[1].decode(errors="replace")
     raise CommandError(
         f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try DEBUG HELP."
     )
@@ -433,11 +412,3 @@ ADMIN_COMMANDS = {
     b"FAILOVER": cmd_failover,
     b"SHUTDOWN": cmd_shutdown,
 }
-
-NO_AUTH_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
-# What needs the admin key when server.admin_key is set: the RESP twins of the HTTP
-# routes that need it (replicaof/promote, failover, flush). CLIENT PAUSE|UNPAUSE (the twin
-# of POST /api/replication/pause|resume) is checked in cmd_client.
-ADMIN_ONLY_COMMANDS = frozenset(
-    {b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"FLUSHALL", b"FLUSHDB", b"SHUTDOWN", b"MONITOR"}
-)

@@ -1,6 +1,6 @@
 """``COMMAND`` and its subcommands (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS),
-answered from :mod:`synap.api.command_table` (Redis 7.0.15's metadata for the commands
-this server implements), and the arity check MULTI applies to queued commands."""
+answered from the command table (:mod:`synap.api.resp_table`: Redis 7.0.15's metadata
+for exactly the commands this server implements)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
 from synap.api.command_docs import DOCS
-from synap.api.command_table import TABLE, Row
-from synap.api.resp_context import IMPLEMENTED
-from synap.commands.errors import SYNTAX, CommandError, wrong_args
+from synap.api.command_table import Row
+from synap.api.resp_table import SPECS, CommandSpec, lookup_name
+from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
 
 if TYPE_CHECKING:
@@ -60,77 +60,26 @@ def encode_row(row: Row, resp3: bool) -> bytes:
     return R.array(parts)
 
 
-def _implemented() -> dict[bytes, Any]:
-    return IMPLEMENTED
+def _specs() -> dict[bytes, CommandSpec]:
+    return SPECS
 
 
 def _rows() -> list[Row]:
     """Rows of the top-level commands this server implements, sorted by name."""
-    commands = _implemented()
-    return [TABLE[name] for name in sorted(commands) if name in TABLE]
-
-
-def lookup(args: list[bytes]) -> Row | None:
-    """The row for a request (its subcommand's row for container commands)."""
-    row = TABLE.get(args[0].upper())
-    if row is None or args[0].upper() not in _implemented():
-        return None
-    if row[9] and len(args) > 1:
-        sub = TABLE.get(args[0].upper() + b"|" + args[1].upper())
-        if sub is not None:
-            return sub
-    return row
-
-
-def check_arity(args: list[bytes]) -> None:
-    """Redis's arity check (``processCommand``), with its wording for subcommands."""
-    row = TABLE.get(args[0].upper())
-    if row is None:
-        return
-    if row[9] and len(args) > 1:
-        sub = TABLE.get(args[0].upper() + b"|" + args[1].upper())
-        if sub is None:
-            name = args[0].decode(errors="replace")
-            raise CommandError(
-                f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
-                f"Try {name.upper()} HELP."
-            )
-        row = sub
-    arity = row[1]
-    if (arity > 0 and len(args) != arity) or len(args) < -arity:
-        raise wrong_args(row[0])
-
-
-def _key_positions(row: Row, args: list[bytes]) -> list[tuple[int, list[str]]]:
-    out: list[tuple[int, list[str]]] = []
-    for spec in row[8]:
-        begin = spec["begin_search"]
-        if begin["type"] != "index":
-            continue
-        start = begin["spec"]["index"]
-        find = spec["find_keys"]
-        if find["type"] != "range":
-            continue
-        last, step = find["spec"]["lastkey"], find["spec"]["keystep"]
-        end = len(args) + last if last < 0 else start + last
-        flags = [f for f in spec["flags"] if f != "variable_flags"]
-        for i in range(start, min(end, len(args) - 1) + 1, step):
-            out.append((i, flags))
-    return out
+    specs = _specs()
+    return [specs[name].row for name in sorted(specs)]
 
 
 def _getkeys(args: list[bytes], with_flags: bool, resp3: bool) -> bytes:
-    if len(args) < 3:
-        raise wrong_args("command|getkeysandflags" if with_flags else "command|getkeys")
     target = args[2:]
-    row = lookup(target)
-    if row is None:
+    top = _specs().get(target[0].upper())
+    if top is None:
         raise CommandError("ERR Invalid command specified")
-    arity = row[1]
-    if (arity > 0 and len(target) != arity) or len(target) < -arity:
+    spec = top.sub(target)
+    if not spec.arity_ok(len(target)):
         raise CommandError("ERR Invalid number of arguments specified for command")
-    positions = _key_positions(row, target)
-    if row[0] == "set":  # SET's flags depend on GET (Redis's setGetKeys)
+    positions = spec.key_positions(target)
+    if spec.lower == "set":  # SET's flags depend on GET (Redis's setGetKeys)
         has_get = any(a.upper() == b"GET" for a in target[3:])
         positions = [
             (i, ["RW", "access", "update"] if has_get else ["OW", "update"]) for i, _ in positions
@@ -161,7 +110,7 @@ def _list(args: list[bytes]) -> bytes:
         return R.EMPTY_ARRAY
     if kind == b"ACLCAT":
         wanted = "@" + value.decode(errors="replace").lower()
-        picked = [n for n in names if wanted in TABLE[n.upper().encode()][6]]
+        picked = [n for n in names if wanted in _acl(n)]
     elif kind == b"PATTERN":
         picked = [n for n in names if glob_match(value.lower(), n.encode())]
     else:
@@ -173,7 +122,6 @@ def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) == 1:
         rows = _rows()
         return R.array([encode_row(r, c.resp3) for r in rows])
-    check_arity(args)
     sub = args[1].upper()
     if sub == b"COUNT":
         return R.integer(len(_rows()))
@@ -182,15 +130,15 @@ def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
             return R.array([encode_row(r, c.resp3) for r in _rows()])
         out = []
         for name in args[2:]:
-            row = _lookup_name(name)
-            out.append(R.null(c.resp3) if row is None else encode_row(row, c.resp3))
+            spec = lookup_name(_specs(), name)
+            out.append(R.null(c.resp3) if spec is None else encode_row(spec.row, c.resp3))
         return R.array(out)
     if sub == b"DOCS":
         names = [r[0] for r in _rows()] if len(args) == 2 else []
         for raw in args[2:]:
-            row = _lookup_name(raw)
-            if row is not None and "|" not in row[0]:
-                names.append(row[0])
+            spec = lookup_name(_specs(), raw)
+            if spec is not None and b"|" not in spec.name:
+                names.append(spec.lower)
         pairs = [(R.bulk(n.encode()), _value("", DOCS.get(n, {}), c.resp3)) for n in names]
         return _map(pairs, c.resp3)
     if sub == b"LIST":
@@ -204,12 +152,9 @@ def cmd_command(c: RespConnection, args: list[bytes]) -> bytes:
     )
 
 
-def _lookup_name(name: bytes) -> Row | None:
-    """A command named as COMMAND INFO / DOCS name it: ``get`` or ``config|get``."""
-    parts = name.upper().split(b"|")
-    if len(parts) > 2 or parts[0] not in _implemented():
-        return None
-    return TABLE.get(name.upper())
+def _acl(name: str) -> tuple[str, ...]:
+    spec = lookup_name(_specs(), name.encode())
+    return () if spec is None else tuple(spec.row[6])
 
 
 _HELP = (

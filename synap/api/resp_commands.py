@@ -3,7 +3,8 @@ layer, encode the reply.  Connection, server and replication commands live in
 :mod:`synap.api.resp_admin`.
 
 A handler takes the connection and the full argument list (``args[0]`` is the command
-name) and returns the encoded reply.
+name) and returns the encoded reply.  The dispatcher has checked the argument count
+against the command table (:mod:`synap.api.resp_table`) already; handlers check values.
 """
 
 from __future__ import annotations
@@ -22,12 +23,6 @@ if TYPE_CHECKING:
 Handler = Callable[["RespConnection", list[bytes]], object]
 
 
-def _arity(args: list[bytes], exact: int = 0, minimum: int = 0) -> None:
-    n = len(args)
-    if (exact and n != exact) or (minimum and n < minimum):
-        raise wrong_args(args[0].decode(errors="replace"))
-
-
 def _positive_expire(raw: bytes, name: str) -> int:
     value = parse_int(raw)
     if value <= 0:
@@ -43,8 +38,6 @@ def _expire_at_ms(expire_at: int, name: str) -> int:
 
 
 def cmd_get(c: RespConnection, args: list[bytes]) -> bytes:
-    if len(args) != 2:
-        raise wrong_args(args[0].decode(errors="replace"))
     value = c.cmds.get(args[1])
     if value is None:
         return R.NULL3 if c.resp3 else R.NULL2
@@ -55,7 +48,6 @@ def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
     if len(args) == 3:  # plain SET key value: no options to parse, always set
         c.cmds.set(args[1], args[2])
         return R.OK
-    _arity(args, minimum=3)
     key, value = args[1], args[2]
     expire_at = 0
     nx = xx = keepttl = want_get = False
@@ -102,13 +94,11 @@ def cmd_set(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_setnx(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     done, _ = c.cmds.set(args[1], args[2], nx=True)
     return R.integer(int(done))
 
 
 def _setex(c: RespConnection, args: list[bytes], unit_ms: int) -> bytes:
-    _arity(args, 4)
     name = args[0].decode().lower()
     amount = _positive_expire(args[2], name)
     expire_at = _expire_at_ms(now_ms() + amount * unit_ms, name)
@@ -125,18 +115,15 @@ def cmd_psetex(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_getset(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     _, old = c.cmds.set(args[1], args[2])
     return R.bulk_or_null(old, c.resp3)
 
 
 def cmd_getdel(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.bulk_or_null(c.cmds.getdel(args[1]), c.resp3)
 
 
 def cmd_mget(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, minimum=2)
     return R.bulk_array(c.cmds.mget(args[1:]), c.resp3)
 
 
@@ -156,32 +143,26 @@ def cmd_msetnx(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_del(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, minimum=2)
     return R.integer(c.cmds.delete(args[1:]))
 
 
 def cmd_exists(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, minimum=2)
     return R.integer(c.cmds.exists(args[1:]))
 
 
 def cmd_incr(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(c.cmds.incr_by(args[1], 1))
 
 
 def cmd_decr(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(c.cmds.incr_by(args[1], -1))
 
 
 def cmd_incrby(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     return R.integer(c.cmds.incr_by(args[1], parse_int(args[2])))
 
 
 def cmd_decrby(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     delta = parse_int(args[2])
     if delta == -(2**63):
         raise CommandError("ERR decrement would overflow")
@@ -189,17 +170,14 @@ def cmd_decrby(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_incrbyfloat(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     return R.bulk(c.cmds.incr_by_float(args[1], args[2]))
 
 
 def cmd_append(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     return R.integer(c.cmds.append(args[1], args[2]))
 
 
 def cmd_strlen(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(c.cmds.strlen(args[1]))
 
 
@@ -230,7 +208,6 @@ def _expire(c: RespConnection, args: list[bytes], seconds: bool, relative: bool)
     """EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with Redis's overflow checks
     (``expireGenericCommand``): any time that fits in signed 64-bit milliseconds is
     accepted, and one not in the future deletes the key."""
-    _arity(args, minimum=3)
     when = parse_int(args[2])
     flags = _expire_flags(args[3:])
     invalid = f"ERR invalid expire time in '{args[0].decode().lower()}' command"
@@ -261,27 +238,22 @@ def cmd_pexpireat(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_ttl(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(c.cmds.ttl(args[1]))
 
 
 def cmd_pttl(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(c.cmds.pttl(args[1]))
 
 
 def cmd_persist(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.integer(int(c.cmds.persist(args[1])))
 
 
 def cmd_keys(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.bulk_array(list(c.cmds.keys(args[1])))
 
 
 def cmd_scan(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, minimum=2)
     cursor = _scan_cursor(args[1])
     match: bytes | None = None
     count = 10
@@ -319,29 +291,24 @@ def _scan_cursor(raw: bytes) -> int:
 
 
 def cmd_type(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 2)
     return R.simple(c.cmds.type_of(args[1]))
 
 
 def cmd_rename(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     c.cmds.rename(args[1], args[2])
     return R.OK
 
 
 def cmd_renamenx(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 3)
     return R.integer(int(c.cmds.rename(args[1], args[2], nx=True)))
 
 
 def cmd_dbsize(c: RespConnection, args: list[bytes]) -> bytes:
-    _arity(args, 1)
     return R.integer(c.cmds.dbsize())
 
 
 def cmd_kvstats(c: RespConnection, args: list[bytes]) -> bytes:
     """KVSTATS: what ``GET /kv/stats`` answers, as a map (synap-sdk's resp3 kv.stats)."""
-    _arity(args, 1)
     return R.encode(c.node.kv_stats(), c.resp3)
 
 

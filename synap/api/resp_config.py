@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
-from synap.api.resp_command_info import check_arity
 from synap.api.resp_context import no_perm
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.glob import glob_match
@@ -153,7 +152,6 @@ REWRITTEN: dict[str, tuple[str, str, Callable[[Node], str]]] = {
 
 
 def cmd_config(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     sub = args[1].upper()
     node = c.node
     if sub == b"GET":

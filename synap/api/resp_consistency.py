@@ -8,7 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
-from synap.commands.errors import CommandError, wrong_args
+from synap.commands.errors import CommandError
 from synap.commands.layer import parse_int
 from synap.replication.consistency import FSYNCED
 
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 def cmd_synap_offset(c: RespConnection, args: list[bytes]) -> bytes:
     """The offset of this connection's last write, or the node's offset if none."""
-    if len(args) != 1:
-        raise wrong_args("synap.offset")
     offset = c.last_write_offset
     return R.integer(offset if offset else c.node.history.offset)
 
@@ -27,8 +25,6 @@ def cmd_synap_offset(c: RespConnection, args: list[bytes]) -> bytes:
 def cmd_synap_waitoffset(c: RespConnection, args: list[bytes]) -> object:
     """``SYNAP.WAITOFFSET offset timeout_ms``: the node's offset once it has applied
     ``offset``; ``-TIMEOUT`` after ``timeout_ms`` (0 = answer at once)."""
-    if len(args) != 3:
-        raise wrong_args("synap.waitoffset")
     wanted = parse_int(args[1])
     timeout_ms = parse_int(args[2])
     if wanted < 0:
@@ -54,8 +50,6 @@ async def _wait_offset(c: RespConnection, wanted: int, timeout_ms: int) -> bytes
 def cmd_waitaof(c: RespConnection, args: list[bytes]) -> object:
     """Redis 7.2 ``WAITAOF numlocal numreplicas timeout``: [local fsynced (0/1),
     replicas whose WAL fsynced this connection's last write]."""
-    if len(args) != 4:
-        raise wrong_args("waitaof")
     numlocal = parse_int(args[1])
     numreplicas = parse_int(args[2])
     timeout_ms = parse_int(args[3])

@@ -169,6 +169,18 @@ _MANY_ARGS = re.compile(
 )
 
 
+def may_need_framing(data: bytes) -> bool:
+    """Whether ``data`` may hold a negative ``*`` count (an empty request) or one that
+    :func:`may_declare_many_args` looks for: one regex scan for both, on every read
+    (``b"*-" in data`` alone costs more, "*" being in every request)."""
+    return _SPECIAL_COUNTS.search(data) is not None
+
+
+_SPECIAL_COUNTS = re.compile(
+    rb"\*(?:-|[0-9]{%d}|[0-9]{1,%d}\Z)" % (_MAX_ARGS_DIGITS, _MAX_ARGS_DIGITS - 1)
+)
+
+
 def ends_with_request(data: bytes, request: list[bytes]) -> bool:
     """Whether ``data`` ends with the canonical RESP encoding of ``request``.
 

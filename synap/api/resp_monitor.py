@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from synap.api.resp_command_info import lookup
-
 if TYPE_CHECKING:
     from synap.api.resp_context import RespClient as RespConnection
 
@@ -51,10 +49,9 @@ def _redacted(request: list[bytes]) -> list[bytes]:
     return request
 
 
-def feed_monitors(c: RespConnection, request: list[bytes]) -> None:
-    """Send ``request`` (just run by ``c``) to every monitor."""
-    row = lookup(request)
-    if row is not None and ("admin" in row[2] or "skip_monitor" in row[2]):
+def feed_monitors(c: RespConnection, request: list[bytes], flags: frozenset[str]) -> None:
+    """Send ``request`` (just run by ``c``; ``flags``: its command's) to every monitor."""
+    if "admin" in flags or "skip_monitor" in flags:
         return
     now = time.time_ns() // 1000
     line = b"+%d.%06d [0 %s] %s\r\n" % (

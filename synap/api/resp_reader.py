@@ -25,6 +25,7 @@ from synap.api.resp_framing import (
     drop_empty_requests,
     ends_with_request,
     may_declare_many_args,
+    may_need_framing,
     split_inline,
 )
 
@@ -92,16 +93,19 @@ class RequestReader:
                 data = self._convert_inline(data, out)
                 if not data:
                     return b""
-            if b"*-" in data:  # "*-10\r\n": an empty request, as in Redis
-                data = drop_empty_requests(data, self._max_bulk)
-                if not data:
-                    return b""
-            if may_declare_many_args(data):
-                # hiredis allocates the argument list as soon as it reads "*<count>":
-                # let RequestFraming check the counts before hiredis sees them.
-                framing = self._framing = RequestFraming(self._max_bulk)
-            else:
+            if not may_need_framing(data):  # the common case: one scan
                 self._chunk = data
+            else:
+                if b"*-" in data:  # "*-10\r\n": an empty request, as in Redis
+                    data = drop_empty_requests(data, self._max_bulk)
+                    if not data:
+                        return b""
+                if may_declare_many_args(data):
+                    # hiredis allocates the argument list as soon as it reads
+                    # "*<count>": let RequestFraming check the counts before hiredis.
+                    framing = self._framing = RequestFraming(self._max_bulk)
+                else:
+                    self._chunk = data
         if framing is not None:
             try:
                 stop = framing.feed(data)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synap.api import resp_codec as R
-from synap.api.resp_command_info import check_arity
 from synap.commands.errors import SYNTAX, CommandError
 from synap.commands.layer import INT64_MAX, parse_int
 from synap.store.keyspace import EvictionPolicy, now_ms
@@ -20,7 +19,6 @@ _BIT_OFFSET = "ERR bit offset is not an integer or out of range"
 
 
 def cmd_getex(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     expire_at: int | None = None
     persist = False
     i, n = 2, len(args)
@@ -51,13 +49,11 @@ def cmd_getex(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_getrange(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     start, end = parse_int(args[2]), parse_int(args[3])
     return R.bulk(c.cmds.getrange(args[1], start, end))
 
 
 def cmd_setrange(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     offset = parse_int(args[2])
     if offset < 0:
         raise CommandError("ERR offset is out of range")
@@ -75,7 +71,6 @@ def _bit_offset(raw: bytes, c: RespConnection) -> int:
 
 
 def cmd_setbit(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     offset = _bit_offset(args[2], c)
     if args[3] not in (b"0", b"1"):
         raise CommandError("ERR bit is not an integer or out of range")
@@ -83,7 +78,6 @@ def cmd_setbit(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_getbit(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     offset = _bit_offset(args[2], c)
     value = c.cmds.getrange(args[1], offset >> 3, offset >> 3)
     return R.integer(1 if value and value[0] & (0x80 >> (offset & 7)) else 0)
@@ -122,7 +116,6 @@ def _bits(data: bytes, first_bit: int, last_bit: int, invert: bool = False) -> t
 
 
 def cmd_bitcount(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     data = c.cmds.get_raw(args[1])
     if data is None:
         return R.ZERO
@@ -146,7 +139,6 @@ def cmd_bitcount(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_bitpos(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     if args[2] not in (b"0", b"1"):
         try:
             parse_int(args[2])
@@ -189,7 +181,6 @@ MAX_LCS_CELLS = 16_000_000
 
 
 def cmd_lcs(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     a = c.cmds.get_raw(args[1]) or b""
     b = c.cmds.get_raw(args[2]) or b""
     get_idx = get_len = with_len = False
@@ -283,7 +274,6 @@ def _lcs_reply(
 
 
 def cmd_copy(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     replace = False
     i = 3
     while i < len(args):
@@ -301,23 +291,19 @@ def cmd_copy(c: RespConnection, args: list[bytes]) -> bytes:
 
 
 def cmd_touch(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     return R.integer(c.cmds.touch(args[1:]))
 
 
 def cmd_randomkey(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     return R.bulk_or_null(c.cmds.random_key(), c.resp3)
 
 
 def cmd_expiretime(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     at = c.cmds.expire_time(args[1])
     return R.integer(at if at < 0 else at // 1000)
 
 
 def cmd_pexpiretime(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     return R.integer(c.cmds.expire_time(args[1]))
 
 
@@ -334,7 +320,6 @@ def _encoding(value: bytes) -> bytes:
 
 
 def cmd_object(c: RespConnection, args: list[bytes]) -> bytes:
-    check_arity(args)
     sub = args[1].upper()
     if sub == b"HELP":
         return R.array([R.simple(line) for line in _OBJECT_HELP])

@@ -104,8 +104,6 @@ def cmd_sentinel(c: RespConnection, args: list[bytes]) -> bytes:
             "ERR SENTINEL needs automatic failover (replication.failover.mode: etcd); "
             "this node's roles are set by hand"
         )
-    if len(args) < 2:
-        raise wrong_args("sentinel")
     sub = args[1].upper()
     leader, down = _current(co)
     if sub == b"MASTERS":

@@ -40,13 +40,14 @@ from synap.store.effects import (
     set_op,
 )
 from synap.store.history import History
-from synap.store.keyspace import Keyspace, OutOfMemory, now_ms
+from synap.store.keyspace import EvictionPolicy, Keyspace, OutOfMemory, now_ms
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Open SCAN iterations kept (each holds a list of key references).
 MAX_OPEN_SCANS = 64
 # A JSON number (RFC 8259): what an INCRBYFLOAT result must be to be stored as json kind.
+_NO_EVICTION = EvictionPolicy.NONE
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
@@ -192,6 +193,55 @@ class Commands:
         else:
             stats.hits += 1
         return value
+
+    def get_fast(self, key: bytes) -> bytes | None:
+        """:meth:`get` for a caller that found ``guard_reads`` off for its batch (the
+        RESP fast path): the same value, counters and expiry, one dict look-up when the
+        keyspace has no expiries and no eviction policy."""
+        ks = self.keyspace
+        value = ks.data.get(key)
+        if value is not None and (ks.expires or ks.eviction is not _NO_EVICTION):
+            value = ks.lookup(key)
+            if ks.removed:
+                self.flush_removed()
+        stats = self.stats
+        stats.gets += 1
+        if value is None:
+            stats.misses += 1
+        else:
+            stats.hits += 1
+        return value
+
+    def fast_writes(self) -> bool:
+        """Whether :meth:`set_fast` may run for the batch about to be processed: this
+        node may write now (role, paused writes, leadership, min-replicas-to-write) and
+        no memory cap or eviction policy is in force.  None of that changes while a
+        run of plain GETs and SETs executes."""
+        try:
+            self.check_writable()
+        except CommandError:
+            return False
+        ks = self.keyspace
+        return not ks.max_memory_bytes and ks.eviction is _NO_EVICTION
+
+    def set_fast(self, key: bytes, value: bytes) -> bool:
+        """``set(key, value)`` (no options) for a caller that found :meth:`fast_writes`
+        true for its batch (the RESP fast path).  False, with nothing done, when the
+        write needs more than a put and a record (a size limit to refuse, an expiry or
+        json kind to clear on the key): the caller then takes the general path."""
+        ks = self.keyspace
+        limits = self.limits
+        if (
+            len(key) > limits.max_key_bytes
+            or len(value) > limits.max_value_bytes
+            or (ks.expires and key in ks.expires)
+            or (ks.json_keys and key in ks.json_keys)
+        ):
+            return False
+        ks.put(key, value)
+        self.stats.sets += 1
+        self.history.commit([[OP_SET, key, value, 0]])
+        return True
 
     def get_raw(self, key: bytes) -> bytes | None:
         """A read for commands that look at a value without counting as GET."""

@@ -79,9 +79,8 @@ KNOWN_DIFFERENCES = [
     "  `min-replicas-*` have no config key and last until restart).",
     "- `DEBUG`: `DIGEST` (our digest, not Redis's), `SLEEP`, `SET-ACTIVE-EXPIRE`, `PROTOCOL`.",
     "- `INFO` has no `latencystats` section; `HELLO` adds `synap_version`.",
-    "- `INFO commandstats` counts commands from the first `INFO` (any section) or",
-    "  `CONFIG RESETSTAT` on: counting costs every command time, so an uninspected",
-    "  server skips it. Errors (`errorstats`, `total_error_replies`) are always counted.",
+    "- `INFO commandstats` times runs of plain `GET` / `SET` in one read together (the",
+    "  fast path): their `usec` is exact in sum, not per call.",
     "- `LCS` refuses strings whose table would exceed 16M cells.",
 ]
 

@@ -943,18 +943,22 @@ def test_info_sections_and_field_names(node: SynapProcess, real_redis: int) -> N
         ours.close()
 
 
-def test_commandstats_count_from_the_first_info(node_factory: NodeFactory) -> None:
-    """Per-command counting starts with the first INFO (counted itself) on a fresh node."""
+def test_commandstats_count_from_the_start_and_from_resetstat(node_factory: NodeFactory) -> None:
+    """INFO commandstats counts every command from the node's start (it reads the timing
+    /metrics keeps; an INFO is counted once it has answered), and from CONFIG RESETSTAT."""
     wire = Wire(node_factory(name="fresh-stats").resp_port)
     try:
         wire.send(encode("SET", "a", "1") + encode("NOSUCH") + encode("INFO", "server"))
         wire.replies(3)
         stats = _info(wire, "commandstats", "errorstats")
         assert b"cmdstat_info:calls=1," in stats
-        assert b"cmdstat_set" not in stats  # before anyone looked: not counted
-        assert b"errorstat_ERR:count=1\r\n" in stats  # errors always are
-        wire.send(encode("SET", "b", "2")).replies(1)
-        assert b"cmdstat_set:calls=1," in _info(wire, "commandstats")
+        assert b"cmdstat_set:calls=1," in stats
+        assert b"errorstat_ERR:count=1\r\n" in stats
+        wire.send(encode("CONFIG", "RESETSTAT") + encode("SET", "b", "2")).replies(2)
+        stats = _info(wire, "commandstats", "errorstats")
+        assert b"cmdstat_set:calls=1," in stats
+        assert b"cmdstat_config|resetstat:calls=1," in stats
+        assert b"cmdstat_info" not in stats and b"errorstat_ERR" not in stats
     finally:
         wire.close()
 

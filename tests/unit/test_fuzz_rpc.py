@@ -187,6 +187,10 @@ def run_connection(chunks: list[bytes]) -> tuple[Node, list[bytes], bytes]:
             conn.data_received(chunk)
             for _ in range(3):
                 await asyncio.sleep(0)
+        for _ in range(50):  # let blocking commands (two BGSAVEs in a row...) finish
+            if conn._blocked is None:
+                break
+            await asyncio.sleep(0.001)
         conn.connection_lost(None)
 
     asyncio.run(main())

@@ -30,8 +30,8 @@ class FakeNode:
             Limits(512, 1 << 20),
             check_writable=self.roles.check_writable,
         )
-        self.command_stats = CommandStats()
         self.resp_timings = CommandTimings()
+        self.command_stats = CommandStats(self.resp_timings)
         self.monitors: set[Any] = set()
         self.commands_processed = 0
         self.connections_received = 0
