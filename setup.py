@@ -94,7 +94,11 @@ class BuildExtRecording(build_ext):
 
 
 def extensions() -> list:
-    why = "SYNAP_PURE_PYTHON is set" if os.environ.get("SYNAP_PURE_PYTHON", "") not in ("", "0") else no_compiler()
+    why = (
+        "SYNAP_PURE_PYTHON is set"
+        if os.environ.get("SYNAP_PURE_PYTHON", "") not in ("", "0")
+        else no_compiler()
+    )
     if why is not None:
         print(f"synap: {why}: installing the pure-Python build", file=sys.stderr)
         remove_extensions()
