@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTTOOLS := $(VENV)/.installed-test
 # The modules setup.py compiles with mypyc (its COMPILED_MODULES): editing one rebuilds.
-COMPILED_SRC := $(shell $(PY) setup.py --compiled-sources)
+COMPILED_SRC := $(wildcard $(shell $(PY) setup.py --compiled-sources 2>/dev/null))
 
 .PHONY: install install-runtime run run-standalone test test-pure lint typecheck bench chaos compat compat-check clean
 
@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Runtime dependencies only (what `make run` needs), and the package, its hot modules
 # compiled with mypyc (setup.py; SYNAP_PURE_PYTHON=1 for the pure-Python build).
-$(RUNTIME): pyproject.toml setup.py $(COMPILED_SRC) | $(BIN)/python
+$(RUNTIME): pyproject.toml $(wildcard setup.py) $(COMPILED_SRC) | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $(RUNTIME)
 

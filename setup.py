@@ -22,7 +22,8 @@ import sysconfig
 from pathlib import Path
 
 # The modules compiled with mypyc: the RESP loop, the command layer, the keyspace, the
-# effect records and the replication history. Drop a line to ship that module as Python.
+# effect records, the replication history and the role and latency checks every command
+# makes. Drop a line to ship that module as Python.
 COMPILED_MODULES = (
     "synap/api/resp.py",
     "synap/api/resp_reader.py",
@@ -35,6 +36,8 @@ COMPILED_MODULES = (
     "synap/store/effects.py",
     "synap/store/history.py",
     "synap/replication/backlog.py",
+    "synap/replication/roles.py",
+    "synap/latency.py",
 )
 GROUP = "synap"  # mypyc's shared library: synap__mypyc.<abi>.so beside the package
 ROOT = Path(__file__).resolve().parent
@@ -123,4 +126,11 @@ def extensions() -> list:
     )
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExtRecording})
+# Only the commands that build compile: setuptools also runs this file for metadata
+# (egg_info, the build requirements), which need no extensions and would pay mypyc's time.
+BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop", "bdist_egg"}
+building = bool(BUILDS & set(sys.argv[1:]))
+setup(
+    ext_modules=extensions() if building else [],
+    cmdclass={"build_ext": BuildExtRecording},
+)
