@@ -24,6 +24,7 @@ runs print issue 16's summary rows (bench/_summary.py).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,12 @@ def start(server: str, setup: str, pin: bool, tmp: Path) -> list[Server]:
     cpu = SERVER_CPU if pin else None
     other_cpu = CLIENT_CPU if pin else None
     tag = f"{server}-{setup}-{time.monotonic_ns()}"
+    if server == "synap-pure":  # the same code, every compiled module from its source
+        os.environ["SYNAP_PURE_PYTHON"] = "1"
+        try:
+            return start("synap", setup, pin, tmp)
+        finally:
+            del os.environ["SYNAP_PURE_PYTHON"]
     if server == "synap":
         if setup == "standalone":
             return [synap_server(tmp, name=tag, cpu=cpu)[0]]
@@ -139,6 +146,24 @@ def measure(server: str, setup: str, pin: bool, n: int, tmp: Path) -> Result:
     return out
 
 
+def by_build(
+    runs: dict[str, dict[tuple[str, int], list[tuple[float, float, float]]]],
+    test: tuple[str, int],
+) -> list[str]:
+    """One row of the compiled-vs-pure table: rates (min–max) and ratios of medians."""
+    rates = {k: [r for r, _, _ in runs[k][test]] for k in ("synap", "synap-pure", "redis")}
+    med = {k: median(v) for k, v in rates.items()}
+    rps = lambda v: fmt_num(v, "ops/s")  # noqa: E731
+    name, pipeline = test
+    return [
+        name + (f" -P {pipeline}" if pipeline > 1 else ""),
+        *(cell(rps(med[k]), rates[k], rps) for k in ("synap", "synap-pure", "redis")),
+        f"{med['synap'] / med['redis']:.2f}",
+        f"{med['synap-pure'] / med['redis']:.2f}",
+        f"{med['synap'] / med['synap-pure']:.2f}",
+    ]
+
+
 def runs_of(values: list[float]) -> str:
     return ", ".join(fmt_num(r, "ops/s") for r in values)
 
@@ -148,6 +173,11 @@ def main(argv: list[str] | None = None) -> list[str]:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n", type=int, default=200_000, help="requests per unpipelined test")
     ap.add_argument("--pin", choices=["both", "on", "off"], default="both")
+    ap.add_argument(
+        "--pure",
+        action="store_true",
+        help="also run our server on the pure-Python fallback (SYNAP_PURE_PYTHON=1), alternating",
+    )
     ap.add_argument(
         "--setups",
         default="standalone,master",
@@ -167,12 +197,12 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 def one_table(setup: str, pin: bool, args: argparse.Namespace, tmp: Path) -> str:
     tests = TESTS if setup == "standalone" else MASTER_TESTS
+    kinds = ["synap", "synap-pure", "redis"] if args.pure else ["synap", "redis"]
     runs: dict[str, dict[tuple[str, int], list[tuple[float, float, float]]]] = {
-        "synap": {t: [] for t in tests},
-        "redis": {t: [] for t in tests},
+        k: {t: [] for t in tests} for k in kinds
     }
     for rep in range(args.reps):
-        order = ["synap", "redis"] if rep % 2 == 0 else ["redis", "synap"]
+        order = kinds if rep % 2 == 0 else kinds[::-1]
         for server in order:
             log(f"resp: {server} {setup} rep {rep + 1}/{args.reps} pinned={pin}")
             for key, value in measure(server, setup, pin, args.n, tmp).items():
@@ -230,9 +260,16 @@ def one_table(setup: str, pin: bool, args: argparse.Namespace, tmp: Path) -> str
         if setup == "standalone"
         else "master with WAL (fsync periodic) + 1 replica vs Redis AOF everysec + 1 replica"
     )
+    title = f"{what}, redis-benchmark -c 50 -d 100 -r 100000, {placement}, median of {args.reps}"
+    if args.pure:
+        print_table(
+            f"RESP throughput, compiled vs pure Python (same run), {title}",
+            ["test", "compiled (runs)", "pure (runs)", "Redis (runs)", "compiled / Redis",
+             "pure / Redis", "compiled / pure"],
+            [by_build(runs, t) for t in tests],
+        )  # fmt: skip
     return print_table(
-        f"RESP throughput, {what}, redis-benchmark -c 50 -d 100 -r 100000, {placement}, "
-        f"median of {args.reps}",
+        f"RESP throughput, {title}",
         [
             "test",
             "Synap (runs)",
