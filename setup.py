@@ -67,7 +67,7 @@ def record(mode: str, modules: tuple[str, ...]) -> str:
 
 def no_compiler() -> str | None:
     """Why nothing can be compiled here, or None when a C compiler and Python.h exist."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         return f"no C compiler ({cc})"
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
