@@ -91,9 +91,9 @@ def table(rows: Sequence[dict[str, object]], where: dict[str, str]) -> str:
     for key, (figure, target) in ROWS.items():
         r = got.get(key)
         if r is None:
-            lines.append(
-                f"| {figure} | not measured ({where.get(key, '?')} not run or failed) | | | {target} | |"
-            )
+            source = where.get(key, "?")
+            why = source if source.startswith("no ") else f"{source} not run or failed"
+            lines.append(f"| {figure} | not measured ({why}) | | | {target} | |")
             continue
         met = r.get("met")
         verdict = "" if met is None else ("met" if met else "MISSED")

@@ -41,7 +41,7 @@ SOURCES = {
     **dict.fromkeys(
         ["catchup", "visible_p50", "visible_p99", "log_append", "fullsync_rtt"], "replication"
     ),
-    "visible_idle_p50": "replication (an idle-probe measurement: none yet)",
+    "visible_idle_p50": "no benchmark measures it yet",
 }
 ORDER = ["resp", "http", "memory", "replication", "failover", "etcd_failover"]
 
