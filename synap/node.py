@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from synap import __version__, logfmt
+from synap import __version__, build, logfmt
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
 from synap.api.resp import RespConnection
@@ -317,6 +317,7 @@ class Node:
 
     def _print_banner(self) -> None:
         self._warn_if_exposed()
+        banner(f"🧩 Build: {build.state().describe()}")  # compiled (mypyc) or pure Python
         role = self.roles.role
         if self.coordinator is not None:
             fo = self.config.replication.failover

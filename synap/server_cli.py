@@ -145,9 +145,7 @@ def main(config_path: str | None, **options: Any) -> None:
     setup_logging(config.logging.level.upper(), config.logging.format)
     for warning in _idle_flags(config, options):
         logging.getLogger("synap.server_cli").warning("%s", warning)
-    from synap.node import banner, run_node
-
-    banner(f"🧩 Build: {built.describe()}")
+    from synap.node import run_node
 
     # Explicit replication flags win over the topology persisted in the data directory.
     given = frozenset(
