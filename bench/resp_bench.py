@@ -151,16 +151,19 @@ def by_build(
     test: tuple[str, int],
 ) -> list[str]:
     """One row of the compiled-vs-pure table: rates (min–max) and ratios of medians."""
-    rates = {k: [r for r, _, _ in runs[k][test]] for k in ("synap", "synap-pure", "redis")}
+    kinds = ("synap", "synap-pure", "redis")
+    rates = {k: [r for r, _, _ in runs[k][test]] for k in kinds}
+    usec = {k: [u for _, _, u in runs[k][test]] for k in kinds}
     med = {k: median(v) for k, v in rates.items()}
     rps = lambda v: fmt_num(v, "ops/s")  # noqa: E731
     name, pipeline = test
     return [
         name + (f" -P {pipeline}" if pipeline > 1 else ""),
-        *(cell(rps(med[k]), rates[k], rps) for k in ("synap", "synap-pure", "redis")),
+        *(cell(rps(med[k]), rates[k], rps) for k in kinds),
         f"{med['synap'] / med['redis']:.2f}",
         f"{med['synap-pure'] / med['redis']:.2f}",
         f"{med['synap'] / med['synap-pure']:.2f}",
+        " / ".join(f"{median(usec[k]):.2f}" for k in kinds),
     ]
 
 
@@ -265,7 +268,7 @@ def one_table(setup: str, pin: bool, args: argparse.Namespace, tmp: Path) -> str
         print_table(
             f"RESP throughput, compiled vs pure Python (same run), {title}",
             ["test", "compiled (runs)", "pure (runs)", "Redis (runs)", "compiled / Redis",
-             "pure / Redis", "compiled / pure"],
+             "pure / Redis", "compiled / pure", "server CPU µs/command compiled / pure / Redis"],
             [by_build(runs, t) for t in tests],
         )  # fmt: skip
     return print_table(
