@@ -5,25 +5,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTTOOLS := $(VENV)/.installed-test
+# The modules setup.py compiles with mypyc (its COMPILED_MODULES): editing one rebuilds.
+COMPILED_SRC := $(wildcard $(shell $(PY) setup.py --compiled-sources 2>/dev/null))
 
-.PHONY: install install-runtime run run-standalone test lint typecheck bench chaos compat compat-check clean
+.PHONY: install install-runtime run run-standalone test test-pure lint typecheck bench chaos compat compat-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Runtime dependencies only (what `make run` needs).
-$(RUNTIME): pyproject.toml | $(BIN)/python
+# Runtime dependencies only (what `make run` needs), and the package, its hot modules
+# compiled with mypyc (setup.py; SYNAP_PURE_PYTHON=1 for the pure-Python build).
+$(RUNTIME): pyproject.toml $(wildcard setup.py) $(COMPILED_SRC) | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $(RUNTIME)
 
-# Plus the tests' tools: pytest, hypothesis, redis-py, synap-sdk, ruff, mypy.
-$(TESTTOOLS): pyproject.toml $(RUNTIME)
-	$(BIN)/pip install -q -e '.[test]'
+# Plus the tests' tools: pytest, hypothesis, redis-py, synap-sdk, ruff, mypy (the extra
+# `test`'s requirements, without building the package a second time).
+$(TESTTOOLS): pyproject.toml | $(RUNTIME)
+	$(BIN)/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['test']))" > $(VENV)/test-requirements.txt
+	$(BIN)/pip install -q -r $(VENV)/test-requirements.txt
 	touch $(TESTTOOLS)
 
 ## make install: everything a developer needs (runtime + test tools)
-install: $(TESTTOOLS)
+install: $(RUNTIME) $(TESTTOOLS)
 
 ## make install-runtime: only what running a node needs
 install-runtime: $(RUNTIME)
@@ -43,24 +48,30 @@ lint: $(TESTTOOLS)
 typecheck: $(TESTTOOLS)
 	$(BIN)/mypy
 
-## make test: lint, type check and the whole suite
-test: $(TESTTOOLS) lint typecheck
+## make test: lint, type check and the whole suite (on the compiled build when there is one)
+test: $(RUNTIME) $(TESTTOOLS) lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
 
-bench: $(TESTTOOLS)
+## make test-pure: the whole suite on the pure-Python fallback (SYNAP_PURE_PYTHON=1 makes
+## this process and every server it starts import the sources, not the extensions)
+test-pure: $(RUNTIME) $(TESTTOOLS)
+	SYNAP_PURE_PYTHON=1 $(BIN)/pytest -q -n 2 --dist loadfile tests
+
+bench: $(RUNTIME) $(TESTTOOLS)
 	$(BIN)/python bench/run_all.py
 
-chaos: $(TESTTOOLS)
+chaos: $(RUNTIME) $(TESTTOOLS)
 	CHAOS_SECONDS=600 $(BIN)/pytest -q tests/chaos
 
 ## make compat: Redis 7.0.15's own test suite (../shared/redis-tests, needs tclsh) against
 ## a fresh synap-server per file; rewrites docs/COMPATIBILITY.md
-compat: $(TESTTOOLS)
+compat: $(RUNTIME) $(TESTTOOLS)
 	$(BIN)/python -m tests.compat.run_compat --shared ../shared
 
 ## make compat-check: the same run, failing only below tests/compat/baseline.txt (CI)
-compat-check: $(TESTTOOLS)
+compat-check: $(RUNTIME) $(TESTTOOLS)
 	$(BIN)/python -m tests.compat.run_compat --shared ../shared --check --no-write
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache synap/_build.json
+	rm -f synap__mypyc.*.so $(patsubst %.py,%.*.so,$(COMPILED_SRC))

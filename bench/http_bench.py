@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     verdict,
     workdir,
 )
+from _summary import cell, summary  # noqa: E402
 
 TARGET = 70_000
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -144,6 +145,13 @@ def main(argv: list[str] | None = None) -> list[str]:
         runs(refs),
         f"{rps / ref_rps:.2f}",
     ]
+    rates = [r["rps"] for r in results]
+    summary(
+        "http_get",
+        cell(fmt_num(rps, "req/s") + " req/s", rates, lambda v: fmt_num(v, "req/s")),
+        "— (raw-ASGI reference " + fmt_num(ref, "req/s") + ")",
+        met=rps >= 70_000,
+    )
     return [
         print_table(
             f"HTTP, wrk -t2 -c50 -d{args.duration}s, unpinned, median (min–max) of {args.reps}",

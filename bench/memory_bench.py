@@ -35,6 +35,7 @@ from _common import (  # noqa: E402
     verdict,
     workdir,
 )
+from _summary import cell, summary  # noqa: E402
 
 TARGET = 1.4
 
@@ -110,6 +111,17 @@ def main(argv: list[str] | None = None) -> list[str]:
                 "" if kind == "redis" else verdict(ratio <= TARGET, f"{ratio:.2f}x"),
             ]
         )
+        if kind == "synap":  # issue 16's row: the default configuration
+            per_key = lambda v: f"{v:.0f} B"  # noqa: E731
+            ours_runs = [r["rss"] for r in runs[kind]]
+            theirs = [r["rss"] for r in runs["redis"]]
+            summary(
+                "memory",
+                cell(per_key(rss), ours_runs, per_key),
+                cell(per_key(redis_rss), theirs, per_key),
+                f"{ratio:.2f}",
+                ratio <= 1.2,
+            )
     return [
         print_table(
             f"Memory per key, {args.keys:,} keys x 100 B via MSET batches of 1000, "

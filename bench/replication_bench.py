@@ -67,6 +67,7 @@ from _common import (  # noqa: E402
     verdict,
     workdir,
 )
+from _summary import cell, summary  # noqa: E402
 
 SYNC_TIMEOUT_S = 120.0
 POLL_S = 0.005
@@ -258,6 +259,18 @@ def part_sync(tmp: Path, reps: int, nkeys: int) -> list[str]:
                 verdict(worst <= 50, f"worst {worst:.1f} ms") if label == "Synap" else "",
             ]
         )
+    ms = lambda v: fmt_num(v, "ms")  # noqa: E731
+    ours_max, redis_max = (
+        results["Synap"]["probe_max"],
+        results["Redis diskless, delay 0"]["probe_max"],
+    )
+    summary(
+        "fullsync_rtt",
+        cell(ms(median(ours_max)), ours_max, ms),
+        cell(ms(median(redis_max)), redis_max, ms),
+        f"{median(ours_max) / median(redis_max):.2f}",
+        median(ours_max) <= 10,
+    )
     tables.append(
         print_table(
             "(v) Master client latency during that full sync (probe: PING / GET loop)",
@@ -376,6 +389,18 @@ def part_lag(tmp: Path, reps: int) -> list[str]:
                     else "",
                 ]
             )
+    if ("synap", 1) in results and ("redis", 1) in results:  # issue 16: unpipelined writer
+        ms = lambda v: fmt_num(v, "ms")  # noqa: E731
+        for q in ("p50", "p99"):
+            ours, theirs = results[("synap", 1)][q], results[("redis", 1)][q]
+            ratio = median(ours) / median(theirs)
+            summary(
+                f"visible_{q}",
+                cell(ms(median(ours)), ours, ms),
+                cell(ms(median(theirs)), theirs, ms),
+                f"{ratio:.2f}",
+                ratio <= 1.0,
+            )
     return [
         print_table(
             f"(ii) Write-to-visible latency on the replica under a SET load, median of {reps}",
@@ -443,6 +468,14 @@ def part_catchup(tmp: Path, reps: int, records: int) -> list[str]:
             "",
         ],
     ]
+    rec = lambda v: fmt_num(v, "rec/s")  # noqa: E731
+    summary(
+        "catchup",
+        cell(rec(ours) + " rec/s", rates["synap"], rec),
+        cell(rec(theirs) + " rec/s", rates["redis"], rec),
+        f"{ours / theirs:.2f}",
+        ours / theirs >= 1.2,
+    )
     return [
         print_table(
             f"(iii) Replica catch-up from the log: {records:,} SETs written while the replica "
@@ -547,6 +580,8 @@ def part_append() -> list[str]:
             ]
         )
         log(f"append: {label}: {rate / 1e6:.2f}M/s")
+        if fn is bare:
+            summary("log_append", f"{fmt_num(rate, 'ops/s')}/s (best of 5)", met=rate >= 10e6)
     return [
         print_table(
             "(iv) Replication log append rate (in-process, per CPU second, best of 5; Redis has "

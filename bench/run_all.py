@@ -6,6 +6,10 @@ tables (stdout) are printed as they come and gathered, with the date and the mac
 into ``--out`` (Markdown) when given. Progress lines go to stderr. A benchmark that fails
 is reported and the others still run; the exit status is then 1.
 
+The report closes with issue 16's target table: every row, with ours, Redis's, the ratio
+and the noise (min–max of the runs) beside each median, collected from the ``SUMMARY``
+lines the benchmarks print (bench/_summary.py); a row no benchmark measured says so.
+
     .venv/bin/python bench/run_all.py [--reps N] [--only resp,http] [--out report.md]
 
 Needs ``apt-get install redis-server redis-tools wrk etcd-server``. Takes about 20 minutes.
@@ -22,6 +26,23 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from _summary import parse, table  # noqa: E402
+
+# Which benchmark measures each of issue 16's rows (named when a row is missing).
+SOURCES = {
+    **dict.fromkeys(
+        ["resp_set_p16", "resp_get_p16", "resp_set_p16_master", "resp_get_p16_master"], "resp"
+    ),
+    **dict.fromkeys(["resp_set_p1_cpu", "resp_get_p1_cpu"], "resp"),
+    "http_get": "http",
+    "memory": "memory",
+    **dict.fromkeys(
+        ["catchup", "visible_p50", "visible_p99", "log_append", "fullsync_rtt"], "replication"
+    ),
+    "visible_idle_p50": "no benchmark measures it yet",
+}
 ORDER = ["resp", "http", "memory", "replication", "failover", "etcd_failover"]
 
 
@@ -61,6 +82,7 @@ def main() -> int:
         f"Machine: {machine()}.",
     ]
     failed = []
+    rows: list[dict[str, object]] = []
     for name in names:
         argv = [sys.executable, str(found[name])]
         if args.reps:
@@ -68,12 +90,24 @@ def main() -> int:
         print(f"\n## {name}", flush=True)
         started = time.monotonic()
         proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
-        print(proc.stdout, end="", flush=True)
+        text, found_rows = parse(proc.stdout)
+        rows += found_rows
+        print(text, flush=True)
         took = time.monotonic() - started
-        report += ["", f"## {name} ({took:.0f} s)", proc.stdout.strip()]
+        report += ["", f"## {name} ({took:.0f} s)", text.strip()]
         if proc.returncode != 0:
             failed.append(name)
             report.append(f"\n**{name} failed with exit status {proc.returncode}** (see stderr).")
+    closing = [
+        "",
+        "## Issue 16 targets (medians; min–max of the runs in brackets)",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        table(rows, SOURCES),
+    ]
+    print("\n".join(closing), flush=True)
+    report += closing
     if args.out:
         args.out.write_text("\n".join(report) + "\n")
         print(f"\nreport written to {args.out}", file=sys.stderr)

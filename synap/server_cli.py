@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from synap import __version__
+from synap import __version__, build
 from synap.config import Config, ConfigError, load_config
 
 
@@ -95,9 +95,17 @@ def _bool(value: str) -> bool:
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="[logging.level; info]",
 )
-@click.version_option(__version__, prog_name="synap-server")
+@click.version_option(
+    __version__,
+    prog_name="synap-server",
+    message=f"%(prog)s, version %(version)s, {build.state().describe()}",
+)
 def main(config_path: str | None, **options: Any) -> None:
     """Run a Synap node: an in-memory key-value server with master-replica replication."""
+    built = build.state()
+    if built.stale:
+        click.echo(f"error: {build.stale_message(built.stale)}", err=True)
+        sys.exit(2)
     overrides: dict[str, dict[str, Any]] = {}
 
     def put(section: str, key: str, value: Any) -> None:

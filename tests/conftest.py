@@ -26,8 +26,12 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+import os  # noqa: E402
+
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+from synap import build  # noqa: E402
 from tests.support.etcd import etcd_cluster, etcd_server  # noqa: E402
 from tests.support.fixtures import node_factory, pytest_runtest_makereport  # noqa: E402
 
@@ -41,3 +45,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 pytest_plugins = ("pytester",)
 
 __all__ = ["etcd_cluster", "etcd_server", "node_factory", "pytest_runtest_makereport"]
+
+
+def pytest_report_header() -> str:
+    """Which build the run tests: the servers the tests start inherit it (synap/build.py)."""
+    return f"synap build: {build.state().describe()}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The same line at the end, where `pytest -q` (which hides the header) shows it too."""
+    terminalreporter.write_line(pytest_report_header())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Never test stale extensions; CI (SYNAP_REQUIRE_COMPILED=1) tests the compiled build."""
+    state = build.state()
+    if state.stale:
+        pytest.exit(build.stale_message(state.stale), returncode=2)
+    if os.environ.get("SYNAP_REQUIRE_COMPILED") == "1" and not state.compiled:
+        pytest.exit(f"SYNAP_REQUIRE_COMPILED=1 but the build is {state.describe()}", returncode=2)

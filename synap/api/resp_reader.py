@@ -61,7 +61,7 @@ class RequestReader:
         self._max_bulk = max_bulk_len
         self._max_request = max_request_bytes
         self._hiredis = hiredis.Reader()
-        self._inline = b""  # an inline command line whose newline has not arrived
+        self._inline_buf = b""  # an inline command line whose newline has not arrived
         # Boundary tracking: while the bytes hiredis holds end inside a request, _framing
         # follows the stream; otherwise it is None and _chunk is the part being parsed
         # (it began at a boundary).
@@ -89,7 +89,7 @@ class RequestReader:
         framing = self._framing
         if framing is None:
             # Between requests: a line that does not start with "*" is an inline command.
-            if self._inline or data[:1] != b"*":
+            if self._inline_buf or data[:1] != b"*":
                 data = self._convert_inline(data, out)
                 if not data:
                     return b""
@@ -196,7 +196,7 @@ class RequestReader:
 
     def _convert_inline(self, data: bytes, out: list[list[bytes]]) -> bytes:
         """Turn telnet-style lines (``PING\\r\\n``) into RESP arrays for hiredis."""
-        buf = self._inline + data
+        buf = self._inline_buf + data
         parts_out = []
         while buf and buf[:1] != b"*":
             line, sep, rest = buf.partition(b"\n")
@@ -214,5 +214,5 @@ class RequestReader:
         if buf[:1] == b"*":
             parts_out.append(buf)
             buf = b""
-        self._inline = buf
+        self._inline_buf = buf
         return b"".join(parts_out)

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "synap",
             "synap.clock",
+            "synap.build",
             "synap.config",
             "synap.logfmt",
             "synap.latency",

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from synap.api.resp_framing import PROTO_MAX_BULK_LEN
 from synap.api.resp_reader import RequestError, RequestReader
+from tests.support.build import needs_pure
 from tests.support.real_redis import encode
 
 
@@ -169,6 +170,7 @@ def test_protocol_errors_carry_redis_wording_and_the_requests_before(
     assert got + caught.value.requests == before
 
 
+@needs_pure("synap.api.resp_reader")
 @pytest.mark.parametrize(
     "request_",
     [
