@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from synap.api.resp import RespConnection
 from synap.config import build_config
 from synap.node import Node
+from tests.support.build import needs_pure
 from tests.support.fuzz_node import FUZZ, FakeTransport
 
 MAX_KEY = 64
@@ -187,6 +188,7 @@ def test_fast_path_matches_the_general_path(
     assert fast == general
 
 
+@needs_pure("synap.api.resp")
 def test_a_run_of_plain_gets_and_sets_takes_the_fast_path() -> None:
     """The comparison above would pass if the fast path never ran: check it does (a
     plain GET/SET read leaves ``_dispatch`` unused) and that it steps aside for a key
@@ -213,6 +215,7 @@ def test_a_run_of_plain_gets_and_sets_takes_the_fast_path() -> None:
     assert node.commands.keyspace.expires == {}
 
 
+@needs_pure("synap.commands.layer")
 def test_a_fast_path_failure_leaves_the_request_to_the_general_path(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
