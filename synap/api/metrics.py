@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from synap import __version__
 from synap.latency import CommandTimings, LatencyHistogram
+from synap.replication.link_state import STATUS_WORDS
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ ROLES = ("master", "replica", "standalone")
 # The states of a replica as its master sees it (stats ``replicas[].state``) ...
 REPLICA_STATES = ("wait_bgsave", "send_bulk", "online")
 # ... and of a replica's link to its master (stats ``state`` on a replica).
-LINK_STATES = ("connecting", "sync", "connected", "disconnected", "stopped")
+LINK_STATES = STATUS_WORDS  # connecting, sync, connected, disconnected, stopped
 KV_OPS = ("gets", "sets", "dels", "hits", "misses")
 
 
