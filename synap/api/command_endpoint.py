@@ -21,7 +21,7 @@ from synap.commands.layer import parse_int
 from synap.store.keyspace import now_ms
 
 if TYPE_CHECKING:
-    from synap.api.services import NodeServices
+    from synap.api.services import EndpointServices
 
 Payload = dict[str, Any]
 
@@ -68,7 +68,7 @@ def _ttl_secs(p: Payload, *names: str) -> int | None:
     return None
 
 
-def value_reply(node: NodeServices, key: bytes) -> Payload:
+def value_reply(node: EndpointServices, key: bytes) -> Payload:
     raw = node.commands.get(key)
     if raw is None:
         return {"found": False, "value": None, "ttl": None}
@@ -79,7 +79,7 @@ def value_reply(node: NodeServices, key: bytes) -> Payload:
     return out
 
 
-def ttl_after_read(node: NodeServices, key: bytes) -> int | None:
+def ttl_after_read(node: EndpointServices, key: bytes) -> int | None:
     """Seconds to live (rounded as TTL rounds) of a key just read, None without expiry:
     the read has already checked roles and expiry, so no second lookup."""
     at = node.commands.keyspace.expiry_of(key)
@@ -88,7 +88,7 @@ def ttl_after_read(node: NodeServices, key: bytes) -> int | None:
     return (max(0, at - now_ms()) + 500) // 1000
 
 
-def kv_set(node: NodeServices, p: Payload) -> Payload:
+def kv_set(node: EndpointServices, p: Payload) -> Payload:
     if "value" not in p:
         raise BadPayload("ERR payload field 'value' is required")
     ttl = _ttl_secs(p, "ttl")
@@ -99,19 +99,19 @@ def kv_set(node: NodeServices, p: Payload) -> Payload:
     return {"success": True}
 
 
-def kv_get(node: NodeServices, p: Payload) -> Payload:
+def kv_get(node: EndpointServices, p: Payload) -> Payload:
     return value_reply(node, _key(p))
 
 
-def kv_del(node: NodeServices, p: Payload) -> Payload:
+def kv_del(node: EndpointServices, p: Payload) -> Payload:
     return {"deleted": node.commands.delete([_key(p)]) == 1}
 
 
-def kv_mdel(node: NodeServices, p: Payload) -> Payload:
+def kv_mdel(node: EndpointServices, p: Payload) -> Payload:
     return {"deleted": node.commands.delete(_keys(p))}
 
 
-def kv_exists(node: NodeServices, p: Payload) -> Payload:
+def kv_exists(node: EndpointServices, p: Payload) -> Payload:
     return {"exists": node.commands.exists([_key(p)]) == 1}
 
 
@@ -122,15 +122,15 @@ def _amount(p: Payload) -> int:
     return parse_int(raw)
 
 
-def kv_incr(node: NodeServices, p: Payload) -> Payload:
+def kv_incr(node: EndpointServices, p: Payload) -> Payload:
     return {"value": node.commands.incr_by(_key(p), _amount(p))}
 
 
-def kv_decr(node: NodeServices, p: Payload) -> Payload:
+def kv_decr(node: EndpointServices, p: Payload) -> Payload:
     return {"value": node.commands.incr_by(_key(p), -_amount(p))}
 
 
-def kv_mset(node: NodeServices, p: Payload) -> Payload:
+def kv_mset(node: EndpointServices, p: Payload) -> Payload:
     pairs = p.get("pairs")
     items: list[tuple[Any, Any, Any]] = []
     if isinstance(pairs, dict):
@@ -159,7 +159,7 @@ def kv_mset(node: NodeServices, p: Payload) -> Payload:
     return {"success": True}
 
 
-def kv_mget(node: NodeServices, p: Payload) -> Payload:
+def kv_mget(node: EndpointServices, p: Payload) -> Payload:
     """``values`` as the SDK reads them, plus ``found`` (a stored JSON null is not a
     missing key) and ``encodings`` ("base64" for a value that is not UTF-8, else null)."""
     keys = _keys(p)
@@ -182,7 +182,7 @@ def _decode_keys(keys: list[bytes]) -> list[str]:
     return [k.decode(errors="replace") for k in keys]
 
 
-def kv_scan(node: NodeServices, p: Payload) -> Payload:
+def kv_scan(node: EndpointServices, p: Payload) -> Payload:
     prefix = p.get("prefix") or ""
     limit = p.get("limit", p.get("count", 100))
     if not isinstance(prefix, str):
@@ -193,7 +193,7 @@ def kv_scan(node: NodeServices, p: Payload) -> Payload:
     return {"keys": keys, "count": len(keys)}
 
 
-def kv_keys(node: NodeServices, p: Payload) -> Payload:
+def kv_keys(node: EndpointServices, p: Payload) -> Payload:
     pattern = p.get("pattern") or "*"
     if not isinstance(pattern, str):
         raise BadPayload("ERR payload field 'pattern' must be a string")
@@ -201,11 +201,11 @@ def kv_keys(node: NodeServices, p: Payload) -> Payload:
     return {"keys": keys, "count": len(keys)}
 
 
-def kv_dbsize(node: NodeServices, p: Payload) -> Payload:
+def kv_dbsize(node: EndpointServices, p: Payload) -> Payload:
     return {"size": node.commands.dbsize()}
 
 
-def kv_flush(node: NodeServices, p: Payload) -> Payload:
+def kv_flush(node: EndpointServices, p: Payload) -> Payload:
     if not node.config.kv_store.allow_flush_commands:
         raise ForbiddenError(
             "ERR flush commands are disabled; set kv_store.allow_flush_commands: true to allow them"
@@ -213,18 +213,18 @@ def kv_flush(node: NodeServices, p: Payload) -> Payload:
     return {"flushed": node.commands.flushall()}
 
 
-def kv_expire(node: NodeServices, p: Payload) -> Payload:
+def kv_expire(node: EndpointServices, p: Payload) -> Payload:
     ttl = _ttl_secs(p, "ttl", "seconds")
     if ttl is None:
         raise BadPayload("ERR payload field 'ttl' (seconds) is required")
     return {"result": node.commands.expire_at(_key(p), now_ms() + ttl * 1000)}
 
 
-def kv_persist(node: NodeServices, p: Payload) -> Payload:
+def kv_persist(node: EndpointServices, p: Payload) -> Payload:
     return {"result": node.commands.persist(_key(p))}
 
 
-def kv_ttl(node: NodeServices, p: Payload) -> Payload:
+def kv_ttl(node: EndpointServices, p: Payload) -> Payload:
     key = _key(p)
     ttl = node.commands.ttl(key)
     if ttl == -2:
@@ -232,11 +232,11 @@ def kv_ttl(node: NodeServices, p: Payload) -> Payload:
     return {"ttl": ttl if ttl >= 0 else None}
 
 
-def kv_stats(node: NodeServices, p: Payload) -> Payload:
+def kv_stats(node: EndpointServices, p: Payload) -> Payload:
     return node.kv_stats()
 
 
-COMMANDS: dict[str, Callable[[NodeServices, Payload], Payload]] = {
+COMMANDS: dict[str, Callable[[EndpointServices, Payload], Payload]] = {
     "kv.set": kv_set,
     "kv.get": kv_get,
     "kv.del": kv_del,
@@ -312,7 +312,7 @@ for _name in READ_COMMANDS:
 
 
 async def execute_consistent(
-    node: NodeServices, body: Any, header_min_offset: str | None = None
+    node: EndpointServices, body: Any, header_min_offset: str | None = None
 ) -> tuple[int, Payload]:
     """:func:`execute` with the consistency controls: a read first waits for
     ``min_offset`` (payload field, or the ``Synap-Min-Offset`` header); a write waits as
@@ -369,7 +369,7 @@ def _failure(status: int, code: str, request_id: Any, error: str) -> tuple[int, 
                     "error": error, "code": code}  # fmt: skip
 
 
-def execute(node: NodeServices, body: Any) -> tuple[int, Payload]:
+def execute(node: EndpointServices, body: Any) -> tuple[int, Payload]:
     """Run one envelope; returns (HTTP status, response envelope).
 
     A failure keeps the envelope the SDK reads (``success: false`` with ``error``; the

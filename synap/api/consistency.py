@@ -16,7 +16,7 @@ from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.config import WaitConfig
 
 if TYPE_CHECKING:
-    from synap.api.services import NodeServices
+    from synap.api.services import ReplicatedData
 
 WAIT_FIELDS = frozenset({"replicas", "timeout_ms", "fsync"})
 MAX_TIMEOUT_MS = 3_600_000
@@ -42,7 +42,7 @@ def _int_field(value: Any, name: str, *, minimum: int, maximum: int) -> int:
     return value
 
 
-def wait_plan(node: NodeServices, raw: Any) -> WaitPlan | None:
+def wait_plan(node: ReplicatedData, raw: Any) -> WaitPlan | None:
     """The wait a write asks for (``raw``: its ``"wait"`` field, None if absent), else
     ``replication.default_wait``; None when nothing is to be waited for.  Raises
     :class:`CommandError` for a spec that is malformed or cannot be answered."""
@@ -91,7 +91,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
 
 
-async def finish_write(node: NodeServices, plan: WaitPlan | None) -> tuple[bool, dict[str, Any]]:
+async def finish_write(node: ReplicatedData, plan: WaitPlan | None) -> tuple[bool, dict[str, Any]]:
     """After a write: wait as ``plan`` says.  Returns (confirmed, fields for the answer:
     ``offset``, ``replicas_acked``)."""
     offset = node.history.offset
@@ -105,7 +105,7 @@ async def finish_write(node: NodeServices, plan: WaitPlan | None) -> tuple[bool,
     return ok, {"offset": offset, "replicas_acked": acked}
 
 
-def _acked_now(node: NodeServices, offset: int) -> int:
+def _acked_now(node: ReplicatedData, offset: int) -> int:
     server = node.replication.master_server
     return server.count_acked(offset) if server is not None else 0
 
@@ -133,7 +133,7 @@ def read_timeout(value: Any) -> int:
     return _int_field(value, "timeout_ms", minimum=0, maximum=MAX_TIMEOUT_MS)
 
 
-async def ensure_offset(node: NodeServices, min_offset: int | None, timeout_ms: int) -> None:
+async def ensure_offset(node: ReplicatedData, min_offset: int | None, timeout_ms: int) -> None:
     """Return once this node has applied ``min_offset``; raise
     :class:`OffsetTimeoutError` (HTTP 503, with the current offset) after the timeout."""
     if min_offset is None or node.history.offset >= min_offset:

@@ -27,16 +27,17 @@ from prometheus_client.registry import Collector
 
 from synap import __version__
 from synap.latency import CommandTimings, LatencyHistogram
+from synap.replication.link_state import STATUS_WORDS
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.api.services import NodeServices
+    from synap.api.services import MetricsServices
 
 ROLES = ("master", "replica", "standalone")
 # The states of a replica as its master sees it (stats ``replicas[].state``) ...
 REPLICA_STATES = ("wait_bgsave", "send_bulk", "online")
 # ... and of a replica's link to its master (stats ``state`` on a replica).
-LINK_STATES = ("connecting", "sync", "connected", "disconnected", "stopped")
+LINK_STATES = STATUS_WORDS  # connecting, sync, connected, disconnected, stopped
 KV_OPS = ("gets", "sets", "dels", "hits", "misses")
 
 
@@ -90,7 +91,7 @@ def _name(key: str | bytes) -> str:
 class NodeCollector(Collector):
     """Everything a node exports, read fresh on every scrape."""
 
-    def __init__(self, node: NodeServices) -> None:
+    def __init__(self, node: MetricsServices) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
@@ -494,7 +495,7 @@ class NodeCollector(Collector):
         yield latency
 
 
-def build_registry(node: NodeServices) -> CollectorRegistry:
+def build_registry(node: MetricsServices) -> CollectorRegistry:
     """A private registry with this node's collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
@@ -505,7 +506,7 @@ def build_registry(node: NodeServices) -> CollectorRegistry:
 class MetricsRenderer:
     """``GET /metrics`` for one node: its registry is built on first use and kept."""
 
-    def __init__(self, node: NodeServices) -> None:
+    def __init__(self, node: MetricsServices) -> None:
         self.node = node
         self._registry: CollectorRegistry | None = None
 
@@ -515,6 +516,6 @@ class MetricsRenderer:
         return generate_latest(self._registry)
 
 
-def render_metrics(node: NodeServices) -> bytes:
+def render_metrics(node: MetricsServices) -> bytes:
     """The exposition text from a registry built for this call (tests, one-offs)."""
     return generate_latest(build_registry(node))

@@ -298,7 +298,7 @@ class RespConnection(asyncio.Protocol):
         if not self.authenticated and not spec.no_auth:
             return self._refuse(_NOAUTH, name, request)
         if not self.admin and spec.admin_key:
-            return self._refuse(no_perm(name).resp(), name, request)
+            return self._refuse(R.error(no_perm(name).message), name, request)
         # The arity check, once for every command (Redis's processCommand): the
         # subcommand's for a container command (CONFIG GET), else the command's.
         sub = spec
@@ -320,7 +320,7 @@ class RespConnection(asyncio.Protocol):
             if type(reply) is bytes and reply[:1] == b"-":
                 self._stats.failed(sub.name, reply)
         except CommandError as exc:
-            reply = exc.resp()
+            reply = R.error(exc.message)
             self._stats.failed(sub.name, reply)
         except Exception:
             log.exception("internal error in %s", name.decode(errors="replace"))
@@ -348,7 +348,7 @@ class RespConnection(asyncio.Protocol):
             if sub.write and not self.node.enough_good_replicas():
                 raise NoReplicasError()
         except CommandError as exc:
-            return self._refuse(exc.resp(), name, request)
+            return self._refuse(R.error(exc.message), name, request)
         self._queued.append(request)
         return R.QUEUED
 
@@ -508,7 +508,7 @@ class RespConnection(asyncio.Protocol):
         try:
             reply = future.result()
         except CommandError as exc:
-            reply = exc.resp()
+            reply = R.error(exc.message)
         except Exception:
             log.exception("internal error in a blocking command")
             reply = R.error("ERR internal error; see the server log")

@@ -125,3 +125,25 @@ class NodeServices(
     Protocol,
 ):
     """Everything a front end may use of its node."""
+
+
+# The narrow unions the single-purpose front ends type against (docs/ARCHITECTURE.md,
+# "Which front end uses which services").  A connection object (RESP, SynapRPC, HTTP)
+# still gets the whole NodeServices and hands these modules its node.
+
+
+class ReplicatedData(DataServices, ReplicationServices, Protocol):
+    """The dataset and replication: write confirmation and min-offset reads
+    (``api/consistency.py``), the stats and CONFIG views (``api/views.py``)."""
+
+
+class EndpointServices(DataServices, ReplicationServices, Views, Protocol):
+    """``POST /api/v1/command`` (``api/command_endpoint.py``)."""
+
+
+class StatusServices(DataServices, ReplicationServices, Addresses, Protocol):
+    """``GET /status`` and the group status JSON (``api/status_page.py``)."""
+
+
+class MetricsServices(DataServices, ReplicationServices, ClientRegistry, Protocol):
+    """``GET /metrics`` (``api/metrics.py``)."""

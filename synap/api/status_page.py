@@ -25,7 +25,7 @@ import httpx
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
-    from synap.api.services import NodeServices
+    from synap.api.services import StatusServices
 
 MAX_DEPTH = 3
 MAX_NODES = 32
@@ -76,7 +76,7 @@ def _entry(view: Mapping[str, Any], parent: str | None) -> dict[str, Any]:
     }
 
 
-async def group_status(node: NodeServices) -> dict[str, Any]:
+async def group_status(node: StatusServices) -> dict[str, Any]:
     stats = node.replication.stats()
     ok, status, replication = node.replication.health()
     me = {

@@ -20,7 +20,7 @@ from synap.replication.control import (
 from synap.store.keyspace import EVICTION_SAMPLES
 
 if TYPE_CHECKING:
-    from synap.api.services import NodeServices
+    from synap.api.services import DataServices, NodeServices, ReplicatedData
 
 
 def digest_report(node: NodeServices) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def digest_report(node: NodeServices) -> dict[str, Any]:
     }
 
 
-def kv_stats(node: NodeServices) -> dict[str, Any]:
+def kv_stats(node: DataServices) -> dict[str, Any]:
     """``GET /kv/stats`` and ``SYNAP.STATS``."""
     s = node.commands.stats
     lookups = s.hits + s.misses
@@ -54,7 +54,7 @@ def kv_stats(node: NodeServices) -> dict[str, Any]:
     }
 
 
-def config_values(node: NodeServices) -> dict[str, str]:
+def config_values(node: ReplicatedData) -> dict[str, str]:
     """What CONFIG GET answers (enough for redis-benchmark and redis-cli)."""
     kv = node.config.kv_store
     policy = {

@@ -2,7 +2,8 @@
 
 Each error carries its Redis prefix (``ERR``, ``WRONGTYPE``, ``READONLY``, ``OOM``...) as
 the first word of its message. The HTTP status and code the JSON front ends answer with
-live in the API layer (:mod:`synap.api.error_status`).
+live in the API layer (:mod:`synap.api.error_status`), and so does the RESP encoding
+(:func:`synap.api.resp_codec.error`): this module produces no wire bytes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ class CommandError(Exception):
     @property
     def prefix(self) -> str:
         return self.message.split(" ", 1)[0]
-
-    def resp(self) -> bytes:
-        return b"-" + self.message.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
 
 
 class ReadOnlyError(CommandError):

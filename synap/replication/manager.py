@@ -24,6 +24,7 @@ from synap.latency import SYNC_BUCKETS, LatencyHistogram
 from synap.listen import StartupError, bind_error
 from synap.replication.control import Following, Promoted, Stopped, WritesPaused, WritesResumed
 from synap.replication.handshake import REFUSAL_CODES
+from synap.replication.link_state import LinkState
 from synap.replication.log import LogBounds, ReplicationLog
 from synap.replication.master import MasterServer
 from synap.replication.replica import ReplicaLink
@@ -377,7 +378,7 @@ class ReplicationManager(ReplicationViews):
         elif link is not None:
             # No role to go back to: stay read-only, following nobody, until repointed.
             asyncio.get_running_loop().create_task(link.stop())
-            link.state = "stopped"
+            link.state = LinkState.STOPPED
         log.error("%s; role is now %s", reason, roles.role)
         self.node.record_topology("refused to replicate from itself")
 

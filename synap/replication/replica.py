@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from synap.replication.framing import frame_limit_for
 from synap.replication.handshake import ErrorReceived, SessionEnded
+from synap.replication.link_state import LinkState
 from synap.replication.messages import ErrorCode
 from synap.replication.peer_fields import (
     InvalidPeerField,
@@ -74,9 +75,9 @@ class _MasterConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
         # Set here, not after create_connection() returns: a small full sync can complete
-        # (state "connected") before the task awaiting the connection resumes.
+        # (state CONNECTED) before the task awaiting the connection resumes.
         self.link.connection = self
-        self.link.state = "sync"
+        self.link.state = LinkState.HANDSHAKE
         tr.write(self.session.initiate(now_ms()))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -135,7 +136,7 @@ class _MasterConnection(asyncio.Protocol):
                     "full sync from master: %d keys at offset %d (history %s)",
                     event.keys, event.offset, event.replid,
                 )  # fmt: skip
-                link.sync_started = time.monotonic()
+                link.on_full_sync_started()
                 self._loading = ({}, {}, set())
             elif isinstance(event, FullSyncCompleted):
                 self._install(event)
@@ -144,7 +145,6 @@ class _MasterConnection(asyncio.Protocol):
                 link.pending_truncate = event
             elif isinstance(event, PartialSyncAccepted):
                 link.on_partial_sync(event.replid, event.offset)
-                link.connected = True
                 applied = True
             elif isinstance(event, SessionEnded):
                 self._ended(event)
@@ -178,7 +178,6 @@ class _MasterConnection(asyncio.Protocol):
         data, expires, json_keys = self._loading
         self._loading = None
         self.link.install_dataset(data, expires, event.replid, event.offset, json_keys)
-        self.link.connected = True
         self.link.node.offset_listener.offset_changed()
 
     def _ended(self, event: SessionEnded) -> None:
@@ -235,7 +234,9 @@ class ReplicaLink:
         # The node's id, the same on every link: operators and tools (synap-cli failover)
         # match a master's replicas to nodes by it, and a master refuses its own id.
         self.replica_id = node.node_id
-        self.connected = False
+        # The one state variable of the link (Redis's repl_state); ``connected``, the
+        # stats ``state`` word, ROLE's state and INFO master_link_status derive from it.
+        self.state = LinkState.CONNECTING
         self.connection: _MasterConnection | None = None
         self.last_heartbeat: float | None = None
         self.last_io: float | None = None
@@ -253,13 +254,17 @@ class ReplicaLink:
         # Set when the master refused us as itself: stop, never follow ourselves.
         self.follows_itself = False
         self.attempts = 0
-        self.state = "connecting"
         # The master said our history forked (handled between two connections), and
         # whether the next HELLO must ask for a full sync because we could not truncate.
         self.pending_truncate: TruncateRequested | None = None
         self.force_full_sync = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        """Synced and streaming from the master."""
+        return self.state is LinkState.CONNECTED
 
     @property
     def tls(self) -> ssl.SSLContext | None:
@@ -288,7 +293,8 @@ class ReplicaLink:
         while not self._stopping:
             self.attempts += 1
             reason = await self._connect_once()
-            self.connected = False
+            if self.state is not LinkState.STOPPED:
+                self.state = LinkState.CONNECT
             self.connection = None
             if self.link_down_since is None:
                 self.link_down_since = time.time()
@@ -303,7 +309,7 @@ class ReplicaLink:
             reason = self.last_error = bounded_text(reason)
             shown = escape_text(reason)
             if self.follows_itself:
-                self.state = "stopped"
+                self.state = LinkState.STOPPED
                 self.manager.last_role_error = reason
                 log.error(
                     "master %s is this node itself (%s); not reconnecting: repoint this "
@@ -311,7 +317,7 @@ class ReplicaLink:
                 )  # fmt: skip
                 return
             if not cfg.auto_reconnect:
-                self.state = "stopped"
+                self.state = LinkState.STOPPED
                 log.error(
                     "disconnected from master %s: %s; auto-reconnect is disabled, so this "
                     "replica stays disconnected (serving possibly stale reads) until it is "
@@ -323,7 +329,8 @@ class ReplicaLink:
                 "disconnected from master %s: %s; reconnecting in %.1fs",
                 self.master_address, shown, delay,
             )  # fmt: skip
-            self.state = "disconnected"  # the spec's word for a replica waiting to retry
+            # CONNECT since the connection ended: "disconnected" in the stats, the
+            # spec's word for a replica waiting to retry.
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> str:
@@ -347,7 +354,7 @@ class ReplicaLink:
             session.resp_port = node.resp_address[1]
         session.min_epoch = self.manager.epoch  # announced in HELLO; older masters refused
         loop = asyncio.get_running_loop()
-        self.state = "connecting"
+        self.state = LinkState.CONNECTING
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
@@ -398,6 +405,10 @@ class ReplicaLink:
         return text
 
     # ----------------------------------------------------------------- sync results
+    def on_full_sync_started(self) -> None:
+        self.sync_started = time.monotonic()
+        self.state = LinkState.TRANSFER
+
     async def _truncate(self, request: TruncateRequested) -> None:
         """Remove our records after the fork point (keyspace, memory log, WAL), keeping
         them in a file for the operator; or, when that is impossible, arrange a full sync."""
@@ -473,7 +484,7 @@ class ReplicaLink:
             history.shift(replid)
             self.manager.persist_identity()
             self.manager.drop_sub_replicas("upstream changed its replication id")
-        self.state = "connected"
+        self.state = LinkState.CONNECTED
         self.link_down_since = None
         self.last_error = None  # the link is up: nothing is wrong now
         log.info(
@@ -500,7 +511,7 @@ class ReplicaLink:
         self.manager.persist_full_sync()
         elapsed = time.monotonic() - self.sync_started if self.sync_started else 0.0
         self.sync_started = None
-        self.state = "connected"
+        self.state = LinkState.CONNECTED
         self.link_down_since = None
         self.last_error = None
         log.info(
@@ -518,9 +529,7 @@ class ReplicaLink:
 
     @property
     def redis_state(self) -> str:
-        return {"connecting": "connecting", "sync": "sync", "connected": "connected"}.get(
-            self.state, "connect"
-        )
+        return self.state.redis
 
     def stats(self) -> dict[str, Any]:
         history = self.node.history
@@ -554,7 +563,7 @@ class ReplicaLink:
             "last_heartbeat": int(self.last_heartbeat) if self.last_heartbeat else None,
             "master_address": self.master_address,
             "replica_id": self.replica_id,
-            "state": self.state,
+            "state": self.state.status,
             "sync_in_progress": progress is not None,
             "sync_keys_received": progress[0] if progress else None,
             "sync_keys_total": progress[1] if progress else None,

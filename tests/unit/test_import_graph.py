@@ -9,6 +9,7 @@ draws ("Layers"); a module may import its own layer and the layers below it.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "synap.replication.foreign",
             "synap.replication.framing",
             "synap.replication.handshake",
+            "synap.replication.link_state",
             "synap.replication.messages",
             "synap.replication.master_session",
             "synap.replication.replica_session",
@@ -94,6 +96,7 @@ SANS_IO = [
     "synap.replication.foreign",
     "synap.replication.framing",
     "synap.replication.handshake",
+    "synap.replication.link_state",
     "synap.replication.master_session",
     "synap.replication.messages",
     "synap.replication.peer_fields",
@@ -267,3 +270,43 @@ def test_an_upward_edge_is_reported() -> None:
     assert layer_of("synap.replication.manager") > layer_of("synap.replication.handshake")
     assert layer_of("synap.node") > layer_of("synap.api.http") > layer_of("synap.commands.layer")
     assert cycles({"a": {"b": 1}, "b": {"a": 2}, "c": {"a": 3}}) == [["a", "b"]]
+
+
+# RESP replies are encoded in synap/api/ only (resp_codec and the RESP front end): a bytes
+# or str literal elsewhere holding CRLF framing ("+OK\r\n", "$5\r\n...") or a bare RESP
+# status/error ("+OK", "-ERR ...") means a lower layer is producing wire replies again.
+_RESP_STATUS = re.compile(r"^[-+][A-Z]{2,}(?: |$)")
+
+
+def resp_literals(source: str) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, bytes | str):
+            text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
+            if "\r\n" in text or (isinstance(node.value, bytes) and _RESP_STATUS.match(text)):
+                found.append((node.lineno, repr(node.value)))
+    return found
+
+
+def test_no_resp_reply_literal_outside_api() -> None:
+    offenders = [
+        f"{module} line {line}: {literal}"
+        for module, path in sorted(module_files().items())
+        if not (module == "synap.api" or module.startswith("synap.api."))
+        for line, literal in resp_literals(path.read_text())
+    ]
+    assert not offenders, "RESP reply bytes outside synap/api/:\n  " + "\n  ".join(offenders)
+
+
+@pytest.mark.parametrize(
+    ("source", "hits"),
+    [
+        ('OK = b"+OK\\r\\n"\n', 1),
+        ('def f(m):\n    return b"-ERR " + m.encode() + b"\\r\\n"\n', 2),
+        ('X = b"-READONLY"\n', 1),
+        ('X = "line\\r\\n"\n', 1),
+        ('X = b"-"\nY = b"*"\nZ = b"SYNWAL1\\n"\nW = "-ERR is only text"\n', 0),
+    ],
+)  # fmt: skip
+def test_the_resp_literal_check_sees_replies(source: str, hits: int) -> None:
+    assert len(resp_literals(source)) == hits

@@ -113,7 +113,7 @@ def test_replica_role_refuses_writes_with_readonly() -> None:
     cmds = Commands(Keyspace(), History(), check_writable=roles.check_writable)
     with pytest.raises(ReadOnlyError) as err:
         cmds.set(b"a", b"1")
-    assert err.value.resp().startswith(b"-READONLY You can't write against a read only replica.")
+    assert err.value.message.startswith("READONLY You can't write against a read only replica.")
     assert "10.0.0.1:15501" in err.value.detail
 
 
