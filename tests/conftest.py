@@ -26,8 +26,6 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import os  # noqa: E402
-
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
