@@ -100,3 +100,37 @@ def save(directory: Path, topology: Topology) -> Path:
     os.replace(tmp, path)
     fsync_directory(directory)
     return path
+
+
+# ---------------------------------------------------------------- last role
+# ``role.json``: the role this node last ran with (written at start-up and at every role
+# change, whatever set it), never read to choose a role -- so the precedence above stays
+# true. It answers one question at start-up: was the recovered history one this node was
+# *following as a replica*? A node started as master on such a history must begin a new
+# one (synap/replication/manager.py), or it would write under its old master's id.
+ROLE_FILE_NAME = "role.json"
+
+
+def load_last_role(directory: Path) -> str | None:
+    """The role recorded in ``role.json``, None if there is none or it cannot be read
+    (a directory from an older version: nothing is known)."""
+    try:
+        data: Any = json.loads((directory / ROLE_FILE_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    role = data.get("role") if isinstance(data, dict) else None
+    return role if role in ROLES else None
+
+
+def save_last_role(directory: Path, role: str, replid: str, offset: int) -> Path:
+    """Replace ``role.json`` atomically; raises OSError on failure."""
+    path = directory / ROLE_FILE_NAME
+    tmp = path.with_name(f".{ROLE_FILE_NAME}.tmp")
+    data = {"role": role, "replid": replid, "offset": offset, "updated_at": time.time()}
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(directory)
+    return path

@@ -22,6 +22,7 @@ from synap.commands.errors import CommandError
 from synap.config import ConfigError, parse_address
 from synap.latency import SYNC_BUCKETS, LatencyHistogram
 from synap.listen import StartupError, bind_error
+from synap.persistence import topology
 from synap.replication.control import Following, Promoted, Stopped, WritesPaused, WritesResumed
 from synap.replication.handshake import REFUSAL_CODES
 from synap.replication.link_state import LinkState
@@ -120,7 +121,9 @@ class ReplicationManager(ReplicationViews):
         self.log.start(keep=self.initial_role is not Role.STANDALONE)
         self.started_empty = self.node.history.offset == 0 and len(self.node.keyspace) == 0
         role = self.initial_role
+        record_role = True
         if role is Role.MASTER:
+            record_role = await self._new_history_if_was_replica()
             self.node.roles.transition(Role.MASTER, "configured role")
             await self._start_master_server(self.config.replica_listen_address)
         elif role is Role.REPLICA and (
@@ -142,7 +145,68 @@ class ReplicationManager(ReplicationViews):
                 )
             self.node.roles.transition(Role.REPLICA, "configured role", f"{host}:{port}")
             self._start_replica_link(host, port)
+        if record_role:
+            self._record_last_role()
         self._started = True
+
+    async def _new_history_if_was_replica(self) -> bool:
+        """Start-up as a configured master on a recovered history this node was
+        *following as a replica* (``role.json`` says replica): begin a new history, as a
+        promotion does.  Keeping the old master's id would let this node write offsets
+        that the real master also writes under that id, and a later repoint would
+        partial-sync across the difference (silent divergence).  The old id stays valid
+        as ``replid2`` up to offset + 1, so this node's own former sub-replicas can still
+        continue by partial sync.  A master restarted as master keeps its id (its
+        replicas continue, and the fork repair of docs/OPERATIONS.md relies on it).
+
+        Returns False only if the new id could not be written to disk: ``role.json``
+        then keeps saying replica, so the next start shifts again."""
+        persistence = self.node.persistence
+        if persistence is None or self.config.failover.mode == "etcd":
+            return True
+        if topology.load_last_role(persistence.directory) != str(Role.REPLICA):
+            return True
+        history = self.node.history
+        old_id = history.replid
+        history.shift()
+        try:
+            # Awaited, before role.json says master: a crash in between shifts again
+            # on the next start instead of keeping the old master's id.
+            await persistence.snapshot(self.node.keyspace, history.position())
+        except Exception as exc:
+            log.error("could not persist the new replication id: %s", exc)
+            persisted = False
+        else:
+            persisted = True
+        self.started_empty = False
+        log.warning(
+            "started as master on a history this node was following as a replica (id %s, "
+            "offset %d): starting a new history %s, like a promotion (%s valid up to "
+            "offset %d). If this node is later repointed at a master, it full-syncs and "
+            "its writes made as master are discarded",
+            old_id, history.offset, history.replid, history.replid2,
+            history.second_offset - 1,
+        )  # fmt: skip
+        return persisted
+
+    def _record_last_role(self) -> None:
+        """Write the current role to ``role.json`` in the data directory (see
+        synap/persistence/topology.py): at start-up and after every role change."""
+        persistence = self.node.persistence
+        if persistence is None:
+            return
+        history = self.node.history
+        try:
+            topology.save_last_role(
+                persistence.directory, str(self.node.roles.role), history.replid, history.offset
+            )
+        except OSError as exc:
+            log.error("could not record the role in %s: %s", persistence.directory, exc)
+
+    def _record_topology(self, reason: str) -> str | None:
+        """After a runtime role change: ``role.json`` and ``topology.json``."""
+        self._record_last_role()
+        return self.node.record_topology(reason)
 
     def newer_epoch_seen(self, epoch: int, source: str) -> None:
         """Automatic failover: a peer knows a newer election epoch than ours, so another
@@ -290,7 +354,7 @@ class ReplicationManager(ReplicationViews):
                 # Sub-replicas (and anyone who connected while the listener started)
                 # follow the old id: reconnecting, they learn the new one (+CONTINUE).
                 self.master_server.drop_all("promoted to master")
-        topology_file = self.node.record_topology(reason)
+        topology_file = self._record_topology(reason)
         log.warning(
             "promoted to master (%s); was following %s; new replication id %s, "
             "previous %s valid up to offset %d",
@@ -380,7 +444,7 @@ class ReplicationManager(ReplicationViews):
             asyncio.get_running_loop().create_task(link.stop())
             link.state = LinkState.STOPPED
         log.error("%s; role is now %s", reason, roles.role)
-        self.node.record_topology("refused to replicate from itself")
+        self._record_topology("refused to replicate from itself")
 
     async def _reopen_listener(self) -> None:
         try:
@@ -424,7 +488,7 @@ class ReplicationManager(ReplicationViews):
             asyncio.get_running_loop().create_task(server.stop())
         self._start_replica_link(host, port)
         log.warning("now a replica of %s (%s)", address, reason)
-        topology_file = self.node.record_topology(reason)
+        topology_file = self._record_topology(reason)
         return Following(address, topology_file)
 
     def stop_replication(self) -> Stopped:
@@ -443,7 +507,7 @@ class ReplicationManager(ReplicationViews):
         roles.transition(Role.STANDALONE, "replication stopped")
         self.log.disable()
         self.node.keyspace.expire_on_access = True
-        topology_file = self.node.record_topology("replication stopped")
+        topology_file = self._record_topology("replication stopped")
         return Stopped(topology_file)
 
     # ---------------------------------------------------------------- write pause

@@ -87,3 +87,19 @@ def test_a_damaged_file_stops_start_up(tmp_path: Path) -> None:
     (tmp_path / "topology.json").write_text('{"role": "replica", "master_address": "x"}')
     with pytest.raises(StartupError, match="topology.json"):
         _apply_topology(_config(tmp_path), frozenset())
+
+
+def test_last_role_round_trips_is_unknown_when_missing_or_bad_and_never_sets_the_role(
+    tmp_path: Path,
+) -> None:
+    assert topology.load_last_role(tmp_path) is None
+    topology.save_last_role(tmp_path, "replica", "4d31", 26)
+    assert topology.load_last_role(tmp_path) == "replica"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["role.json"]
+    # role.json takes no part in the start-up precedence (topology.json does).
+    cfg = _config(tmp_path, role="master")
+    assert _apply_topology(cfg, frozenset()).replication.role == "master"
+    (tmp_path / "role.json").write_text('{"role": "boss"}')
+    assert topology.load_last_role(tmp_path) is None
+    (tmp_path / "role.json").write_text("{not json")
+    assert topology.load_last_role(tmp_path) is None
