@@ -615,9 +615,7 @@ def part_stall(nkeys: int) -> list[str]:
     for i in range(nkeys):
         keyspace.put(b"key:%08d" % i, value, 0)
     node = types.SimpleNamespace(keyspace=keyspace)
-    conn = types.SimpleNamespace(
-        server=types.SimpleNamespace(manager=types.SimpleNamespace(node=node))
-    )
+    conn = types.SimpleNamespace(server=types.SimpleNamespace(node=node))
     one_step: list[float] = []
     key_list: list[float] = []
     slice_max: list[float] = []
