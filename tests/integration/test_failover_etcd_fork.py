@@ -66,6 +66,22 @@ def group_with_proxies(factory: NodeFactory, etcd: EtcdProcess) -> Group:
     return Group(a, others, to_etcd, to_a)
 
 
+def write_and_settle(g: Group) -> tuple[int, str, dict[str, int]]:
+    """Twenty writes on ``a``, replicated to both others: returns the fork point to be
+    (a's offset), a's replication id, and each other node's full syncs so far (their
+    first sync)."""
+    a = g.a
+    for i in range(20):
+        assert set_ok(a, f"k{i}", f"v{i}")
+    wait_caught_up(a, g.others)
+    stats = a.stats()
+    return (
+        stats["master_offset"],
+        stats["replication_id"],
+        {o.name: o.stats()["full_syncs"] for o in g.others},
+    )
+
+
 def wait_new_master(nodes: list[SynapProcess], timeout: float) -> SynapProcess:
     def elected() -> SynapProcess | None:
         found = [n for n in nodes if n.is_running() and failover_status(n)["is_leader"]]
@@ -128,12 +144,7 @@ def test_old_master_partitioned_from_everyone_truncates_its_writes_and_partial_s
     resumes by partial sync."""
     g = group_with_proxies(node_factory, etcd_server)
     a = g.a
-    for i in range(20):
-        assert set_ok(a, f"k{i}", f"v{i}")
-    wait_caught_up(a, g.others)
-    fork = a.stats()["master_offset"]
-    replid = a.stats()["replication_id"]
-    others_full = {o.name: o.stats()["full_syncs"] for o in g.others}  # their first sync
+    fork, replid, others_full = write_and_settle(g)
     before = a.stats()
 
     g.to_a.pause()  # a <-> replicas
@@ -175,12 +186,7 @@ def test_old_master_killed_with_unreplicated_writes_truncates_them_on_restart(
     follows the new master, truncates those three records and partial-syncs."""
     g = group_with_proxies(node_factory, etcd_server)
     a = g.a
-    for i in range(20):
-        assert set_ok(a, f"k{i}", f"v{i}")
-    wait_caught_up(a, g.others)
-    fork = a.stats()["master_offset"]
-    replid = a.stats()["replication_id"]
-    others_full = {o.name: o.stats()["full_syncs"] for o in g.others}  # their first sync
+    fork, replid, others_full = write_and_settle(g)
     g.to_a.pause()
     unreplicated = [f"unreplicated{i}" for i in range(3)]
     for key in unreplicated:
