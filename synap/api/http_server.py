@@ -205,6 +205,9 @@ def error_response(status: int, message: str, code: str) -> Response:
 
 
 _SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"expect", b"connection"})
+# Byte values, not one-byte strings: ``int in bytes`` is a memchr, while ``bytes in bytes``
+# first tries the operand as an integer and builds (and drops) a TypeError every time.
+_QUERY, _ESCAPE, _FRAGMENT = b"?%#"
 
 
 class _BodyTooLarge(Exception):
@@ -339,9 +342,9 @@ class RequestParser:
             and not self.ready
             and method == b"GET"
             and url.startswith(fast.prefix)
-            and b"?" not in url
-            and b"%" not in url
-            and b"#" not in url
+            and _QUERY not in url
+            and _ESCAPE not in url
+            and _FRAGMENT not in url
             and url.isascii()
             and parser.should_keep_alive()
         ):
@@ -351,11 +354,18 @@ class RequestParser:
         request = self._request = Request(self._headers)
         if method != b"GET":
             request.method = method.decode("ascii", "replace")
-        if url.startswith(b"/") and b"?" not in url and b"%" not in url and b"#" not in url:
+        if (
+            url.startswith(b"/")
+            and _QUERY not in url
+            and _ESCAPE not in url
+            and _FRAGMENT not in url
+        ):
             raw = url  # origin form without query or escapes: the common case
         else:
             try:
-                parsed = httptools.parse_url(url)
+                # Any: httptools' stub types URL.path and .query as bytes, but either is
+                # None when absent, which compiled code would refuse.
+                parsed: Any = httptools.parse_url(url)
             except httptools.HttpParserInvalidURLError:
                 raise HttpProtocolError(400, "invalid request target") from None
             raw = parsed.path or b"/"
