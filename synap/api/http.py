@@ -343,7 +343,7 @@ class HttpApi:
             _JSON_HEADERS,
         )
 
-    async def kv_del(self, request: Request, key: bytes) -> Reply:
+    def kv_del(self, request: Request, key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
         _require_key(key)
         body = self._json(request, optional=True)
         if not isinstance(body, dict) or any(name != "wait" for name in body):
@@ -353,16 +353,16 @@ class HttpApi:
         node = self.node
         plan = consistency.wait_plan(node, body.get("wait"))
         deleted = node.commands.delete([key]) == 1
-        return await self._waited(
+        return self._written(
             request, plan, {"deleted": deleted, "key": key.decode(errors="replace")}
         )
 
-    async def kv_set(self, request: Request, _key: bytes) -> Reply:
+    def kv_set(self, request: Request, _key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
         body = self._json(request)
         plan = consistency.wait_plan(
             self.node, body.get("wait") if isinstance(body, dict) else None
         )
-        return await self._waited(request, plan, self._kv_set(body))
+        return self._written(request, plan, self._kv_set(body))
 
     def kv_stats(self, _request: Request, _key: bytes) -> Reply:
         return 200, self.node.kv_stats()
@@ -473,6 +473,18 @@ class HttpApi:
         )
 
     # ----------------------------------------------------------------- helpers
+    def _written(
+        self, request: Request, plan: consistency.WaitPlan | None, answer: dict[str, Any]
+    ) -> Reply | Coroutine[Any, Any, Reply]:
+        """A write's answer: now when it waits for nothing (no task), else once its wait
+        is over (:meth:`_waited`)."""
+        if plan is not None:
+            return self._waited(request, plan, answer)
+        fields = consistency.written_now(self.node)
+        request.offset = fields["offset"]
+        answer.update(fields)
+        return 200, answer
+
     async def _waited(
         self, request: Request, plan: consistency.WaitPlan | None, answer: dict[str, Any]
     ) -> Reply:
