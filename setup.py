@@ -38,6 +38,10 @@ COMPILED_MODULES = (
     "synap/replication/backlog.py",
     "synap/replication/roles.py",
     "synap/latency.py",
+    # The HTTP front end: the server, its handlers and the route table.
+    "synap/api/http_server.py",
+    "synap/api/http.py",
+    "synap/api/http_routes.py",
 )
 GROUP = "synap"  # mypyc's shared library: synap__mypyc.<abi>.so beside the package
 ROOT = Path(__file__).resolve().parent

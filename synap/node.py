@@ -229,12 +229,14 @@ class Node:
         sock = bind(server_cfg.host, server_cfg.port, "HTTP API", "--port / server.port")
         self.http_address = sock.getsockname()[:2]
         # The node's client TLS context, as for the RESP and SynapRPC ports (synap/tls.py).
+        api = HttpApi(self)
         self._http_server = await start_http_server(
-            HttpApi(self).handle,
+            api.handle,
             sock,
             ssl_context=self.tls.clients,
             max_body=server_cfg.max_body_bytes,
             max_clients=server_cfg.max_clients,
+            fast=api.fast_route(),
         )
 
     async def _start_resp(self) -> None:

@@ -94,15 +94,22 @@ def _is_count(value: Any) -> bool:
 async def finish_write(node: ReplicatedData, plan: WaitPlan | None) -> tuple[bool, dict[str, Any]]:
     """After a write: wait as ``plan`` says.  Returns (confirmed, fields for the answer:
     ``offset``, ``replicas_acked``)."""
-    offset = node.history.offset
     if plan is None:
-        return True, {"offset": offset, "replicas_acked": _acked_now(node, offset)}
+        return True, written_now(node)
+    offset = node.history.offset
     # The WAL first (fsynced under 'always'), as before any reply.
     node.flush_writes()
     ok, acked = await node.consistency.wait_replicas(
         offset, plan.replicas, plan.timeout_ms, fsync=plan.fsync
     )
     return ok, {"offset": offset, "replicas_acked": acked}
+
+
+def written_now(node: ReplicatedData) -> dict[str, Any]:
+    """:func:`finish_write`'s fields for a write that waits for nothing (``plan`` None),
+    without a coroutine: ``offset`` and the replicas that have already acknowledged it."""
+    offset = node.history.offset
+    return {"offset": offset, "replicas_acked": _acked_now(node, offset)}
 
 
 def _acked_now(node: ReplicatedData, offset: int) -> int:

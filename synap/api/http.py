@@ -25,6 +25,12 @@ statuses through :mod:`synap.api.error_status`.
 The handlers are plain methods called by the server with a parsed
 :class:`~synap.api.http_server.Request`; one that must wait (a ``wait`` on replicas, a
 ``min_offset``, a promotion) returns a coroutine, the rest answer synchronously.
+
+``GET /kv/get/{key}`` without a query or ``Synap-Min-Offset`` is also served from the
+server's parser callbacks (:meth:`HttpApi.fast_route`, a
+:class:`~synap.api.http_server.FastRoute`) when no API keys are configured: the same
+answer, counters, metrics and group commit as through :meth:`HttpApi.handle`, without the
+request object and the route lookup.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from synap import __version__
 from synap.api import command_endpoint, consistency, json_values, status_page, views
 from synap.api.error_status import http_error
 from synap.api.http_routes import Route, RouteTable
-from synap.api.http_server import Request, Response, header_block
+from synap.api.http_server import FastRoute, Request, Response, header_block
 from synap.api.json_values import from_stored, to_stored
 from synap.commands.errors import CommandError, OffsetTimeoutError
 from synap.store.keyspace import now_ms
@@ -104,6 +110,33 @@ class HttpApi:
         self._observe = node.http_timings.observe
 
     # ----------------------------------------------------------------- dispatch
+    def fast_route(self) -> FastRoute | None:
+        """``GET /kv/get/{key}`` for the server's parser to answer itself, or None when
+        API keys are configured (then every request is authenticated by :meth:`handle`).
+        A query or a ``Synap-Min-Offset`` header (a read that may wait) takes the general
+        path."""
+        if self._api_keys:
+            return None
+        prefix = _KV_GET.prefix
+        assert prefix is not None
+        return FastRoute(prefix.encode(), self._fast_kv_get, frozenset({b"synap-min-offset"}))
+
+    def _fast_kv_get(self, key: bytes) -> Response:
+        """:meth:`handle` for ``GET /kv/get/<key>`` (plain, no API keys: an open node)."""
+        started = perf_counter()
+        node = self.node
+        node.commands_processed += 1
+        try:
+            reply = self._kv_value(key)
+        except Exception as exc:
+            request = _fast_request(key)
+            return self._finish(request, _KV_GET, started, self._failure(request, exc))
+        node.flush_writes()  # group commit, as in handle()
+        if reply.__class__ is Response:
+            self._observe(_KV_GET_LABEL, perf_counter() - started)
+            return reply
+        return self._finish(_fast_request(key), _KV_GET, started, reply)
+
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         """Answer one request: a Response now, or an awaitable of one."""
         started = perf_counter()
@@ -287,8 +320,18 @@ class HttpApi:
         raw = commands.get(key)
         if raw is None:
             return _error_body(404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND")
-        value, encoding = from_stored(raw, commands.is_json(key))
-        ttl = command_endpoint.ttl_after_read(node, key)
+        # from_stored and command_endpoint.ttl_after_read, inlined for the common case
+        # (text that is not of json kind; the read has checked roles and expiry).
+        encoding: str | None = None
+        if commands.is_json(key):
+            value, encoding = from_stored(raw, True)
+        else:
+            try:
+                value = raw.decode()
+            except UnicodeDecodeError:
+                value, encoding = from_stored(raw, False)
+        at = commands.keyspace.expiry_of(key)
+        ttl = None if at == 0 else (max(0, at - now_ms()) + 500) // 1000
         return Response(
             200,
             b'{"found":true,"value":%s,"ttl":%s%s}'
@@ -300,7 +343,7 @@ class HttpApi:
             _JSON_HEADERS,
         )
 
-    async def kv_del(self, request: Request, key: bytes) -> Reply:
+    def kv_del(self, request: Request, key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
         _require_key(key)
         body = self._json(request, optional=True)
         if not isinstance(body, dict) or any(name != "wait" for name in body):
@@ -310,16 +353,16 @@ class HttpApi:
         node = self.node
         plan = consistency.wait_plan(node, body.get("wait"))
         deleted = node.commands.delete([key]) == 1
-        return await self._waited(
+        return self._written(
             request, plan, {"deleted": deleted, "key": key.decode(errors="replace")}
         )
 
-    async def kv_set(self, request: Request, _key: bytes) -> Reply:
+    def kv_set(self, request: Request, _key: bytes) -> Reply | Coroutine[Any, Any, Reply]:
         body = self._json(request)
         plan = consistency.wait_plan(
             self.node, body.get("wait") if isinstance(body, dict) else None
         )
-        return await self._waited(request, plan, self._kv_set(body))
+        return self._written(request, plan, self._kv_set(body))
 
     def kv_stats(self, _request: Request, _key: bytes) -> Reply:
         return 200, self.node.kv_stats()
@@ -430,6 +473,18 @@ class HttpApi:
         )
 
     # ----------------------------------------------------------------- helpers
+    def _written(
+        self, request: Request, plan: consistency.WaitPlan | None, answer: dict[str, Any]
+    ) -> Reply | Coroutine[Any, Any, Reply]:
+        """A write's answer: now when it waits for nothing (no task), else once its wait
+        is over (:meth:`_waited`)."""
+        if plan is not None:
+            return self._waited(request, plan, answer)
+        fields = consistency.written_now(self.node)
+        request.offset = fields["offset"]
+        answer.update(fields)
+        return 200, answer
+
     async def _waited(
         self, request: Request, plan: consistency.WaitPlan | None, answer: dict[str, Any]
     ) -> Reply:
@@ -572,6 +627,17 @@ ROUTES = (
     Route("/metrics", _GET, HttpApi.metrics),
 )
 ROUTE_TABLE = RouteTable(ROUTES)
+_KV_GET = next(route for route in ROUTES if route.pattern == "/kv/get/{key}")
+_KV_GET_LABEL = _KV_GET.label
+
+
+def _fast_request(key: bytes) -> Request:
+    """The request the general path would have parsed for a fast ``GET /kv/get/<key>``
+    (for the rare answers that need one: not found, errors)."""
+    assert _KV_GET.prefix is not None
+    request = Request([])
+    request.path = _KV_GET.prefix + key.decode("ascii")
+    return request
 
 
 def route_label(path: str) -> str:

@@ -14,7 +14,16 @@ Two halves:
   request runs at a time, reading pauses when too many wait), ``Expect: 100-continue``,
   an idle timeout, and a graceful close on shutdown. Handlers are called directly: a
   handler returns a :class:`Response`, or an awaitable of one when it has to wait
-  (``wait``, ``min_offset``, promotion...). A synchronous answer costs no task.
+  (``wait``, ``min_offset``, promotion...). A synchronous answer costs no task. The
+  answers to one read go out in one ``transport.write``.
+
+One route may be a :class:`FastRoute` (``GET /kv/get/{key}``): a plain ``GET`` of its
+prefix (keep-alive, no query, no escapes, none of the headers that change its answer or
+need the general path) is answered by the parser's own callbacks, with no
+:class:`Request`, no route lookup and no queue, whenever no earlier request of the
+connection is still waiting, so answers stay in request order. Every other request takes
+the general path. The API installs one only where the general path would let the request
+through unchecked (no API keys configured).
 
 TLS is the loop's: :func:`start_http_server` passes the node's client context to
 ``create_server`` as for the Redis and SynapRPC ports.
@@ -108,6 +117,27 @@ class Response:
 Handler = Callable[[Request], "Response | Awaitable[Response]"]
 
 
+class FastRoute:
+    """A ``GET`` route the parser answers from its callbacks (see the module docstring).
+
+    ``answer(key)`` gets the path after ``prefix`` (bytes, ASCII, no escapes) and must
+    give exactly the :class:`Response` the general path would for ``GET prefix+key``,
+    with the same side effects (counters, metrics, group commit). A request carrying a
+    header in ``slow_headers`` (lower case) takes the general path."""
+
+    __slots__ = ("prefix", "answer", "slow_headers")
+
+    def __init__(
+        self,
+        prefix: bytes,
+        answer: Callable[[bytes], Response],
+        slow_headers: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.prefix = prefix
+        self.answer = answer
+        self.slow_headers = slow_headers
+
+
 def header_block(headers: list[tuple[bytes, bytes]]) -> bytes:
     """``[(name, value)]`` as the preformatted lines :class:`Response` takes."""
     return b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
@@ -175,6 +205,9 @@ def error_response(status: int, message: str, code: str) -> Response:
 
 
 _SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"expect", b"connection"})
+# Byte values, not one-byte strings: ``int in bytes`` is a memchr, while ``bytes in bytes``
+# first tries the operand as an integer and builds (and drops) a TypeError every time.
+_QUERY, _ESCAPE, _FRAGMENT = b"?%#"
 
 
 class _BodyTooLarge(Exception):
@@ -184,31 +217,54 @@ class _BodyTooLarge(Exception):
 class RequestParser:
     """Sans-IO: ``feed(bytes)`` parses; finished requests wait in ``ready``, in order.
 
+    With a :class:`FastRoute` (``fast``), a request it serves that arrives while
+    ``ready`` is empty and ``hold`` is off is answered at once: its encoded answer joins
+    ``answers`` (which the connection writes, before the answers to ``ready``). The
+    connection sets ``hold`` while an earlier request is still being answered, and
+    ``fast`` to None when nothing may be answered early (shutdown, over max_clients).
+
     ``continue_wanted`` turns true when the request being read sent ``Expect:
     100-continue`` and its body is allowed: the connection should send ``100 Continue``
     once every earlier answer is out. After a request that is ``too_large`` (or any
     request that does not keep the connection alive) ``done`` is set and further bytes
     are ignored."""
 
-    def __init__(self, max_body: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+    def __init__(
+        self,
+        max_body: int,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        fast: FastRoute | None = None,
+    ) -> None:
         self.max_body = max_body
         self.max_header_bytes = max_header_bytes
         self.ready: deque[Request] = deque()
         self.continue_wanted = False
         self.done = False
+        self.fast = fast
+        self.hold = False
+        #: Encoded answers of fast-route requests, in order, for the connection to write.
+        self.answers: list[bytes] = []
+        # Headers that make a request "special": looked at once it is complete.
+        self._watched = _SPECIAL if fast is None else _SPECIAL | fast.slow_headers
         self._parser = httptools.HttpRequestParser(self)
+        self._started = False
         self._request: Request | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
         self._url = b""
         self._header_bytes = 0
+        self._special = False
+        self._fast_key: bytes | None = None
         self._body: list[bytes] = []
         self._body_size = 0
+        self._chunked = False
         self._expect = False
+        self._connection = False
         #: A request's body is being received (the idle timer restarts on its bytes).
         self.in_body = False
 
     @property
     def mid_request(self) -> bool:
-        return self._request is not None
+        return self._started
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises :class:`HttpProtocolError` on a request we refuse."""
@@ -219,7 +275,7 @@ class RequestParser:
         except httptools.HttpParserUpgrade as exc:
             # An upgrade we do not do (h2c, websocket): the request is answered as plain
             # HTTP/1.1 and what follows it is read as HTTP/1.1 again.
-            if self._request is not None:
+            if self._started:
                 raise HttpProtocolError(400, "upgrade with a body is not supported") from None
             offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
             self._parser = httptools.HttpRequestParser(self)
@@ -239,10 +295,9 @@ class RequestParser:
     # No on_message_begin (one callback less per request): the first piece of the URL
     # starts a request; the body state was reset when the previous request ended.
     def on_url(self, url: bytes) -> None:
-        if self._request is None:
-            headers: list[tuple[bytes, bytes]] = []
-            self._headers = headers
-            self._request = Request(headers)
+        if not self._started:
+            self._started = True
+            self._headers = []
             self._url = url
             self._header_bytes = len(url)
             self._special = False
@@ -258,7 +313,7 @@ class RequestParser:
             raise HttpProtocolError(431, f"request headers over {self.max_header_bytes} bytes")
         name = name.lower()
         self._headers.append((name, value))
-        if name in _SPECIAL:
+        if name in self._watched:
             self._special = True
 
     def _special_headers(self, request: Request) -> None:
@@ -276,18 +331,41 @@ class RequestParser:
                 self._connection = True
 
     def on_headers_complete(self) -> None:
-        request = self._request
-        assert request is not None
         parser = self._parser
         method = parser.get_method()
+        url = self._url
+        fast = self.fast
+        if (
+            fast is not None
+            and not self._special
+            and not self.hold
+            and not self.ready
+            and method == b"GET"
+            and url.startswith(fast.prefix)
+            and _QUERY not in url
+            and _ESCAPE not in url
+            and _FRAGMENT not in url
+            and url.isascii()
+            and parser.should_keep_alive()
+        ):
+            # No body (no Content-Length / Transfer-Encoding): complete right after this.
+            self._fast_key = url[len(fast.prefix) :]
+            return
+        request = self._request = Request(self._headers)
         if method != b"GET":
             request.method = method.decode("ascii", "replace")
-        url = self._url
-        if url.startswith(b"/") and b"?" not in url and b"%" not in url and b"#" not in url:
+        if (
+            url.startswith(b"/")
+            and _QUERY not in url
+            and _ESCAPE not in url
+            and _FRAGMENT not in url
+        ):
             raw = url  # origin form without query or escapes: the common case
         else:
             try:
-                parsed = httptools.parse_url(url)
+                # Any: httptools' stub types URL.path and .query as bytes, but either is
+                # None when absent, which compiled code would refuse.
+                parsed: Any = httptools.parse_url(url)
             except httptools.HttpParserInvalidURLError:
                 raise HttpProtocolError(400, "invalid request target") from None
             raw = parsed.path or b"/"
@@ -326,6 +404,19 @@ class RequestParser:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._started = False
+        key = self._fast_key
+        if key is not None:
+            self._fast_key = None
+            fast = self.fast
+            assert fast is not None
+            try:
+                response = fast.answer(key)
+            except Exception:
+                log.exception("internal error on GET %s", self._url.decode("ascii"))
+                response = _internal()
+            self.answers.append(encode_response(response, False, True))
+            return
         request = self._request
         assert request is not None
         if self._body:
@@ -342,6 +433,7 @@ class RequestParser:
         request.too_large = True
         request.keep_alive = False
         self._request = None
+        self._started = False
         self.in_body = False
         self._body = []
         self.continue_wanted = False
@@ -358,11 +450,13 @@ class HttpServerState:
         max_body: int,
         max_clients: int,
         idle_timeout: float = IDLE_TIMEOUT_SECS,
+        fast: FastRoute | None = None,
     ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.max_clients = max_clients
         self.idle_timeout = idle_timeout
+        self.fast = fast
         self.connections: set[HttpConnection] = set()
         self.closing = False
 
@@ -372,7 +466,7 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, state: HttpServerState) -> None:
         self.state = state
-        self.parser = RequestParser(state.max_body)
+        self.parser = RequestParser(state.max_body, fast=state.fast)
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
@@ -393,6 +487,9 @@ class HttpConnection(asyncio.Protocol):
         state.connections.add(self)
         if len(state.connections) > state.max_clients:
             self._over_limit = True
+            self.parser.fast = None  # every request of this connection gets the 503
+        if state.closing:
+            self.parser.fast = None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -432,14 +529,26 @@ class HttpConnection(asyncio.Protocol):
             parser.done = True
         if parser.in_body:
             self._last_active = self._loop.time()
-        if self._task is not None:
+        if self._task is not None:  # parser.hold is on: no fast answers either
             if len(parser.ready) > MAX_PIPELINED and not self._read_paused:
                 self._read_paused = True
                 if self.transport is not None:
                     self.transport.pause_reading()
             return
+        answers = parser.answers
         if parser.ready:
-            self._run_ready()
+            if answers:
+                out = answers.copy()  # the fast answers come first, in the same write
+                answers.clear()
+                self._run_ready(out)
+            else:
+                self._run_ready([])
+        elif answers:
+            self._write(answers[0] if len(answers) == 1 else b"".join(answers))
+            answers.clear()
+            self._last_active = self._loop.time()
+            if self._error is not None or parser.continue_wanted:
+                self._after_answers()
         elif self._error is not None or parser.continue_wanted:
             self._after_answers()
 
@@ -452,13 +561,12 @@ class HttpConnection(asyncio.Protocol):
         return True
 
     # ------------------------------------------------------------ requests
-    def _run_ready(self) -> None:
+    def _run_ready(self, out: list[bytes]) -> None:
         """Answer the parsed requests in order; stop at one that must wait. Answers
-        to pipelined requests go out in one write."""
+        to pipelined requests go out in one write, after ``out`` (answers already made)."""
         ready = self.parser.ready
         handler = self.state.handler
         closing = self.state.closing
-        out: list[bytes] = []
         while ready and not self._closing:
             request = ready.popleft()
             if self._over_limit:
@@ -475,6 +583,7 @@ class HttpConnection(asyncio.Protocol):
             if not isinstance(response, Response):
                 if out:
                     self._write(b"".join(out))
+                self.parser.hold = True  # later requests wait their turn in `ready`
                 self._task = self._loop.create_task(self._await(request, response))
                 return
             if closing:
@@ -511,13 +620,14 @@ class HttpConnection(asyncio.Protocol):
             log.exception("internal error on %s %s", request.method, request.path)
             response = _internal()
         self._task = None
+        self.parser.hold = False
         if self.transport is None:
             return
         self._write(self._encode(request, response))
         if not request.keep_alive:
             self._close()
             return
-        self._run_ready()
+        self._run_ready([])
 
     def _after_answers(self) -> None:
         """Every parsed request is answered: an error owed, shutdown, 100-continue."""
@@ -597,6 +707,7 @@ class HttpConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Server shutdown: close now when idle, else after the running answer."""
+        self.parser.fast = None  # what is still read is answered with connection: close
         if self._task is None and not self.parser.ready:
             self._close(force=True)
 
@@ -642,9 +753,11 @@ async def start_http_server(
     max_body: int,
     max_clients: int,
     idle_timeout: float = IDLE_TIMEOUT_SECS,
+    fast: FastRoute | None = None,
 ) -> HttpServer:
-    """Serve ``handler`` on the bound socket ``sock`` (TLS when ``ssl_context``)."""
-    state = HttpServerState(handler, max_body, max_clients, idle_timeout)
+    """Serve ``handler`` on the bound socket ``sock`` (TLS when ``ssl_context``), and
+    ``fast`` from the parser (see :class:`FastRoute`)."""
+    state = HttpServerState(handler, max_body, max_clients, idle_timeout, fast)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: HttpConnection(state), sock=sock, ssl=ssl_context, backlog=2048

@@ -173,6 +173,23 @@ def test_pipelined_requests_are_answered_in_order(node: SynapProcess) -> None:
     assert answers[22][0] == 200 and json.loads(answers[22][2])["value"] == 9
 
 
+def test_a_plain_get_sent_while_an_earlier_request_waits_is_answered_after_it(
+    node: SynapProcess,
+) -> None:
+    """Plain GETs are answered straight from the parser, but never ahead of an earlier
+    request of the connection that is still waiting (here a min_offset that times out)."""
+    assert node.http.post("/kv/set", json={"key": "turn", "value": "mine"}).status_code == 200
+    with connect(node) as sock:
+        sock.sendall(b"GET /kv/get/turn?min_offset=999999999&timeout_ms=300 HTTP/1.1\r\n\r\n")
+        time.sleep(0.1)  # the first one is waiting now
+        sock.sendall(b"GET /kv/get/turn HTTP/1.1\r\n\r\n" * 2)
+        answers = read_until(sock, 3)
+    assert [status for status, _, _ in answers] == [503, 200, 200]
+    assert json.loads(answers[0][2])["min_offset"] == 999999999
+    assert json.loads(answers[1][2]) == {"found": True, "value": "mine", "ttl": None}
+    assert answers[1][2] == answers[2][2]
+
+
 # ------------------------------------------------------------------ bodies
 
 

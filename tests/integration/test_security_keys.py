@@ -25,7 +25,7 @@ import redis
 from synap_sdk import SynapClient, SynapConfig
 from synap_sdk.exceptions import SynapException
 
-from tests.support.server import NodeFactory, SynapProcess
+from tests.support.server import HOST, NodeFactory, SynapProcess
 
 KEY = "app-key-4b1f0c"
 OTHER_KEY = "second-app-key-9d2e"
@@ -84,6 +84,24 @@ def test_http_routes_need_an_api_key(node: SynapProcess, path: str) -> None:
         assert response.json()["code"] == "UNAUTHORIZED"
     for key in (KEY, OTHER_KEY, ADMIN):
         assert _get(node, path, key).status_code in (200, 404), key  # 404: key k is absent
+
+
+def test_plain_pipelined_gets_need_an_api_key_too(node: SynapProcess) -> None:
+    """Bare keep-alive GETs (no Connection header, as wrk sends them: the shape the
+    server's fast path answers on an open node) are authenticated like any request."""
+    assert _post(node, "/kv/set", KEY, {"key": "pk", "value": "secret-value"}).status_code == 200
+    request = b"GET /kv/get/pk HTTP/1.1\r\nHost: x\r\n\r\n"
+    authorized = b"GET /kv/get/pk HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n" % KEY.encode()
+    with socket.create_connection((HOST, node.port), timeout=10) as sock:
+        sock.sendall(request * 3 + authorized)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 4 or not data.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"401", b"401", b"401", b"200"]
+    assert b"secret-value" not in b"".join(answers[:3]) and b"secret-value" in answers[3]
 
 
 def test_http_accepts_the_key_as_a_basic_auth_password(node: SynapProcess) -> None:
