@@ -76,7 +76,21 @@ def usable(transport: asyncio.BaseTransport | None, keys: int) -> bool:
 
 
 class SnapshotFailed(Exception):
-    """The child could not send the snapshot (the replica went away or stopped reading)."""
+    """The child could not send the snapshot: the replica went away, or accepted no byte
+    for the replica timeout (``stalled``)."""
+
+    def __init__(self, message: str, stalled: bool = False) -> None:
+        super().__init__(message)
+        self.stalled = stalled
+
+
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    """``sendall``, except that the socket's timeout bounds each wait for the kernel to
+    accept *some* bytes, not the whole send: any byte accepted counts as progress, as
+    for the in-process sync (a slow replica is not a stalled one)."""
+    with memoryview(data) as view:
+        while view:
+            view = view[sock.send(view) :]
 
 
 def _entries(keyspace: Keyspace) -> Iterator[tuple[Any, ...]]:
@@ -158,13 +172,13 @@ def _child(
         _close_other_fds({sock_fd, report_fd})
         sock = socket.socket(fileno=sock_fd)
         # A timeout keeps the (shared, non-blocking) descriptor as it is and bounds each
-        # send: a replica that stops reading for timeout_s ends the child.
+        # wait: a replica that accepts nothing for timeout_s ends the child.
         sock.settimeout(timeout_s)
-        sock.sendall(head)
+        _send_all(sock, head)
         sent = len(head)
         for chunks, batch in enumerate(batch_entries(_entries(keyspace)), 1):
             frame = session.snapshot_chunk(batch)
-            sock.sendall(frame)
+            _send_all(sock, frame)
             sent += len(frame)
             if chunks % PROGRESS_CHUNKS == 0:
                 os.write(report_fd, b"P %d %d\n" % (session.snapshot_counters[0], sent))
@@ -172,8 +186,9 @@ def _child(
         os.write(report_fd, b"D %d %d %d %d\n" % (keys, seq, crc, sent))
         code = 0
     except BaseException as exc:  # reported to the master, which logs it
+        kind = b"T " if isinstance(exc, TimeoutError) else b"E "
         with contextlib.suppress(BaseException):
-            os.write(report_fd, b"E " + repr(exc).encode(errors="replace")[:400] + b"\n")
+            os.write(report_fd, kind + repr(exc).encode(errors="replace")[:400] + b"\n")
     finally:
         os._exit(code)
 
@@ -249,8 +264,12 @@ class SnapshotChild:
         if last.startswith(b"D ") and status == 0:
             _, keys, seq, crc, sent = last.split()
             return int(keys), int(seq), int(crc), int(sent)
-        detail = last[2:].decode(errors="replace") if last.startswith(b"E ") else ""
-        raise SnapshotFailed(detail or f"snapshot process {self.pid} ended with status {status}")
+        failed = last.startswith((b"E ", b"T "))
+        detail = last[2:].decode(errors="replace") if failed else ""
+        raise SnapshotFailed(
+            detail or f"snapshot process {self.pid} ended with status {status}",
+            stalled=last.startswith(b"T "),
+        )
 
     async def _reap(self) -> int:
         while True:

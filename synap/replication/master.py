@@ -402,7 +402,18 @@ class ReplicaConnection(asyncio.Protocol):
             keys, seq, crc, sent = await child.result(progress)
         except fork_snapshot.SnapshotFailed as exc:
             self.snapshot_child = None
-            if not self.closed:
+            if self.closed:
+                return
+            if exc.stalled:  # worded as _check_stalled words it for the in-process sync
+                reason = (
+                    f"replica {self.replica_id} ({self.peer}) stopped reading: nothing "
+                    f"accepted for {timeout}s (replica timeout {timeout}s) during a full "
+                    "sync; it is stalled or the network is partitioned"
+                )
+                log.warning("%s", reason)
+                self.session.close(ErrorCode.TIMEOUT, reason)
+                self._close(abort=True)
+            else:
                 self._drop(f"full sync to replica {self.replica_id} failed: {exc}")
             return
         finally:
