@@ -212,7 +212,7 @@ def last_fork_ms(pair: Pair) -> float:
     found = float("nan")
     for line in pair.master.log_path.read_text(errors="replace").splitlines():
         if "by process" in line and "(fork " in line:
-            found = float(line.rsplit("(fork ", 1)[1].split()[0])
+            found = float(line.rsplit("(fork ", 1)[1].split()[0])  # wall ms
     return found
 
 
@@ -681,6 +681,7 @@ def part_stall(nkeys: int) -> list[str]:
     slice_median: list[float] = []
     release_max: list[float] = []
     fork_ms: list[float] = []
+    fork_cpu_ms: list[float] = []
     child_s: list[float] = []
 
     def forked_sync() -> None:
@@ -709,6 +710,7 @@ def part_stall(nkeys: int) -> list[str]:
         child = asyncio.run(run())
         child_s.append(time.perf_counter() - t)
         fork_ms.append(child.fork_ms)
+        fork_cpu_ms.append(child.fork_cpu_ms)
         ours.close()
         reader.join(10)
         theirs.close()
@@ -750,10 +752,16 @@ def part_stall(nkeys: int) -> list[str]:
     ms = lambda v: fmt_num(v * 1000, "ms")  # noqa: E731
     rows = [
         [
-            f"default: fork() of the master ({rss_mb:.0f} MB RSS here)",
-            f"{fmt_num(median(fork_ms), 'ms')} ({', '.join(f'{x:.1f}' for x in fork_ms)})",
+            f"default: fork() of the master ({rss_mb:.0f} MB RSS here), CPU",
+            f"{fmt_num(median(fork_cpu_ms), 'ms')} ({', '.join(f'{x:.1f}' for x in fork_cpu_ms)})",
             "≤ 10 ms",
-            verdict(median(fork_ms) <= 10, f"{median(fork_ms):.1f} ms"),
+            verdict(median(fork_cpu_ms) <= 10, f"{median(fork_cpu_ms):.1f} ms"),
+        ],
+        [
+            "default: fork(), wall (preemption by other processes included)",
+            f"{fmt_num(median(fork_ms), 'ms')} ({', '.join(f'{x:.1f}' for x in fork_ms)})",
+            "",
+            "",
         ],
         [
             "default: the child's whole snapshot (other core), wall",
@@ -778,7 +786,7 @@ def part_stall(nkeys: int) -> list[str]:
         ],
     ]
     worst = max(median(key_list), median(slice_max), median(release_max)) * 1000
-    rows[3][3] = verdict(worst <= 10, f"worst step {worst:.1f} ms")
+    rows[4][3] = verdict(worst <= 10, f"worst step {worst:.1f} ms")
     return [
         print_table(
             f"(vi) Longest master step between client reads during a full sync of {nkeys:,} keys "

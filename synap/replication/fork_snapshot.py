@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import gc
 import os
+import resource
 import signal
 import socket
 import time
@@ -73,6 +74,12 @@ def usable(transport: asyncio.BaseTransport | None, keys: int) -> bool:
         return False
     sock = transport.get_extra_info("socket")
     return sock is not None and sock.fileno() >= 0
+
+
+def _thread_cpu() -> float:
+    """This thread's CPU seconds, kernel time included (``fork()`` is kernel time)."""
+    usage = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
+    return usage.ru_utime + usage.ru_stime
 
 
 class SnapshotFailed(Exception):
@@ -196,9 +203,12 @@ def _child(
 class SnapshotChild:
     """A child process sending one snapshot; the master awaits :meth:`result`."""
 
-    def __init__(self, pid: int, report_fd: int, fork_ms: float = 0.0) -> None:
+    def __init__(
+        self, pid: int, report_fd: int, fork_ms: float = 0.0, fork_cpu_ms: float = 0.0
+    ) -> None:
         self.pid = pid
         self.fork_ms = fork_ms  # how long fork() held the master (Redis: latest_fork_usec)
+        self.fork_cpu_ms = fork_cpu_ms  # ... of which on a CPU (the rest: preempted)
         self._fd = report_fd
         self._reaped = False
         self._stopped = False
@@ -216,14 +226,16 @@ class SnapshotChild:
         ``keyspace`` as it is at this instant."""
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
+        cpu = _thread_cpu()
         started = time.perf_counter()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
         fork_ms = (time.perf_counter() - started) * 1000
+        fork_cpu_ms = (_thread_cpu() - cpu) * 1000
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return cls(pid, read_fd, fork_ms)
+        return cls(pid, read_fd, fork_ms, fork_cpu_ms)
 
     async def result(self, progress: Callable[[int, int], None]) -> tuple[int, int, int, int]:
         """Wait for the child: ``(keys, chunk sequence, crc, bytes sent)``. ``progress``

@@ -428,8 +428,9 @@ class ReplicaConnection(asyncio.Protocol):
         manager.full_sync_seconds.observe(time.monotonic() - started)
         log.info(
             "full sync of %d keys at offset %d sent to replica %s in %.2fs by process %d "
-            "(fork %.1f ms)",
+            "(fork %.1f ms, %.1f ms CPU)",
             count, offset, self.replica_id, time.monotonic() - started, child.pid, child.fork_ms,
+            child.fork_cpu_ms,
             extra={"peer": self.peer, "replica_id": self.replica_id, "offset": offset,
                    "keys": count},
         )  # fmt: skip
