@@ -395,7 +395,7 @@ class ReplicaConnection(asyncio.Protocol):
         self.snapshot_child = child
 
         def progress(keys: int, sent: int) -> None:
-            if not self.closed:
+            if not self.closed and self.session.state is MasterState.SYNCING_FULL:
                 self.session.snapshot_sent_elsewhere(keys)
 
         try:
