@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from synap.config import is_loopback
 from synap.persistence import PersistenceError
 from synap.persistence.logreader import LogCorrupt, LogGone, SegmentReader
+from synap.replication import fork_snapshot
 from synap.replication.backlog import OffsetNotInBacklog
 from synap.replication.foreign import Verdict, rpc_error_frame, sniff, wrong_port_message
 from synap.replication.handshake import SessionEnded, TimedOut, decide_sync
@@ -57,8 +58,10 @@ BATCH_RECORDS = 4096
 # about this many bytes, sent as RECORDS frames of BATCH_RECORDS each.
 DISK_READ_RECORDS = 4 * BATCH_RECORDS
 DISK_BATCH_BYTES = 4 * 1024 * 1024
-# Give other clients a turn after this many snapshot chunks (64 KiB each).
-CHUNKS_PER_YIELD = 4
+# In-process full sync: give other clients a turn once a slice of snapshot chunks
+# (64 KiB each) took this long, and drop the key list this many references at a time.
+SLICE_SECONDS = 0.001
+RELEASE_SLICE_KEYS = 65536
 # Keys looked up in the keyspace at a time while a full sync copies it.
 SNAPSHOT_SLICE_KEYS = 1024
 # The expiry of a placeholder for a key removed during a full sync's copy: long past.
@@ -106,6 +109,8 @@ class ReplicaConnection(asyncio.Protocol):
         # drained none of it, and the buffer size then (see _check_stalled).
         self._stalled_since: float | None = None
         self._stalled_buffer = 0
+        # A forked child sending the snapshot: it owns the socket's output meanwhile.
+        self.snapshot_child: fork_snapshot.SnapshotChild | None = None
         self.closed = False
 
     # ----------------------------------------------------------------- identity
@@ -149,6 +154,9 @@ class ReplicaConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._writable.set()
+        child, self.snapshot_child = self.snapshot_child, None
+        if child is not None:
+            child.stop()
         self.server.connections.discard(self)
         if self.full_sync_task is not None:
             self.full_sync_task.cancel()
@@ -350,6 +358,86 @@ class ReplicaConnection(asyncio.Protocol):
         self.full_sync_task = asyncio.get_running_loop().create_task(self._full_sync())
 
     async def _full_sync(self) -> None:
+        """Stream a snapshot of the dataset at one offset, then the records after it:
+        from a forked child (:mod:`~.fork_snapshot`) when it can, else in process."""
+        if fork_snapshot.usable(self.transport, len(self.server.node.keyspace)):
+            await self._full_sync_forked()
+        else:
+            await self._full_sync_in_process()
+
+    async def _full_sync_forked(self) -> None:
+        """The snapshot is a forked child's copy-on-write image of the keyspace, exact
+        at ``offset``; the child sends FULLSYNC and the chunks, we send SNAPSHOT_END."""
+        node = self.server.node
+        manager = self.server.manager
+        transport = self.transport
+        assert transport is not None
+        started = time.monotonic()
+        timeout = manager.config.replica_timeout_secs
+        # The child writes to the socket itself: nothing of ours may still be queued.
+        while transport.get_write_buffer_size() and not self.closed:
+            if time.monotonic() - started > timeout:
+                self._drop(f"replica {self.replica_id} reads nothing; full sync abandoned")
+                return
+            await asyncio.sleep(0.001)
+        if self.closed:
+            return
+        keyspace = node.keyspace
+        offset = node.history.offset
+        count = len(keyspace)
+        head = self.session.send_fullsync(
+            node.history.replid, offset, count, now_ms(), manager.epoch
+        )
+        sock = transport.get_extra_info("socket")
+        child = fork_snapshot.SnapshotChild.start(
+            sock.fileno(), head, self.session, keyspace, float(timeout)
+        )
+        self.snapshot_child = child
+
+        def progress(keys: int, sent: int) -> None:
+            if not self.closed and self.session.state is MasterState.SYNCING_FULL:
+                self.session.snapshot_sent_elsewhere(keys)
+
+        try:
+            keys, seq, crc, sent = await child.result(progress)
+        except fork_snapshot.SnapshotFailed as exc:
+            self.snapshot_child = None
+            if self.closed:
+                return
+            if exc.stalled:  # worded as _check_stalled words it for the in-process sync
+                reason = (
+                    f"replica {self.replica_id} ({self.peer}) stopped reading: nothing "
+                    f"accepted for {timeout}s (replica timeout {timeout}s) during a full "
+                    "sync; it is stalled or the network is partitioned"
+                )
+                log.warning("%s", reason)
+                self.session.close(ErrorCode.TIMEOUT, reason)
+                self._close(abort=True)
+            else:
+                self._drop(f"full sync to replica {self.replica_id} failed: {exc}")
+            return
+        finally:
+            self.snapshot_child = None
+            child.stop()
+        if self.closed:
+            return
+        manager.bytes_sent += sent
+        manager.full_sync_bytes_sent += sent
+        self.session.snapshot_sent_elsewhere(keys, seq, crc)
+        self._send(self.session.snapshot_end(now_ms()))
+        manager.full_sync_seconds.observe(time.monotonic() - started)
+        log.info(
+            "full sync of %d keys at offset %d sent to replica %s in %.2fs by process %d "
+            "(fork %.1f ms, %.1f ms CPU)",
+            count, offset, self.replica_id, time.monotonic() - started, child.pid, child.fork_ms,
+            child.fork_cpu_ms,
+            extra={"peer": self.peer, "replica_id": self.replica_id, "offset": offset,
+                   "keys": count},
+        )  # fmt: skip
+        self.full_sync_task = None
+        self.catch_up()
+
+    async def _full_sync_in_process(self) -> None:
         """Stream a copy of the dataset taken at one offset, then the records after it.
 
         The copy is made in slices between client reads, so that no client waits for
@@ -365,30 +453,32 @@ class ReplicaConnection(asyncio.Protocol):
         """
         node = self.server.node
         started = time.monotonic()
-        keys = list(node.keyspace.data)  # one step: references only (~3 ms for 1M keys)
+        keys = list(node.keyspace.data)  # one step: references only (~5-15 ms for 1M keys)
         offset = node.history.offset
         replid = node.history.replid
         count = len(keys)
         self._send(
             self.session.send_fullsync(replid, offset, count, now_ms(), self.server.manager.epoch)
         )
-        chunks = 0
         # A list of a million references costs the garbage collector a few ms each time
         # it traverses it (the keyspace's own dicts of bytes it never does): move it, with
         # everything older, out of the collector's reach while the sync runs.
         _freeze_gc()
+        clock = time.perf_counter
         try:
+            slice_started = clock()
             for batch in batch_entries(self._snapshot_entries(keys)):
                 if self.closed:
                     return
                 chunk = self.session.snapshot_chunk(batch)
                 self._send(chunk)
                 self.server.manager.full_sync_bytes_sent += len(chunk)
-                chunks += 1
                 if not self._writable.is_set():
                     await self._writable.wait()
-                elif chunks % CHUNKS_PER_YIELD == 0:
+                    slice_started = clock()
+                elif clock() - slice_started >= SLICE_SECONDS:
                     await asyncio.sleep(0)
+                    slice_started = clock()
             if self.closed:
                 return
             self._send(self.session.snapshot_end(now_ms()))
@@ -399,11 +489,14 @@ class ReplicaConnection(asyncio.Protocol):
                 extra={"peer": self.peer, "replica_id": self.replica_id, "offset": offset,
                        "keys": count},
             )  # fmt: skip
+            self.full_sync_task = None
+            self.catch_up()
+            while keys:  # dropping a million references is several ms: a slice at a time
+                del keys[-RELEASE_SLICE_KEYS:]
+                await asyncio.sleep(0)
         finally:
             del keys
             _unfreeze_gc()
-        self.full_sync_task = None
-        self.catch_up()
 
     def _snapshot_entries(self, keys: list[bytes]) -> Iterator[tuple[Any, ...]]:
         """The snapshot entries of ``keys``, each read when its chunk is built (see
@@ -548,9 +641,14 @@ class ReplicaConnection(asyncio.Protocol):
 
     # ----------------------------------------------------------------- output
     def heartbeat(self, offset: int) -> None:
-        if self.closed or self.session.state not in (
-            MasterState.SYNCING_FULL,
-            MasterState.STREAMING,
+        if (
+            self.closed
+            or self.snapshot_child is not None
+            or self.session.state
+            not in (
+                MasterState.SYNCING_FULL,
+                MasterState.STREAMING,
+            )
         ):
             return
         self._send(
@@ -595,7 +693,9 @@ class ReplicaConnection(asyncio.Protocol):
             self._close(abort=True)
 
     def _send(self, data: bytes) -> None:
-        if data and self.transport is not None and not self.closed:
+        # While a child sends the snapshot, a frame of ours would land inside its stream:
+        # nothing is sent (a close then ends the connection mid-snapshot).
+        if data and self.transport is not None and not self.closed and self.snapshot_child is None:
             self.transport.write(data)
             self.server.manager.bytes_sent += len(data)
 
@@ -623,6 +723,9 @@ class ReplicaConnection(asyncio.Protocol):
 
     def _close(self, abort: bool = False) -> None:
         self.closed = True
+        child, self.snapshot_child = self.snapshot_child, None
+        if child is not None:
+            child.stop()
         if self.transport is not None:
             if abort:
                 self.transport.abort()

@@ -501,6 +501,25 @@ class MasterSession(SessionBase):
         return self._with_outbox(Heartbeat(master_offset, now_ms, epoch).encode())
 
     @property
+    def snapshot_counters(self) -> tuple[int, int, int]:
+        """``(keys sent, next chunk sequence number, running CRC32)`` of the snapshot."""
+        return self._snapshot_keys_sent, self._snapshot_seq, self._snapshot_crc
+
+    def snapshot_sent_elsewhere(self, keys: int, seq: int | None = None, crc: int = 0) -> None:
+        """The chunks were encoded and sent by another process holding a copy of this
+        session (:mod:`~.fork_snapshot`): adopt its counters, so that :meth:`snapshot_end`
+        checks and ends the same snapshot. ``seq=None``: progress only (keys sent so far)."""
+        self._require("record snapshot progress", MasterState.SYNCING_FULL)
+        if not 0 <= keys <= self._snapshot_keys:
+            raise LocalProtocolError(
+                f"snapshot announced {self._snapshot_keys} keys, but {keys} were reported sent"
+            )
+        self._snapshot_keys_sent = keys
+        if seq is not None:
+            self._snapshot_seq = seq
+            self._snapshot_crc = crc
+
+    @property
     def snapshot_progress(self) -> tuple[int, int] | None:
         """``(keys sent, keys announced)`` while a full sync is being sent, else None."""
         if self.state is not MasterState.SYNCING_FULL:

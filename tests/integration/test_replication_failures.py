@@ -312,8 +312,9 @@ def test_corrupt_snapshot_chunk_is_caught_by_crc_and_the_sync_retried(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fork", ["never", "always"], ids=["in-process", "forked-child"])
 def test_replica_stalled_during_a_full_sync_is_dropped_by_the_master(
-    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch, fork: str
 ) -> None:
     # Research anchors: "repl-timeout covers handshake/bulk". A replica that stops
     # reading in the middle of a full sync must not pin the master's copy of the dataset
@@ -323,7 +324,8 @@ def test_replica_stalled_during_a_full_sync_is_dropped_by_the_master(
     timeout = 4
     cfg = config(replica_timeout_secs=timeout)
     monkeypatch.setattr(faultproxy, "QUEUE_CHUNKS", 4)  # the proxy holds 256 KB, not 16 MB
-    master = node_factory.master(config=cfg)
+    # Both ways of sending the snapshot (SYNAP_FULL_SYNC_FORK): the same rule applies.
+    master = node_factory.master(config=cfg, env={"SYNAP_FULL_SYNC_FORK": fork})
     pipe = master.redis().pipeline(transaction=False)
     for i in range(400):
         pipe.set(f"big:{i}", bytes([i % 256]) * 100_000)  # 40 MB
@@ -352,3 +354,5 @@ def test_replica_stalled_during_a_full_sync_is_dropped_by_the_master(
     fill(master, 10, prefix="after")
     assert_same_data(master, [replica], timeout=60)
     assert replica.redis().strlen("big:399") == 100_000
+    # The second full sync went the way asked for (a forked child logs its pid).
+    assert ("by process" in master.log_text()) == (fork == "always")
