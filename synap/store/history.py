@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from synap.store.effects import Op, encode_record
+from synap.store.effects import Op, encode_record, encode_set_record
 
 RecordListener = Callable[[int, bytes], None]
 # Receives consecutive records at once: (offset of the first, records).
@@ -163,18 +163,29 @@ class History:
         self.offset = offset = self.offset + 1
         if not self._listeners:
             return offset
-        record = encode_record(ops)
+        self._queue(offset, encode_record(ops))
+        return offset
+
+    def commit_set(self, key: bytes, value: bytes) -> int:
+        """``commit([[OP_SET, key, value, 0]])``, the record built directly
+        (:func:`~synap.store.effects.encode_set_record`): the SET fast path's commit."""
+        self.offset = offset = self.offset + 1
+        if self._listeners:
+            self._queue(offset, encode_set_record(key, value))
+        return offset
+
+    def _queue(self, offset: int, record: bytes) -> None:
+        """Publish ``record`` now, or queue it with the rest of the batch."""
         on_pending = self.on_pending
         if on_pending is None:
             for listener in self._listeners:
                 listener(offset, record)
-            return offset
+            return
         pending = self._pending
         if not pending:
             self._pending_first = offset
             on_pending()
         pending.append(record)
-        return offset
 
     def publish(self) -> None:
         """Hand the queued records to every listener: one batch call each, in order."""
