@@ -162,7 +162,7 @@ class Node:
                     await self.persistence.snapshot(self.keyspace, self.position())
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
-        # From here on records are published once per read (or loop iteration).
+        # From here on records are published once per loop iteration (flush_replies).
         self.history.on_pending = self._schedule_flush
         await self._start_http()
         # SynapRPC before RESP: a client that sees the RESP port open finds SynapRPC too.

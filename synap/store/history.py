@@ -13,10 +13,11 @@ the replication log and, through it, every replica stream.  Masters commit recor
 by the command layer; replicas commit the records their master sent, after applying them.
 
 Batching.  When the node installs :attr:`History.on_pending` (it does once its event
-loop runs), :meth:`History.commit` only encodes the record and queues it; the front end
-that ran the commands calls :meth:`History.publish` once per read (through the node's
-``flush_writes()``, before any reply), which hands the read's records to every listener
-as one batch: one WAL buffer append, one replication-log extend, one replica notify.
+loop runs), :meth:`History.commit` only encodes the record and queues it;
+:meth:`History.publish` (the node's ``flush_writes()``, before any reply: once per loop
+iteration for RESP, once per request elsewhere) hands the queued records to every
+listener as one batch: one WAL buffer append, one replication-log extend, one replica
+notify.
 ``on_pending`` is the safety net: it is called when a batch starts, and the node answers
 by scheduling a publish at the end of the loop iteration, so records never wait longer
 than that, whoever committed them.  Anything that reads the history's position
