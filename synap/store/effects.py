@@ -89,8 +89,11 @@ def encode_set_record(key: bytes, value: bytes) -> bytes:
     """``encode_record([[OP_SET, key, value, 0]])`` (a plain SET without expiry, the
     commonest record), built directly: the same bytes without the lists or the packer's
     walk over them."""
-    return b"".join(
-        (b"\x91\x94\x00", _bin_header(len(key)), key, _bin_header(len(value)), value, b"\x00")
+    return b"\x91\x94\x00%b%b%b%b\x00" % (
+        _bin_header(len(key)),
+        key,
+        _bin_header(len(value)),
+        value,
     )
 
 
