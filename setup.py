@@ -43,15 +43,19 @@ COMPILED_MODULES = (
     "synap/api/http.py",
     "synap/api/http_routes.py",
 )
+# Modules with a C twin written by hand (``<name>.c`` beside ``<name>.py``), built into an
+# extension of the same name in the compiled build; the ``.py`` is the pure fallback.
+C_TWINS = ("synap/persistence/walcodec.py",)
 GROUP = "synap"  # mypyc's shared library: synap__mypyc.<abi>.so beside the package
 ROOT = Path(__file__).resolve().parent
 RECORD = "synap/_build.json"
 
 if __name__ == "__main__" and sys.argv[1:] == ["--compiled-sources"]:
-    print(" ".join(COMPILED_MODULES))
+    c_sources = [p.removesuffix(".py") + ".c" for p in C_TWINS]
+    print(" ".join([*COMPILED_MODULES, *C_TWINS, *c_sources]))
     sys.exit(0)
 
-from setuptools import setup  # noqa: E402
+from setuptools import Extension, setup  # noqa: E402
 from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
@@ -59,12 +63,20 @@ def module_name(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
+def source_digest(path: Path) -> str:
+    """SHA-256 of a compiled module's source: the ``.py``, and its C twin if it has one
+    (synap/build.py computes the same)."""
+    digest = hashlib.sha256(path.read_bytes())
+    twin = path.with_suffix(".c")
+    if twin.exists():
+        digest.update(twin.read_bytes())
+    return digest.hexdigest()
+
+
 def record(mode: str, modules: tuple[str, ...]) -> str:
     data = {
         "mode": mode,
-        "modules": {
-            module_name(p): hashlib.sha256((ROOT / p).read_bytes()).hexdigest() for p in modules
-        },
+        "modules": {module_name(p): source_digest(ROOT / p) for p in modules},
     }
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
@@ -83,7 +95,7 @@ def remove_extensions() -> None:
     """Delete compiled leftovers in the source tree (an earlier editable compiled build), so a
     pure build never imports them."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    for path in COMPILED_MODULES:
+    for path in (*COMPILED_MODULES, *C_TWINS):
         (ROOT / path.removesuffix(".py")).with_suffix(suffix).unlink(missing_ok=True)
     for lib in ROOT.glob(f"{GROUP}__mypyc*"):
         lib.unlink()
@@ -97,7 +109,7 @@ class BuildExtRecording(build_ext):
         super().run()
         target = ROOT if self.inplace else Path(self.build_lib)
         (target / RECORD).parent.mkdir(parents=True, exist_ok=True)
-        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES))
+        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES + C_TWINS))
 
 
 def extensions() -> list:
@@ -123,11 +135,18 @@ def extensions() -> list:
     # isolated build environment does not have. Type errors in the modules they import are
     # `make typecheck`'s business (follow-imports=silent); the compiled ones must be clean.
     flags = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
-    return mypycify(
-        [*flags, *COMPILED_MODULES],
-        opt_level="3",
-        group_name=GROUP,
-    )
+    twins = [
+        Extension(module_name(p), [p.removesuffix(".py") + ".c"], extra_compile_args=["-O3"])
+        for p in C_TWINS
+    ]
+    return [
+        *mypycify(
+            [*flags, *COMPILED_MODULES],
+            opt_level="3",
+            group_name=GROUP,
+        ),
+        *twins,
+    ]
 
 
 # Only the commands that build compile: setuptools also runs this file for metadata

@@ -64,8 +64,14 @@ def _recorded(package_dir: Path) -> tuple[str, dict[str, str]]:
 
 
 def _sha256(path: Path) -> str | None:
+    """Of a module's source, with its hand-written C twin (``.c`` beside it) if any, as
+    setup.py records it."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256(path.read_bytes())
+        twin = path.with_suffix(".c")
+        if twin.exists():
+            digest.update(twin.read_bytes())
+        return digest.hexdigest()
     except OSError:
         return None  # an installed wheel without sources: nothing to compare
 

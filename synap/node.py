@@ -136,6 +136,9 @@ class Node:
         self._stopping = False
         self._persistence_open = False
         self._flush_scheduled = False
+        # RESP replies held back until this loop iteration's records are written out
+        # (reply_after_flush): (transport, bytes), in the order they were produced.
+        self._held_replies: list[tuple[asyncio.Transport, bytes]] = []
         self.resp_address: tuple[str, int] | None = None
         self.rpc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
@@ -159,7 +162,7 @@ class Node:
                     await self.persistence.snapshot(self.keyspace, self.position())
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
-        # From here on records are published once per read (or loop iteration).
+        # From here on records are published once per loop iteration (flush_replies).
         self.history.on_pending = self._schedule_flush
         await self._start_http()
         # SynapRPC before RESP: a client that sees the RESP port open finds SynapRPC too.
@@ -347,6 +350,7 @@ class Node:
             self._resp_server.close()
         if self._rpc_server is not None:
             self._rpc_server.close()
+        self.flush_replies()  # replies held for the last records go out before the close
         for client in list(self._clients.values()):
             if client._transport is not None:
                 client._transport.close()
@@ -432,14 +436,51 @@ class Node:
         await self.persistence.snapshot(self.keyspace, self.position())
 
     def flush_writes(self) -> None:
-        """Write out the records committed so far, before their replies go out: the front
-        ends call this once per read. Hands them to the WAL, the replication log and the
-        replica streams as one batch (synap/store/history.py), then writes the WAL with
-        one ``write()`` (and fdatasync under ``always``). The replicas are sent the batch
-        at the end of the loop iteration, after the WAL write."""
+        """Write out the records committed so far, before their replies go out. Hands
+        them to the WAL, the replication log and the replica streams as one batch
+        (synap/store/history.py), then writes the WAL with one ``write()`` (and
+        fdatasync under ``always``). The replicas are sent the batch at the end of the
+        loop iteration, after the WAL write."""
         self.history.publish()
         if self.persistence is not None:
             self.persistence.flush()
+
+    def reply_after_flush(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Send a RESP reply once the records committed before it are written out.
+
+        Group commit per loop iteration, as Redis's ``beforeSleep`` does: while records
+        wait for the end-of-iteration flush (:meth:`_schedule_flush`), replies are held
+        in order and written after it, so every read of the iteration shares one
+        publish, one WAL ``write()`` (one fdatasync under ``always``) and one frame to
+        each replica. Once anything is held, later replies queue behind it, so no reply
+        overtakes another and none shows a value whose record is not yet written.
+        With nothing waiting (reads only), the reply goes out at once."""
+        if self._flush_scheduled:
+            self._held_replies.append((transport, data))
+        else:
+            self.flush_writes()  # records committed outside the batching, if any
+            transport.write(data)
+
+    def flush_replies(self) -> None:
+        """Write out the committed records, then send the replies held for them (the
+        end of a loop iteration, or earlier when a connection must write or close
+        now). If the WAL write fails the held replies are not sent: their connections
+        are aborted, nothing is acknowledged, and the records stay buffered."""
+        self._flush_scheduled = False
+        held = self._held_replies
+        if held:
+            self._held_replies = []
+        try:
+            self.flush_writes()
+        except Exception:  # a full disk: the records stay buffered, the next flush retries
+            log.exception("could not write the committed records")
+            for transport, _ in held:
+                transport.abort()
+            return
+        self.replication.send_to_replicas()  # the batch, before the clients' replies
+        for transport, data in held:
+            if not transport.is_closing():
+                transport.write(data)
 
     def _schedule_flush(self) -> None:
         """History.on_pending: a batch of records started; make sure it is written out
@@ -449,11 +490,8 @@ class Node:
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
-        try:
-            self.flush_writes()
-        except Exception:  # a full disk: the records stay buffered, the next flush retries
-            log.exception("could not write the committed records")
+        if self._flush_scheduled:  # (not already done by flush_replies)
+            self.flush_replies()
 
     # ------------------------------------------------------------ for replication
     @property

@@ -116,7 +116,8 @@ class RespConnection(asyncio.Protocol):
         self.fd = sock.fileno() if sock is not None else -1
         if not self.node.client_opened(self):
             self.closing = True
-            self.write_push(R.error("ERR max number of clients reached"))
+            if self._transport is not None:  # (nothing is held for a new connection)
+                self._transport.write(R.error("ERR max number of clients reached"))
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -201,6 +202,7 @@ class RespConnection(asyncio.Protocol):
         self._flush(replies)
         if self.closing:
             if self._transport is not None:
+                self.node.flush_replies()  # the held replies first
                 self._transport.close()
             return
         if error is not None:
@@ -492,8 +494,9 @@ class RespConnection(asyncio.Protocol):
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
         if replies and self._transport is not None:
-            self.node.flush_writes()
-            self._transport.write(b"".join(replies))
+            # After the WAL write of the records before them (held to the end of the
+            # loop iteration when records wait: one write for every read; node.py).
+            self.node.reply_after_flush(self._transport, b"".join(replies))
             replies.clear()
 
     def _block_on(self, awaitable: Awaitable[Any]) -> None:
@@ -526,13 +529,14 @@ class RespConnection(asyncio.Protocol):
         """Answer a protocol error and close, as Redis does."""
         log.info("closing client %s: %s", self.peer, message)
         if self._transport is not None:
+            self.node.flush_replies()  # the held replies first
             self._transport.write(R.error(message))
             self._transport.close()
         self.closing = True
 
     def write_push(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+            self.node.reply_after_flush(self._transport, data)  # behind any held reply
 
 
 def spec_of(request: list[bytes]) -> CommandSpec | None:

@@ -47,6 +47,13 @@ class DataServices(Protocol):
         """Write out the read's records (WAL, replication log, replica streams as one
         batch; fsync under ``always``): before replies leave."""
 
+    def reply_after_flush(self, transport: Any, data: bytes) -> None:
+        """Send ``data`` on ``transport`` after the records committed before it are
+        written out (at once, or held to the end of the loop iteration)."""
+
+    def flush_replies(self) -> None:
+        """Write out the committed records and send the replies held for them now."""
+
 
 class ClientRegistry(Protocol):
     """Connected Redis-protocol / SynapRPC clients and the connection counters."""

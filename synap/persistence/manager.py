@@ -6,7 +6,7 @@ What the node calls, in order::
     p.open()                              # lock the data directory
     state = p.recover(keyspace)           # newest valid snapshot + WAL replay
     history.subscribe(p.append, p.append_batch)  # every committed record
-    ...                                   # per read, before the replies:
+    ...                                   # per loop iteration, before the replies:
     p.flush()                             #   group commit (fsync too in 'always' mode)
     task = create_task(p.run_periodic(keyspace, history.position))
     await p.reset(keyspace, position)     # a replica after a full sync

@@ -59,6 +59,7 @@ from pathlib import Path
 from synap.clock import now_ms
 from synap.latency import LatencyHistogram
 from synap.persistence import PersistenceError, fsync_directory
+from synap.persistence.walcodec import encode_entries
 
 logger = logging.getLogger(__name__)
 
@@ -467,16 +468,12 @@ class WriteAheadLog:
         self.last_offset = offset
 
     def append_batch(self, first_offset: int, records: Sequence[bytes]) -> None:
-        """Buffer consecutive records (a read's writes, a replica's RECORDS batch): the
-        same bytes as :meth:`append` for each, built in one go and added to the buffer
-        with one join."""
-        parts: list[bytes] = []
-        add = parts.append
-        for offset, record in enumerate(records, first_offset):
-            add(_pack_header(len(record), _crc32(record, _crc32(_pack_offset(offset))), offset))
-            add(record)
-        self._buf += b"".join(parts)
-        self.last_offset = first_offset + len(records) - 1
+        """Buffer consecutive records (an iteration's writes on a master, a replica's
+        RECORDS batch): the same bytes as :meth:`append` for each, built in one call
+        (:func:`~synap.persistence.walcodec.encode_entries`, in C in the compiled build)."""
+        if records:
+            self._buf += encode_entries(first_offset, records)
+            self.last_offset = first_offset + len(records) - 1
 
     def flush(self) -> None:
         """Write the buffered records with one ``write()``; ``fdatasync`` in ``always`` mode.

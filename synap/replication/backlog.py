@@ -140,8 +140,8 @@ class ReplicationBacklog:
             records = list(records)
         i, n = 0, len(records)
         charge = self._charge
-        total = sum(map(len, records)) + charge * n if n <= 64 else self._budget + 1
-        if total <= self._budget:  # the common case (a read's records): all fit the tail
+        total = sum(map(len, records)) + charge * n  # (one C-level pass)
+        if total <= self._budget:  # the common case (an iteration's records): all fit the tail
             self._tail += records
             self._budget -= total
             return self._tail_base + len(self._tail) - 1

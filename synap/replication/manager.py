@@ -106,6 +106,13 @@ class ReplicationManager(ReplicationViews):
         if server is not None:
             server.notify()
 
+    def send_to_replicas(self) -> None:
+        """Send the replicas what the log holds for them now rather than at the end of
+        the loop iteration (the node calls this right after its WAL write)."""
+        server = self.master_server
+        if server is not None:
+            server.flush_now()
+
     def disk_log_bounds(self) -> tuple[int, int] | None:
         return self.log.disk_log_bounds()
 

@@ -831,6 +831,11 @@ class MasterServer:
         for conn in list(self.connections):
             conn.catch_up(frames)
 
+    def flush_now(self) -> None:
+        """Send what :meth:`notify` scheduled now (the callback then finds nothing)."""
+        if self._flush_scheduled:
+            self._flush()
+
     async def _heartbeats(self) -> None:
         interval = self.manager.config.heartbeat_interval_ms / 1000
         while True:

@@ -73,6 +73,30 @@ class CorruptRecord(ValueError):
 encode_record: Callable[[list[Op]], bytes] = _packb
 
 
+# msgpack's bin8 headers (bytes under 256 long), built once.
+_BIN8 = [bytes((0xC4, n)) for n in range(256)]
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 256:
+        return _BIN8[n]
+    if n < 65536:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def encode_set_record(key: bytes, value: bytes) -> bytes:
+    """``encode_record([[OP_SET, key, value, 0]])`` (a plain SET without expiry, the
+    commonest record), built directly: the same bytes without the lists or the packer's
+    walk over them."""
+    return b"\x91\x94\x00%b%b%b%b\x00" % (
+        _bin_header(len(key)),
+        key,
+        _bin_header(len(value)),
+        value,
+    )
+
+
 def decode_record(record: bytes) -> list[Op]:
     """Decode a record; raises :class:`CorruptRecord` on anything malformed."""
     try:

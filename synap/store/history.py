@@ -13,10 +13,11 @@ the replication log and, through it, every replica stream.  Masters commit recor
 by the command layer; replicas commit the records their master sent, after applying them.
 
 Batching.  When the node installs :attr:`History.on_pending` (it does once its event
-loop runs), :meth:`History.commit` only encodes the record and queues it; the front end
-that ran the commands calls :meth:`History.publish` once per read (through the node's
-``flush_writes()``, before any reply), which hands the read's records to every listener
-as one batch: one WAL buffer append, one replication-log extend, one replica notify.
+loop runs), :meth:`History.commit` only encodes the record and queues it;
+:meth:`History.publish` (the node's ``flush_writes()``, before any reply: once per loop
+iteration for RESP, once per request elsewhere) hands the queued records to every
+listener as one batch: one WAL buffer append, one replication-log extend, one replica
+notify.
 ``on_pending`` is the safety net: it is called when a batch starts, and the node answers
 by scheduling a publish at the end of the loop iteration, so records never wait longer
 than that, whoever committed them.  Anything that reads the history's position
@@ -29,7 +30,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from synap.store.effects import Op, encode_record
+from synap.store.effects import Op, encode_record, encode_set_record
 
 RecordListener = Callable[[int, bytes], None]
 # Receives consecutive records at once: (offset of the first, records).
@@ -163,18 +164,29 @@ class History:
         self.offset = offset = self.offset + 1
         if not self._listeners:
             return offset
-        record = encode_record(ops)
+        self._queue(offset, encode_record(ops))
+        return offset
+
+    def commit_set(self, key: bytes, value: bytes) -> int:
+        """``commit([[OP_SET, key, value, 0]])``, the record built directly
+        (:func:`~synap.store.effects.encode_set_record`): the SET fast path's commit."""
+        self.offset = offset = self.offset + 1
+        if self._listeners:
+            self._queue(offset, encode_set_record(key, value))
+        return offset
+
+    def _queue(self, offset: int, record: bytes) -> None:
+        """Publish ``record`` now, or queue it with the rest of the batch."""
         on_pending = self.on_pending
         if on_pending is None:
             for listener in self._listeners:
                 listener(offset, record)
-            return offset
+            return
         pending = self._pending
         if not pending:
             self._pending_first = offset
             on_pending()
         pending.append(record)
-        return offset
 
     def publish(self) -> None:
         """Hand the queued records to every listener: one batch call each, in order."""

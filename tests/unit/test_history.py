@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from synap.store.effects import decode_record
+from synap.store.effects import decode_record, encode_record, encode_set_record
 from synap.store.history import NO_REPLID, History, Position
 
 REPLID = "a" * 40
@@ -153,3 +153,23 @@ def test_a_listener_subscribed_mid_batch_sees_only_later_records():
     h.publish()
     assert [(f, len(r)) for _, f, r in first] == [(1, 1), (2, 1)]
     assert [(f, len(r)) for _, f, r in second] == [(2, 1)]
+
+
+def test_commit_set_commits_the_record_commit_would():
+    """The SET fast path's commit_set: the same record, offset and batching as commit."""
+    plain, direct = History(), History()
+    seen_plain, seen_direct = recording(plain), recording(direct)
+    for h in (plain, direct):
+        h.on_pending = lambda: None
+    sizes = [0, 1, 255, 256, 65535, 65536]
+    for ks in sizes:
+        for vs in sizes:
+            key, value = b"k" * ks, bytes(range(256)) * (vs // 256) + b"v" * (vs % 256)
+            assert plain.commit([[0, key, value, 0]]) == direct.commit_set(key, value)
+    plain.publish()
+    direct.publish()
+    assert seen_plain == seen_direct and len(seen_direct[0][2]) == len(sizes) ** 2
+    assert encode_set_record(b"key", b"value") == encode_record([[0, b"key", b"value", 0]])
+    nothing = History()  # nothing listens: nothing encoded, the offset still moves
+    nothing.on_pending = lambda: (_ for _ in ()).throw(AssertionError("no batch"))
+    assert nothing.commit_set(b"k", b"v") == 1

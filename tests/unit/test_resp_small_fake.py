@@ -56,6 +56,13 @@ class FakeNode:
     def flush_writes(self) -> None:
         self.flushes += 1
 
+    def reply_after_flush(self, transport: Any, data: bytes) -> None:
+        self.flush_writes()
+        transport.write(data)
+
+    def flush_replies(self) -> None:
+        self.flush_writes()
+
 
 def test_a_connection_serves_data_commands_from_a_fake_node() -> None:
     node = FakeNode()
