@@ -433,11 +433,14 @@ class Node:
         """Write out the records committed so far, before their replies go out: the front
         ends call this once per read. Hands them to the WAL, the replication log and the
         replica streams as one batch (synap/store/history.py), then writes the WAL with
-        one ``write()`` (and fdatasync under ``always``). The replicas are sent the batch
-        at the end of the loop iteration, after the WAL write."""
+        one ``write()`` (and fdatasync under ``always``). Then, after the WAL write, the
+        replicas are sent the loop iteration's first batch at once (an idle replica sees
+        the write before its client has the reply), and later ones at the end of the
+        iteration (one frame for a burst)."""
         self.history.publish()
         if self.persistence is not None:
             self.persistence.flush()
+        self.replication.send_to_replicas()
 
     def _schedule_flush(self) -> None:
         """History.on_pending: a batch of records started; make sure it is written out

@@ -106,6 +106,13 @@ class ReplicationManager(ReplicationViews):
         if server is not None:
             server.notify()
 
+    def send_to_replicas(self) -> None:
+        """The committed records are in the WAL: send the loop iteration's first batch to
+        the replicas now (``MasterServer.send_now``)."""
+        server = self.master_server
+        if server is not None:
+            server.send_now()
+
     def disk_log_bounds(self) -> tuple[int, int] | None:
         return self.log.disk_log_bounds()
 
