@@ -439,11 +439,14 @@ class Node:
         """Write out the records committed so far, before their replies go out. Hands
         them to the WAL, the replication log and the replica streams as one batch
         (synap/store/history.py), then writes the WAL with one ``write()`` (and
-        fdatasync under ``always``). The replicas are sent the batch at the end of the
-        loop iteration, after the WAL write."""
+        fdatasync under ``always``). Then, after the WAL write, the replicas are sent
+        the batch at once unless records went out less than ``SEND_GAP_SECONDS`` ago
+        (an idle replica sees the write before its client has the reply); the rest go
+        at the end of the loop iteration (:meth:`flush_replies`)."""
         self.history.publish()
         if self.persistence is not None:
             self.persistence.flush()
+        self.replication.send_to_replicas()
 
     def reply_after_flush(self, transport: asyncio.Transport, data: bytes) -> None:
         """Send a RESP reply once the records committed before it are written out.
@@ -477,7 +480,7 @@ class Node:
             for transport, _ in held:
                 transport.abort()
             return
-        self.replication.send_to_replicas()  # the batch, before the clients' replies
+        self.replication.flush_to_replicas()  # the batch, before the clients' replies
         for transport, data in held:
             if not transport.is_closing():
                 transport.write(data)

@@ -132,34 +132,32 @@ class ReplicationBacklog:
     def extend(self, records: Sequence[bytes]) -> int:
         """Append several records; returns the offset of the last one.
 
-        Same result as calling :meth:`append` for each record, but the records go into
-        the tail a segment-slice at a time (a master appends one read's records, a
-        replica whole RECORDS batches).
+        Same result as calling :meth:`append` for each record, in one call (a master
+        appends one read's records, a replica whole RECORDS batches); a small batch that
+        fits the tail goes in with one list extend.
         """
         if not isinstance(records, list | tuple):
             records = list(records)
-        i, n = 0, len(records)
+        n = len(records)
         charge = self._charge
         total = sum(map(len, records)) + charge * n  # (one C-level pass)
         if total <= self._budget:  # the common case (an iteration's records): all fit the tail
             self._tail += records
             self._budget -= total
             return self._tail_base + len(self._tail) - 1
-        while i < n:
-            if self._budget < 0:
+        # A large batch (a replica's RECORDS frame), one record at a time, as append()
+        # does: compiled, this loop is cheaper than slicing with cumulative costs.
+        tail = self._tail
+        budget = self._budget
+        for record in records:
+            if budget < 0:
+                self._budget = budget
                 self._roll()
-            piece = records[i : i + self._budget // charge + 1]  # no more can fit
-            costs = list(itertools.accumulate(map(charge.__add__, map(len, piece))))
-            # As with single appends: a record goes in while the budget before it is
-            # not negative, so the one that exhausts the budget still goes into this
-            # tail, and the next one starts a new segment.
-            fit = 1 + bisect.bisect_right(costs, self._budget, 0, len(costs) - 1)
-            if fit < len(piece):
-                piece = piece[:fit]
-                del costs[fit:]
-            self._tail += piece
-            self._budget -= costs[-1]
-            i += len(piece)
+                tail = self._tail
+                budget = self._budget
+            tail.append(record)
+            budget -= len(record) + charge
+        self._budget = budget
         return self.last_offset
 
     def _roll(self) -> None:

@@ -316,6 +316,7 @@ class SessionBase:
     """
 
     _peer = "peer"  # "master" or "replica", for messages
+    _split_records = True  # False: RECORDS frames are decoded as RecordsTrailer
 
     def __init__(self, max_frame_bytes: int, now_ms: int) -> None:
         self._decoder = FrameDecoder(max_frame_bytes)
@@ -365,7 +366,7 @@ class SessionBase:
                 body = self._decoder.next_frame()
                 if body is None:
                     return
-                message = decode_message(body)
+                message = decode_message(body, self._split_records)
             except UnsupportedVersion as exc:
                 events.append(self._end(ProtocolViolation(ErrorCode.VERSION_UNSUPPORTED, str(exc))))
                 return

@@ -107,8 +107,17 @@ class ReplicationManager(ReplicationViews):
             server.notify()
 
     def send_to_replicas(self) -> None:
-        """Send the replicas what the log holds for them now rather than at the end of
-        the loop iteration (the node calls this right after its WAL write)."""
+        """The committed records are in the WAL: send the loop iteration's first batch to
+        the replicas now (``MasterServer.send_now``; later ones wait out
+        ``SEND_GAP_SECONDS`` or the end of the iteration)."""
+        server = self.master_server
+        if server is not None:
+            server.send_now()
+
+    def flush_to_replicas(self) -> None:
+        """Send the replicas everything the log holds for them now rather than at the end
+        of the loop iteration (group commit: after the WAL write, before the held
+        replies)."""
         server = self.master_server
         if server is not None:
             server.flush_now()

@@ -67,6 +67,12 @@ SNAPSHOT_SLICE_KEYS = 1024
 # The expiry of a placeholder for a key removed during a full sync's copy: long past.
 REMOVED_EXPIRE_AT_MS = 1
 TIMEOUT_CHECK_SECONDS = 0.25
+# A read's records go to the replicas as soon as the WAL has them (before the read's
+# replies), unless records went out less than this long ago: then they wait for the end
+# of the loop iteration, with every other read's. So a write on an idle master reaches
+# its replicas at once, and under load a record waits at most this long, plus the rest
+# of its read, before it is sent (Redis writes its replicas once per loop iteration).
+SEND_GAP_SECONDS = 0.0002
 
 
 _gc_freezes = 0  # full syncs running with the collector's objects frozen
@@ -775,6 +781,8 @@ class MasterServer:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_scheduled = False
+        self._unsent = False  # records were committed since the last send
+        self._last_sent = 0.0  # time.monotonic() of the last send_now()
         self._ack_waiters = AckWaiters()
         self.address_text = f"{host}:{port}"
 
@@ -819,14 +827,32 @@ class MasterServer:
 
     # ----------------------------------------------------------------- streaming
     def notify(self) -> None:
-        """New records were committed: send them at the end of this loop iteration,
-        so that a burst of writes becomes one frame."""
-        if not self._flush_scheduled and self.connections:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        """New records were committed: :meth:`send_now` sends them when the node has
+        written its WAL, unless records went out less than ``SEND_GAP_SECONDS`` ago; what
+        it leaves is sent at the end of the loop iteration, so that a burst of writes
+        becomes a few frames."""
+        if self.connections:
+            self._unsent = True
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def send_now(self) -> None:
+        """Send the records committed so far, before the replies of the read that
+        committed them (the node calls this once the WAL holds them): an idle replica
+        has a write before its client has the reply. Under load, at most once per
+        ``SEND_GAP_SECONDS``; the end of the loop iteration sends the rest."""
+        if self._unsent and (now := time.monotonic()) - self._last_sent >= SEND_GAP_SECONDS:
+            self._last_sent = now
+            self._send()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._unsent:
+            self._send()
+
+    def _send(self) -> None:
+        self._unsent = False
         frames: dict[int, RecordsFrame] = {}
         for conn in list(self.connections):
             conn.catch_up(frames)

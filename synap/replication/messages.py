@@ -314,6 +314,29 @@ class Records:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordsTrailer:
+    """A RECORDS frame whose header is checked but whose records are not split yet (what
+    a replica decodes: it delimits, decodes and applies each record in one pass, see
+    :func:`synap.store.effects.apply_concatenated`). The records are the ``count``
+    msgpack values in ``body`` from ``pos`` to its end."""
+
+    TYPE: ClassVar[int] = MessageType.RECORDS
+    first_offset: int
+    master_ts_ms: int
+    count: int
+    body: bytes
+    pos: int
+
+    def split(self) -> list[bytes]:
+        """The records as separate bytes; raises :class:`ProtocolError` if the trailer
+        does not hold exactly ``count`` whole records."""
+        unpacker = msgpack.Unpacker(None, max_buffer_size=len(self.body))
+        unpacker.feed(self.body)
+        unpacker.skip()
+        return decode_records_trailer(unpacker, self.body, self.pos, self.count)
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """master -> replica, every second: my offset is ``master_offset`` (keeps the link alive)."""
 
@@ -364,6 +387,7 @@ Message = (
     | Continue
     | Truncate
     | Records
+    | RecordsTrailer
     | Heartbeat
     | Ack
 )
@@ -558,8 +582,11 @@ _PLAIN_DECODERS: dict[int, Any] = {
 }
 
 
-def decode_message(body: bytes) -> Message:
-    """Decode one frame body; raises :class:`ProtocolError` on anything malformed."""
+def decode_message(body: bytes, split_records: bool = True) -> Message:
+    """Decode one frame body; raises :class:`ProtocolError` on anything malformed.
+
+    ``split_records=False``: a RECORDS frame becomes a :class:`RecordsTrailer` (header
+    checked, records left in the body) instead of :class:`Records`."""
     if not body:
         raise ProtocolError("empty frame")
     unpacker = msgpack.Unpacker(None, raw=False, max_buffer_size=len(body), strict_map_key=True)
@@ -573,7 +600,7 @@ def decode_message(body: bytes) -> Message:
         raise ProtocolError("message is not an array starting with a type code")
     kind = header[0]
     if kind == MessageType.RECORDS:
-        return _decode_records(header, unpacker, body, header_end)
+        return _decode_records(header, unpacker, body, header_end, split_records)
     if kind == MessageType.SNAPSHOT_CHUNK:
         _expect_fields(header, 3, "SNAPSHOT_CHUNK")
         return SnapshotChunk(
@@ -593,8 +620,8 @@ def decode_message(body: bytes) -> Message:
 
 
 def _decode_records(
-    header: list[Any], unpacker: msgpack.Unpacker, body: bytes, pos: int
-) -> Records:
+    header: list[Any], unpacker: msgpack.Unpacker, body: bytes, pos: int, split: bool
+) -> Records | RecordsTrailer:
     _expect_fields(header, 4, "RECORDS")
     first_offset = _uint(header[1], "RECORDS first_offset")
     count = _uint(header[2], "RECORDS count")
@@ -605,6 +632,8 @@ def _decode_records(
     # Checking it first also bounds the loop below by the frame size.
     if not 0 < count <= len(body) - pos:
         raise ProtocolError(f"RECORDS claims {count} records in a {len(body) - pos}-byte trailer")
+    if not split:
+        return RecordsTrailer(first_offset, ts, count, body, pos)
     records = decode_records_trailer(unpacker, body, pos, count)
     return Records(first_offset=first_offset, master_ts_ms=ts, records=records)
 

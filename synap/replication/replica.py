@@ -7,9 +7,10 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
 * a full sync is loaded into new dictionaries beside the live dataset, which keeps
   serving reads; only a snapshot whose every chunk and total CRC32 check out is swapped
   in.  A failed sync leaves the old data in place;
-* records are applied a RECORDS batch at a time with
-  :func:`synap.store.effects.apply_records` (the same code as WAL replay, with one
-  decoder per batch) and committed to the node's history, so they reach its WAL, its log
+* records are applied a RECORDS frame at a time with
+  :func:`synap.store.effects.apply_concatenated` (the semantics of WAL replay's
+  :func:`~synap.store.effects.apply_record`; each record delimited, decoded and applied
+  in one pass over the frame) and committed to the node's history, so they reach its WAL, its log
   and its own sub-replicas unchanged;
 * an ACK goes back after each batch (after the WAL flush) and on every heartbeat;
 * a TRUNCATE (our history forked from the master's: an old master that took writes
@@ -50,7 +51,7 @@ from synap.replication.replica_session import (
     SnapshotChunkReceived,
     TruncateRequested,
 )
-from synap.store.effects import CorruptRecord, apply_records
+from synap.store.effects import CorruptRecord, apply_concatenated, apply_records
 from synap.store.keyspace import now_ms
 from synap.tls import NO_TLS_ANSWER_HINT, TLS_NO_ANSWER_HINT, explain_master_tls_error
 
@@ -156,13 +157,21 @@ class _MasterConnection(asyncio.Protocol):
             self._write(self.session.data_to_send())
 
     def _apply(self, event: RecordsReceived) -> bool:
-        """Apply a RECORDS batch, then publish it (WAL, log, sub-replicas) in one go."""
+        """Apply a RECORDS batch, then publish it (WAL, log, sub-replicas) in one go.
+
+        The records are delimited, decoded and applied in one pass over the frame; the
+        history gets each record's bytes exactly as the master sent them."""
         node = self.link.node
-        records = event.records
         first = event.first_offset
         started = time.perf_counter()
+        records: list[bytes] = []
+        frame = event.frame
         try:
-            apply_records(node.keyspace, records)
+            if frame is not None:
+                apply_concatenated(node.keyspace, frame.body, frame.pos, frame.count, records)
+            else:
+                records = list(event.records)
+                apply_records(node.keyspace, records)
         except CorruptRecord as exc:
             # The records before the bad one are applied: they are ours now.
             node.history.commit_encoded_batch(first, records[: exc.index])

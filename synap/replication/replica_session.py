@@ -61,6 +61,7 @@ from synap.replication.messages import (
     Hello,
     Message,
     Records,
+    RecordsTrailer,
     SnapshotChunk,
     SnapshotEnd,
     SnapshotEntry,
@@ -161,17 +162,57 @@ class HistoryDiverged(LocallyClosed):
     :class:`TruncateRequested`); not a failure."""
 
 
-@dataclass(frozen=True, slots=True)
 class RecordsReceived:
-    """Records ``first_offset .. first_offset + len(records) - 1``: apply them in order."""
+    """Records ``first_offset .. first_offset + count - 1``: apply them in order.
 
-    first_offset: int
-    records: Sequence[bytes]
-    master_ts_ms: int
+    Made from a :class:`RecordsTrailer`, the records are still in the frame: a replica
+    applies them in one pass (:func:`synap.store.effects.apply_concatenated` on
+    ``frame.body`` from ``frame.pos``); :attr:`records` splits them (on first use).
+    """
+
+    __slots__ = ("first_offset", "master_ts_ms", "count", "frame", "_records")
+
+    def __init__(
+        self,
+        first_offset: int,
+        records: Sequence[bytes] | None,
+        master_ts_ms: int,
+        frame: RecordsTrailer | None = None,
+    ) -> None:
+        self.first_offset = first_offset
+        self.master_ts_ms = master_ts_ms
+        self.frame = frame
+        self._records = records
+        self.count = frame.count if frame is not None else len(records or ())
+
+    @property
+    def records(self) -> Sequence[bytes]:
+        """The records as separate bytes; raises :class:`ProtocolError` if the frame's
+        trailer does not hold exactly ``count`` whole records."""
+        records = self._records
+        if records is None:
+            assert self.frame is not None
+            records = self._records = self.frame.split()
+        return records
 
     @property
     def last_offset(self) -> int:
-        return self.first_offset + len(self.records) - 1
+        return self.first_offset + self.count - 1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordsReceived):
+            return NotImplemented
+        return (self.first_offset, self.master_ts_ms, list(self.records)) == (
+            other.first_offset,
+            other.master_ts_ms,
+            list(other.records),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordsReceived(first_offset={self.first_offset}, count={self.count}, "
+            f"master_ts_ms={self.master_ts_ms})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +241,7 @@ _EXPECTED: dict[ReplicaState, tuple[type, ...]] = {
     ReplicaState.AWAIT_AUTH_OK: (AuthOk,),
     ReplicaState.AWAIT_SYNC: (FullSync, Continue, Truncate),
     ReplicaState.FULL_SYNC: (SnapshotChunk, SnapshotEnd, Heartbeat),
-    ReplicaState.STREAMING: (Records, Heartbeat),
+    ReplicaState.STREAMING: (RecordsTrailer, Records, Heartbeat),
     ReplicaState.CLOSED: (),
 }
 
@@ -214,6 +255,7 @@ class ReplicaSession(SessionBase):
     """
 
     _peer = "master"
+    _split_records = False  # records are split as they are applied (RecordsReceived)
 
     def __init__(
         self,
@@ -315,8 +357,10 @@ class ReplicaSession(SessionBase):
         if not isinstance(message, _EXPECTED[state]):
             names = " or ".join(t.__name__.upper() for t in _EXPECTED[state]) or "nothing"
             events.append(self._unexpected(message, state.name, names + " or ERROR"))
+        elif isinstance(message, RecordsTrailer):
+            self._on_records(message, message.count, events)
         elif isinstance(message, Records):
-            self._on_records(message, events)
+            self._on_records(message, len(message.records), events)
         elif isinstance(message, SnapshotChunk):
             self._on_chunk(message, events)
         elif isinstance(message, Heartbeat):
@@ -536,12 +580,12 @@ class ReplicaSession(SessionBase):
             )
         )
 
-    def _on_records(self, records: Records, events: list[Any]) -> None:
+    def _on_records(self, records: Records | RecordsTrailer, count: int, events: list[Any]) -> None:
         # Offsets are contiguous: each batch must start right after the last record we
         # hold. A gap would silently lose writes, and an overlap would apply them twice.
         expected = self.offset + 1
         if records.first_offset != expected:
-            last = records.first_offset + len(records.records) - 1
+            last = records.first_offset + count - 1
             if records.first_offset < expected:
                 detail = f"this replica already holds up to {self.offset}"
             else:
@@ -553,13 +597,17 @@ class ReplicaSession(SessionBase):
                 )
             )
             return
-        self.offset += len(records.records)
+        self.offset += count
         if self.offset > self.master_offset:
             self.master_offset = self.offset
         self._applied_ts = records.master_ts_ms
         if records.master_ts_ms > self._newest_ts:
             self._newest_ts = records.master_ts_ms
-        events.append(RecordsReceived(records.first_offset, records.records, records.master_ts_ms))
+        if isinstance(records, RecordsTrailer):
+            event = RecordsReceived(records.first_offset, None, records.master_ts_ms, records)
+        else:
+            event = RecordsReceived(records.first_offset, records.records, records.master_ts_ms)
+        events.append(event)
 
     def _on_heartbeat(self, beat: Heartbeat, events: list[Any]) -> None:
         if self._stale_master(beat.epoch, events):

@@ -31,22 +31,22 @@ is a :class:`CorruptRecord`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
 if TYPE_CHECKING:
     from synap.store.keyspace import Keyspace
 
-OP_SET = 0
-OP_DEL = 1
-OP_EXPIRE = 2
-OP_PERSIST = 3
-OP_FLUSH = 4
+OP_SET: Final = 0
+OP_DEL: Final = 1
+OP_EXPIRE: Final = 2
+OP_PERSIST: Final = 3
+OP_FLUSH: Final = 4
 
 #: Kinds of a SET's value (fifth element of the operation; absent = plain).
-KIND_PLAIN = 0
-KIND_JSON = 1
+KIND_PLAIN: Final = 0
+KIND_JSON: Final = 1
 
 Op = list[Any]
 
@@ -140,31 +140,17 @@ def apply_record(keyspace: Keyspace, record: bytes) -> None:
 
 
 def apply_records(keyspace: Keyspace, records: Sequence[bytes]) -> None:
-    """Apply consecutive records in order: :func:`apply_record` for each, in one loop
-    (a replica applies whole RECORDS batches).
+    """Apply consecutive records in order: :func:`apply_record` for each (a replica
+    applies a RECORDS frame in one pass with :func:`apply_concatenated` instead).
 
     On a bad record, raises :class:`CorruptRecord` with ``index`` set to its position;
     the records before it have been applied (and so may the first operations of the bad
     record, as with :func:`apply_record`).
     """
-    # One unpackb per record, each decoded just before it is applied: decoding a whole
-    # batch first is slower, as its thousands of live objects set off garbage-collector
-    # passes. Tuples, not lists: cheaper to build, and the record is only read.
-    unpackb = msgpack.unpackb
-    put = keyspace.put
     index = 0
     try:
         for record in records:
-            try:
-                ops = unpackb(record, raw=True, use_list=False)
-            except Exception:  # msgpack raises several unrelated exception types
-                ops = None
-            if type(ops) is not tuple:
-                apply_record(keyspace, record)  # raises the error decode_record words
-            elif len(ops) == 1 and type(op := ops[0]) is tuple and len(op) == 4 and op[0] == OP_SET:
-                put(op[1], op[2], op[3])  # the common record, a plain SET, inline
-            else:
-                apply_ops(keyspace, ops)
+            apply_record(keyspace, record)
             index += 1
     except (IndexError, TypeError) as exc:  # put() given values of the wrong type
         corrupt = CorruptRecord(f"malformed operation in record {index}: {exc}")
@@ -173,3 +159,161 @@ def apply_records(keyspace: Keyspace, records: Sequence[bytes]) -> None:
     except CorruptRecord as exc:
         exc.index = index
         raise
+
+
+def apply_concatenated(
+    keyspace: Keyspace, body: bytes, pos: int, count: int, applied: list[bytes]
+) -> None:
+    """Apply ``count`` records concatenated in ``body`` from ``pos`` to its end (the
+    trailer of a RECORDS frame) in one pass: each record is delimited and applied in the
+    same step, and its bytes (a slice of ``body``, exactly as the master encoded it) are
+    appended to ``applied``.
+
+    The semantics are :func:`apply_record`'s, record by record (a property test compares
+    the two on arbitrary records). The common records, one plain or json SET or one DEL,
+    are read straight from the bytes (:func:`_apply_simple`): no msgpack objects, no
+    tuples. Any other record is delimited by msgpack and goes through
+    :func:`apply_record` itself. On a bad record, raises :class:`CorruptRecord` with
+    ``index`` set to its position: ``applied`` then holds the records before it. A
+    trailer that holds fewer than ``count`` whole records is a bad record at the first
+    incomplete one; bytes after the ``count`` records are one at index ``count`` (every
+    record is in ``applied`` then).
+    """
+    end_of_body = len(body)
+    index = 0
+    start = pos
+    unpacker: Any = None  # made on the first record that is not a simple one
+    try:
+        while index < count:
+            end = _apply_simple(keyspace, body, start, end_of_body)
+            if end < 0:
+                if unpacker is None:
+                    unpacker = msgpack.Unpacker(None, raw=True, max_buffer_size=end_of_body)
+                    unpacker.feed(body)
+                end = _skip_to(unpacker, start)
+                apply_record(keyspace, body[start:end])  # raises the error decode_record words
+            applied.append(body[start:end])
+            start = end
+            index += 1
+        if start != end_of_body:
+            raise CorruptRecord(f"{end_of_body - start} bytes follow the last of {count} records")
+    except (IndexError, TypeError) as exc:  # put() given values of the wrong type
+        corrupt = CorruptRecord(f"malformed operation in record {index}: {exc}")
+        corrupt.index = index
+        raise corrupt from exc
+    except CorruptRecord as exc:
+        exc.index = index
+        raise
+
+
+def _skip_to(unpacker: Any, start: int) -> int:
+    """The end of the msgpack value at ``start`` in the unpacker's buffer (moving the
+    unpacker there a value at a time: every record before it ends on a boundary)."""
+    try:
+        while unpacker.tell() < start:
+            unpacker.skip()
+        if unpacker.tell() != start:
+            raise CorruptRecord("record boundaries disagree with msgpack")  # not reachable
+        unpacker.skip()
+    except CorruptRecord:
+        raise
+    except Exception as exc:  # OutOfData (truncated), FormatError, StackError, ...
+        raise CorruptRecord(f"undecodable record: {exc!r:.200}") from exc
+    end: int = unpacker.tell()
+    return end
+
+
+# msgpack type bytes of the records _apply_simple reads (what encode_record writes for
+# them): a fixarray of one operation, the operation a fixarray of 4 or 5 (SET) or 2
+# (DEL) elements, opcodes and kinds positive fixints, keys and values bin 8/16/32,
+# expiry times a positive fixint or uint 8/16/32/64.
+_ONE_OP: Final = 0x91
+_FIXARRAY_2: Final = 0x92
+_FIXARRAY_4: Final = 0x94
+_FIXARRAY_5: Final = 0x95
+_BIN8: Final = 0xC4
+_BIN16: Final = 0xC5
+_BIN32: Final = 0xC6
+_UINT8: Final = 0xCC
+_UINT64: Final = 0xCF
+
+
+def _apply_simple(keyspace: Keyspace, body: bytes, p: int, n: int) -> int:
+    """Apply the record at ``body[p:]`` if it is one of the common ones, and return
+    where it ends; -1 (nothing applied) for any other record, or one that does not fit
+    before ``n``. What it applies is what :func:`apply_record` does for that record."""
+    if p + 3 > n or body[p] != _ONE_OP:
+        return -1
+    shape = body[p + 1]
+    code = body[p + 2]
+    if code == OP_SET and shape in (_FIXARRAY_4, _FIXARRAY_5):
+        key_at = _bin_start(body, p + 3, n)
+        if key_at < 0:
+            return -1
+        key_end = key_at + _bin_length(body, p + 3)
+        value_at = _bin_start(body, key_end, n)
+        if value_at < 0:
+            return -1
+        value_end = value_at + _bin_length(body, key_end)
+        q = value_end
+        if q >= n:
+            return -1
+        t = body[q]
+        if t < 0x80:  # positive fixint
+            expire_at = t
+            q += 1
+        elif _UINT8 <= t <= _UINT64:
+            size = 1 << (t - _UINT8)
+            if q + 1 + size > n:
+                return -1
+            expire_at = int.from_bytes(body[q + 1 : q + 1 + size], "big")
+            q += 1 + size
+        else:
+            return -1
+        if shape == _FIXARRAY_4:
+            keyspace.put(body[key_at:key_end], body[value_at:value_end], expire_at)
+            return q
+        if q >= n:
+            return -1
+        kind = body[q]
+        if kind not in (KIND_PLAIN, KIND_JSON):
+            return -1
+        keyspace.put(body[key_at:key_end], body[value_at:value_end], expire_at, kind == KIND_JSON)
+        return q + 1
+    if code == OP_DEL and shape == _FIXARRAY_2:
+        key_at = _bin_start(body, p + 3, n)
+        if key_at < 0:
+            return -1
+        key_end = key_at + _bin_length(body, p + 3)
+        keyspace.remove(body[key_at:key_end])
+        return key_end
+    return -1
+
+
+def _bin_start(body: bytes, p: int, n: int) -> int:
+    """Where the data of the msgpack bin at ``body[p]`` starts, or -1 when there is none
+    or it does not end before ``n``."""
+    if p >= n:
+        return -1
+    t = body[p]
+    if t == _BIN8:
+        at = p + 2
+    elif t == _BIN16:
+        at = p + 3
+    elif t == _BIN32:
+        at = p + 5
+    else:
+        return -1
+    if at > n or at + _bin_length(body, p) > n:
+        return -1
+    return at
+
+
+def _bin_length(body: bytes, p: int) -> int:
+    """The length of the msgpack bin at ``body[p]`` (its header checked by _bin_start)."""
+    t = body[p]
+    if t == _BIN8:
+        return body[p + 1]
+    if t == _BIN16:
+        return body[p + 1] << 8 | body[p + 2]
+    return int.from_bytes(body[p + 1 : p + 5], "big")

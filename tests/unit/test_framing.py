@@ -30,6 +30,7 @@ from synap.replication.messages import (
     Heartbeat,
     Hello,
     Records,
+    RecordsTrailer,
     SnapshotChunk,
     SnapshotEnd,
     UnsupportedVersion,
@@ -41,6 +42,7 @@ from synap.replication.messages import (
 )
 from synap.store.effects import (
     CorruptRecord,
+    apply_concatenated,
     apply_ops,
     apply_records,
     decode_record,
@@ -208,6 +210,74 @@ def test_a_corrupt_record_in_a_frame_is_still_reported_at_its_position():
         with pytest.raises(CorruptRecord) as info:
             apply_records(Keyspace(), decoded.records)
         assert info.value.index == 2
+
+
+def lazy(message: Records) -> RecordsTrailer:
+    frame = decode_message(body_of(message.encode()), split_records=False)
+    assert isinstance(frame, RecordsTrailer)
+    return frame
+
+
+def test_a_frame_applied_in_one_pass_matches_record_by_record_replay():
+    records = [encode_record([[0, b"k%d" % i, b"v" * i, i], [3, b"k"]]) for i in range(20)]
+    records += [encode_record([[0, b"plain%d" % i, b"v", 0]]) for i in range(5)]
+    records += [encode_record([[0, b"j", b"[1]", 0, 1]]), encode_record([[1, b"plain0"]])]
+    records += [encode_record([[2, b"plain1", 99]]), encode_record([[4]])] + records[:3]
+    frame = lazy(Records(5, 1, records))
+    assert (frame.first_offset, frame.count, frame.master_ts_ms) == (5, len(records), 1)
+    assert frame.split() == records
+    keyspace, again = Keyspace(), Keyspace()
+    applied: list[bytes] = []
+    apply_concatenated(keyspace, frame.body, frame.pos, frame.count, applied)
+    for record in records:
+        apply_ops(again, decode_record(record))
+    assert keyspace.data == again.data and keyspace.expires == again.expires
+    assert keyspace.json_keys == again.json_keys
+    # The history gets the master's bytes, each record exactly as encoded.
+    assert applied == records and all(type(r) is bytes for r in applied)
+
+
+def test_a_corrupt_record_applied_in_one_pass_is_reported_at_its_position():
+    good = encode_record([[0, b"a", b"1", 0]])
+    second = encode_record([[0, b"b", b"2", 0]])
+    for bad in (msgpack.packb(7), encode_record([[99, b"x"]]), encode_record([[0, b"k", 5, 0]])):
+        frame = lazy(Records(1, 1, [good, second, bad, good]))
+        keyspace = Keyspace()
+        applied: list[bytes] = []
+        with pytest.raises(CorruptRecord) as info:
+            apply_concatenated(keyspace, frame.body, frame.pos, frame.count, applied)
+        assert info.value.index == 2
+        assert applied == [good, second]  # what the replica commits before it aborts
+        assert keyspace.data == {b"a": b"1", b"b": b"2"}
+
+
+def test_a_trailer_not_holding_its_count_of_records_is_a_bad_record_in_one_pass():
+    records = [encode_record([[0, b"a%d" % i, b"1", 0]]) for i in range(3)]
+    good = body_of(encode_records(1, records, 0))
+    header_len = len(good) - sum(map(len, records))
+    # Fewer records than the header says: the first missing one is the bad one.
+    lying = decode_message(msgpack.packb([10, 1, 4, 0]) + good[header_len:], split_records=False)
+    assert isinstance(lying, RecordsTrailer)
+    with pytest.raises(ProtocolError, match="holds 3 whole records, header says 4"):
+        lying.split()
+    applied: list[bytes] = []
+    with pytest.raises(CorruptRecord) as info:
+        apply_concatenated(Keyspace(), lying.body, lying.pos, lying.count, applied)
+    assert info.value.index == 3 and applied == records
+    # A record cut short.
+    cut = decode_message(good[:-1], split_records=False)
+    assert isinstance(cut, RecordsTrailer)
+    applied = []
+    with pytest.raises(CorruptRecord, match="undecodable") as info:
+        apply_concatenated(Keyspace(), cut.body, cut.pos, cut.count, applied)
+    assert info.value.index == 2 and applied == records[:2]
+    # Bytes beyond the last record: every record applied, the extra reported after them.
+    extra = decode_message(good + records[0], split_records=False)
+    assert isinstance(extra, RecordsTrailer)
+    applied = []
+    with pytest.raises(CorruptRecord, match="follow the last of 3 records") as info:
+        apply_concatenated(Keyspace(), extra.body, extra.pos, extra.count, applied)
+    assert info.value.index == 3 and applied == records
 
 
 def test_records_frame_is_a_header_followed_by_the_records_verbatim():

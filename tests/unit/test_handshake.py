@@ -316,6 +316,11 @@ def test_full_sync_transfers_every_key_and_then_streams():
     events = lk.to_replica(lk.m.send_records(frame))
     assert events == [RecordsReceived(1235, records(1235, 3), lk.now)]
     assert lk.r.offset == 1237
+    # The records stay in the frame, to be delimited as they are applied (one pass).
+    (event,) = events
+    assert event.frame is not None and event.frame.body == frame.data[4:]
+    assert (event.count, event.last_offset) == (3, 1237)
+    assert event.frame.body[event.frame.pos :] == b"".join(records(1235, 3))
 
 
 def test_full_sync_of_an_empty_keyspace():
