@@ -74,12 +74,12 @@ encode_record: Callable[[list[Op]], bytes] = _packb
 
 
 # msgpack's bin8 headers (bytes under 256 long), built once.
-_BIN8 = [bytes((0xC4, n)) for n in range(256)]
+_BIN8_HEADERS = [bytes((0xC4, n)) for n in range(256)]
 
 
 def _bin_header(n: int) -> bytes:
     if n < 256:
-        return _BIN8[n]
+        return _BIN8_HEADERS[n]
     if n < 65536:
         return b"\xc5" + n.to_bytes(2, "big")
     return b"\xc6" + n.to_bytes(4, "big")
