@@ -1,9 +1,12 @@
-"""Build script: compiles the hot modules with mypyc (docs/ARCHITECTURE.md, "Compiled modules").
+"""Build script: compiles the hot modules with mypyc and the plain GET/SET read loop with
+Cython (docs/ARCHITECTURE.md, "Compiled modules").
 
 Everything else about the package is in pyproject.toml. ``pip install [-e] .`` compiles
-``COMPILED_MODULES`` into C extensions when a C compiler and the Python headers exist; with
-neither, or with ``SYNAP_PURE_PYTHON=1`` in the environment, it installs pure Python. A
-compile *error* with a compiler present fails the install (it never falls back silently).
+``COMPILED_MODULES`` (mypyc) and ``CYTHON_MODULES`` into C extensions when a C compiler and
+the Python headers exist; with neither, or with ``SYNAP_PURE_PYTHON=1`` in the environment,
+it installs pure Python (the Cython modules are optional: the code that imports them falls
+back to Python without them). A compile *error* with a compiler present fails the install
+(it never falls back silently).
 
 Every build writes ``synap/_build.json``: the mode and the SHA-256 of each compiled
 module's source at build time, which ``synap.build`` compares with the sources at start-up
@@ -39,12 +42,15 @@ COMPILED_MODULES = (
     "synap/replication/roles.py",
     "synap/latency.py",
 )
+# Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
+# per-command loop for reads of plain GETs and SETs.
+CYTHON_MODULES = ("synap/api/resp_plain.pyx",)
 GROUP = "synap"  # mypyc's shared library: synap__mypyc.<abi>.so beside the package
 ROOT = Path(__file__).resolve().parent
 RECORD = "synap/_build.json"
 
 if __name__ == "__main__" and sys.argv[1:] == ["--compiled-sources"]:
-    print(" ".join(COMPILED_MODULES))
+    print(" ".join(COMPILED_MODULES + CYTHON_MODULES))
     sys.exit(0)
 
 from setuptools import setup  # noqa: E402
@@ -52,7 +58,7 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 def module_name(path: str) -> str:
-    return path.removesuffix(".py").replace("/", ".")
+    return path.removesuffix(".py").removesuffix(".pyx").replace("/", ".")
 
 
 def record(mode: str, modules: tuple[str, ...]) -> str:
@@ -79,8 +85,10 @@ def remove_extensions() -> None:
     """Delete compiled leftovers in the source tree (an earlier editable compiled build), so a
     pure build never imports them."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    for path in COMPILED_MODULES:
-        (ROOT / path.removesuffix(".py")).with_suffix(suffix).unlink(missing_ok=True)
+    for path in COMPILED_MODULES + CYTHON_MODULES:
+        (ROOT / path).with_suffix(suffix).unlink(missing_ok=True)
+    for path in CYTHON_MODULES:  # the C file cythonize writes beside the source
+        (ROOT / path).with_suffix(".c").unlink(missing_ok=True)
     for lib in ROOT.glob(f"{GROUP}__mypyc*"):
         lib.unlink()
 
@@ -93,7 +101,7 @@ class BuildExtRecording(build_ext):
         super().run()
         target = ROOT if self.inplace else Path(self.build_lib)
         (target / RECORD).parent.mkdir(parents=True, exist_ok=True)
-        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES))
+        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES + CYTHON_MODULES))
 
 
 def extensions() -> list:
@@ -119,11 +127,19 @@ def extensions() -> list:
     # isolated build environment does not have. Type errors in the modules they import are
     # `make typecheck`'s business (follow-imports=silent); the compiled ones must be clean.
     flags = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
-    return mypycify(
+    modules = mypycify(
         [*flags, *COMPILED_MODULES],
         opt_level="3",
         group_name=GROUP,
     )
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        sys.exit(
+            "synap: Cython is needed to compile the RESP read loop; install Cython, "
+            "or set SYNAP_PURE_PYTHON=1 for the pure-Python build"
+        )
+    return [*modules, *cythonize(list(CYTHON_MODULES), quiet=True)]
 
 
 # Only the commands that build compile: setuptools also runs this file for metadata

@@ -36,6 +36,11 @@ from synap.store.keyspace import EvictionPolicy, now_ms
 if TYPE_CHECKING:
     from synap.api.services import NodeServices
 
+try:  # the plain GET/SET read loop in C (Cython; optional, see RespConnection._run_plain)
+    from synap.api import resp_plain as _plain
+except ImportError:  # not built (no Cython or compiler), or SYNAP_PURE_PYTHON=1
+    _plain = None  # type: ignore[assignment]
+
 log = logging.getLogger("synap.resp")
 
 # MULTI / EXEC / DISCARD (redis-py's default pipeline): commands are queued and run back
@@ -156,12 +161,60 @@ class RespConnection(asyncio.Protocol):
             if self._held_bytes > self._max_request:
                 self._fatal("ERR Protocol error: request exceeds the maximum allowed size")
             return
+        if (
+            _plain is not None
+            and self.fast_path
+            and self.authenticated
+            and self._queued is None
+            and not self._muting
+            and not self._monitors
+            and self._requests.idle
+        ):
+            self._run_plain(data)
+            return
         try:  # self._receive(data), inlined: this runs for every read
             requests = self._requests.feed(data)
         except RequestError as exc:
             self._run(exc.requests, str(exc))
         else:
             self._run(requests, None)
+
+    def _run_plain(self, data: bytes) -> None:
+        """A read that begins at a request boundary, while the guards of
+        :meth:`_run_fast` that hold for a whole read are clear: the plain GETs and SETs
+        it starts with run in C (:func:`synap.api.resp_plain.run`: parse, the same
+        :meth:`~synap.commands.layer.Commands.get_fast` /
+        :meth:`~synap.commands.layer.Commands.set_fast` calls, replies into one buffer),
+        counted as :meth:`_run_fast` counts them; the rest of the read, from the first
+        request the loop does not take, goes through the general path."""
+        cmds = self.cmds
+        history = cmds.history
+        before = history.offset
+        null = R.NULL3 if self.resp3 else R.NULL2
+        started = perf_counter_ns()
+        taken, ran, gets, last_set, reply, failure = _plain.run(
+            data, cmds, not cmds.guard_reads, null, self._max_bulk
+        )
+        if failure is not None:  # a bug: the general path runs this request and answers it
+            log.error("internal error in the RESP fast path", exc_info=failure)
+        replies: list[bytes] = []
+        if ran:
+            self._account_fast(
+                ran, gets, perf_counter_ns() - started, b"SET" if last_set else b"GET"
+            )
+            if history.offset != before:
+                self.last_write_offset = history.offset
+            if reply is not None:
+                replies.append(reply)
+        if taken == len(data):
+            self._flush(replies)
+            return
+        try:
+            requests = self._requests.feed(data[taken:] if taken else data)
+        except RequestError as exc:
+            self._run(exc.requests, str(exc), replies)
+        else:
+            self._run(requests, None, replies)
 
     def _receive(self, data: bytes) -> None:
         """Process a read: the requests it completes, then its protocol error if any."""
@@ -172,11 +225,15 @@ class RespConnection(asyncio.Protocol):
         else:
             self._run(requests, None)
 
-    def _run(self, requests: list[list[bytes]], error: str | None) -> None:
-        """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
-        command (WAIT) holds back the rest until it resolves.  Runs of plain GET and SET
-        take the fast path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
-        replies: list[bytes] = []
+    def _run(
+        self, requests: list[list[bytes]], error: str | None, replies: list[bytes] | None = None
+    ) -> None:
+        """Answer ``requests`` in one write (after ``replies``, those of the read's
+        requests already run), then ``error`` (closing).  A blocking command (WAIT)
+        holds back the rest until it resolves.  Runs of plain GET and SET take the fast
+        path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
+        if replies is None:
+            replies = []
         n = len(requests)
         i = 0
         fast = self.fast_path

@@ -240,7 +240,7 @@ class Commands:
             return False
         ks.put(key, value)
         self.stats.sets += 1
-        self.history.commit([[OP_SET, key, value, 0]])
+        self.history.commit_set(key, value)
         return True
 
     def get_raw(self, key: bytes) -> bytes | None:

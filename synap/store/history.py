@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from synap.store.effects import Op, encode_record
+from synap.store.effects import OP_SET, Op, encode_record
 
 RecordListener = Callable[[int, bytes], None]
 # Receives consecutive records at once: (offset of the first, records).
@@ -175,6 +175,14 @@ class History:
             on_pending()
         pending.append(record)
         return offset
+
+    def commit_set(self, key: bytes, value: bytes) -> int:
+        """``commit([[OP_SET, key, value, 0]])`` (a plain SET, the hottest write), without
+        building the ops when nothing listens."""
+        if not self._listeners:
+            self.offset = offset = self.offset + 1
+            return offset
+        return self.commit([[OP_SET, key, value, 0]])
 
     def publish(self) -> None:
         """Hand the queued records to every listener: one batch call each, in order."""
