@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from time import perf_counter, perf_counter_ns
+from time import monotonic_ns, perf_counter, perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from synap.api import resp_codec as R
@@ -104,6 +104,8 @@ class RespConnection(asyncio.Protocol):
         self.last_cmd: bytes | None = None
         self.monitoring = False
         self._stats = node.command_stats
+        self._timings = node.resp_timings
+        self._flush_writes = node.flush_writes
         self._monitors = node.monitors
         self.last_write_offset = 0  # offset of this connection's last write (0: none)
         # Plain GET / SET runs take _run_fast (off only to compare it with the general
@@ -154,7 +156,8 @@ class RespConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_active = time.monotonic()
+        now = monotonic_ns()  # (the clock time.monotonic() reads)
+        self.last_active = now / 1e9
         if self._blocked is not None:
             self._held.append(data)
             self._held_bytes += len(data)
@@ -170,7 +173,7 @@ class RespConnection(asyncio.Protocol):
             and not self._monitors
             and self._requests.idle
         ):
-            self._run_plain(data)
+            self._run_plain(data, now)
             return
         try:  # self._receive(data), inlined: this runs for every read
             requests = self._requests.feed(data)
@@ -179,36 +182,34 @@ class RespConnection(asyncio.Protocol):
         else:
             self._run(requests, None)
 
-    def _run_plain(self, data: bytes) -> None:
+    def _run_plain(self, data: bytes, started: int) -> None:
         """A read that begins at a request boundary, while the guards of
         :meth:`_run_fast` that hold for a whole read are clear: the plain GETs and SETs
         it starts with run in C (:func:`synap.api.resp_plain.run`: parse, the same
         :meth:`~synap.commands.layer.Commands.get_fast` /
         :meth:`~synap.commands.layer.Commands.set_fast` calls, replies into one buffer),
         counted as :meth:`_run_fast` counts them; the rest of the read, from the first
-        request the loop does not take, goes through the general path."""
+        request the loop does not take, goes through the general path.  ``started``:
+        :func:`time.monotonic_ns` when the read arrived (the run's timing starts there)."""
         cmds = self.cmds
         history = cmds.history
         before = history.offset
         null = R.NULL3 if self.resp3 else R.NULL2
-        started = perf_counter_ns()
         taken, ran, gets, last_set, reply, failure = _plain.run(
             data, cmds, not cmds.guard_reads, null, self._max_bulk
         )
         if failure is not None:  # a bug: the general path runs this request and answers it
             log.error("internal error in the RESP fast path", exc_info=failure)
-        replies: list[bytes] = []
         if ran:
-            self._account_fast(
-                ran, gets, perf_counter_ns() - started, b"SET" if last_set else b"GET"
-            )
+            self._account_fast(ran, gets, monotonic_ns() - started, b"SET" if last_set else b"GET")
             if history.offset != before:
                 self.last_write_offset = history.offset
-            if reply is not None:
-                replies.append(reply)
-        if taken == len(data):
-            self._flush(replies)
+        if taken == len(data):  # the whole read (the usual case): one reply, one write
+            if reply is not None and self._transport is not None:
+                self._flush_writes()
+                self._transport.write(reply)
             return
+        replies: list[bytes] = [] if reply is None else [reply]
         try:
             requests = self._requests.feed(data[taken:] if taken else data)
         except RequestError as exc:
@@ -334,7 +335,7 @@ class RespConnection(asyncio.Protocol):
         node.commands_processed += ran
         self.last_cmd = last
         sets = ran - gets
-        timings = node.resp_timings  # (INFO commandstats reads it too)
+        timings = self._timings  # node.resp_timings (INFO commandstats reads it too)
         get_ns = elapsed_ns * gets // ran
         if gets:
             timings.observe_many(b"GET", gets, get_ns / 1e9)
@@ -549,7 +550,7 @@ class RespConnection(asyncio.Protocol):
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
         if replies and self._transport is not None:
-            self.node.flush_writes()
+            self._flush_writes()  # node.flush_writes
             self._transport.write(b"".join(replies))
             replies.clear()
 

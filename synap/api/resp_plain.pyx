@@ -143,8 +143,7 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
     out.buf = <char*>PyMem_Malloc(out.cap)
     if out.buf == NULL:
         raise MemoryError()
-    get_fast = cmds.get_fast
-    set_fast = cmds.set_fast
+    get_fast = set_fast = None  # the bound methods, looked up at the first GET / SET
     try:
         while pos + 4 <= n:
             argc = p[pos + 1]
@@ -162,6 +161,8 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
                 if end < 0:
                     break
                 key = PyBytes_FromStringAndSize(p + key_at, key_len)
+                if get_fast is None:
+                    get_fast = cmds.get_fast
                 try:
                     value = get_fast(key)
                 except Exception as exc:
@@ -193,6 +194,8 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
                     break
                 key = PyBytes_FromStringAndSize(p + key_at, key_len)
                 value = PyBytes_FromStringAndSize(p + value_at, value_len)
+                if set_fast is None:
+                    set_fast = cmds.set_fast
                 try:
                     if not set_fast(key, value):
                         break
