@@ -3,5 +3,5 @@
 from synap.commands.layer import Commands
 
 def run(
-    data: bytes, cmds: Commands, readable: bool, null: bytes, max_bulk: int
-) -> tuple[int, int, int, bool, bytes | None, Exception | None]: ...
+    data: bytes, cmds: Commands, readable: bool, null: bytes, max_bulk: int, result: list[object]
+) -> int: ...

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """The RESP per-command loop for reads of plain GETs and SETs, in C (Cython).
 
 :func:`run` parses a read from a request boundary as long as it holds whole requests
@@ -21,6 +21,7 @@ it, or with ``SYNAP_PURE_PYTHON=1``, the connection uses the Python path alone.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
 cdef struct Out:
@@ -119,14 +120,16 @@ cdef inline bint _named(const char* p, Py_ssize_t at, char u0, char u1, char u2)
     return (a == u0 and b == u1 and c == u2) or (a == u0 + 32 and b == u1 + 32 and c == u2 + 32)
 
 
-def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk):
+def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk, list result):
     """Run the plain GETs and SETs that ``data`` starts with; ``readable``: GETs may be
     served (``not cmds.guard_reads``), ``null``: the nil reply (RESP2 or RESP3).
 
-    Returns ``(consumed, ran, gets, last_set, replies, error)``: the bytes taken (always
-    whole requests), the commands run and how many were GETs, whether the last was a
-    SET, their replies (None when none ran) and the exception a command layer call
-    raised (None: none did; the request that raised was not taken)."""
+    Returns the bytes taken (always whole requests) and sets ``result`` (a list of seven,
+    reused from read to read: no tuple per read) to ``[ran, gets, last_set, replies,
+    error, started, elapsed]``: the commands run and how many were GETs, whether the last
+    was a SET, their replies (None when none ran), the exception a command layer call
+    raised (None: none did; the request that raised was not taken), and when the loop
+    started and how long it ran, in ns of the clock ``time.monotonic_ns()`` reads."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t pos = 0, i, end, name_at, name_len, key_at, key_len, value_at, value_len
@@ -135,15 +138,16 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
     cdef int writable = -1
     cdef char argc
     cdef Out out
+    cdef timespec t0, t1
     cdef bytes found
     cdef object error = None
     cdef object replies = None
+    clock_gettime(CLOCK_MONOTONIC, &t0)
     out.size = 0
     out.cap = 256 if n < 256 else n
     out.buf = <char*>PyMem_Malloc(out.cap)
     if out.buf == NULL:
         raise MemoryError()
-    get_fast = set_fast = None  # the bound methods, looked up at the first GET / SET
     try:
         while pos + 4 <= n:
             argc = p[pos + 1]
@@ -161,10 +165,8 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
                 if end < 0:
                     break
                 key = PyBytes_FromStringAndSize(p + key_at, key_len)
-                if get_fast is None:
-                    get_fast = cmds.get_fast
                 try:
-                    value = get_fast(key)
+                    value = cmds.get_fast(key)  # (a method call: no bound method object)
                 except Exception as exc:
                     error = exc
                     break
@@ -194,10 +196,8 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
                     break
                 key = PyBytes_FromStringAndSize(p + key_at, key_len)
                 value = PyBytes_FromStringAndSize(p + value_at, value_len)
-                if set_fast is None:
-                    set_fast = cmds.set_fast
                 try:
-                    if not set_fast(key, value):
+                    if not cmds.set_fast(key, value):
                         break
                 except Exception as exc:
                     error = exc
@@ -210,4 +210,12 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk)
             replies = PyBytes_FromStringAndSize(out.buf, out.size)
     finally:
         PyMem_Free(out.buf)
-    return pos, ran, gets, last_set, replies, error
+    result[0] = ran
+    result[1] = gets
+    result[2] = last_set
+    result[3] = replies
+    result[4] = error
+    clock_gettime(CLOCK_MONOTONIC, &t1)
+    result[5] = t0.tv_sec * 1000000000 + t0.tv_nsec
+    result[6] = (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec)
+    return pos

@@ -5,6 +5,7 @@ built (no Cython or compiler, or ``SYNAP_PURE_PYTHON=1``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -28,8 +29,17 @@ def _cmds() -> Commands:
     return node.commands
 
 
-def run(data: bytes, cmds: Commands | None = None, readable: bool = True) -> tuple[Any, ...]:
-    return tuple(plain.run(data, cmds or _cmds(), readable, R.NULL2, MAX_BULK))
+def run(
+    data: bytes, cmds: Commands | None = None, readable: bool = True, null: bytes = R.NULL2
+) -> tuple[Any, ...]:
+    """``(taken, ran, gets, last_set, replies, error)``"""
+    result: list[object] = [None] * 7
+    before = time.monotonic_ns()
+    taken = plain.run(data, cmds or _cmds(), readable, null, MAX_BULK, result)
+    started, elapsed = result[5:]
+    assert isinstance(started, int) and isinstance(elapsed, int)
+    assert before <= started <= started + elapsed <= time.monotonic_ns()  # the same clock
+    return (taken, *result[:5])
 
 
 def test_a_read_of_plain_gets_and_sets_is_taken_whole() -> None:
@@ -118,8 +128,8 @@ def test_an_exception_in_the_command_layer_is_returned_and_its_request_left() ->
 def test_resp3_nil_and_a_large_value() -> None:
     cmds = _cmds()
     big = bytes(range(256)) * 4096  # 1 MiB, any byte values
-    plain.run(_encode(b"SET", b"big", big), cmds, True, R.NULL3, MAX_BULK)
-    taken, ran, gets, last_set, replies, error = plain.run(
-        _encode(b"GET", b"big") + _encode(b"GET", b"none"), cmds, True, R.NULL3, MAX_BULK
+    run(_encode(b"SET", b"big", big), cmds)
+    taken, ran, gets, last_set, replies, error = run(
+        _encode(b"GET", b"big") + _encode(b"GET", b"none"), cmds, null=R.NULL3
     )
     assert replies == b"$%d\r\n%s\r\n" % (len(big), big) + R.NULL3
