@@ -119,9 +119,7 @@ def test_an_edited_cython_source_refuses_to_start_and_pure_runs_without_it(
     done = run(SERVE, tree, env_for(tree))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "synap/api/resp_plain.pyx changed" in done.stderr, done.stderr
-    probe = (
-        "import synap.api.resp as r, sys; print(r._plain, 'synap.api.resp_plain' in sys.modules)"
-    )
+    probe = "import synap.api.resp as r, sys; print(r._PLAIN_RUN, 'synap.api.resp_plain' in sys.modules)"
     pure = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
