@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTTOOLS := $(VENV)/.installed-test
-# The modules setup.py compiles with mypyc (its COMPILED_MODULES): editing one rebuilds.
+# The modules setup.py compiles with mypyc and Cython (its COMPILED_MODULES and
+# CYTHON_MODULES): editing one rebuilds.
 COMPILED_SRC := $(wildcard $(shell $(PY) setup.py --compiled-sources 2>/dev/null))
 
 .PHONY: install install-runtime run run-standalone test test-pure lint typecheck bench chaos compat compat-check clean
@@ -76,4 +77,5 @@ compat-check: $(RUNTIME) $(TESTTOOLS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache synap/_build.json
-	rm -f synap__mypyc.*.so $(patsubst %.py,%.*.so,$(COMPILED_SRC))
+	rm -f synap__mypyc.*.so $(patsubst %.py,%.*.so,$(filter %.py,$(COMPILED_SRC)))
+	rm -f $(patsubst %.pyx,%.*.so,$(filter %.pyx,$(COMPILED_SRC))) $(patsubst %.pyx,%.c,$(filter %.pyx,$(COMPILED_SRC)))

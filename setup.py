@@ -1,9 +1,12 @@
-"""Build script: compiles the hot modules with mypyc (docs/ARCHITECTURE.md, "Compiled modules").
+"""Build script: compiles the hot modules with mypyc and the plain GET/SET read loop with
+Cython (docs/ARCHITECTURE.md, "Compiled modules").
 
 Everything else about the package is in pyproject.toml. ``pip install [-e] .`` compiles
-``COMPILED_MODULES`` into C extensions when a C compiler and the Python headers exist; with
-neither, or with ``SYNAP_PURE_PYTHON=1`` in the environment, it installs pure Python. A
-compile *error* with a compiler present fails the install (it never falls back silently).
+``COMPILED_MODULES`` (mypyc) and ``CYTHON_MODULES`` into C extensions when a C compiler and
+the Python headers exist; with neither, or with ``SYNAP_PURE_PYTHON=1`` in the environment,
+it installs pure Python (the Cython modules are optional: the code that imports them falls
+back to Python without them). A compile *error* with a compiler present fails the install
+(it never falls back silently).
 
 Every build writes ``synap/_build.json``: the mode and the SHA-256 of each compiled
 module's source at build time, which ``synap.build`` compares with the sources at start-up
@@ -46,13 +49,16 @@ COMPILED_MODULES = (
 # Modules with a C twin written by hand (``<name>.c`` beside ``<name>.py``), built into an
 # extension of the same name in the compiled build; the ``.py`` is the pure fallback.
 C_TWINS = ("synap/persistence/walcodec.py",)
+# Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
+# per-command loop for reads of plain GETs and SETs.
+CYTHON_MODULES = ("synap/api/resp_plain.pyx",)
 GROUP = "synap"  # mypyc's shared library: synap__mypyc.<abi>.so beside the package
 ROOT = Path(__file__).resolve().parent
 RECORD = "synap/_build.json"
 
 if __name__ == "__main__" and sys.argv[1:] == ["--compiled-sources"]:
     c_sources = [p.removesuffix(".py") + ".c" for p in C_TWINS]
-    print(" ".join([*COMPILED_MODULES, *C_TWINS, *c_sources]))
+    print(" ".join([*COMPILED_MODULES, *CYTHON_MODULES, *C_TWINS, *c_sources]))
     sys.exit(0)
 
 from setuptools import Extension, setup  # noqa: E402
@@ -60,15 +66,16 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 def module_name(path: str) -> str:
-    return path.removesuffix(".py").replace("/", ".")
+    return path.removesuffix(".py").removesuffix(".pyx").replace("/", ".")
 
 
 def source_digest(path: Path) -> str:
     """SHA-256 of a compiled module's source: the ``.py``, and its C twin if it has one
-    (synap/build.py computes the same)."""
+    (synap/build.py computes the same; the ``.c`` cythonize writes beside a ``.pyx`` is
+    generated, not a source)."""
     digest = hashlib.sha256(path.read_bytes())
     twin = path.with_suffix(".c")
-    if twin.exists():
+    if path.suffix == ".py" and twin.exists():
         digest.update(twin.read_bytes())
     return digest.hexdigest()
 
@@ -95,8 +102,10 @@ def remove_extensions() -> None:
     """Delete compiled leftovers in the source tree (an earlier editable compiled build), so a
     pure build never imports them."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    for path in (*COMPILED_MODULES, *C_TWINS):
-        (ROOT / path.removesuffix(".py")).with_suffix(suffix).unlink(missing_ok=True)
+    for path in (*COMPILED_MODULES, *CYTHON_MODULES, *C_TWINS):
+        (ROOT / path).with_suffix(suffix).unlink(missing_ok=True)
+    for path in CYTHON_MODULES:  # the C file cythonize writes beside the source
+        (ROOT / path).with_suffix(".c").unlink(missing_ok=True)
     for lib in ROOT.glob(f"{GROUP}__mypyc*"):
         lib.unlink()
 
@@ -109,7 +118,7 @@ class BuildExtRecording(build_ext):
         super().run()
         target = ROOT if self.inplace else Path(self.build_lib)
         (target / RECORD).parent.mkdir(parents=True, exist_ok=True)
-        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES + C_TWINS))
+        (target / RECORD).write_text(record("mypyc", COMPILED_MODULES + CYTHON_MODULES + C_TWINS))
 
 
 def extensions() -> list:
@@ -135,18 +144,23 @@ def extensions() -> list:
     # isolated build environment does not have. Type errors in the modules they import are
     # `make typecheck`'s business (follow-imports=silent); the compiled ones must be clean.
     flags = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
+    modules = mypycify(
+        [*flags, *COMPILED_MODULES],
+        opt_level="3",
+        group_name=GROUP,
+    )
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        sys.exit(
+            "synap: Cython is needed to compile the RESP read loop; install Cython, "
+            "or set SYNAP_PURE_PYTHON=1 for the pure-Python build"
+        )
     twins = [
         Extension(module_name(p), [p.removesuffix(".py") + ".c"], extra_compile_args=["-O3"])
         for p in C_TWINS
     ]
-    return [
-        *mypycify(
-            [*flags, *COMPILED_MODULES],
-            opt_level="3",
-            group_name=GROUP,
-        ),
-        *twins,
-    ]
+    return [*modules, *cythonize(list(CYTHON_MODULES), quiet=True), *twins]
 
 
 # Only the commands that build compile: setuptools also runs this file for metadata

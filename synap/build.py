@@ -1,5 +1,5 @@
-"""Which build runs: the hot modules compiled with mypyc, or pure Python; and whether the
-compiled extensions are stale.
+"""Which build runs: the hot modules compiled with mypyc (and the Cython read loop), or
+pure Python; and whether the compiled extensions are stale.
 
 ``setup.py`` writes ``synap/_build.json`` at install time: the mode and the SHA-256 of each
 compiled module's source. :func:`state` compares that record with the sources now: a
@@ -9,7 +9,9 @@ refuses to start on a stale build (:func:`stale_message` says to run ``make inst
 
 ``SYNAP_PURE_PYTHON=1`` at run time makes every compiled module load from its source
 (:func:`force_pure`, called by ``synap/__init__.py`` before any of them is imported), so the
-pure-Python fallback can run on a compiled install (``make test-pure``).
+pure-Python fallback can run on a compiled install (``make test-pure``).  A module written
+for Cython has a ``.pyx`` source and no ``.py``: it is recorded and checked like the others,
+and under ``SYNAP_PURE_PYTHON=1`` importing it fails (its importer falls back to Python).
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ def pure_requested() -> bool:
 
 
 def _source(module: str, package_dir: Path = PACKAGE_DIR) -> Path:
-    """``synap.api.resp`` -> <package>/api/resp.py"""
-    return package_dir.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    """``synap.api.resp`` -> <package>/api/resp.py (or its ``.pyx`` when only that exists:
+    a module written for Cython)"""
+    path = package_dir.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    if not path.exists() and path.with_suffix(".pyx").exists():
+        return path.with_suffix(".pyx")
+    return path
 
 
 def _extensions(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
@@ -69,7 +75,7 @@ def _sha256(path: Path) -> str | None:
     try:
         digest = hashlib.sha256(path.read_bytes())
         twin = path.with_suffix(".c")
-        if twin.exists():
+        if path.suffix == ".py" and twin.exists():  # (a .pyx's .c is generated)
             digest.update(twin.read_bytes())
         return digest.hexdigest()
     except OSError:
@@ -82,10 +88,16 @@ class BuildState:
     compiled: tuple[str, ...]  # modules that run from C extensions
     stale: tuple[str, ...]  # compiled modules whose source changed since the build
     forced_pure: bool  # SYNAP_PURE_PYTHON=1 at run time
+    cython: tuple[str, ...] = ()  # those of ``compiled`` written for Cython (.pyx)
 
     def describe(self) -> str:
         if self.compiled:
-            text = f"compiled (mypyc, {len(self.compiled)} modules)"
+            mypyc = len(self.compiled) - len(self.cython)
+            text = f"compiled (mypyc, {mypyc} modules"
+            if self.cython:
+                short = ", ".join(m.rsplit(".", 1)[-1] for m in self.cython)
+                text += f"; Cython: {short}"
+            text += ")"
             if self.stale:
                 text += f", STALE: {', '.join(self.stale)} changed since the build"
             return text
@@ -112,11 +124,12 @@ def state(package_dir: Path | None = None) -> BuildState:
         for m in compiled
         if m not in recorded or _sha256(_source(m, pkg)) not in (recorded[m], None)
     )
-    return BuildState(mode, tuple(compiled), stale, False)
+    cython = tuple(m for m in compiled if _source(m, pkg).suffix == ".pyx")
+    return BuildState(mode, tuple(compiled), stale, False, cython)
 
 
 def stale_message(stale: Sequence[str]) -> str:
-    files = ", ".join(m.replace(".", "/") + ".py" for m in stale)
+    files = ", ".join(m.replace(".", "/") + _source(m).suffix for m in stale)
     return (
         f"the compiled build is stale: {files} changed since the extensions were built; "
         f"run `make install` to rebuild them (or set {PURE_ENV}=1 to run the sources uncompiled)"
@@ -124,14 +137,18 @@ def stale_message(stale: Sequence[str]) -> str:
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Loads the package's compiled modules from their ``.py`` instead of the extension."""
+    """Loads the package's compiled modules from their ``.py`` instead of the extension;
+    refuses those with no ``.py`` (Cython modules: their importers fall back)."""
 
-    def __init__(self, modules: frozenset[str]) -> None:
+    def __init__(self, modules: frozenset[str], blocked: frozenset[str] = frozenset()) -> None:
         self.modules = modules
+        self.blocked = blocked
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in self.blocked:
+            raise ModuleNotFoundError(f"{fullname} is compiled only ({PURE_ENV}=1)", name=fullname)
         if fullname not in self.modules:
             return None
         return importlib.util.spec_from_file_location(fullname, _source(fullname))
@@ -141,8 +158,10 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
 def force_pure() -> None:
     """Run every compiled module from its source in this process (and in the servers it
     starts, which inherit ``SYNAP_PURE_PYTHON``)."""
-    modules = frozenset(m for m in _extensions() if _source(m).exists())
-    loaded = sorted(m for m in modules if m in sys.modules)
+    extensions = _extensions()
+    modules = frozenset(m for m in extensions if _source(m).suffix == ".py" and _source(m).exists())
+    blocked = frozenset(m for m in extensions if _source(m).suffix == ".pyx")
+    loaded = sorted(m for m in modules | blocked if m in sys.modules)
     if loaded:
         raise RuntimeError(f"force_pure() after {', '.join(loaded)} was imported compiled")
-    sys.meta_path.insert(0, _SourceFirst(modules))
+    sys.meta_path.insert(0, _SourceFirst(modules, blocked))

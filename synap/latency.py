@@ -90,6 +90,9 @@ class CommandTimings:
         hist = self.latency.get(name)
         if hist is None:
             hist = self.latency[name] = LatencyHistogram()
-        hist.counts[bisect_left(hist.bounds, seconds / count)] += count
+        each = seconds / count
+        bounds = hist.bounds
+        # (A fast run's commands nearly always fall in the first bucket: no bisect then.)
+        hist.counts[0 if each <= bounds[0] else bisect_left(bounds, each)] += count
         hist.total += seconds
         hist.count += count

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from time import perf_counter, perf_counter_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from synap.api import resp_codec as R
 from synap.api.cmdstats import stat_name
@@ -35,6 +35,23 @@ from synap.store.keyspace import EvictionPolicy, now_ms
 
 if TYPE_CHECKING:
     from synap.api.services import NodeServices
+    from synap.commands.layer import Commands
+
+
+def _plain_loop() -> Callable[[bytes, Commands, bool, bytes, int, list[object]], int] | None:
+    """The plain GET/SET read loop in C (Cython; optional, see RespConnection._run_plain):
+    None when it is not built (no Cython or compiler) or under SYNAP_PURE_PYTHON=1."""
+    try:
+        from synap.api import resp_plain
+    except ImportError:
+        return None
+    return resp_plain.run
+
+
+# (Final: compiled code reads these from C statics, not from the module's dict.)
+_PLAIN_RUN: Final = _plain_loop()
+_NULL2: Final = R.NULL2
+_NULL3: Final = R.NULL3
 
 log = logging.getLogger("synap.resp")
 
@@ -99,6 +116,10 @@ class RespConnection(asyncio.Protocol):
         self.last_cmd: bytes | None = None
         self.monitoring = False
         self._stats = node.command_stats
+        self._timings = node.resp_timings
+        self._reply_after_flush = node.reply_after_flush
+        # What synap.api.resp_plain.run reports of a read, besides the bytes it took.
+        self._plain_result: list[object] = [0, 0, False, None, None, 0, 0]
         self._monitors = node.monitors
         self.last_write_offset = 0  # offset of this connection's last write (0: none)
         # Plain GET / SET runs take _run_fast (off only to compare it with the general
@@ -150,6 +171,18 @@ class RespConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if (
+            _PLAIN_RUN is not None
+            and self._blocked is None
+            and self.fast_path
+            and self.authenticated
+            and self._queued is None
+            and not self._muting
+            and not self._monitors
+            and self._requests.idle
+        ):
+            self._run_plain(data)  # (sets last_active)
+            return
         self.last_active = time.monotonic()
         if self._blocked is not None:
             self._held.append(data)
@@ -164,6 +197,49 @@ class RespConnection(asyncio.Protocol):
         else:
             self._run(requests, None)
 
+    def _run_plain(self, data: bytes) -> None:
+        """A read that begins at a request boundary, while the guards of
+        :meth:`_run_fast` that hold for a whole read are clear: the plain GETs and SETs
+        it starts with run in C (:func:`synap.api.resp_plain.run`: parse, the same
+        :meth:`~synap.commands.layer.Commands.get_fast` /
+        :meth:`~synap.commands.layer.Commands.set_fast` calls, replies into one buffer),
+        counted as :meth:`_run_fast` counts them; the rest of the read, from the first
+        request the loop does not take, goes through the general path.  The loop reads
+        the clock (for ``last_active`` and the run's timing) in C."""
+        cmds = self.cmds
+        history = cmds.history
+        before = history.offset
+        result = self._plain_result
+        run = _PLAIN_RUN
+        assert run is not None
+        null = _NULL3 if self.resp3 else _NULL2
+        taken = run(data, cmds, not cmds.guard_reads, null, self._max_bulk, result)
+        ran = cast(int, result[0])
+        gets = cast(int, result[1])
+        last_set = result[2] is True
+        reply = cast("bytes | None", result[3])
+        failure = cast("BaseException | None", result[4])
+        self.last_active = cast(int, result[5]) / 1e9  # (as time.monotonic() reads it)
+        result[3] = result[4] = None  # (drop the references until the next read)
+        if failure is not None:  # a bug: the general path runs this request and answers it
+            log.error("internal error in the RESP fast path", exc_info=failure)
+        if ran:
+            self._account_fast(ran, gets, cast(int, result[6]), b"SET" if last_set else b"GET")
+            if history.offset != before:
+                self.last_write_offset = history.offset
+        if taken == len(data):  # the whole read (the usual case): one reply, one write
+            if reply is not None and self._transport is not None:
+                # After the WAL write of its records (group commit: node.py).
+                self._reply_after_flush(self._transport, reply)
+            return
+        replies: list[bytes] = [] if reply is None else [reply]
+        try:
+            requests = self._requests.feed(data[taken:] if taken else data)
+        except RequestError as exc:
+            self._run(exc.requests, str(exc), replies)
+        else:
+            self._run(requests, None, replies)
+
     def _receive(self, data: bytes) -> None:
         """Process a read: the requests it completes, then its protocol error if any."""
         try:
@@ -173,11 +249,15 @@ class RespConnection(asyncio.Protocol):
         else:
             self._run(requests, None)
 
-    def _run(self, requests: list[list[bytes]], error: str | None) -> None:
-        """Answer ``requests`` in one write, then ``error`` (closing).  A blocking
-        command (WAIT) holds back the rest until it resolves.  Runs of plain GET and SET
-        take the fast path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
-        replies: list[bytes] = []
+    def _run(
+        self, requests: list[list[bytes]], error: str | None, replies: list[bytes] | None = None
+    ) -> None:
+        """Answer ``requests`` in one write (after ``replies``, those of the read's
+        requests already run), then ``error`` (closing).  A blocking command (WAIT)
+        holds back the rest until it resolves.  Runs of plain GET and SET take the fast
+        path (:meth:`_run_fast`), the rest :meth:`_dispatch`."""
+        if replies is None:
+            replies = []
         n = len(requests)
         i = 0
         fast = self.fast_path
@@ -279,7 +359,7 @@ class RespConnection(asyncio.Protocol):
         node.commands_processed += ran
         self.last_cmd = last
         sets = ran - gets
-        timings = node.resp_timings  # (INFO commandstats reads it too)
+        timings = self._timings  # node.resp_timings (INFO commandstats reads it too)
         get_ns = elapsed_ns * gets // ran
         if gets:
             timings.observe_many(b"GET", gets, get_ns / 1e9)

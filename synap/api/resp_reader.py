@@ -68,6 +68,12 @@ class RequestReader:
         self._framing: RequestFraming | None = None
         self._chunk = b""
 
+    @property
+    def idle(self) -> bool:
+        """Everything fed so far ends at a request boundary and nothing is buffered: the
+        next read starts a request (what :func:`synap.api.resp_plain.run` needs)."""
+        return self._framing is None and not self._inline_buf
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         """The requests ``data`` completes, in order.  Raises :class:`RequestError`
         where Redis would answer a protocol error and close."""

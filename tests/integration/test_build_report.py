@@ -24,8 +24,16 @@ def expected_build() -> str:
     """What the servers must report, counted from the files (not from synap.build)."""
     if os.environ.get("SYNAP_PURE_PYTHON", "") not in ("", "0"):
         return "pure Python (SYNAP_PURE_PYTHON=1)"
-    n = len(list((ROOT / "synap").rglob(f"*{EXT}")))
-    return f"compiled (mypyc, {n} modules)" if n else "pure Python"
+    extensions = list((ROOT / "synap").rglob(f"*{EXT}"))
+    cython = sorted(
+        p.name.removesuffix(EXT)
+        for p in extensions
+        if not p.with_name(p.name.removesuffix(EXT) + ".py").exists()
+    )
+    n = len(extensions) - len(cython)
+    if not extensions:
+        return "pure Python"
+    return f"compiled (mypyc, {n} modules" + (f"; Cython: {', '.join(cython)})" if cython else ")")
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -97,3 +105,28 @@ def test_an_edited_compiled_source_refuses_to_start_until_rebuilt(tmp_path: Path
     # The sources themselves can still run: the pure override does not load the extensions.
     pure = run(["--version"], tree, env_for(tree, SYNAP_PURE_PYTHON="1"))
     assert pure.stdout.strip().endswith("pure Python (SYNAP_PURE_PYTHON=1)"), pure.stdout
+
+
+@pytest.mark.skipif("; Cython: " not in expected_build(), reason="needs the Cython read loop built")
+def test_an_edited_cython_source_refuses_to_start_and_pure_runs_without_it(
+    tmp_path: Path,
+) -> None:
+    """The Cython module (a .pyx, no .py) is checked like the mypyc ones; under
+    SYNAP_PURE_PYTHON=1 it is not imported at all and the RESP front end runs without it."""
+    tree = copy_package(tmp_path)
+    src = tree / "synap" / "api" / "resp_plain.pyx"
+    src.write_text(src.read_text() + "\n# edited after make install\n")
+    done = run(SERVE, tree, env_for(tree))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "synap/api/resp_plain.pyx changed" in done.stderr, done.stderr
+    probe = "import synap.api.resp as r, sys; print(r._PLAIN_RUN, 'synap.api.resp_plain' in sys.modules)"
+    pure = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tree,
+        env=env_for(tree, SYNAP_PURE_PYTHON="1"),
+        stdin=subprocess.DEVNULL,
+    )
+    assert pure.stdout.split() == ["None", "False"], pure.stdout + pure.stderr

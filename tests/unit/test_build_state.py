@@ -78,3 +78,22 @@ def test_the_run_time_override_reports_pure_python(
     state = build.state(pkg)
     assert (state.compiled, state.stale, state.forced_pure) == ((), (), True)
     assert state.describe() == "pure Python (SYNAP_PURE_PYTHON=1)"
+
+
+def test_a_cython_module_is_recorded_checked_and_named(tmp_path: Path) -> None:
+    """A module written for Cython has a .pyx source and no .py: it counts apart from
+    the mypyc ones, and an edit to its .pyx makes it stale."""
+    pkg = make_tree(tmp_path, {"synap.api.fake_resp": "x = 1\n"})
+    pyx = pkg / "api" / "fake_loop.pyx"
+    pyx.write_text("def run(): pass\n")
+    pyx.with_name("fake_loop" + EXT).write_bytes(b"\x7fELF not really")
+    record = json.loads((pkg / "_build.json").read_text())
+    record["modules"]["synap.api.fake_loop"] = hashlib.sha256(pyx.read_bytes()).hexdigest()
+    (pkg / "_build.json").write_text(json.dumps(record))
+    state = build.state(pkg)
+    assert state.compiled == ("synap.api.fake_loop", "synap.api.fake_resp")
+    assert state.cython == ("synap.api.fake_loop",)
+    assert state.stale == ()
+    assert state.describe() == "compiled (mypyc, 1 modules; Cython: fake_loop)"
+    pyx.write_text("def run(): return 1\n")
+    assert build.state(pkg).stale == ("synap.api.fake_loop",)

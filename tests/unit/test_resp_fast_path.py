@@ -105,8 +105,20 @@ _GUARDED = [
 ]
 
 
+def _inline(command: list[bytes]) -> bytes | None:
+    """``command`` as an inline (telnet-style) line, when its arguments allow one."""
+    if all(a and not any(c in a for c in b" \t\r\n\"'") for a in command):
+        return b" ".join(command) + b"\r\n"
+    return None
+
+
 def _run(
-    commands: list[list[bytes]], cuts: list[int], fast: bool, secured: bool, reset_stats: bool
+    commands: list[list[bytes]],
+    cuts: list[int],
+    fast: bool,
+    secured: bool,
+    reset_stats: bool,
+    inline: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "kv_store": {"max_value_bytes": MAX_VALUE, "max_key_bytes": MAX_KEY}
@@ -118,7 +130,9 @@ def _run(
     records: list[bytes] = []
     node.history.subscribe(lambda _offset, record: records.append(record))
     transport = FakeTransport()
-    stream = b"".join(_encode(c) for c in commands)
+    # Commands at the ``inline`` indices are sent as inline lines where they can be (a
+    # boundary the C read loop stops at), the rest as clients encode them.
+    stream = b"".join((i in inline and _inline(c)) or _encode(c) for i, c in enumerate(commands))
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
 
     clock = [START_MS]
@@ -164,27 +178,48 @@ def _run(
 
 
 @FUZZ
-@example(commands=_GUARDED[0], cuts=[], secured=False, reset_stats=True)
-@example(commands=_GUARDED[1], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[2], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[3], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[4], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[5], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[6], cuts=[], secured=False, reset_stats=False)
-@example(commands=_GUARDED[7], cuts=[], secured=False, reset_stats=True)
-@example(commands=_GUARDED[9], cuts=[], secured=True, reset_stats=True)
-@example(commands=_GUARDED[8], cuts=[30, 60, 90, 120, 150, 180], secured=False, reset_stats=True)
+@example(commands=_GUARDED[0], cuts=[], secured=False, reset_stats=True, inline=frozenset())
+@example(commands=_GUARDED[1], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[2], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[3], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[4], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[5], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[6], cuts=[], secured=False, reset_stats=False, inline=frozenset())
+@example(commands=_GUARDED[7], cuts=[], secured=False, reset_stats=True, inline=frozenset())
+@example(commands=_GUARDED[9], cuts=[], secured=True, reset_stats=True, inline=frozenset())
+@example(
+    commands=_GUARDED[8],
+    cuts=[30, 60, 90, 120, 150, 180],
+    secured=False,
+    reset_stats=True,
+    inline=frozenset(),
+)
+@example(
+    commands=[[b"SET", b"k1", b"v"], [b"GET", b"k1"], [b"SET", b"k2", b"12"], [b"GET", b"k2"]],
+    cuts=[],
+    secured=False,
+    reset_stats=False,
+    inline=frozenset({1}),
+)
 @given(
     commands=st.lists(command, min_size=1, max_size=40),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
     secured=st.booleans(),
     reset_stats=st.booleans(),
+    inline=st.frozensets(st.integers(min_value=0, max_value=39), max_size=6),
 )
 def test_fast_path_matches_the_general_path(
-    commands: list[list[bytes]], cuts: list[int], secured: bool, reset_stats: bool
+    commands: list[list[bytes]],
+    cuts: list[int],
+    secured: bool,
+    reset_stats: bool,
+    inline: frozenset[int],
 ) -> None:
-    general = _run(commands, cuts, fast=False, secured=secured, reset_stats=reset_stats)
-    fast = _run(commands, cuts, fast=True, secured=secured, reset_stats=reset_stats)
+    """With the C read loop built (synap/api/resp_plain.pyx), the fast connection runs
+    plain reads through it and the rest of each read through ``_run_fast``; without it,
+    through ``_run_fast`` alone."""
+    general = _run(commands, cuts, False, secured, reset_stats, inline)
+    fast = _run(commands, cuts, True, secured, reset_stats, inline)
     assert fast == general
 
 
