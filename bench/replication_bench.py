@@ -439,8 +439,17 @@ def part_lag(tmp: Path, reps: int) -> list[str]:
                     else "",
                 ]
             )
+    ms = lambda v: fmt_num(v, "ms")  # noqa: E731
+    if ("synap", 0) in results and ("redis", 0) in results:  # issue 16: the idle probe
+        ours, theirs = results[("synap", 0)]["p50"], results[("redis", 0)]["p50"]
+        summary(
+            "visible_idle_p50",
+            cell(ms(median(ours)), ours, ms),
+            cell(ms(median(theirs)), theirs, ms),
+            f"{median(ours) / median(theirs):.2f}",
+            median(ours) < 1,
+        )
     if ("synap", 1) in results and ("redis", 1) in results:  # issue 16: unpipelined writer
-        ms = lambda v: fmt_num(v, "ms")  # noqa: E731
         for q in ("p50", "p99"):
             ours, theirs = results[("synap", 1)][q], results[("redis", 1)][q]
             ratio = median(ours) / median(theirs)

@@ -39,9 +39,9 @@ SOURCES = {
     "http_get": "http",
     "memory": "memory",
     **dict.fromkeys(
-        ["catchup", "visible_p50", "visible_p99", "log_append", "fullsync_rtt"], "replication"
+        ["catchup", "visible_p50", "visible_p99", "visible_idle_p50", "log_append", "fullsync_rtt"],
+        "replication",
     ),
-    "visible_idle_p50": "no benchmark measures it yet",
 }
 ORDER = ["resp", "http", "memory", "replication", "failover", "etcd_failover"]
 
