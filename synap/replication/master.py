@@ -416,9 +416,7 @@ class ReplicaConnection(asyncio.Protocol):
                     f"accepted for {timeout}s (replica timeout {timeout}s) during a full "
                     "sync; it is stalled or the network is partitioned"
                 )
-                log.warning("%s", reason)
-                self.session.close(ErrorCode.TIMEOUT, reason)
-                self._close(abort=True)
+                self._close_stalled(reason)
             else:
                 self._drop(f"full sync to replica {self.replica_id} failed: {exc}")
             return
@@ -669,6 +667,13 @@ class ReplicaConnection(asyncio.Protocol):
                 self._end(event)
         self._check_stalled()
 
+    def _close_stalled(self, reason: str) -> None:
+        """A replica that accepts no bytes for the replica timeout: say why, tell it
+        (TIMEOUT) and drop the link."""
+        log.warning("%s", reason)
+        self.session.close(ErrorCode.TIMEOUT, reason)
+        self._close(abort=True)
+
     def _check_stalled(self) -> None:
         """Drop a replica that stopped reading what we send for ``replica_timeout_secs``.
 
@@ -694,9 +699,7 @@ class ReplicaConnection(asyncio.Protocol):
                 f"{'a full sync' if self.full_sync_task is not None else 'streaming'}; "
                 "it is stalled or the network is partitioned"
             )
-            log.warning("%s", reason)
-            self.session.close(ErrorCode.TIMEOUT, reason)
-            self._close(abort=True)
+            self._close_stalled(reason)
 
     def _send(self, data: bytes) -> None:
         # While a child sends the snapshot, a frame of ours would land inside its stream:
