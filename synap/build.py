@@ -89,11 +89,14 @@ class BuildState:
     stale: tuple[str, ...]  # compiled modules whose source changed since the build
     forced_pure: bool  # SYNAP_PURE_PYTHON=1 at run time
     cython: tuple[str, ...] = ()  # those of ``compiled`` written for Cython (.pyx)
+    c_twins: tuple[str, ...] = ()  # those of ``compiled`` built from a hand-written .c twin
 
     def describe(self) -> str:
         if self.compiled:
-            mypyc = len(self.compiled) - len(self.cython)
+            mypyc = len(self.compiled) - len(self.cython) - len(self.c_twins)
             text = f"compiled (mypyc, {mypyc} modules"
+            if self.c_twins:
+                text += f"; C: {', '.join(m.rsplit('.', 1)[-1] for m in self.c_twins)}"
             if self.cython:
                 short = ", ".join(m.rsplit(".", 1)[-1] for m in self.cython)
                 text += f"; Cython: {short}"
@@ -125,11 +128,20 @@ def state(package_dir: Path | None = None) -> BuildState:
         if m not in recorded or _sha256(_source(m, pkg)) not in (recorded[m], None)
     )
     cython = tuple(m for m in compiled if _source(m, pkg).suffix == ".pyx")
-    return BuildState(mode, tuple(compiled), stale, False, cython)
+    twins = tuple(m for m in compiled if _has_c_twin(_source(m, pkg)))
+    return BuildState(mode, tuple(compiled), stale, False, cython, twins)
+
+
+def _has_c_twin(source: Path) -> bool:
+    """A ``.py`` with a hand-written ``.c`` beside it (setup.py ``C_TWINS``)."""
+    return source.suffix == ".py" and source.with_suffix(".c").exists()
 
 
 def stale_message(stale: Sequence[str]) -> str:
-    files = ", ".join(m.replace(".", "/") + _source(m).suffix for m in stale)
+    files = ", ".join(
+        m.replace(".", "/") + (".py or .c" if _has_c_twin(_source(m)) else _source(m).suffix)
+        for m in stale
+    )
     return (
         f"the compiled build is stale: {files} changed since the extensions were built; "
         f"run `make install` to rebuild them (or set {PURE_ENV}=1 to run the sources uncompiled)"

@@ -30,10 +30,20 @@ def expected_build() -> str:
         for p in extensions
         if not p.with_name(p.name.removesuffix(EXT) + ".py").exists()
     )
-    n = len(extensions) - len(cython)
+    twins = sorted(
+        p.name.removesuffix(EXT)
+        for p in extensions
+        if p.with_name(p.name.removesuffix(EXT) + ".c").exists()
+        and p.with_name(p.name.removesuffix(EXT) + ".py").exists()
+    )
+    n = len(extensions) - len(cython) - len(twins)
     if not extensions:
         return "pure Python"
-    return f"compiled (mypyc, {n} modules" + (f"; Cython: {', '.join(cython)})" if cython else ")")
+    return (
+        f"compiled (mypyc, {n} modules"
+        + (f"; C: {', '.join(twins)}" if twins else "")
+        + (f"; Cython: {', '.join(cython)})" if cython else ")")
+    )
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -97,3 +97,23 @@ def test_a_cython_module_is_recorded_checked_and_named(tmp_path: Path) -> None:
     assert state.describe() == "compiled (mypyc, 1 modules; Cython: fake_loop)"
     pyx.write_text("def run(): return 1\n")
     assert build.state(pkg).stale == ("synap.api.fake_loop",)
+
+
+def test_a_c_twin_is_named_apart_and_its_c_file_is_checked(tmp_path: Path) -> None:
+    """A module with a hand-written .c beside its .py (setup.py C_TWINS) counts apart from
+    the mypyc ones, and an edit to either file makes it stale."""
+    pkg = make_tree(
+        tmp_path, {"synap.api.fake_resp": "x = 1\n", "synap.store.fake_codec": "y = 2\n"}
+    )
+    twin = pkg / "store" / "fake_codec.c"
+    twin.write_text("/* C */\n")
+    digest = hashlib.sha256(b"y = 2\n" + twin.read_bytes()).hexdigest()
+    record = json.loads((pkg / "_build.json").read_text())
+    record["modules"]["synap.store.fake_codec"] = digest
+    (pkg / "_build.json").write_text(json.dumps(record))
+    state = build.state(pkg)
+    assert state.stale == ()
+    assert state.c_twins == ("synap.store.fake_codec",)
+    assert state.describe() == "compiled (mypyc, 1 modules; C: fake_codec)"
+    twin.write_text("/* C, edited */\n")
+    assert build.state(pkg).stale == ("synap.store.fake_codec",)
