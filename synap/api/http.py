@@ -320,18 +320,8 @@ class HttpApi:
         raw = commands.get(key)
         if raw is None:
             return _error_body(404, f"key '{key.decode(errors='replace')}' not found", "NOT_FOUND")
-        # from_stored and command_endpoint.ttl_after_read, inlined for the common case
-        # (text that is not of json kind; the read has checked roles and expiry).
-        encoding: str | None = None
-        if commands.is_json(key):
-            value, encoding = from_stored(raw, True)
-        else:
-            try:
-                value = raw.decode()
-            except UnicodeDecodeError:
-                value, encoding = from_stored(raw, False)
-        at = commands.keyspace.expiry_of(key)
-        ttl = None if at == 0 else (max(0, at - now_ms()) + 500) // 1000
+        value, encoding = from_stored(raw, commands.is_json(key))
+        ttl = command_endpoint.ttl_after_read(node, key)
         return Response(
             200,
             b'{"found":true,"value":%s,"ttl":%s%s}'

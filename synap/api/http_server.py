@@ -334,17 +334,17 @@ class RequestParser:
         parser = self._parser
         method = parser.get_method()
         url = self._url
+        # Origin form without query or escapes: the common case (no URL parsing).
+        plain = _QUERY not in url and _ESCAPE not in url and _FRAGMENT not in url
         fast = self.fast
         if (
             fast is not None
+            and plain
             and not self._special
             and not self.hold
             and not self.ready
             and method == b"GET"
             and url.startswith(fast.prefix)
-            and _QUERY not in url
-            and _ESCAPE not in url
-            and _FRAGMENT not in url
             and url.isascii()
             and parser.should_keep_alive()
         ):
@@ -354,13 +354,8 @@ class RequestParser:
         request = self._request = Request(self._headers)
         if method != b"GET":
             request.method = method.decode("ascii", "replace")
-        if (
-            url.startswith(b"/")
-            and _QUERY not in url
-            and _ESCAPE not in url
-            and _FRAGMENT not in url
-        ):
-            raw = url  # origin form without query or escapes: the common case
+        if plain and url.startswith(b"/"):
+            raw = url
         else:
             try:
                 # Any: httptools' stub types URL.path and .query as bytes, but either is
