@@ -130,8 +130,8 @@ def apply_ops(keyspace: Keyspace, ops: Sequence[Any]) -> None:
                 keyspace.clear()
             else:
                 raise CorruptRecord(f"unknown opcode {code!r}")
-        except (IndexError, TypeError) as exc:
-            raise CorruptRecord(f"malformed operation {op!r}") from exc
+        except (IndexError, KeyError, TypeError) as exc:  # KeyError: an operation that is a map
+            raise CorruptRecord(f"malformed operation {op!r:.200}") from exc
 
 
 def apply_record(keyspace: Keyspace, record: bytes) -> None:

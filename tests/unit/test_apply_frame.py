@@ -209,3 +209,17 @@ def test_records_no_master_writes_between_ordinary_ones(tricky: bytes):
         both(frame.body, frame.pos, frame.count, [[0, b"k", b"seed", 0]])
         both(b"".join(records), 0, len(records), [])
         both(b"".join(records)[:-1], 0, len(records), [])
+
+
+@pytest.mark.parametrize(
+    "record", [b"\x91\x80", b"\x91\x81\x00\x01", b"\x92\x93\x02\xc4\x01a\x01\x80"]
+)
+def test_an_operation_that_is_a_map_is_a_corrupt_record(record: bytes) -> None:
+    """An operation decoded as a map (``op[0]`` a KeyError) is reported as a corrupt
+    record, like any other malformed operation, on both apply paths (found by the
+    cut-short property test above)."""
+    with pytest.raises(CorruptRecord):
+        apply_record(Keyspace(), record)
+    records: list[bytes] = []
+    with pytest.raises(CorruptRecord):
+        apply_concatenated(Keyspace(), record, 0, 1, records)
