@@ -48,7 +48,11 @@ COMPILED_MODULES = (
 )
 # Modules with a C twin written by hand (``<name>.c`` beside ``<name>.py``), built into an
 # extension of the same name in the compiled build; the ``.py`` is the pure fallback.
-C_TWINS = ("synap/persistence/walcodec.py",)
+C_TWINS = (
+    "synap/persistence/walcodec.py",
+    # pymalloc arenas on transparent huge pages (fork() of a big master; synap/hugepages.py)
+    "synap/hugearena.py",
+)
 # Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
 # per-command loop for reads of plain GETs and SETs.
 CYTHON_MODULES = ("synap/api/resp_plain.pyx",)

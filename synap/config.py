@@ -98,6 +98,9 @@ class KVStoreConfig(_Section):
     max_value_bytes: int = Field(512 * 1024 * 1024, gt=0, le=4 * 1024**3 - 8 * 1024**2)
     allow_flush_commands: bool = False
     active_expiry_interval_ms: int = Field(100, gt=0)
+    # Python's object memory on transparent huge pages (synap/hugepages.py): auto = when
+    # the kernel's THP mode allows it; SYNAP_HUGE_PAGES in the environment wins.
+    huge_pages: Literal["auto", "never"] = "auto"
 
 
 class LogRetentionConfig(_Section):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from synap import __version__
+from synap import __version__, hugepages
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
@@ -102,6 +102,10 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         ("used_memory_rss_human", _human(_rss_bytes())),
         ("maxmemory_human", _human(node.keyspace.max_memory_bytes)),
         ("mem_allocator", "libc"),
+        # Python's object arenas on transparent huge pages (kv_store.huge_pages): "active",
+        # or "off (why)"; and how many 1 MiB arenas the huge-page range holds now.
+        ("huge_pages", hugepages.status().describe()),
+        ("huge_pages_arenas", hugepages.stats().get("arenas", 0)),
     ]
 
 
@@ -141,6 +145,10 @@ def _stats(node: NodeServices) -> list[tuple[str, Any]]:
         ("sync_full", repl.sync_full),
         ("sync_partial_ok", repl.sync_partial_ok),
         ("sync_partial_err", repl.sync_partial_err),
+        # Forks for full syncs (fork_snapshot.py): how many, and how long the last one
+        # held the master (Redis's names; 0 before the first).
+        ("total_forks", repl.total_forks),
+        ("latest_fork_usec", repl.latest_fork_usec),
         ("total_error_replies", node.command_stats.total_errors()),
     ]
 

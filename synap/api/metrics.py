@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from synap import __version__
+from synap import __version__, hugepages
 from synap.latency import CommandTimings, LatencyHistogram
 from synap.replication.link_state import STATUS_WORDS
 from synap.replication.peer_fields import escape_text
@@ -233,6 +233,21 @@ class NodeCollector(Collector):
             "synap_replication_full_sync_sent_bytes_total",
             "Snapshot bytes sent in full syncs served.",
             repl.full_sync_bytes_sent,
+        )
+        yield _counter(
+            "synap_replication_forks_total",
+            "Processes forked to send full syncs (INFO stats total_forks).",
+            repl.total_forks,
+        )
+        yield _gauge(
+            "synap_replication_latest_fork_seconds",
+            "How long the last fork() for a full sync held the master (latest_fork_usec).",
+            repl.latest_fork_usec / 1e6,
+        )
+        yield _gauge(
+            "synap_huge_pages_active",
+            "1 when Python's object arenas are on transparent huge pages (INFO huge_pages).",
+            int(hugepages.status().active),
         )
         yield _histogram(
             "synap_replication_full_sync_duration_seconds",

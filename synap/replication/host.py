@@ -109,6 +109,8 @@ class ReplicationCounters(Protocol):
     full_sync_bytes_sent: int
     partial_sync_refusals: dict[str, int]
     full_sync_seconds: LatencyHistogram
+    total_forks: int
+    latest_fork_usec: int
     apply_seconds: LatencyHistogram
 
 

@@ -88,6 +88,9 @@ class ReplicationManager(ReplicationViews):
         self.partial_sync_refusals: dict[str, int] = dict.fromkeys(REFUSAL_CODES, 0)
         self.full_sync_bytes_sent = 0
         self.full_sync_seconds = LatencyHistogram(SYNC_BUCKETS)
+        # Forked full syncs: how many, and the last fork()'s wall time (INFO stats).
+        self.total_forks = 0
+        self.latest_fork_usec = 0
         self.apply_seconds = LatencyHistogram()
         # True while this node's history began empty at start-up and nothing vouches for
         # it (no recovery, no promotion, no sync): it must not wipe replicas that hold more.

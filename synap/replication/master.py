@@ -399,6 +399,8 @@ class ReplicaConnection(asyncio.Protocol):
             sock.fileno(), head, self.session, keyspace, float(timeout)
         )
         self.snapshot_child = child
+        manager.total_forks += 1
+        manager.latest_fork_usec = round(child.fork_ms * 1000)
 
         def progress(keys: int, sent: int) -> None:
             if not self.closed and self.session.state is MasterState.SYNCING_FULL:
