@@ -84,7 +84,13 @@ POLL_S = 0.005
 class Pair:
     """A master and an (empty, running) replica of one kind; ``attach()`` starts the sync."""
 
-    def __init__(self, kind: str, tmp: Path, replica_extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        tmp: Path,
+        replica_extra: tuple[str, ...] = (),
+        master_extra: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self.tmp = tmp
         self.replica_extra = replica_extra
@@ -97,7 +103,7 @@ class Pair:
                 name="synap-master",
                 role="master",
                 replica_port=self.repl_port,
-                extra=("--log-level", "info"),
+                extra=("--log-level", "info", *master_extra),
             )
         else:
             self.master = redis_server(tmp, name="redis-master")
@@ -163,15 +169,25 @@ def wait_in_sync(pair: Pair, started: float, timeout: float = SYNC_TIMEOUT_S) ->
 # --------------------------------------------------------------------- latency probe
 
 
-def probe_main(port: int, stop_file: str, max_seconds: float) -> None:
-    """Child process: PING / GET round trips on ``port`` until ``stop_file`` exists."""
+def probe_main(port: int, stop_file: str, max_seconds: float, writes: int = 0) -> None:
+    """Child process: PING / GET round trips on ``port`` until ``stop_file`` exists; with
+    ``writes`` > 0, PING / SET of a random one of the first ``writes`` loaded keys (the
+    master's copy-on-write faults while a forked child holds its pages)."""
+    import random
+
     c = RespClient(port, timeout=30)
     lat: list[float] = []
     deadline = time.monotonic() + max_seconds
     i = 0
+    value = b"w" * 100
     while time.monotonic() < deadline:
         t = time.perf_counter()
-        c.call("PING") if i % 2 == 0 else c.call("GET", "key:00000042")
+        if i % 2 == 0:
+            c.call("PING")
+        elif writes:
+            c.call("SET", b"key:%08d" % random.randrange(writes), value)
+        else:
+            c.call("GET", "key:00000042")
         lat.append((time.perf_counter() - t) * 1000)
         i += 1
         if i % 50 == 0 and os.path.exists(stop_file):
@@ -181,10 +197,10 @@ def probe_main(port: int, stop_file: str, max_seconds: float) -> None:
 
 
 class Probe:
-    def __init__(self, port: int, tmp: Path) -> None:
+    def __init__(self, port: int, tmp: Path, writes: int = 0) -> None:
         self.stop_file = tmp / f"probe-stop-{time.monotonic_ns()}"
         self.proc = subprocess.Popen(
-            [PYTHON, __file__, "--probe", str(port), str(self.stop_file)],
+            [PYTHON, __file__, "--probe", str(port), str(self.stop_file), str(writes)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -216,9 +232,14 @@ def last_fork_ms(pair: Pair) -> float:
     return found
 
 
-def part_sync(tmp: Path, reps: int, nkeys: int) -> list[str]:
+def part_sync(tmp: Path, reps: int, nkeys: int, probe_writes: bool = False) -> list[str]:
+    # The second Synap master runs without huge pages (kv_store.huge_pages: never): the
+    # fork() it pays is what the default saves (docs/OPERATIONS.md, "Full syncs").
+    never = tmp / "huge-pages-never.yml"
+    never.write_text("kv_store:\n  huge_pages: never\n")
     kinds: list[tuple[str, str, tuple[str, ...]]] = [
         ("synap", "Synap", ()),
+        ("synap", "Synap, huge_pages never", ("--config", str(never))),
         ("redis", "Redis diskless, delay 0", ()),
         ("redis", "Redis diskless, delay 0, replica swapdb", ("--repl-diskless-load", "swapdb")),
     ]
@@ -228,7 +249,10 @@ def part_sync(tmp: Path, reps: int, nkeys: int) -> list[str]:
     try:
         for kind, label, extra in kinds:
             # Ours logs each full sync's fork time (INFO level); the probe reads the RESP port.
-            pairs[label] = pair = Pair(kind, tmp, extra)
+            if kind == "synap":
+                pairs[label] = pair = Pair(kind, tmp, master_extra=extra)
+            else:
+                pairs[label] = pair = Pair(kind, tmp, extra)
             log(f"sync: loading {nkeys} keys into the {label} master")
             load_times[label] = load_keys(pair.master.resp_port, nkeys)
             results[label] = {"sync": [], "probe_max": [], "probe_p99": [], "fork_ms": []}
@@ -238,7 +262,7 @@ def part_sync(tmp: Path, reps: int, nkeys: int) -> list[str]:
             for _kind, label, _extra in order:
                 pair, res = pairs[label], results[label]
                 pair.new_replica()
-                probe = Probe(pair.master.resp_port, tmp)
+                probe = Probe(pair.master.resp_port, tmp, nkeys if probe_writes else 0)
                 started = time.perf_counter()
                 pair.attach()
                 elapsed = wait_in_sync(pair, started)
@@ -812,17 +836,22 @@ def main(argv: list[str] | None = None) -> list[str]:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--catchup-records", type=int, default=500_000)
-    ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--probe-writes",
+        action="store_true",
+        help="(v): the probe SETs random loaded keys instead of GET (copy-on-write faults)",
+    )
+    ap.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.probe:
-        probe_main(int(args.probe[0]), args.probe[1], 120)
+        probe_main(int(args.probe[0]), args.probe[1], 120, int(args.probe[2]))
         return []
     parts = args.parts.split(",")
     need_tools("redis-server", "redis-benchmark")
     tables: list[str] = []
     with workdir("repl") as tmp:
         handlers: dict[str, Callable[[], list[str]]] = {
-            "sync": lambda: part_sync(tmp, args.reps, args.keys),
+            "sync": lambda: part_sync(tmp, args.reps, args.keys, args.probe_writes),
             "lag": lambda: part_lag(tmp, args.reps),
             "catchup": lambda: part_catchup(tmp, args.reps, args.catchup_records),
             "append": part_append,
