@@ -96,7 +96,9 @@ def decide(
     from_env = env_mode(env_value)
     mode = from_env or config_mode
     if mode == "never":
-        source = f"{ENV}={env_value}" if from_env else "kv_store.huge_pages is never"
+        # (no "=" or ",": redis-py reads an INFO value holding them as a dict)
+        source = f"{ENV} is {env_value.strip()}" if env_value and from_env else ""
+        source = source or "kv_store.huge_pages is never"
         return Decision(False, f"turned off: {source}")
     if not built:
         return Decision(False, "the C module synap.hugearena is not built (pure-Python build)")
