@@ -17,10 +17,11 @@
  *    free the block is given back to the kernel (MADV_DONTNEED), whole, so no huge page
  *    is split and RSS falls as it did with munmap.  A lone free slot beside a used one
  *    stays resident until reused (at most one slot per block).  Requests of another size
- *    than the first, and every request once the range is used up or cannot be made
- *    writable, go to the previous allocator (plain mmap), as do frees of memory outside
- *    the range: the arenas allocated before install() and those fallbacks.  pymalloc
- *    calls these functions with the GIL held, so the state needs no lock.
+ *    than pymalloc's arenas (CPython 3.11 takes its threads' 16 KiB data stack chunks
+ *    from this allocator too), and every request once the range is used up or cannot be
+ *    made writable, go to the previous allocator (plain mmap), as do frees of memory
+ *    outside the range: the arenas allocated before install() and those fallbacks.
+ *    pymalloc calls these functions with the GIL held, so the state needs no lock.
  *
  * 2. Large blocks (raw_min > 0).  A hook on the RAW domain (PyMem_SetAllocator, wrapping
  *    the previous allocator as tracemalloc does) marks the 2 MiB-aligned interior of
@@ -28,13 +29,17 @@
  *    allocator returned it.  It keeps no state (the RAW domain is called without the
  *    GIL) and changes no allocation.
  *
+ * collapse() puts blocks split by copy-on-write back on huge pages (see there).
  * stats() -> dict of counters.  Tests: tests/unit/test_hugepages.py,
  * tests/integration/test_huge_pages.py. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -47,7 +52,14 @@ static int installed;
 static int raw_hooked;
 
 static char *base;        /* the reserved range: [base, base + nslots * slot) */
-static size_t slot;       /* the arena size, from the first request */
+/* pymalloc's arena size (ARENA_SIZE in Objects/obmalloc.c): 1 MiB with the radix tree of
+ * 64-bit builds since 3.10, 256 KiB before */
+#if PY_VERSION_HEX >= 0x030A0000 && SIZEOF_VOID_P == 8
+#define ARENA ((size_t)1 << 20)
+#else
+#define ARENA ((size_t)256 << 10)
+#endif
+static size_t slot = ARENA;
 static size_t nslots;
 static size_t high;       /* slots [0, high) have been handed out at least once */
 static size_t hint;       /* no free slot below this one */
@@ -55,11 +67,14 @@ static size_t writable;   /* bytes from base made PROT_READ|PROT_WRITE */
 static uint64_t *used;    /* one bit per slot */
 
 static size_t live;       /* arenas in the range now */
-static size_t fallback_allocs; /* arenas the previous allocator gave (range full or other size) */
+static size_t fallback_allocs; /* arenas the previous allocator gave (range full) */
+static size_t other_sizes; /* requests of another size, passed to the previous allocator */
 static size_t released;   /* 2 MiB blocks given back with MADV_DONTNEED */
 static size_t reused;     /* slots handed out again after a free */
 static size_t raw_advised; /* large RAW blocks marked MADV_HUGEPAGE */
 static size_t raw_min;
+static uintptr_t heap_start; /* /proc/self/stat start_brk, read at install() */
+static uintptr_t read_start_brk(void);
 
 static inline int is_used(size_t s) { return (int)((used[s >> 6] >> (s & 63)) & 1); }
 static inline void set_used(size_t s) { used[s >> 6] |= (uint64_t)1 << (s & 63); }
@@ -81,14 +96,13 @@ static size_t find_free(void) {
 
 static void *arena_alloc(void *ctx, size_t size) {
     (void)ctx;
-    if (slot == 0 && size > 0 && BLOCK % size == 0 && size <= BLOCK) {
-        slot = size;
-        nslots = nslots / slot;
-        used = (uint64_t *)calloc((nslots + 63) / 64, sizeof(uint64_t));
-        if (used == NULL)
-            nslots = 0;
+    if (size != slot) {
+        /* not a pymalloc arena: CPython 3.11 also takes the data stack chunks of its
+         * threads (16 KiB) from this allocator */
+        other_sizes++;
+        return prev_arena.alloc(prev_arena.ctx, size);
     }
-    if (size != slot || nslots == 0)
+    if (nslots == 0)
         goto fallback;
     size_t s = find_free();
     if (s >= nslots)
@@ -136,11 +150,49 @@ static void arena_free(void *ctx, void *ptr, size_t size) {
         released++;
 }
 
+/* The live large RAW blocks (the dict tables), for collapse(): a small table under a
+ * mutex (the RAW domain runs without the GIL). A block beyond BIG_MAX is advised but not
+ * collapsed; frees look the table up only while it holds something. */
+#define BIG_MAX 64
+static struct {
+    void *p;
+    size_t n;
+} big[BIG_MAX];
+static int big_count;
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void big_forget(void *p) {
+    if (p == NULL || __atomic_load_n(&big_count, __ATOMIC_ACQUIRE) == 0)
+        return;
+    pthread_mutex_lock(&big_lock);
+    for (int i = 0; i < BIG_MAX; i++)
+        if (big[i].p == p) {
+            big[i].p = NULL;
+            __atomic_fetch_sub(&big_count, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    pthread_mutex_unlock(&big_lock);
+}
+
+static void big_remember(void *p, size_t n) {
+    pthread_mutex_lock(&big_lock);
+    for (int i = 0; i < BIG_MAX; i++)
+        if (big[i].p == NULL) {
+            big[i].p = p;
+            big[i].n = n;
+            __atomic_fetch_add(&big_count, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    pthread_mutex_unlock(&big_lock);
+}
+
 static void advise_interior(void *ptr, size_t n) {
     uintptr_t start = ((uintptr_t)ptr + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
     uintptr_t end = ((uintptr_t)ptr + n) & ~(uintptr_t)(BLOCK - 1);
-    if (end > start && madvise((void *)start, end - start, MADV_HUGEPAGE) == 0)
+    if (end > start && madvise((void *)start, end - start, MADV_HUGEPAGE) == 0) {
         __atomic_fetch_add(&raw_advised, 1, __ATOMIC_RELAXED);
+        big_remember(ptr, n);
+    }
 }
 
 static void *raw_malloc(void *ctx, size_t n) {
@@ -161,7 +213,8 @@ static void *raw_calloc(void *ctx, size_t nelem, size_t elsize) {
 
 static void *raw_realloc(void *ctx, void *ptr, size_t n) {
     (void)ctx;
-    void *p = prev_raw.realloc(prev_raw.ctx, ptr, n);
+    big_forget(ptr); /* before: once realloc returns, ptr may be another block's */
+    void *p = prev_raw.realloc(prev_raw.ctx, ptr, n); /* (failed: ptr lives on, forgotten) */
     if (p != NULL && n >= raw_min)
         advise_interior(p, n);
     return p;
@@ -169,6 +222,7 @@ static void *raw_realloc(void *ctx, void *ptr, size_t n) {
 
 static void raw_free(void *ctx, void *ptr) {
     (void)ctx;
+    big_forget(ptr); /* before the free: after it the address can be handed out again */
     prev_raw.free(prev_raw.ctx, ptr);
 }
 
@@ -203,8 +257,14 @@ static PyObject *install(PyObject *self, PyObject *args) {
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    used = (uint64_t *)calloc((size / slot + 63) / 64, sizeof(uint64_t));
+    if (used == NULL) {
+        munmap(aligned, size);
+        return PyErr_NoMemory();
+    }
     base = aligned;
-    nslots = size; /* divided by the slot size at the first request */
+    heap_start = read_start_brk();
+    nslots = size / slot; /* divided by the slot size at the first request */
     PyObject_GetArenaAllocator(&prev_arena);
     PyObjectArenaAllocator mine = {NULL, arena_alloc, arena_free};
     PyObject_SetArenaAllocator(&mine);
@@ -219,17 +279,130 @@ static PyObject *install(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+
+/* collapse() -> (ranges collapsed, ranges that failed, supported).
+ *
+ * While a fork's child shares the master's memory, each page the master writes is copied
+ * 4 KiB at a time, which splits its huge page into 4 KiB mappings (Linux >= 5.8), and
+ * the next fork() would copy those page tables again.  MADV_COLLAPSE (Linux 6.1) puts a
+ * range back on huge pages (blocks already huge cost a check).  Three kinds of range:
+ * each run of 2 MiB blocks holding a live arena (blocks without one are left alone:
+ * collapsing them would make their free memory resident), the interior of each live
+ * large RAW block, and glibc's brk heap (marked MADV_HUGEPAGE here first: it holds the
+ * blocks of 513 B .. the mmap threshold, e.g. large replication records).  One madvise
+ * call per range (each call drains the kernel's per-CPU page lists once).  The GIL is
+ * released while the kernel works, so a thread runs this beside the event loop. */
+#define RANGES_MAX (BIG_MAX + 256)
+
+static uintptr_t read_start_brk(void) {
+    char buf[2048];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (p == NULL)
+        return 0;
+    p++;
+    for (int field = 2; field < 47 && p != NULL; field++) { /* start_brk is field 47 */
+        while (*p == ' ')
+            p++;
+        if (field == 46)
+            return (uintptr_t)strtoull(p, NULL, 10);
+        p = strchr(p, ' ');
+    }
+    return 0;
+}
+
+static PyObject *collapse(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (!installed)
+        return Py_BuildValue("(nnO)", (Py_ssize_t)0, (Py_ssize_t)0, Py_True);
+    struct {
+        uintptr_t start, end;
+    } ranges[RANGES_MAX];
+    int nr = 0;
+    if (slot != 0) { /* runs of blocks with a live arena (GIL held: the bitmap is stable) */
+        size_t per_block = BLOCK / slot;
+        size_t nblocks = writable / BLOCK;
+        size_t run = 0, len = 0;
+        for (size_t b = 0; b <= nblocks; b++) {
+            int live_block = 0;
+            for (size_t i = b * per_block; b < nblocks && i < (b + 1) * per_block && i < high; i++)
+                if (is_used(i)) {
+                    live_block = 1;
+                    break;
+                }
+            if (live_block) {
+                if (len == 0)
+                    run = b;
+                len++;
+            } else if (len > 0 && nr < RANGES_MAX - BIG_MAX - 1) {
+                ranges[nr].start = (uintptr_t)base + run * BLOCK;
+                ranges[nr].end = (uintptr_t)base + (run + len) * BLOCK;
+                nr++;
+                len = 0;
+            } else {
+                len = 0;
+            }
+        }
+    }
+    pthread_mutex_lock(&big_lock);
+    for (int i = 0; i < BIG_MAX; i++)
+        if (big[i].p != NULL) {
+            ranges[nr].start = ((uintptr_t)big[i].p + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
+            ranges[nr].end = ((uintptr_t)big[i].p + big[i].n) & ~(uintptr_t)(BLOCK - 1);
+            if (ranges[nr].end > ranges[nr].start)
+                nr++;
+        }
+    pthread_mutex_unlock(&big_lock);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t brk_end = heap_start ? (uintptr_t)sbrk(0) : 0;
+    Py_ssize_t done = 0, failed = 0;
+    int supported = 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (brk_end > heap_start + BLOCK) {
+        uintptr_t lo = (heap_start + page - 1) & ~(page - 1);
+        uintptr_t hi = brk_end & ~(page - 1);
+        /* the whole heap: khugepaged may collapse it too, and it stays one mapping */
+        if (hi > lo && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0) {
+            ranges[nr].start = (heap_start + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
+            ranges[nr].end = brk_end & ~(uintptr_t)(BLOCK - 1);
+            if (ranges[nr].end > ranges[nr].start)
+                nr++;
+        }
+    }
+    for (int k = 0; k < nr; k++) {
+        if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0)
+            done++;
+        else if (errno == EINVAL && k == 0 && slot != 0) {
+            supported = 0; /* a kernel before 6.1 (the first range is always ours) */
+            break;
+        } else
+            failed++; /* EAGAIN / ENOMEM: no huge page free now, or a block freed since */
+    }
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(nnO)", done, failed, supported ? Py_True : Py_False);
+}
+
 static PyObject *stats(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     return Py_BuildValue(
-        "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", installed ? Py_True : Py_False,
-        "reserved_bytes", (Py_ssize_t)(slot ? nslots * slot : nslots), "arena_bytes",
+        "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", installed ? Py_True : Py_False,
+        "reserved_bytes", (Py_ssize_t)(nslots * slot), "arena_bytes",
         (Py_ssize_t)slot, "writable_bytes", (Py_ssize_t)writable, "arenas", (Py_ssize_t)live,
         "high_water", (Py_ssize_t)high, "reused", (Py_ssize_t)reused, "released_blocks",
-        (Py_ssize_t)released, "fallback_arenas", (Py_ssize_t)fallback_allocs,
+        (Py_ssize_t)released, "fallback_arenas", (Py_ssize_t)fallback_allocs, "other_sizes", (Py_ssize_t)other_sizes,
         "raw_advised", (Py_ssize_t)__atomic_load_n(&raw_advised, __ATOMIC_RELAXED),
-        "raw_min_bytes", (Py_ssize_t)(raw_hooked ? raw_min : 0));
+        "raw_min_bytes", (Py_ssize_t)(raw_hooked ? raw_min : 0), "heap_start",
+        (Py_ssize_t)heap_start);
 }
 
 static PyObject *range(PyObject *self, PyObject *unused) {
@@ -237,7 +410,7 @@ static PyObject *range(PyObject *self, PyObject *unused) {
     (void)unused;
     if (!installed)
         Py_RETURN_NONE;
-    size_t size = slot ? nslots * slot : nslots;
+    size_t size = nslots * slot;
     return Py_BuildValue("(nn)", (Py_ssize_t)(uintptr_t)base, (Py_ssize_t)size);
 }
 
@@ -246,6 +419,8 @@ static PyMethodDef methods[] = {
      "install(reserve, raw_min): pymalloc arenas from a MADV_HUGEPAGE range of reserve bytes; "
      "RAW blocks of at least raw_min bytes (0: none) marked MADV_HUGEPAGE."},
     {"stats", stats, METH_NOARGS, "stats() -> dict: the allocator's counters."},
+    {"collapse", collapse, METH_NOARGS,
+     "collapse() -> (collapsed, failed, supported): MADV_COLLAPSE each block holding an arena."},
     {"address_range", range, METH_NOARGS,
      "address_range() -> (start, length) of the reserved range, or None before install()."},
     {NULL, NULL, 0, NULL},

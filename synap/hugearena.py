@@ -25,6 +25,11 @@ def stats() -> dict[str, int | bool]:
     return {"installed": False}
 
 
+def collapse() -> tuple[int, int, bool]:
+    """The C module's ``collapse``: (blocks collapsed, failed, supported); here nothing."""
+    return 0, 0, True
+
+
 def address_range() -> tuple[int, int] | None:
     """The reserved range, ``(start, length)``; here: none."""
     return None

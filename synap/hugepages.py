@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,13 @@ class Status:
 
 
 _status = Status(False, "not started (the server installs it at start-up)")
+# The collapse thread (_maintain): how often it looks, whether a fork's child is alive
+# (then it waits: collapsing pages the child shares would copy them for nothing), counters.
+COLLAPSE_EVERY_S = 2.0
+_collapse_lock = threading.Lock()
+_wake = threading.Event()
+_children = 0
+_collapse_totals = {"runs": 0, "ranges": 0, "failed": 0, "last_ms": 0.0}
 
 
 def env_mode(value: str | None) -> str | None:
@@ -170,6 +179,7 @@ def start(config_mode: str) -> Status:
         log.warning("huge pages: off (install failed: %s)", exc)
         return _status
     _status = Status(True, decision.reason)
+    threading.Thread(target=_maintain, name="synap-hugepages", daemon=True).start()
     log.info(
         "huge pages: active (%s): Python's object arenas come from a %.1f GiB "
         "MADV_HUGEPAGE range, blocks of %d MiB or more are advised too (kv_store.huge_pages)",
@@ -186,7 +196,68 @@ def status() -> Status:
 
 
 def stats() -> dict[str, Any]:
-    """The allocator's counters (arenas in the range, reused, released, fallbacks)."""
+    """The allocator's counters (arenas in the range, reused, released, fallbacks) and
+    the collapse thread's (``collapse_runs``, ``collapse_ranges``, ...)."""
     from synap import hugearena
 
-    return dict(hugearena.stats()) if _status.active else {}
+    if not _status.active:
+        return {}
+    with _collapse_lock:
+        totals = {f"collapse_{k}": v for k, v in _collapse_totals.items()}
+    return {**hugearena.stats(), **totals}
+
+
+def fork_started() -> None:
+    """A child was forked for a full sync: the collapse thread waits until it is gone."""
+    global _children
+    with _collapse_lock:
+        _children += 1
+
+
+def fork_child_gone() -> None:
+    """A forked child has exited (and been reaped): once none is left, the collapse
+    thread runs at once."""
+    global _children
+    with _collapse_lock:
+        _children = max(0, _children - 1)
+        last = _children == 0
+    if last:
+        _wake.set()
+
+
+def _maintain() -> None:
+    """The collapse thread: every ``COLLAPSE_EVERY_S``, and as soon as the last forked
+    child is gone, put the master's memory back on huge pages (``hugearena.collapse``:
+    MADV_COLLAPSE, the GIL released meanwhile).
+
+    While a child shares the master's memory, each page the master writes is copied
+    4 KiB at a time and its huge page is split into 4 KiB mappings: without this, a
+    master written to during a sync would pay the 4 KiB fork() again at the next one
+    (the kernel's khugepaged scans ~16 MB per 10 s by default). It also collapses glibc's
+    heap, which MADV_HUGEPAGE cannot reach as it grows. The kernel copies each split or
+    4 KiB 2 MiB block once (~0.1-0.3 ms of this thread's CPU); a block already huge costs
+    a check."""
+    from synap import hugearena
+
+    while True:
+        _wake.wait(COLLAPSE_EVERY_S)
+        _wake.clear()
+        with _collapse_lock:
+            if _children:
+                continue
+        started = time.perf_counter()
+        try:
+            done, failed, supported = hugearena.collapse()
+        except Exception as exc:  # never let the thread die noisily
+            log.warning("huge pages: collapse failed: %s", exc)
+            return
+        ms = (time.perf_counter() - started) * 1000
+        with _collapse_lock:
+            _collapse_totals["runs"] += 1
+            _collapse_totals["ranges"] += done
+            _collapse_totals["failed"] += failed
+            _collapse_totals["last_ms"] = round(ms, 1)
+        if not supported:
+            log.info("huge pages: this kernel has no MADV_COLLAPSE (Linux 6.1): khugepaged "
+                     "alone collapses what forks split")  # fmt: skip
+            return

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from synap import hugepages
 from synap.replication.master_session import MasterSession, batch_entries
 from synap.replication.messages import SNAPSHOT_KIND_JSON
 
@@ -49,6 +50,9 @@ _REAP_POLL_S = 0.005
 _PR_SET_PDEATHSIG = 1
 
 ENV = "SYNAP_FULL_SYNC_FORK"
+# Children forked and not yet reaped (synap/hugepages.py waits for them before it
+# collapses what their copy-on-write split).
+_live_children: set[int] = set()
 
 
 def mode() -> str:
@@ -227,14 +231,20 @@ class SnapshotChild:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         cpu = _thread_cpu()
+        hugepages.fork_started()
         started = time.perf_counter()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            hugepages.fork_child_gone()
+            raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
         fork_ms = (time.perf_counter() - started) * 1000
         fork_cpu_ms = (_thread_cpu() - cpu) * 1000
         os.close(write_fd)
         os.set_blocking(read_fd, False)
+        _live_children.add(pid)
         return cls(pid, read_fd, fork_ms, fork_cpu_ms)
 
     async def result(self, progress: Callable[[int, int], None]) -> tuple[int, int, int, int]:
@@ -290,17 +300,23 @@ class SnapshotChild:
                 return status
             await asyncio.sleep(_REAP_POLL_S)
 
+    def _mark_reaped(self) -> None:
+        self._reaped = True
+        if self.pid in _live_children:
+            _live_children.discard(self.pid)
+            hugepages.fork_child_gone()
+
     def _poll(self) -> int | None:
         if self._reaped:
             return 0
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
-            self._reaped = True
+            self._mark_reaped()
             return 0
         if pid == 0:
             return None
-        self._reaped = True
+        self._mark_reaped()
         return os.waitstatus_to_exitcode(status)
 
     def stop(self) -> None:
@@ -319,7 +335,7 @@ class SnapshotChild:
         except RuntimeError:  # no loop (shutdown): SIGKILL is quick to act
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
-            self._reaped = True
+            self._mark_reaped()
             return
 
         def reap() -> None:

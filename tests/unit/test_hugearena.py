@@ -164,6 +164,27 @@ def test_a_forked_child_allocates_and_frees_on_its_copy() -> None:
     assert got["child"] == 0
 
 
+def test_a_thread_started_first_does_not_change_the_arena_size() -> None:
+    """CPython 3.11 takes a new thread's 16 KiB data stack chunk from the arena
+    allocator: that request (the first after the install here) goes to the previous
+    allocator, and the arenas still come from the range."""
+    got = run(
+        """
+        import threading
+        hugearena.install(1 << 30, 0)
+        t = threading.Thread(target=lambda: make(50_000, b"t"))
+        t.start()
+        t.join()
+        objs = make(400_000, b"m")
+        check(objs, 400_000, b"m")
+        print(json.dumps(hugearena.stats()))
+        """
+    )
+    assert got["arena_bytes"] == 1 << 20
+    assert got["other_sizes"] >= 1, got
+    assert got["arenas"] >= 10 and got["fallback_arenas"] == 0, got
+
+
 def test_bad_arguments_are_refused() -> None:
     got = run(
         """
