@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "synap.latency",
             "synap.tls",
             "synap.listen",
+            "synap.hugepages",
+            "synap.hugearena",
         ),
     ),
     ("store", ("synap.store",)),
