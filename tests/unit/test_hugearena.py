@@ -164,6 +164,51 @@ def test_a_forked_child_allocates_and_frees_on_its_copy() -> None:
     assert got["child"] == 0
 
 
+def test_collapse_puts_pages_split_by_copy_on_write_back_on_huge_pages() -> None:
+    """The parent writes to its objects while a forked child shares them: the kernel
+    splits those huge pages (4 KiB copies); collapse() merges them again."""
+    got = run(
+        """
+        import signal, time
+        hugearena.install(1 << 30, 4 << 20)
+        start, length = hugearena.address_range()
+
+        def huge_kb():
+            inside, total = False, 0
+            with open("/proc/self/smaps") as f:
+                for line in f:
+                    head = line.split()[0]
+                    if "-" in head and not head.endswith(":"):
+                        inside = start <= int(head.split("-")[0], 16) < start + length
+                    elif inside and line.startswith("AnonHugePages:"):
+                        total += int(line.split()[1])
+            return total
+
+        objs = [bytearray(b"%09d" % i) for i in range(600_000)]
+        before = huge_kb()
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        for i in range(0, len(objs), 97):  # a write in every few pages
+            objs[i][0] = 65
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        split = huge_kb()
+        done, failed, supported = hugearena.collapse()
+        print(json.dumps({"before": before, "split": split, "after": huge_kb(),
+                          "done": done, "failed": failed, "supported": supported}))
+        """
+    )
+    if not got["supported"]:
+        pytest.skip("this kernel has no MADV_COLLAPSE (Linux 6.1)")
+    if got["before"] == 0:
+        pytest.skip("the kernel gave no huge page (THP off or memory fragmented)")
+    assert got["split"] < got["before"] // 2, got  # the parent's writes split them
+    assert got["done"] >= 1 and got["failed"] == 0, got
+    assert got["after"] >= got["before"] - 4096, got  # back (give or take two pages)
+
+
 def test_a_thread_started_first_does_not_change_the_arena_size() -> None:
     """CPython 3.11 takes a new thread's 16 KiB data stack chunk from the arena
     allocator: that request (the first after the install here) goes to the previous
