@@ -283,7 +283,7 @@ static PyObject *install(PyObject *self, PyObject *args) {
 #define MADV_COLLAPSE 25 /* Linux 6.1 */
 #endif
 
-/* collapse() -> (ranges collapsed, ranges that failed, supported).
+/* collapse(what) -> (ranges collapsed, ranges that failed, supported).
  *
  * While a fork's child shares the master's memory, each page the master writes is copied
  * 4 KiB at a time, which splits its huge page into 4 KiB mappings (Linux >= 5.8), and
@@ -296,6 +296,9 @@ static PyObject *install(PyObject *self, PyObject *args) {
  * call per range (each call drains the kernel's per-CPU page lists once).  The GIL is
  * released while the kernel works, so a thread runs this beside the event loop. */
 #define RANGES_MAX (BIG_MAX + 256)
+#define COLLAPSE_MEMORY 1 /* the arenas and the large blocks */
+#define COLLAPSE_HEAP 2   /* glibc's brk heap */
+#define COLLAPSE_ALL 3
 
 static uintptr_t read_start_brk(void) {
     char buf[2048];
@@ -319,16 +322,18 @@ static uintptr_t read_start_brk(void) {
     return 0;
 }
 
-static PyObject *collapse(PyObject *self, PyObject *unused) {
+static PyObject *collapse(PyObject *self, PyObject *args) {
     (void)self;
-    (void)unused;
+    int what = COLLAPSE_ALL;
+    if (!PyArg_ParseTuple(args, "|i:collapse", &what))
+        return NULL;
     if (!installed)
         return Py_BuildValue("(nnO)", (Py_ssize_t)0, (Py_ssize_t)0, Py_True);
     struct {
         uintptr_t start, end;
     } ranges[RANGES_MAX];
     int nr = 0;
-    if (slot != 0) { /* runs of blocks with a live arena (GIL held: the bitmap is stable) */
+    if (what & COLLAPSE_MEMORY) { /* runs of blocks with a live arena (GIL held) */
         size_t per_block = BLOCK / slot;
         size_t nblocks = writable / BLOCK;
         size_t run = 0, len = 0;
@@ -354,7 +359,7 @@ static PyObject *collapse(PyObject *self, PyObject *unused) {
         }
     }
     pthread_mutex_lock(&big_lock);
-    for (int i = 0; i < BIG_MAX; i++)
+    for (int i = 0; i < BIG_MAX && (what & COLLAPSE_MEMORY); i++)
         if (big[i].p != NULL) {
             ranges[nr].start = ((uintptr_t)big[i].p + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
             ranges[nr].end = ((uintptr_t)big[i].p + big[i].n) & ~(uintptr_t)(BLOCK - 1);
@@ -367,7 +372,7 @@ static PyObject *collapse(PyObject *self, PyObject *unused) {
     Py_ssize_t done = 0, failed = 0;
     int supported = 1;
     Py_BEGIN_ALLOW_THREADS
-    if (brk_end > heap_start + BLOCK) {
+    if ((what & COLLAPSE_HEAP) && brk_end > heap_start + BLOCK) {
         uintptr_t lo = (heap_start + page - 1) & ~(page - 1);
         uintptr_t hi = brk_end & ~(page - 1);
         /* the whole heap: khugepaged may collapse it too, and it stays one mapping */
@@ -381,14 +386,20 @@ static PyObject *collapse(PyObject *self, PyObject *unused) {
     for (int k = 0; k < nr; k++) {
         if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0)
             done++;
-        else if (errno == EINVAL && k == 0 && slot != 0) {
-            supported = 0; /* a kernel before 6.1 (the first range is always ours) */
+        else if (errno == EINVAL && k == 0 && (what & COLLAPSE_MEMORY)) {
+            supported = 0; /* a kernel before 6.1 (the first range is ours) */
             break;
         } else
             failed++; /* EAGAIN / ENOMEM: no huge page free now, or a block freed since */
     }
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(nnO)", done, failed, supported ? Py_True : Py_False);
+}
+
+static PyObject *heap_end(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromSize_t((size_t)(uintptr_t)sbrk(0));
 }
 
 static PyObject *stats(PyObject *self, PyObject *unused) {
@@ -419,8 +430,10 @@ static PyMethodDef methods[] = {
      "install(reserve, raw_min): pymalloc arenas from a MADV_HUGEPAGE range of reserve bytes; "
      "RAW blocks of at least raw_min bytes (0: none) marked MADV_HUGEPAGE."},
     {"stats", stats, METH_NOARGS, "stats() -> dict: the allocator's counters."},
-    {"collapse", collapse, METH_NOARGS,
-     "collapse() -> (collapsed, failed, supported): MADV_COLLAPSE each block holding an arena."},
+    {"collapse", collapse, METH_VARARGS,
+     "collapse(what=3) -> (collapsed, failed, supported): MADV_COLLAPSE the arenas and large "
+     "blocks (1), glibc's heap (2), or both (3)."},
+    {"heap_end", heap_end, METH_NOARGS, "heap_end() -> the brk heap's end now (sbrk(0))."},
     {"address_range", range, METH_NOARGS,
      "address_range() -> (start, length) of the reserved range, or None before install()."},
     {NULL, NULL, 0, NULL},

@@ -25,9 +25,15 @@ def stats() -> dict[str, int | bool]:
     return {"installed": False}
 
 
-def collapse() -> tuple[int, int, bool]:
-    """The C module's ``collapse``: (blocks collapsed, failed, supported); here nothing."""
+def collapse(what: int = 3) -> tuple[int, int, bool]:
+    """The C module's ``collapse``: (ranges collapsed, failed, supported); here nothing.
+    ``what``: 1 the arenas and large blocks, 2 glibc's heap, 3 both."""
     return 0, 0, True
+
+
+def heap_end() -> int:
+    """The C module's ``heap_end`` (``sbrk(0)``); here 0."""
+    return 0
 
 
 def address_range() -> tuple[int, int] | None:

@@ -63,6 +63,7 @@ COLLAPSE_EVERY_S = 2.0
 _collapse_lock = threading.Lock()
 _wake = threading.Event()
 _children = 0
+_forked_since = False  # a child has come and gone since the last collapse of the arenas
 _collapse_totals = {"runs": 0, "ranges": 0, "failed": 0, "last_ms": 0.0}
 
 
@@ -217,18 +218,23 @@ def fork_started() -> None:
 def fork_child_gone() -> None:
     """A forked child has exited (and been reaped): once none is left, the collapse
     thread runs at once."""
-    global _children
+    global _children, _forked_since
     with _collapse_lock:
         _children = max(0, _children - 1)
+        _forked_since = True
         last = _children == 0
     if last:
         _wake.set()
 
 
 def _maintain() -> None:
-    """The collapse thread: every ``COLLAPSE_EVERY_S``, and as soon as the last forked
-    child is gone, put the master's memory back on huge pages (``hugearena.collapse``:
-    MADV_COLLAPSE, the GIL released meanwhile).
+    """The collapse thread: as soon as the last forked child is gone, put the master's
+    memory back on huge pages (``hugearena.collapse``: MADV_COLLAPSE, the GIL released
+    meanwhile); and, looking every ``COLLAPSE_EVERY_S``, glibc's heap when it grew by
+    2 MiB or more.
+    Nothing else is asked of the kernel: each MADV_COLLAPSE call drains the kernel's
+    per-CPU page lists under the memory map's lock, which a ``fork()`` then waits for
+    (up to tens of ms on a loaded machine).
 
     While a child shares the master's memory, each page the master writes is copied
     4 KiB at a time and its huge page is split into 4 KiB mappings: without this, a
@@ -237,17 +243,27 @@ def _maintain() -> None:
     heap, which MADV_HUGEPAGE cannot reach as it grows. The kernel copies each split or
     4 KiB 2 MiB block once (~0.1-0.3 ms of this thread's CPU); a block already huge costs
     a check."""
+    global _forked_since
     from synap import hugearena
 
+    heap_seen = hugearena.heap_end()
     while True:
         _wake.wait(COLLAPSE_EVERY_S)
         _wake.clear()
+        heap = hugearena.heap_end()
+        heap_seen = min(heap_seen, heap)  # (a trimmed heap that grows again is new memory)
         with _collapse_lock:
             if _children:
                 continue
+            # after a fork: everything (its copy-on-write split the heap's pages too)
+            what = (3 if _forked_since else 0) | (2 if heap - heap_seen >= HUGE_PAGE else 0)
+            _forked_since = False
+        if not what:
+            continue
+        heap_seen = heap
         started = time.perf_counter()
         try:
-            done, failed, supported = hugearena.collapse()
+            done, failed, supported = hugearena.collapse(what)
         except Exception as exc:  # never let the thread die noisily
             log.warning("huge pages: collapse failed: %s", exc)
             return

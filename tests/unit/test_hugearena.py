@@ -133,12 +133,16 @@ def test_the_range_is_madvised_and_large_raw_blocks_are_advised() -> None:
             hugearena.install(1 << 30, 0)
         except RuntimeError as exc:
             second = str(exc)
-        print(json.dumps({**hugearena.stats(), "flags": flags, "second": second}))
+        heap = [hugearena.heap_end(), hugearena.collapse(2)]
+        print(json.dumps({**hugearena.stats(), "flags": flags, "second": second, "heap": heap}))
         """
     )
     assert " hg" in got["flags"], got["flags"]  # VM_HUGEPAGE on the writable part
     assert got["raw_advised"] >= 1
     assert got["second"] and "already installed" in got["second"]
+    heap_end, (_, _, supported) = got["heap"]
+    assert 0 < got["heap_start"] < heap_end  # /proc/self/stat start_brk .. sbrk(0)
+    assert supported in (True, False)
 
 
 def test_a_forked_child_allocates_and_frees_on_its_copy() -> None:
