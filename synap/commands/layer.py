@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Final
 
 from synap.commands import longdouble
 from synap.commands.errors import (
@@ -46,8 +47,8 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Open SCAN iterations kept (each holds a list of key references).
 MAX_OPEN_SCANS = 64
+_NO_EVICTION: Final = EvictionPolicy.NONE  # (Final: a C static in compiled code)
 # A JSON number (RFC 8259): what an INCRBYFLOAT result must be to be stored as json kind.
-_NO_EVICTION = EvictionPolicy.NONE
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
