@@ -244,6 +244,15 @@ class Commands:
         self.history.commit_set(key, value)  # commit([[OP_SET, key, value, 0]])
         return True
 
+    def set_fast_first(self, key: bytes, value: bytes) -> int:
+        """:meth:`fast_writes`, then :meth:`set_fast` if it holds, in one call: the first
+        SET of a read in the C loop (one call into the command layer where there were
+        two, which an unpipelined client pays on every SET).  1: stored; 0: set_fast
+        refused it; -1: fast writes are off for this read.  Nothing is done unless 1."""
+        if not self.fast_writes():
+            return -1
+        return 1 if self.set_fast(key, value) else 0
+
     def get_raw(self, key: bytes) -> bytes | None:
         """A read for commands that look at a value without counting as GET."""
         return self._lookup(key, now_ms())
