@@ -35,7 +35,7 @@ from synap.commands.errors import CommandError
 from synap.commands.layer import Commands, Limits, OpStats
 from synap.config import Config, ReplicationConfig, is_loopback
 from synap.coordination.driver import EtcdCoordinator
-from synap.latency import CommandTimings
+from synap.latency import CommandTimings, Count
 from synap.listen import StartupError, bind, bind_error, fmt_address
 from synap.persistence import PersistenceError, topology
 from synap.persistence.lock import DataDirLocked
@@ -110,7 +110,7 @@ class Node:
         self._clients: dict[int, RespConnection] = {}
         self._client_ids = itertools.count(1)
         # INFO's total_commands_processed / total_connections_received (redis-cli --stat).
-        self.commands_processed = 0
+        self.processed = Count()  # (commands_processed; bumped by the front ends)
         self.connections_received = 0
         # Calls and latency per command, read by /metrics (synap/latency.py).
         self.resp_timings = CommandTimings()
@@ -135,7 +135,6 @@ class Node:
         self.snapshot_on_stop = True
         self._stopping = False
         self._persistence_open = False
-        self._flush_scheduled = False
         # RESP replies held back until this loop iteration's records are written out
         # (reply_after_flush): (transport, bytes), in the order they were produced.
         self._held_replies: list[tuple[asyncio.Transport, bytes]] = []
@@ -458,7 +457,7 @@ class Node:
         each replica. Once anything is held, later replies queue behind it, so no reply
         overtakes another and none shows a value whose record is not yet written.
         With nothing waiting (reads only), the reply goes out at once."""
-        if self._flush_scheduled:
+        if self.history.flush_scheduled:
             self._held_replies.append((transport, data))
         else:
             self.flush_writes()  # records committed outside the batching, if any
@@ -469,7 +468,7 @@ class Node:
         end of a loop iteration, or earlier when a connection must write or close
         now). If the WAL write fails the held replies are not sent: their connections
         are aborted, nothing is acknowledged, and the records stay buffered."""
-        self._flush_scheduled = False
+        self.history.flush_scheduled = False
         held = self._held_replies
         if held:
             self._held_replies = []
@@ -488,15 +487,22 @@ class Node:
     def _schedule_flush(self) -> None:
         """History.on_pending: a batch of records started; make sure it is written out
         at the end of this loop iteration even if no front end calls flush_writes()."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        history = self.history
+        if not history.flush_scheduled:
+            history.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
-        if self._flush_scheduled:  # (not already done by flush_replies)
+        if self.history.flush_scheduled:  # (not already done by flush_replies)
             self.flush_replies()
 
     # ------------------------------------------------------------ for replication
+    @property
+    def commands_processed(self) -> int:
+        """INFO's total_commands_processed: every command on the Redis port and every
+        authenticated HTTP request."""
+        return self.processed.value
+
     @property
     def elector(self) -> EtcdCoordinator | None:
         return self.coordinator

@@ -125,7 +125,7 @@ class HttpApi:
         """:meth:`handle` for ``GET /kv/get/<key>`` (plain, no API keys: an open node)."""
         started = perf_counter()
         node = self.node
-        node.commands_processed += 1
+        node.processed.value += 1
         try:
             reply = self._kv_value(key)
         except Exception as exc:
@@ -145,7 +145,7 @@ class HttpApi:
         try:
             if found is None:
                 self._authenticate(request)
-                self.node.commands_processed += 1
+                self.node.processed.value += 1
                 if request.too_large:
                     raise self._too_large(request)
                 raise HttpError(404, f"no route for {request.method} {request.path}", "NOT_FOUND")
@@ -153,7 +153,7 @@ class HttpApi:
             if not route.open:
                 if self._api_keys:
                     self._authenticate(request)
-                self.node.commands_processed += 1
+                self.node.processed.value += 1
                 if request.too_large:
                     raise self._too_large(request)
             if request.method not in route.methods:

@@ -36,6 +36,7 @@ from synap.store.keyspace import EvictionPolicy, now_ms
 if TYPE_CHECKING:
     from synap.api.services import NodeServices
     from synap.commands.layer import Commands
+    from synap.store.history import History
 
 
 def _plain_loop() -> Callable[[bytes, Commands, bool, bytes, int, list[object]], int] | None:
@@ -117,7 +118,9 @@ class RespConnection(asyncio.Protocol):
         self.monitoring = False
         self._stats = node.command_stats
         self._timings = node.resp_timings
+        self._processed = node.processed  # (INFO total_commands_processed)
         self._reply_after_flush = node.reply_after_flush
+        self._history: History = node.commands.history
         # What synap.api.resp_plain.run reports of a read, besides the bytes it took.
         self._plain_result: list[object] = [0, 0, False, None, None, 0, 0]
         self._monitors = node.monitors
@@ -228,9 +231,8 @@ class RespConnection(asyncio.Protocol):
             if history.offset != before:
                 self.last_write_offset = history.offset
         if taken == len(data):  # the whole read (the usual case): one reply, one write
-            if reply is not None and self._transport is not None:
-                # After the WAL write of its records (group commit: node.py).
-                self._reply_after_flush(self._transport, reply)
+            if reply is not None:
+                self._reply(reply)
             return
         replies: list[bytes] = [] if reply is None else [reply]
         try:
@@ -355,8 +357,7 @@ class RespConnection(asyncio.Protocol):
     def _account_fast(self, ran: int, gets: int, elapsed_ns: int, last: bytes) -> None:
         """What :meth:`_dispatch` counts per command, once for a fast run of ``ran``
         commands (``gets`` of them GETs, the rest SETs) that took ``elapsed_ns``."""
-        node = self.node
-        node.commands_processed += ran
+        self._processed.value += ran
         self.last_cmd = last
         sets = ran - gets
         timings = self._timings  # node.resp_timings (INFO commandstats reads it too)
@@ -375,7 +376,7 @@ class RespConnection(asyncio.Protocol):
             if spec is None:
                 return self._refuse(R.error(_unknown_command(request)))
             name = upper
-        self.node.commands_processed += 1
+        self._processed.value += 1
         self.last_cmd = name
         if not self.authenticated and not spec.no_auth:
             return self._refuse(_NOAUTH, name, request)
@@ -573,11 +574,21 @@ class RespConnection(asyncio.Protocol):
 
     # ----------------------------------------------------------- output
     def _flush(self, replies: list[bytes]) -> None:
-        if replies and self._transport is not None:
-            # After the WAL write of the records before them (held to the end of the
-            # loop iteration when records wait: one write for every read; node.py).
-            self.node.reply_after_flush(self._transport, b"".join(replies))
+        if replies:
+            self._reply(b"".join(replies))
             replies.clear()
+
+    def _reply(self, data: bytes) -> None:
+        """Write ``data`` after the WAL write of the records before it (held to the end
+        of the loop iteration while records wait: one write for every read; node.py),
+        or at once when nothing can wait (:meth:`History.settled`: a standalone node
+        without persistence, or nothing held): then the node is not asked at all."""
+        transport = self._transport
+        if transport is not None:
+            if self._history.settled():
+                transport.write(data)
+            else:
+                self._reply_after_flush(transport, data)
 
     def _block_on(self, awaitable: Awaitable[Any]) -> None:
         future = asyncio.ensure_future(awaitable)
@@ -616,7 +627,7 @@ class RespConnection(asyncio.Protocol):
 
     def write_push(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self.node.reply_after_flush(self._transport, data)  # behind any held reply
+            self._reply(data)  # behind any held reply
 
 
 def spec_of(request: list[bytes]) -> CommandSpec | None:

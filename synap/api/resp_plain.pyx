@@ -5,7 +5,9 @@
 written the way clients write them (``*2\\r\\n$3\\r\\nGET\\r\\n$<n>\\r\\n<key>\\r\\n`` and
 ``*3\\r\\n$3\\r\\nSET\\r\\n...``, names in upper or lower case, lengths without sign or
 leading zeros), runs each through the command layer's :meth:`Commands.get_fast` /
-:meth:`Commands.set_fast` (the same calls ``RespConnection._run_fast`` makes) and writes
+:meth:`Commands.set_fast` (the same calls ``RespConnection._run_fast`` makes; a read's
+first SET asks :meth:`Commands.set_fast_first`, ``fast_writes()`` and ``set_fast()`` in
+one call) and writes
 their replies into one buffer.  It stops, before the request, at the first byte it does
 not take: another command, other arguments, a write the fast path refuses, bytes that
 are not in that exact form, or the end of the read inside a request.  The caller hands
@@ -136,6 +138,7 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk,
     cdef Py_ssize_t ran = 0, gets = 0
     cdef bint last_set = False
     cdef int writable = -1
+    cdef int done
     cdef char argc
     cdef Out out
     cdef timespec t0, t1
@@ -186,18 +189,15 @@ def run(bytes data, object cmds, bint readable, bytes null, Py_ssize_t max_bulk,
                 end = _bulk(p, i, n, max_bulk, &value_at, &value_len)
                 if end < 0:
                     break
-                if writable < 0:
-                    try:
-                        writable = 1 if cmds.fast_writes() else 0
-                    except Exception as exc:
-                        error = exc
-                        break
-                if not writable:
-                    break
                 key = PyBytes_FromStringAndSize(p + key_at, key_len)
                 value = PyBytes_FromStringAndSize(p + value_at, value_len)
                 try:
-                    if not cmds.set_fast(key, value):
+                    if writable < 0:  # the read's first SET: fast_writes() and set_fast()
+                        done = cmds.set_fast_first(key, value)
+                        writable = 1 if done >= 0 else 0
+                        if done <= 0:
+                            break
+                    elif not cmds.set_fast(key, value):
                         break
                 except Exception as exc:
                     error = exc

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from synap.commands.layer import Commands
     from synap.config import Config
     from synap.coordination.driver import EtcdCoordinator
-    from synap.latency import CommandTimings
+    from synap.latency import CommandTimings, Count
     from synap.persistence.manager import Persistence
     from synap.replication.consistency import ConsistencyControls
     from synap.replication.manager import ReplicationManager
@@ -58,13 +58,17 @@ class DataServices(Protocol):
 class ClientRegistry(Protocol):
     """Connected Redis-protocol / SynapRPC clients and the connection counters."""
 
-    commands_processed: int
+    processed: Count  # total_commands_processed: the front ends add to its value
     connections_received: int
     clients_rejected: int
     monitors: set[Any]
     resp_timings: CommandTimings
     http_timings: CommandTimings
     command_stats: CommandStats
+
+    @property
+    def commands_processed(self) -> int:
+        """``processed.value`` (INFO total_commands_processed)."""
 
     def next_client_id(self) -> int: ...
     def client_opened(self, client: Any) -> bool: ...

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Final
 
 from synap.commands import longdouble
 from synap.commands.errors import (
@@ -46,8 +47,8 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Open SCAN iterations kept (each holds a list of key references).
 MAX_OPEN_SCANS = 64
+_NO_EVICTION: Final = EvictionPolicy.NONE  # (Final: a C static in compiled code)
 # A JSON number (RFC 8259): what an INCRBYFLOAT result must be to be stored as json kind.
-_NO_EVICTION = EvictionPolicy.NONE
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
@@ -242,6 +243,15 @@ class Commands:
         self.stats.sets += 1
         self.history.commit_set(key, value)  # commit([[OP_SET, key, value, 0]])
         return True
+
+    def set_fast_first(self, key: bytes, value: bytes) -> int:
+        """:meth:`fast_writes`, then :meth:`set_fast` if it holds, in one call: the first
+        SET of a read in the C loop (one call into the command layer where there were
+        two, which an unpipelined client pays on every SET).  1: stored; 0: set_fast
+        refused it; -1: fast writes are off for this read.  Nothing is done unless 1."""
+        if not self.fast_writes():
+            return -1
+        return 1 if self.set_fast(key, value) else 0
 
     def get_raw(self, key: bytes) -> bytes | None:
         """A read for commands that look at a value without counting as GET."""

@@ -36,6 +36,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from synap.commands.errors import LeadershipLostError, ReadOnlyError, WritesPausedError
 
@@ -54,8 +55,9 @@ _ALLOWED: dict[Role, frozenset[Role]] = {
 
 
 # check_writable runs on every write; reading Role.REPLICA off the enum class costs
-# ~0.15 us in Python 3.11, a module constant almost nothing.
-_REPLICA = Role.REPLICA
+# ~0.15 us in Python 3.11, a module constant almost nothing (Final: compiled, a C static
+# rather than a look-up in the module's dict).
+_REPLICA: Final = Role.REPLICA
 
 # Role changes remembered for the operator views.
 HISTORY_KEPT = 20

@@ -79,6 +79,9 @@ class History:
         #: Called when a batch starts (the first record queued). None: no batching,
         #: every commit is published at once.
         self.on_pending: Callable[[], None] | None = None
+        #: Set by the owner of :attr:`on_pending` (the node) while the end-of-iteration
+        #: publish it scheduled has not run: RESP replies are held until it has.
+        self.flush_scheduled = False
 
     # ------------------------------------------------------------ position
     @property
@@ -139,6 +142,14 @@ class History:
             p.replid, offset, p.replid2 if keep else NO_REPLID, p.second_offset if keep else -1
         )
         return self._position
+
+    def settled(self) -> bool:
+        """Nothing can wait to be written out before a reply: nothing listens (no WAL,
+        replication log or replica stream, so no record was queued and none is buffered
+        downstream) and no publish is scheduled (no reply is held). A front end may
+        then write its reply at once instead of asking the node to flush first: a
+        standalone node without persistence, always."""
+        return not self._listeners and not self.flush_scheduled
 
     # ------------------------------------------------------------ listeners
     def subscribe(self, listener: RecordListener, batch: BatchListener | None = None) -> None:

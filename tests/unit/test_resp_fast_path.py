@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from synap.api.resp import RespConnection
 from synap.config import build_config
 from synap.node import Node
+from synap.replication.roles import Role
 from tests.support.build import needs_pure
 from tests.support.fuzz_node import FUZZ, FakeTransport
 
@@ -267,3 +268,25 @@ def test_a_fast_path_failure_leaves_the_request_to_the_general_path(
     conn.data_received(_encode([b"GET", b"a"]))
     assert bytes(transport.out) == b"$1\r\n1\r\n"
     assert "internal error in the RESP fast path" in caplog.text
+
+
+def test_set_fast_first_is_fast_writes_then_set_fast_and_does_nothing_unless_stored() -> None:
+    """The C loop's first SET of a read asks ``set_fast_first`` (one call for
+    ``fast_writes()`` and ``set_fast()``): 1 stored and committed; -1 (fast writes off:
+    a memory cap, a replica) and 0 (set_fast refused: a size limit) change nothing."""
+    node = Node(build_config({}))
+    cmds = node.commands
+    assert cmds.set_fast_first(b"a", b"1") == 1
+    assert cmds.keyspace.data == {b"a": b"1"} and node.history.offset == 1
+    assert cmds.stats.sets == 1
+    cmds.keyspace.max_memory_bytes = 1 << 20  # fast_writes() is false
+    assert cmds.set_fast_first(b"b", b"2") == -1
+    cmds.keyspace.max_memory_bytes = 0
+    cmds.limits.max_value_bytes = 1  # set_fast() refuses
+    assert cmds.set_fast_first(b"c", b"33") == 0
+    assert cmds.keyspace.data == {b"a": b"1"} and node.history.offset == 1
+    assert cmds.stats.sets == 1
+    node.roles.transition(Role.REPLICA, "test", "127.0.0.1:1")  # a replica: not writable
+    cmds.limits.max_value_bytes = 100
+    assert cmds.set_fast_first(b"d", b"4") == -1
+    assert cmds.keyspace.data == {b"a": b"1"} and node.history.offset == 1

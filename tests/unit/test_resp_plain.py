@@ -117,6 +117,9 @@ class _Broken:
     def fast_writes(self) -> bool:
         return self.cmds.fast_writes()
 
+    def set_fast_first(self, key: bytes, value: bytes) -> int:
+        return self.cmds.set_fast_first(key, value)
+
 
 def test_an_exception_in_the_command_layer_is_returned_and_its_request_left() -> None:
     head = _encode(b"SET", b"a", b"1")
