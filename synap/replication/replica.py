@@ -12,7 +12,8 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
   :func:`~synap.store.effects.apply_record`; each record delimited, decoded and applied
   in one pass over the frame) and committed to the node's history, so they reach its WAL, its log
   and its own sub-replicas unchanged;
-* an ACK goes back after each batch (after the WAL flush) and on every heartbeat;
+* an ACK goes back ``ACK_DELAY_SECONDS`` (1 ms) after a batch, one for every batch
+  applied meanwhile (after the WAL flush), at once after a sync and on every heartbeat;
 * a TRUNCATE (our history forked from the master's: an old master that took writes
   after the failover point) rebuilds the dataset at the fork point from the data
   directory (:mod:`synap.persistence.divergence`), saves the removed records in
@@ -62,6 +63,10 @@ log = logging.getLogger("synap.replication.replica")
 
 TIMEOUT_CHECK_SECONDS = 0.25
 CONNECT_TIMEOUT_SECONDS = 5.0
+# The ACK for applied records waits this long, so one ACK covers every RECORDS frame that
+# arrives meanwhile and neither it nor the master's handling of it runs between a write
+# reaching the replica and the next read (Redis's replicas ACK once a second).
+ACK_DELAY_SECONDS = 0.001
 
 
 class _MasterConnection(asyncio.Protocol):
@@ -72,6 +77,7 @@ class _MasterConnection(asyncio.Protocol):
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._loading: tuple[dict[bytes, bytes], dict[bytes, int], set[bytes]] | None = None
         self._received_any = False
+        self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
@@ -83,6 +89,9 @@ class _MasterConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._loading = None
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         if not self.closed.done():
             if isinstance(exc, ssl.SSLError):
                 reason = explain_master_tls_error(exc, self.link.host)
@@ -102,6 +111,7 @@ class _MasterConnection(asyncio.Protocol):
         link.bytes_received += len(data)
         link.last_io = time.time()
         applied = False
+        synced = False  # a full or partial sync completed: ACK at once
         self.session.min_epoch = link.manager.epoch
         try:
             events = self.session.receive_data(data, now_ms())
@@ -131,7 +141,7 @@ class _MasterConnection(asyncio.Protocol):
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
-                    self._write(self.session.ack(self._fsynced()))
+                    self._send_ack()
             elif isinstance(event, FullSyncStarted):
                 log.info(
                     "full sync from master: %d keys at offset %d (history %s)",
@@ -141,18 +151,25 @@ class _MasterConnection(asyncio.Protocol):
                 self._loading = ({}, {}, set())
             elif isinstance(event, FullSyncCompleted):
                 self._install(event)
-                applied = True
+                applied = synced = True
             elif isinstance(event, TruncateRequested):
                 link.pending_truncate = event
             elif isinstance(event, PartialSyncAccepted):
                 link.on_partial_sync(event.replid, event.offset)
-                applied = True
+                applied = synced = True
             elif isinstance(event, SessionEnded):
                 self._ended(event)
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
             link.node.flush_writes()  # the WAL holds what we acknowledge
-            self._write(self.session.ack(self._fsynced()))
+            if synced:
+                self._send_ack()
+                return
+            self._write(self.session.data_to_send())
+            if self._ack_timer is None:  # records: ACK_DELAY_SECONDS later, one for all
+                self._ack_timer = asyncio.get_running_loop().call_later(
+                    ACK_DELAY_SECONDS, self._delayed_ack
+                )
         else:
             self._write(self.session.data_to_send())
 
@@ -227,6 +244,19 @@ class _MasterConnection(asyncio.Protocol):
     def send_ack(self) -> None:
         """A periodic ACK (``replication.ack_interval_ms``), whatever the master sends."""
         if self.session.state is ReplicaState.STREAMING:
+            self._send_ack()
+
+    def _send_ack(self) -> None:
+        """ACK everything applied so far now (a delayed ACK still due is covered)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._write(self.session.ack(self._fsynced()))
+
+    def _delayed_ack(self) -> None:
+        self._ack_timer = None
+        if self.session.state is ReplicaState.STREAMING:
+            # The WAL's state now: a periodic fsync since the records is reported too.
             self._write(self.session.ack(self._fsynced()))
 
     def _write(self, data: bytes) -> None:
