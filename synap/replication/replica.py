@@ -74,7 +74,9 @@ class _MasterConnection(asyncio.Protocol):
         self.link = link
         self.session = session
         self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # (Kept: asyncio.get_running_loop() costs a getpid() system call each time.)
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[str] = self._loop.create_future()
         self._loading: tuple[dict[bytes, bytes], dict[bytes, int], set[bytes]] | None = None
         self._received_any = False
         self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
@@ -167,9 +169,7 @@ class _MasterConnection(asyncio.Protocol):
                 return
             self._write(self.session.data_to_send())
             if self._ack_timer is None:  # records: ACK_DELAY_SECONDS later, one for all
-                self._ack_timer = asyncio.get_running_loop().call_later(
-                    ACK_DELAY_SECONDS, self._delayed_ack
-                )
+                self._ack_timer = self._loop.call_later(ACK_DELAY_SECONDS, self._delayed_ack)
         else:
             self._write(self.session.data_to_send())
 

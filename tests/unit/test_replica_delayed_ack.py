@@ -1,6 +1,6 @@
 """A streaming replica ACKs applied records ``ACK_DELAY_SECONDS`` after a batch, one ACK
 for every batch applied meanwhile (replication/replica.py), and at once on a heartbeat
-(which covers the one still due)."""
+(which covers the one still due); a master waiting for ACKs asks for them with a HEARTBEAT."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from synap.replication import replica
 from synap.replication.framing import FrameDecoder
+from synap.replication.master import MasterServer
 from synap.replication.master_session import MasterSession
 from synap.replication.messages import Ack, Heartbeat, decode_message, encode_records
 from synap.replication.replica_session import ReplicaSession, ReplicaState
@@ -110,3 +111,40 @@ def test_no_ack_after_the_connection_is_lost():
         assert transport.acks() == []
 
     asyncio.run(main())
+
+
+class AckingReplica:
+    """Stands in for a master's ReplicaConnection: a HEARTBEAT is answered by an ACK of
+    everything it holds (as replica.py does at once), records alone by none here."""
+
+    def __init__(self, server: MasterServer, holds: int) -> None:
+        self.server = server
+        self.streaming = True
+        self.holds = holds
+        self.session = SimpleNamespace(acked_offset=0, fsynced_offset=0)
+        self.heartbeats: list[int] = []
+
+    def catch_up(self, frames: dict[int, Any] | None = None) -> None:
+        pass
+
+    def heartbeat(self, offset: int) -> None:
+        self.heartbeats.append(offset)
+        self.session.acked_offset = self.holds
+        self.server.on_ack()
+
+
+def test_a_wait_for_acks_asks_the_replicas_with_a_heartbeat_at_once():
+    async def main() -> tuple[int, list[int], list[int], float]:
+        manager: Any = SimpleNamespace(config=SimpleNamespace(output_buffer_limit_mb=1))
+        node: Any = SimpleNamespace(history=SimpleNamespace(offset=7))
+        srv = MasterServer(manager, node, "127.0.0.1", 0)
+        behind, current = AckingReplica(srv, 5), AckingReplica(srv, 7)
+        srv.connections.update([behind, current])  # type: ignore[list-item]
+        started = asyncio.get_running_loop().time()
+        count = await srv.wait_for_acks(7, 1, 5.0)
+        took = asyncio.get_running_loop().time() - started
+        return count, behind.heartbeats, current.heartbeats, took
+
+    count, behind, current, took = asyncio.run(main())
+    assert (count, behind, current) == (1, [7], [7])
+    assert took < 1.0  # answered by the heartbeat, not by the 5 s timeout
