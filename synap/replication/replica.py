@@ -12,8 +12,9 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
   :func:`~synap.store.effects.apply_record`; each record delimited, decoded and applied
   in one pass over the frame) and committed to the node's history, so they reach its WAL, its log
   and its own sub-replicas unchanged;
-* an ACK goes back ``ACK_DELAY_SECONDS`` (1 ms) after a batch, one for every batch
-  applied meanwhile (after the WAL flush), at once after a sync and on every heartbeat;
+* an ACK goes back after each batch (after the WAL flush), at once after a sync and on
+  every heartbeat; a batch after a quiet link (``ACK_QUIET_SECONDS``) is ACKed
+  ``ACK_DELAY_SECONDS`` (1 ms) later instead, one ACK for every batch meanwhile;
 * a TRUNCATE (our history forked from the master's: an old master that took writes
   after the failover point) rebuilds the dataset at the fork point from the data
   directory (:mod:`synap.persistence.divergence`), saves the removed records in
@@ -63,10 +64,13 @@ log = logging.getLogger("synap.replication.replica")
 
 TIMEOUT_CHECK_SECONDS = 0.25
 CONNECT_TIMEOUT_SECONDS = 5.0
-# The ACK for applied records waits this long, so one ACK covers every RECORDS frame that
-# arrives meanwhile and neither it nor the master's handling of it runs between a write
-# reaching the replica and the next read (Redis's replicas ACK once a second).
+# Records that arrive after a quiet link (no RECORDS for ACK_QUIET_SECONDS) are ACKed
+# ACK_DELAY_SECONDS later, one ACK for every frame meanwhile: neither the ACK nor the
+# master's reading of it then runs between a lone write reaching the replica and the next
+# read (Redis's replicas ACK once a second). On a busy link each frame is ACKed at once,
+# in the same wake-up (a timer would cost one more).
 ACK_DELAY_SECONDS = 0.001
+ACK_QUIET_SECONDS = 0.005
 
 
 class _MasterConnection(asyncio.Protocol):
@@ -80,6 +84,7 @@ class _MasterConnection(asyncio.Protocol):
         self._loading: tuple[dict[bytes, bytes], dict[bytes, int], set[bytes]] | None = None
         self._received_any = False
         self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
+        self._records_at = 0.0  # time.time() when RECORDS last arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
@@ -111,9 +116,10 @@ class _MasterConnection(asyncio.Protocol):
         self._received_any = True
         link = self.link
         link.bytes_received += len(data)
-        link.last_io = time.time()
+        link.last_io = now = time.time()
         applied = False
         synced = False  # a full or partial sync completed: ACK at once
+        quiet = False  # records arrived after a quiet link: ACK a moment later
         self.session.min_epoch = link.manager.epoch
         try:
             events = self.session.receive_data(data, now_ms())
@@ -128,6 +134,8 @@ class _MasterConnection(asyncio.Protocol):
                 if not self._apply(event):
                     return
                 applied = True
+                quiet = now - self._records_at > ACK_QUIET_SECONDS
+                self._records_at = now
             elif isinstance(event, SnapshotChunkReceived):
                 if self._loading is not None:
                     data_, expires, json_keys = self._loading
@@ -164,11 +172,11 @@ class _MasterConnection(asyncio.Protocol):
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
             link.node.flush_writes()  # the WAL holds what we acknowledge
-            if synced:
+            if synced or not (quiet or self._ack_timer is not None):
                 self._send_ack()
                 return
             self._write(self.session.data_to_send())
-            if self._ack_timer is None:  # records: ACK_DELAY_SECONDS later, one for all
+            if self._ack_timer is None:  # after a quiet link: ACK_DELAY_SECONDS later
                 self._ack_timer = self._loop.call_later(ACK_DELAY_SECONDS, self._delayed_ack)
         else:
             self._write(self.session.data_to_send())

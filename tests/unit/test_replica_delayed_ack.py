@@ -1,6 +1,7 @@
-"""A streaming replica ACKs applied records ``ACK_DELAY_SECONDS`` after a batch, one ACK
-for every batch applied meanwhile (replication/replica.py), and at once on a heartbeat
-(which covers the one still due); a master waiting for ACKs asks for them with a HEARTBEAT."""
+"""A streaming replica ACKs each applied batch at once on a busy link, but records after a
+quiet link ``ACK_DELAY_SECONDS`` later, one ACK for every batch meanwhile
+(replication/replica.py); a heartbeat is ACKed at once (covering the one still due); a
+master waiting for ACKs asks for them with a HEARTBEAT."""
 
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def frame(first: int, count: int) -> bytes:
     return encode_records(first, records, 5)
 
 
-def test_batches_applied_within_the_delay_share_one_ack():
+def test_after_a_quiet_link_batches_applied_within_the_delay_share_one_ack(monkeypatch):
+    monkeypatch.setattr(replica, "ACK_QUIET_SECONDS", 0.0)  # every frame finds it quiet
+
     async def main() -> None:
         conn, transport, keyspace = connection()
         conn.data_received(frame(11, 2))
@@ -86,6 +89,24 @@ def test_batches_applied_within_the_delay_share_one_ack():
         conn.data_received(frame(14, 1))
         await asyncio.sleep(replica.ACK_DELAY_SECONDS * 5)
         assert transport.acks() == [13, 14]
+
+    asyncio.run(main())
+
+
+def test_on_a_busy_link_each_batch_is_acked_at_once(monkeypatch):
+    monkeypatch.setattr(replica, "ACK_QUIET_SECONDS", 60.0)  # quiet only before the first
+
+    async def main() -> None:
+        conn, transport, _ = connection()
+        conn.data_received(frame(11, 1))  # the first records on the link: a moment later
+        assert transport.acks() == []
+        await asyncio.sleep(replica.ACK_DELAY_SECONDS * 5)
+        assert transport.acks() == [11]
+        conn.data_received(frame(12, 2))  # right after: at once, no timer
+        assert transport.acks() == [11, 13]
+        conn.data_received(frame(14, 1))
+        assert transport.acks() == [11, 13, 14]
+        assert conn._ack_timer is None
 
     asyncio.run(main())
 
