@@ -789,10 +789,13 @@ class MasterServer:
         self._unsent = False  # records were committed since the last send
         self._last_sent = 0.0  # time.monotonic() of the last send_now()
         self._ack_waiters = AckWaiters()
+        self._acks_requested = False  # a _request_acks() is scheduled
+        # The loop, once started (asyncio.get_running_loop() costs a getpid() each time).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.address_text = f"{host}:{port}"
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ReplicaConnection(self),
             self.host,
@@ -840,7 +843,7 @@ class MasterServer:
             self._unsent = True
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
 
     def send_now(self) -> None:
         """Send the records committed so far, before the replies of the read that
@@ -916,8 +919,23 @@ class MasterServer:
         count = self.count_acked(target, kind)
         if count >= wanted or wanted <= 0:
             return count
-        await wait_future(self._ack_waiters.add(kind, wanted, target), timeout)
+        waiter = self._ack_waiters.add(kind, wanted, target)
+        if not self._acks_requested:
+            # Replicas ACK records a moment later (replica.py, ACK_DELAY_SECONDS) but a
+            # HEARTBEAT at once: ask with one (Redis's REPLCONF GETACK), after this loop
+            # iteration's records went out (the node's flush was scheduled before this).
+            self._acks_requested = True
+            (self._loop or asyncio.get_running_loop()).call_soon(self._request_acks)
+        await wait_future(waiter, timeout)
         return self.count_acked(target, kind)
+
+    def _request_acks(self) -> None:
+        self._acks_requested = False
+        self.flush_now()
+        offset = self.node.history.offset
+        for conn in list(self.connections):
+            if conn.streaming:
+                conn.heartbeat(offset)
 
     def on_ack(self) -> None:
         if self._ack_waiters:

@@ -695,3 +695,48 @@ def decode_snapshot_entries(payload: bytes) -> list[SnapshotEntry]:
         if type(expire) is not int or not 0 <= expire <= _MAX_U63:
             raise ProtocolError("snapshot entry expire_at_ms must be a non-negative integer")
     return list(entries)
+
+
+# Bytes after a msgpack uint's first byte, by that byte (0xcc..0xcf: uint 8/16/32/64).
+_UINT_TAIL = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+# A RECORDS header, ``[10, first_offset, count, master_ts_ms]``, starts with these two
+# bytes: a fixarray of 4, then the type code as a positive fixint.
+_RECORDS_HEAD = bytes((0x94, _RECORDS))
+
+
+def decode_records_frame(data: bytes, max_body_bytes: int) -> RecordsTrailer | None:
+    """A streaming replica's shortcut: ``data`` is exactly one whole frame (length prefix
+    included) holding a RECORDS message in the shape :func:`encode_records` writes, with a
+    body of at most ``max_body_bytes``. Returns what ``decode_message(body,
+    split_records=False)`` returns for it, read without an unpacker; ``None`` for anything
+    else (another message, several or partial frames, another encoding of the same header,
+    a bad field), which the caller then decodes the general way, errors included."""
+    size = len(data)
+    if size < 9 or data[4:6] != _RECORDS_HEAD:
+        return None
+    length = int.from_bytes(data[:4], "big")
+    if length + 4 != size or length > max_body_bytes:
+        return None
+    fields = [0, 0, 0]
+    pos = 6
+    for i in range(3):
+        if pos >= size:
+            return None
+        first = data[pos]
+        if first < 0x80:  # positive fixint
+            fields[i] = first
+            pos += 1
+            continue
+        tail = _UINT_TAIL.get(first, 0)
+        if not tail or pos + 1 + tail > size:
+            return None
+        fields[i] = int.from_bytes(data[pos + 1 : pos + 1 + tail], "big")
+        pos += 1 + tail
+    first_offset, count, ts = fields
+    # The checks of _decode_records, on the body (``data`` without the 4-byte prefix).
+    if first_offset < 1 or first_offset > _MAX_U63 or count > _MAX_U63 or ts > _MAX_U63:
+        return None
+    pos -= 4
+    if not 0 < count <= length - pos:
+        return None
+    return RecordsTrailer(first_offset, ts, count, data[4:], pos)

@@ -12,7 +12,9 @@ knock at once) unless ``auto_reconnect`` is off, and applies what arrives:
   :func:`~synap.store.effects.apply_record`; each record delimited, decoded and applied
   in one pass over the frame) and committed to the node's history, so they reach its WAL, its log
   and its own sub-replicas unchanged;
-* an ACK goes back after each batch (after the WAL flush) and on every heartbeat;
+* an ACK goes back after each batch (after the WAL flush), at once after a sync and on
+  every heartbeat; a batch after a quiet link (``ACK_QUIET_SECONDS``) is ACKed
+  ``ACK_DELAY_SECONDS`` (1 ms) later instead, one ACK for every batch meanwhile;
 * a TRUNCATE (our history forked from the master's: an old master that took writes
   after the failover point) rebuilds the dataset at the fork point from the data
   directory (:mod:`synap.persistence.divergence`), saves the removed records in
@@ -62,6 +64,13 @@ log = logging.getLogger("synap.replication.replica")
 
 TIMEOUT_CHECK_SECONDS = 0.25
 CONNECT_TIMEOUT_SECONDS = 5.0
+# Records that arrive after a quiet link (no RECORDS for ACK_QUIET_SECONDS) are ACKed
+# ACK_DELAY_SECONDS later, one ACK for every frame meanwhile: neither the ACK nor the
+# master's reading of it then runs between a lone write reaching the replica and the next
+# read (Redis's replicas ACK once a second). On a busy link each frame is ACKed at once,
+# in the same wake-up (a timer would cost one more).
+ACK_DELAY_SECONDS = 0.001
+ACK_QUIET_SECONDS = 0.005
 
 
 class _MasterConnection(asyncio.Protocol):
@@ -69,9 +78,13 @@ class _MasterConnection(asyncio.Protocol):
         self.link = link
         self.session = session
         self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # (Kept: asyncio.get_running_loop() costs a getpid() system call each time.)
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[str] = self._loop.create_future()
         self._loading: tuple[dict[bytes, bytes], dict[bytes, int], set[bytes]] | None = None
         self._received_any = False
+        self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
+        self._records_at = 0.0  # time.time() when RECORDS last arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
@@ -83,6 +96,9 @@ class _MasterConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._loading = None
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         if not self.closed.done():
             if isinstance(exc, ssl.SSLError):
                 reason = explain_master_tls_error(exc, self.link.host)
@@ -100,8 +116,10 @@ class _MasterConnection(asyncio.Protocol):
         self._received_any = True
         link = self.link
         link.bytes_received += len(data)
-        link.last_io = time.time()
+        link.last_io = now = time.time()
         applied = False
+        synced = False  # a full or partial sync completed: ACK at once
+        quiet = False  # records arrived after a quiet link: ACK a moment later
         self.session.min_epoch = link.manager.epoch
         try:
             events = self.session.receive_data(data, now_ms())
@@ -116,6 +134,8 @@ class _MasterConnection(asyncio.Protocol):
                 if not self._apply(event):
                     return
                 applied = True
+                quiet = now - self._records_at > ACK_QUIET_SECONDS
+                self._records_at = now
             elif isinstance(event, SnapshotChunkReceived):
                 if self._loading is not None:
                     data_, expires, json_keys = self._loading
@@ -131,7 +151,7 @@ class _MasterConnection(asyncio.Protocol):
             elif isinstance(event, HeartbeatReceived):
                 link.last_heartbeat = time.time()
                 if self.session.state is ReplicaState.STREAMING:
-                    self._write(self.session.ack(self._fsynced()))
+                    self._send_ack()
             elif isinstance(event, FullSyncStarted):
                 log.info(
                     "full sync from master: %d keys at offset %d (history %s)",
@@ -141,18 +161,23 @@ class _MasterConnection(asyncio.Protocol):
                 self._loading = ({}, {}, set())
             elif isinstance(event, FullSyncCompleted):
                 self._install(event)
-                applied = True
+                applied = synced = True
             elif isinstance(event, TruncateRequested):
                 link.pending_truncate = event
             elif isinstance(event, PartialSyncAccepted):
                 link.on_partial_sync(event.replid, event.offset)
-                applied = True
+                applied = synced = True
             elif isinstance(event, SessionEnded):
                 self._ended(event)
                 return
         if applied and self.session.state is ReplicaState.STREAMING:
             link.node.flush_writes()  # the WAL holds what we acknowledge
-            self._write(self.session.ack(self._fsynced()))
+            if synced or not (quiet or self._ack_timer is not None):
+                self._send_ack()
+                return
+            self._write(self.session.data_to_send())
+            if self._ack_timer is None:  # after a quiet link: ACK_DELAY_SECONDS later
+                self._ack_timer = self._loop.call_later(ACK_DELAY_SECONDS, self._delayed_ack)
         else:
             self._write(self.session.data_to_send())
 
@@ -227,6 +252,19 @@ class _MasterConnection(asyncio.Protocol):
     def send_ack(self) -> None:
         """A periodic ACK (``replication.ack_interval_ms``), whatever the master sends."""
         if self.session.state is ReplicaState.STREAMING:
+            self._send_ack()
+
+    def _send_ack(self) -> None:
+        """ACK everything applied so far now (a delayed ACK still due is covered)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._write(self.session.ack(self._fsynced()))
+
+    def _delayed_ack(self) -> None:
+        self._ack_timer = None
+        if self.session.state is ReplicaState.STREAMING:
+            # The WAL's state now: a periodic fsync since the records is reported too.
             self._write(self.session.ack(self._fsynced()))
 
     def _write(self, data: bytes) -> None:

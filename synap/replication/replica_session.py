@@ -66,6 +66,7 @@ from synap.replication.messages import (
     SnapshotEnd,
     SnapshotEntry,
     Truncate,
+    decode_records_frame,
     decode_snapshot_entries,
     is_valid_replid,
 )
@@ -344,6 +345,18 @@ class ReplicaSession(SessionBase):
         :class:`SessionEnded`, write ``data_to_send()`` and close the connection.
         """
         events: list[Any] = []
+        if (
+            self.state is ReplicaState.STREAMING
+            and self._ended is None
+            and not self._decoder.buffered_bytes
+        ):
+            # The common case, one read = one whole RECORDS frame: its header is read
+            # directly (decode_records_frame), not through the frame decoder and msgpack.
+            trailer = decode_records_frame(data, self._decoder.max_frame_bytes)
+            if trailer is not None:
+                self._last_received_ms = now_ms
+                self._on_records(trailer, trailer.count, events)
+                return events
         if self.state is ReplicaState.CONNECTING and data:
             # The master speaks only after HELLO. Anything earlier is not our protocol.
             self._last_received_ms = now_ms
