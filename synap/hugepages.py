@@ -8,10 +8,11 @@ says whether :func:`start` installs :mod:`synap.hugearena` (C): Python's object 
 from one ``MADV_HUGEPAGE`` range, and blocks of 4 MiB or more (dict tables) advised the
 same way. It does so when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/
 enabled``) is ``always`` or ``madvise`` and the C module is built; otherwise the process
-runs on 4 KiB pages as before, and :func:`status` says why (INFO memory ``huge_pages``).
+runs on 4 KiB pages as before, and :func:`status` says why (INFO memory ``synap_huge_pages``).
 
 :func:`decide` is the pure decision (tests/unit/test_hugepages.py); :func:`start` reads
-the environment and sysfs, installs, logs one line and records the outcome.
+the environment and sysfs, installs and records the outcome; the node logs it
+(:func:`log_status`).
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ class Status:
 
     active: bool
     reason: str
+    level: int = logging.INFO  # of the start-up line (log_status)
+    detail: str = ""  # what the start-up line adds
 
     def describe(self) -> str:
-        """``active`` or ``off (reason)``: INFO memory ``huge_pages``, the start-up log."""
+        """``active`` or ``off (reason)``: INFO memory ``synap_huge_pages``, the start-up log."""
         return "active" if self.active else f"off ({self.reason})"
 
 
@@ -169,26 +172,37 @@ def start(config_mode: str) -> Status:
         bool(getattr(hugearena, "BUILT", 0)),
     )
     if not decision.install:
-        _status = Status(False, decision.reason)
-        log.info("huge pages: off (%s); Python's memory stays on 4 KiB pages", decision.reason)
+        _status = Status(
+            False, decision.reason, logging.INFO, "Python's memory stays on 4 KiB pages"
+        )
         return _status
     reserve = reserve_bytes()
     try:
         hugearena.install(reserve, RAW_MIN_BYTES)
     except (OSError, RuntimeError, ValueError) as exc:
-        _status = Status(False, f"install failed: {exc}")
-        log.warning("huge pages: off (install failed: %s)", exc)
+        _status = Status(False, f"install failed: {exc}", logging.WARNING)
         return _status
-    _status = Status(True, decision.reason)
     threading.Thread(target=_maintain, name="synap-hugepages", daemon=True).start()
-    log.info(
-        "huge pages: active (%s): Python's object arenas come from a %.1f GiB "
-        "MADV_HUGEPAGE range, blocks of %d MiB or more are advised too (kv_store.huge_pages)",
+    _status = Status(
+        True,
         decision.reason,
-        reserve / 1024**3,
-        RAW_MIN_BYTES // (1024 * 1024),
+        logging.INFO,
+        f"Python's object arenas come from a {reserve / 1024**3:.1f} GiB MADV_HUGEPAGE range, "
+        f"blocks of {RAW_MIN_BYTES // (1024 * 1024)} MiB or more are advised too "
+        "(kv_store.huge_pages)",
     )
     return _status
+
+
+def log_status() -> None:
+    """The one start-up line: ``huge pages: active (why): ...`` or ``huge pages: off
+    (why)``. The node logs it once it has bound its id to the log (JSON lines carry it)."""
+    status = _status
+    detail = f"; {status.detail}" if status.detail else ""
+    if status.active:
+        log.log(status.level, "huge pages: active (%s)%s", status.reason, detail)
+    else:
+        log.log(status.level, "huge pages: off (%s)%s", status.reason, detail)
 
 
 def status() -> Status:

@@ -104,8 +104,8 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         ("mem_allocator", "libc"),
         # Python's object arenas on transparent huge pages (kv_store.huge_pages): "active",
         # or "off (why)"; and how many 1 MiB arenas the huge-page range holds now.
-        ("huge_pages", hugepages.status().describe()),
-        ("huge_pages_arenas", hugepages.stats().get("arenas", 0)),
+        ("synap_huge_pages", hugepages.status().describe()),
+        ("synap_huge_pages_arenas", hugepages.stats().get("arenas", 0)),
     ]
 
 

@@ -246,7 +246,7 @@ class NodeCollector(Collector):
         )
         yield _gauge(
             "synap_huge_pages_active",
-            "1 when Python's object arenas are on transparent huge pages (INFO huge_pages).",
+            "1 when Python's object arenas are on transparent huge pages (INFO synap_huge_pages).",
             int(hugepages.status().active),
         )
         yield _histogram(

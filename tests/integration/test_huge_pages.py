@@ -57,13 +57,13 @@ def test_by_default_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
     needs_thp()
     master = node_factory.master(env=FORK)
     memory = master.redis().info("memory")
-    assert memory["huge_pages"] == "active"
+    assert memory["synap_huge_pages"] == "active"
     assert "huge pages: active" in master.log_text()
     before = anon_huge_kb(master)
     fill(master)
     grown = anon_huge_kb(master) - before
     assert grown >= 8 * 1024, f"AnonHugePages grew by {grown} kB only"
-    assert master.redis().info("memory")["huge_pages_arenas"] >= 8
+    assert master.redis().info("memory")["synap_huge_pages_arenas"] >= 8
     replica = node_factory.replica(master)
     assert_same_data(master, [replica], timeout=60)
     assert "by process" in master.log_text()  # the forked path sent it
@@ -78,8 +78,8 @@ def test_by_default_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
 def test_huge_pages_never_keeps_4k_pages_and_says_so(node_factory: NodeFactory) -> None:
     master = node_factory.master(config={"kv_store": {"huge_pages": "never"}}, env=FORK)
     memory = master.redis().info("memory")
-    assert memory["huge_pages"] == "off (turned off: kv_store.huge_pages is never)"
-    assert memory["huge_pages_arenas"] == 0
+    assert memory["synap_huge_pages"] == "off (turned off: kv_store.huge_pages is never)"
+    assert memory["synap_huge_pages_arenas"] == 0
     assert "huge pages: off (turned off: kv_store.huge_pages is never)" in master.log_text()
     before = anon_huge_kb(master)
     fill(master)
@@ -93,7 +93,7 @@ def test_huge_pages_never_keeps_4k_pages_and_says_so(node_factory: NodeFactory) 
 
 def test_the_environment_wins_over_the_config(node_factory: NodeFactory) -> None:
     node = node_factory(env={"SYNAP_HUGE_PAGES": "never"})
-    assert node.redis().info("memory")["huge_pages"] == (
+    assert node.redis().info("memory")["synap_huge_pages"] == (
         "off (turned off: SYNAP_HUGE_PAGES is never)"
     )
     assert node.redis().info("stats")["latest_fork_usec"] == 0  # no fork yet
@@ -101,7 +101,7 @@ def test_the_environment_wins_over_the_config(node_factory: NodeFactory) -> None
 
 def test_the_pure_python_build_runs_without_and_says_why(node_factory: NodeFactory) -> None:
     node = node_factory(env={"SYNAP_PURE_PYTHON": "1"})
-    assert node.redis().info("memory")["huge_pages"] == (
+    assert node.redis().info("memory")["synap_huge_pages"] == (
         "off (the C module synap.hugearena is not built (pure-Python build))"
     )
     node.redis().set("k", "v")
