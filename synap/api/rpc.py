@@ -9,7 +9,8 @@ value.  So a command behaves exactly as over RESP: replicas answer ``READONLY``,
 need ``AUTH`` first (the SDK's handshake), admin commands need the admin key.
 
 Requests run in the order they arrive (a client may have many in flight, told apart by
-id); each read is answered with one write after the WAL flush, as on the RESP port.  A
+id); each read is answered with one write after the WAL write of its records, held to the end
+of the loop iteration as on the RESP port (group commit).  A
 blocking command (``WAIT``) holds later requests back, and reading pauses, until it ends.
 """
 
@@ -103,9 +104,7 @@ class RpcConnection(asyncio.Protocol):
                 return
         self._flush(out)
         if session.closing and not self.closing:  # QUIT: nothing after it runs
-            self.closing = True
-            if self._transport is not None:
-                self._transport.close()
+            self._close()
 
     def _call(self, request: Request) -> object:
         """The response frame for ``request``, or an awaitable for a blocking command."""
@@ -133,10 +132,19 @@ class RpcConnection(asyncio.Protocol):
 
     # ----------------------------------------------------------- output
     def _flush(self, frames: list[bytes]) -> None:
+        """Send ``frames`` after the WAL write of the records before them: group commit
+        per loop iteration, as on the RESP port (held to the end of the iteration while
+        records wait; node.py ``reply_after_flush``)."""
         if frames and self._transport is not None and not self._transport.is_closing():
-            self.node.flush_writes()
-            self._transport.write(b"".join(frames))
+            self.node.reply_after_flush(self._transport, b"".join(frames))
         frames.clear()
+
+    def _close(self) -> None:
+        """Close the connection once the replies held for it are out."""
+        self.closing = True
+        if self._transport is not None:
+            self.node.flush_replies()  # the held replies first (a closing one gets none)
+            self._transport.close()
 
     def _block_on(self, request_id: int, awaitable: Awaitable[Any]) -> None:
         future = asyncio.ensure_future(awaitable)
@@ -168,6 +176,7 @@ class RpcConnection(asyncio.Protocol):
         log.info("closing SynapRPC client %s: %s", self.peer, error.message)
         self.closing = True
         if self._transport is not None:
+            self.node.flush_replies()  # the replies held for earlier requests first
             if error.http:
                 self._transport.write(
                     C.http_misdirected(

@@ -11,7 +11,9 @@ shares one WAL write.  A real ``Node`` with the batching the node installs at st
   that could see a held write waits for it);
 * reads alone are answered at once (nothing to wait for);
 * a connection that closes (QUIT) gets its held replies first;
-* a failed WAL write sends none of the held replies: their connections are aborted.
+* a failed WAL write sends none of the held replies: their connections are aborted;
+* the SynapRPC front end shares the same iteration's flush and holds its replies the
+  same way, and a SynapRPC QUIT gets its held replies before the close.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from thunder_rpc.value import Request, Value
+from thunder_rpc.wire import decode_response, encode_frame
+
 from synap.api.resp import RespConnection
+from synap.api.rpc import RpcConnection
 from synap.config import build_config
 from synap.node import Node
 from synap.persistence import PersistenceError
@@ -169,5 +175,44 @@ def test_a_failed_wal_write_sends_none_of_the_held_replies() -> None:
         wal.fail = False
         node.flush_writes()
         assert events.log == [("wal", 1)]
+
+    asyncio.run(main())
+
+
+def _rpc(i: int, command: str, *args: str) -> bytes:
+    return encode_frame(Request(id=i, command=command, args=[Value.str(a) for a in args]))
+
+
+def _rpc_ids(out: bytes) -> list[int]:
+    ids = []
+    while out:
+        decoded = decode_response(out, max_frame_bytes=2**32 - 1)
+        assert decoded is not None, f"a half-written response: {out[-80:]!r}"
+        ids.append(decoded[0].id)
+        out = out[decoded[1] :]
+    return ids
+
+
+def test_synaprpc_replies_share_the_iterations_flush() -> None:
+    events = Events()
+
+    async def main() -> None:
+        node, wal = _node(events)
+        a, ta = _connect(node, "a", events)
+        rpc = RpcConnection(node)
+        tr = Transport("rpc", events)
+        rpc.connection_made(tr)  # type: ignore[arg-type]
+        a.data_received(_command(b"SET", b"k", b"1"))
+        rpc.data_received(_rpc(1, "SET", "j", "2") + _rpc(2, "GET", "k"))
+        assert events.log == [], "a SynapRPC reply left before the records were written"
+        await asyncio.sleep(0)
+        assert [e[0] for e in events.log] == ["wal", "a", "rpc"]
+        assert events.log[0] == ("wal", 2)  # one WAL write for both front ends' reads
+        assert _rpc_ids(bytes(tr.out)) == [1, 2]
+        # A QUIT closes only after the held replies went out.
+        events.log.clear()
+        rpc.data_received(_rpc(3, "SET", "j", "3") + _rpc(4, "QUIT"))
+        assert [e[0] for e in events.log] == ["wal", "rpc"] and tr.closed
+        assert _rpc_ids(bytes(tr.out)) == [1, 2, 3, 4]
 
     asyncio.run(main())
