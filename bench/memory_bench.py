@@ -9,8 +9,8 @@ them again. Bytes per key = delta / keys. Ours is measured twice:
   1000 values, so after the load the log holds a second copy of the data set;
 * with ``replication.log_max_mb: 1``, Redis's default ``repl-backlog-size`` (and Redis
   allocates its backlog only once a replica attaches): the cost of the keyspace alone;
-* the same with ``kv_store.huge_pages: never`` (Python's memory on 4 KiB pages): what
-  the default's transparent huge pages cost or save in RSS.
+* the same with ``kv_store.huge_pages: auto`` (Python's memory on transparent huge
+  pages, opt-in): what huge pages cost or save in RSS.
 
 Target: RSS per key <= 1.4x Redis's RSS per key.
 
@@ -50,8 +50,8 @@ def measure(kind: str, tmp: Path, nkeys: int) -> dict[str, float]:
         if kind.startswith("synap-small-log"):
             cfg = tmp / f"{kind}.yml"
             text = "replication:\n  log_max_mb: 1\n"
-            if kind.endswith("-4k"):  # Python's memory on 4 KiB pages (docs/OPERATIONS.md)
-                text += "kv_store:\n  huge_pages: never\n"
+            if kind.endswith("-huge"):  # memory on huge pages (opt-in; docs/OPERATIONS.md)
+                text += "kv_store:\n  huge_pages: auto\n"
             cfg.write_text(text)
             extra = ["--config", str(cfg)]
         server, _ = synap_server(tmp, name=f"{kind}-{time.monotonic_ns()}", extra=extra)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--keys", type=int, default=1_000_000)
     args = ap.parse_args(argv)
-    kinds = ["synap", "synap-small-log", "synap-small-log-4k", "redis"]
+    kinds = ["synap", "synap-small-log", "synap-small-log-huge", "redis"]
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     with workdir("mem") as tmp:
         for rep in range(args.reps):
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     labels = {
         "synap": "Synap, default config (1M-record / 256 MB replication log)",
         "synap-small-log": "Synap, replication.log_max_mb: 1",
-        "synap-small-log-4k": "Synap, replication.log_max_mb: 1, kv_store.huge_pages: never",
+        "synap-small-log-huge": "Synap, replication.log_max_mb: 1, kv_store.huge_pages: auto",
         "redis": "Redis 7 (no replica: no backlog)",
     }
     rows = []

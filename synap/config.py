@@ -100,7 +100,7 @@ class KVStoreConfig(_Section):
     active_expiry_interval_ms: int = Field(100, gt=0)
     # Python's object memory on transparent huge pages (synap/hugepages.py): auto = when
     # the kernel's THP mode allows it; SYNAP_HUGE_PAGES in the environment wins.
-    huge_pages: Literal["auto", "never"] = "auto"
+    huge_pages: Literal["auto", "never"] = "never"
 
 
 class LogRetentionConfig(_Section):

@@ -3,7 +3,7 @@
 A master forks to send a full sync, and the ``fork()`` blocks its clients for as long as
 the kernel takes to copy the page tables: ~7-10 ms for a million keys mapped with 4 KiB
 pages, ~0.5 ms when the same memory is mapped with 2 MiB pages. ``kv_store.huge_pages``
-(``auto``, the default, or ``never``; ``SYNAP_HUGE_PAGES`` in the environment wins)
+(``never``, the default, or ``auto``; ``SYNAP_HUGE_PAGES`` in the environment wins)
 says whether :func:`start` installs :mod:`synap.hugearena` (C): Python's object arenas
 from one ``MADV_HUGEPAGE`` range, and blocks of 4 MiB or more (dict tables) advised the
 same way. It does so when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/

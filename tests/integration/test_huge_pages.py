@@ -1,7 +1,7 @@
 """Huge pages for Python's object memory (kv_store.huge_pages, synap/hugepages.py) on real
-servers: INFO memory and the start-up log say which way the node runs; with the default
+servers: INFO memory and the start-up log say which way the node runs; with the opt-in
 (auto) the keys' memory lands on transparent huge pages (AnonHugePages in
-/proc/PID/smaps_rollup grows), without it (huge_pages: never, SYNAP_HUGE_PAGES=never,
+/proc/PID/smaps_rollup grows), without it (never, the default; SYNAP_HUGE_PAGES=never;
 or the pure-Python build) it does not; either way a full sync from a forked child gives
 the replica the master's exact data, and INFO stats reports the fork."""
 
@@ -38,6 +38,9 @@ def needs_thp() -> None:
         pytest.skip("the C module synap.hugearena is not built (pure-Python build)")
 
 
+AUTO = {"kv_store": {"huge_pages": "auto"}}  # opt-in (the default is never)
+
+
 def anon_huge_kb(node: SynapProcess) -> int:
     for line in Path(f"/proc/{node.pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("AnonHugePages:"):
@@ -51,11 +54,11 @@ def fill(node: SynapProcess) -> None:
         r.mset({f"key:{i:07d}": f"{i}-".ljust(100, "v") for i in range(first, first + 1000)})
 
 
-def test_by_default_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
+def test_with_auto_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
     node_factory: NodeFactory,
 ) -> None:
     needs_thp()
-    master = node_factory.master(env=FORK)
+    master = node_factory.master(config=AUTO, env=FORK)
     memory = master.redis().info("memory")
     assert memory["synap_huge_pages"] == "active"
     assert "huge pages: active" in master.log_text()
@@ -75,8 +78,8 @@ def test_by_default_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
     assert "synap_huge_pages_active 1.0" in metrics
 
 
-def test_huge_pages_never_keeps_4k_pages_and_says_so(node_factory: NodeFactory) -> None:
-    master = node_factory.master(config={"kv_store": {"huge_pages": "never"}}, env=FORK)
+def test_by_default_4k_pages_are_kept_and_the_node_says_so(node_factory: NodeFactory) -> None:
+    master = node_factory.master(env=FORK)  # kv_store.huge_pages: never, the default
     memory = master.redis().info("memory")
     assert memory["synap_huge_pages"] == "off (turned off: kv_store.huge_pages is never)"
     assert memory["synap_huge_pages_arenas"] == 0
@@ -92,7 +95,7 @@ def test_huge_pages_never_keeps_4k_pages_and_says_so(node_factory: NodeFactory) 
 
 
 def test_the_environment_wins_over_the_config(node_factory: NodeFactory) -> None:
-    node = node_factory(env={"SYNAP_HUGE_PAGES": "never"})
+    node = node_factory(config=AUTO, env={"SYNAP_HUGE_PAGES": "never"})
     assert node.redis().info("memory")["synap_huge_pages"] == (
         "off (turned off: SYNAP_HUGE_PAGES is never)"
     )
@@ -100,7 +103,7 @@ def test_the_environment_wins_over_the_config(node_factory: NodeFactory) -> None
 
 
 def test_the_pure_python_build_runs_without_and_says_why(node_factory: NodeFactory) -> None:
-    node = node_factory(env={"SYNAP_PURE_PYTHON": "1"})
+    node = node_factory(config=AUTO, env={"SYNAP_PURE_PYTHON": "1"})
     assert node.redis().info("memory")["synap_huge_pages"] == (
         "off (the C module synap.hugearena is not built (pure-Python build))"
     )

@@ -92,7 +92,8 @@ def test_the_reserve_is_the_ram_in_whole_huge_pages_and_at_least_1_gib() -> None
 
 
 def test_the_config_key_and_its_default() -> None:
-    assert load_config(None).kv_store.huge_pages == "auto"
+    assert load_config(None).kv_store.huge_pages == "never"  # opt-in, like Redis's disable-thp
+    assert load_config(None, {"kv_store": {"huge_pages": "auto"}}).kv_store.huge_pages == "auto"
     assert load_config(None, {"kv_store": {"huge_pages": "never"}}).kv_store.huge_pages == "never"
     with pytest.raises(ConfigError, match="kv_store.huge_pages"):
         load_config(None, {"kv_store": {"huge_pages": "always"}})
