@@ -326,25 +326,16 @@ def part_sync(tmp: Path, reps: int, nkeys: int, probe_writes: bool = False) -> l
             ]
         )
     ms = lambda v: fmt_num(v, "ms")  # noqa: E731
-    ours_max, redis_max = (
-        results["Synap"]["probe_max"],
-        results["Redis diskless, delay 0"]["probe_max"],
-    )
-    summary(
-        "fullsync_rtt",
-        cell(ms(median(ours_max)), ours_max, ms),
-        cell(ms(median(redis_max)), redis_max, ms),
-        f"{median(ours_max) / median(redis_max):.2f}",
-        median(ours_max) <= 10,
-    )
-    huge_max = results["Synap, huge_pages auto"]["probe_max"]
-    summary(
-        "fullsync_rtt_huge",
-        cell(ms(median(huge_max)), huge_max, ms),
-        cell(ms(median(redis_max)), redis_max, ms),
-        f"{median(huge_max) / median(redis_max):.2f}",
-        median(huge_max) <= 10,
-    )
+    redis_max = results["Redis diskless, delay 0"]["probe_max"]
+    for key, label in (("fullsync_rtt", "Synap"), ("fullsync_rtt_huge", "Synap, huge_pages auto")):
+        ours_max = results[label]["probe_max"]
+        summary(
+            key,
+            cell(ms(median(ours_max)), ours_max, ms),
+            cell(ms(median(redis_max)), redis_max, ms),
+            f"{median(ours_max) / median(redis_max):.2f}",
+            median(ours_max) <= 10,
+        )
     tables.append(
         print_table(
             "(v) Master client latency during that full sync (probe: PING / GET loop; worst "
