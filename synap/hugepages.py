@@ -199,10 +199,8 @@ def log_status() -> None:
     (why)``. The node logs it once it has bound its id to the log (JSON lines carry it)."""
     status = _status
     detail = f"; {status.detail}" if status.detail else ""
-    if status.active:
-        log.log(status.level, "huge pages: active (%s)%s", status.reason, detail)
-    else:
-        log.log(status.level, "huge pages: off (%s)%s", status.reason, detail)
+    word = "active" if status.active else "off"
+    log.log(status.level, "huge pages: %s (%s)%s", word, status.reason, detail)
 
 
 def status() -> Status:

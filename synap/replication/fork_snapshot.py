@@ -52,9 +52,6 @@ _REAP_POLL_S = 0.005
 _PR_SET_PDEATHSIG = 1
 
 ENV = "SYNAP_FULL_SYNC_FORK"
-# Children forked and not yet reaped (synap/hugepages.py waits for them before it
-# collapses what their copy-on-write split).
-_live_children: set[int] = set()
 
 
 def mode() -> str:
@@ -246,7 +243,6 @@ class SnapshotChild:
         fork_cpu_ms = (_thread_cpu() - cpu) * 1000
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        _live_children.add(pid)
         return cls(pid, read_fd, fork_ms, fork_cpu_ms)
 
     async def result(self, progress: Callable[[int, int], None]) -> tuple[int, int, int, int]:
@@ -303,10 +299,10 @@ class SnapshotChild:
             await asyncio.sleep(_REAP_POLL_S)
 
     def _mark_reaped(self) -> None:
+        """Once per child (every caller checks ``_reaped`` first): it is gone, which
+        hugepages.fork_started() was told of before the fork."""
         self._reaped = True
-        if self.pid in _live_children:
-            _live_children.discard(self.pid)
-            hugepages.fork_child_gone()
+        hugepages.fork_child_gone()
 
     def _poll(self) -> int | None:
         if self._reaped:
