@@ -71,6 +71,10 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # in the same wake-up (a timer would cost one more).
 ACK_DELAY_SECONDS = 0.001
 ACK_QUIET_SECONDS = 0.005
+# After this replica sends the master an ERROR it half-closes and reads (discarding) for
+# up to LINGER_SECONDS: closing with the master's unread full sync in the socket would
+# send an RST, and the master could lose the ERROR that tells its operator why.
+LINGER_SECONDS = 1.0
 
 
 class _MasterConnection(asyncio.Protocol):
@@ -85,6 +89,8 @@ class _MasterConnection(asyncio.Protocol):
         self._received_any = False
         self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
         self._records_at = 0.0  # time.time() when RECORDS last arrived
+        self.lingering = False  # ERROR sent, write side shut: input is discarded
+        self.gone: asyncio.Future[None] = self._loop.create_future()  # connection_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)
@@ -96,6 +102,8 @@ class _MasterConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._loading = None
+        if not self.gone.done():
+            self.gone.set_result(None)
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
@@ -113,6 +121,8 @@ class _MasterConnection(asyncio.Protocol):
             self.closed.set_result(reason)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
         self._received_any = True
         link = self.link
         link.bytes_received += len(data)
@@ -229,15 +239,29 @@ class _MasterConnection(asyncio.Protocol):
             self.link.follows_itself = True
         if not self.closed.done():
             self.closed.set_result(reason)
-        if self.transport is not None:
-            self.transport.close()
+        self._close_after_error()
 
     def abort(self, reason: str) -> None:
         self._write(self.session.close(ErrorCode.PROTOCOL, reason))
         if not self.closed.done():
             self.closed.set_result(reason)
-        if self.transport is not None:
-            self.transport.close()
+        self._close_after_error()
+
+    def _close_after_error(self) -> None:
+        """Half-close and drain until the master closes (or LINGER_SECONDS pass), so the
+        ERROR just written reaches the master's log; a plain close is kept for TLS."""
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        if not tr.can_write_eof():
+            tr.close()
+            return
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self.lingering = True
+        tr.write_eof()
+        self._loop.call_later(LINGER_SECONDS, tr.close)
 
     def check_timeouts(self) -> None:
         for event in self.session.check_timeouts(now_ms()):
@@ -268,8 +292,9 @@ class _MasterConnection(asyncio.Protocol):
             self._write(self.session.ack(self._fsynced()))
 
     def _write(self, data: bytes) -> None:
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        tr = self.transport
+        if data and tr is not None and not self.lingering and not tr.is_closing():
+            tr.write(data)
 
 
 class ReplicaLink:
@@ -420,7 +445,10 @@ class ReplicaLink:
         self.connection = conn
         checker = loop.create_task(self._check_timeouts(conn))
         try:
-            return await conn.closed
+            reason = await conn.closed
+            if conn.lingering:  # until the master has read our ERROR and closed
+                await asyncio.wait((conn.gone,), timeout=LINGER_SECONDS)
+            return reason
         finally:
             checker.cancel()
             if conn.transport is not None:

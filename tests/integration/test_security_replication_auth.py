@@ -14,10 +14,14 @@ wire, not only what the nodes report.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from synap.replication.master_session import MasterSession, SyncRequested
 from tests.support.recorder import RecordingProxy
 from tests.support.server import NodeFactory, SynapProcess, wait_caught_up, wait_for
 
@@ -135,3 +139,61 @@ def test_empty_secret_is_refused_at_startup(node_factory: NodeFactory) -> None:
     node = node_factory.master(args=["--replication-secret", ""], wait=False)
     assert node.wait_exit() == 2
     assert "replication.auth_secret: must not be empty" in node.log_text()
+
+
+def _fake_master_without_a_secret(listener: socket.socket, outcome: dict[str, object]) -> None:
+    """Accept one replica, answer its HELLO with a full sync of several MiB (no AUTH
+    challenge), and record what happened: did the sends go through, and what came back."""
+    conn, _ = listener.accept()
+    conn.settimeout(10)
+    with conn:
+        session = MasterSession(None, int(time.time() * 1000))
+        events: list[object] = []
+        while not any(isinstance(e, SyncRequested) for e in events):
+            events += session.receive_data(conn.recv(65536), int(time.time() * 1000))
+        entries = [(b"fk%06d" % i, b"v" * 1000, 0) for i in range(4000)]
+        stream = [session.send_fullsync("ab" * 20, 1, len(entries), int(time.time() * 1000))]
+        stream += [session.snapshot_chunk(entries[i : i + 100]) for i in range(0, 4000, 100)]
+        try:
+            for frame in stream:  # the replica refuses the first one; these stay unread
+                conn.sendall(frame)
+            time.sleep(0.2)  # the replica has closed (or half-closed) by now
+            conn.sendall(session.heartbeat(1, int(time.time() * 1000)))
+            outcome["sent"] = True
+        except OSError as exc:
+            outcome["sent"] = exc
+        received = bytearray()
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+            outcome["eof"] = True
+        except OSError as exc:
+            outcome["eof"] = exc
+        outcome["received"] = bytes(received)
+
+
+def test_a_replica_refusing_a_master_closes_cleanly_so_the_master_reads_why(
+    node_factory: NodeFactory,
+) -> None:
+    """The replica half-closes after its ERROR and drains what the master still sends: a
+    plain close with the master's full sync unread would send an RST, and the master's
+    next write would fail before it read the ERROR (its log would only say
+    "disconnected")."""
+    outcome: dict[str, object] = {}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(15)
+        port = listener.getsockname()[1]
+        master = threading.Thread(
+            target=_fake_master_without_a_secret, args=(listener, outcome), daemon=True
+        )
+        master.start()
+        replica = node_factory.replica(f"127.0.0.1:{port}", args=["--replication-secret", SECRET])
+        master.join(20)
+    assert not master.is_alive()
+    assert outcome["sent"] is True, f"the master's writes failed: {outcome['sent']!r}"
+    assert outcome["eof"] is True, f"the replica reset the connection: {outcome['eof']!r}"
+    received = outcome["received"]
+    assert isinstance(received, bytes)
+    assert b"did not ask for authentication" in received
+    _wait_log(replica, "this replica has replication.auth_secret set but the master did not ask")
+    assert replica.redis().dbsize() == 0
