@@ -20,6 +20,12 @@ def install(reserve: int, raw_min: int) -> None:
     raise RuntimeError("the huge-page arena allocator is C only (pure-Python build)")
 
 
+def prefault(ahead: int) -> None:
+    """The C module's ``prefault`` (a thread populating ``ahead`` bytes beyond the arenas
+    in use); here always an error, like :func:`install`."""
+    raise RuntimeError("the huge-page prefault thread is C only (pure-Python build)")
+
+
 def stats() -> dict[str, int | bool]:
     """The C module's counters; here: not installed."""
     return {"installed": False}

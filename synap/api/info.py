@@ -93,6 +93,7 @@ def _clients(node: NodeServices) -> list[tuple[str, Any]]:
 
 def _memory(node: NodeServices) -> list[tuple[str, Any]]:
     policy = node.config_values()["maxmemory-policy"]
+    huge = hugepages.stats()
     return [
         ("used_memory", node.keyspace.used_memory),
         ("used_memory_rss", _rss_bytes()),
@@ -103,9 +104,12 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         ("maxmemory_human", _human(node.keyspace.max_memory_bytes)),
         ("mem_allocator", "libc"),
         # Python's object arenas on transparent huge pages (kv_store.huge_pages): "active",
-        # or "off (why)"; and how many 1 MiB arenas the huge-page range holds now.
+        # or "off (why)"; how many 1 MiB arenas the huge-page range holds now; and the
+        # thread populating it ahead of them ("running", "off", "unsupported", "failed").
         ("synap_huge_pages", hugepages.status().describe()),
-        ("synap_huge_pages_arenas", hugepages.stats().get("arenas", 0)),
+        ("synap_huge_pages_arenas", huge.get("arenas", 0)),
+        ("synap_huge_pages_prefault", huge.get("prefault", "off")),
+        ("synap_huge_pages_prefaulted_bytes", huge.get("populated_bytes", 0)),
     ]
 
 

@@ -66,7 +66,12 @@ def test_with_auto_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
     fill(master)
     grown = anon_huge_kb(master) - before
     assert grown >= 8 * 1024, f"AnonHugePages grew by {grown} kB only"
-    assert master.redis().info("memory")["synap_huge_pages_arenas"] >= 8
+    memory = master.redis().info("memory")
+    assert memory["synap_huge_pages_arenas"] >= 8
+    # the prefault thread holds populated memory ahead of the arenas in use
+    assert memory["synap_huge_pages_prefault"] == "running"
+    assert memory["synap_huge_pages_prefaulted_bytes"] >= 8 * 2**20
+    assert "MiB populated ahead of them" in master.log_text()
     replica = node_factory.replica(master)
     assert_same_data(master, [replica], timeout=60)
     assert "by process" in master.log_text()  # the forked path sent it
@@ -83,6 +88,7 @@ def test_by_default_4k_pages_are_kept_and_the_node_says_so(node_factory: NodeFac
     memory = master.redis().info("memory")
     assert memory["synap_huge_pages"] == "off (turned off: kv_store.huge_pages is never)"
     assert memory["synap_huge_pages_arenas"] == 0
+    assert memory["synap_huge_pages_prefault"] == "off"
     assert "huge pages: off (turned off: kv_store.huge_pages is never)" in master.log_text()
     before = anon_huge_kb(master)
     fill(master)

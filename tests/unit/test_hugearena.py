@@ -247,3 +247,101 @@ def test_bad_arguments_are_refused() -> None:
         """
     )
     assert len(got["errors"]) == 2 and got["installed"] is False
+
+
+def test_the_prefault_thread_keeps_populated_memory_ahead_of_the_arenas() -> None:
+    """prefault(ahead): a thread populates the range ``ahead`` bytes beyond the arenas
+    handed out, so the loop's first touch of a fresh 2 MiB page finds it present. The
+    pages are resident (RSS) before anything is stored in them, the objects' contents are
+    intact, and a second start is refused."""
+    got = run(
+        """
+        import time
+        hugearena.install(1 << 30, 4 << 20)
+        errors = []
+        try:
+            hugearena.prefault(1 << 20)
+        except ValueError as exc:
+            errors.append(str(exc))
+        rss0 = rss_mb()
+        hugearena.prefault(16 << 20)
+        try:
+            hugearena.prefault(16 << 20)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        deadline = time.monotonic() + 10
+        while hugearena.stats()["populated_bytes"] < 16 << 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        early = hugearena.stats()
+        rss1 = rss_mb()
+        objs = make(1_000_000, b"f")  # ~60 MB of arenas
+        deadline = time.monotonic() + 10
+        while True:
+            st = hugearena.stats()
+            if st["populated_bytes"] >= st["high_water"] * st["arena_bytes"] + (16 << 20):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        check(objs, 1_000_000, b"f")
+        print(json.dumps({"early": early, "late": st, "rss": [rss0, rss1], "errors": errors}))
+        """
+    )
+    early, late = got["early"], got["late"]
+    assert early["prefault"] == "running", early
+    assert early["populated_bytes"] >= 16 << 20 and early["prefault_ahead_bytes"] == 16 << 20
+    rss0, rss1 = got["rss"]
+    assert rss1 - rss0 >= 12, got["rss"]  # populated before any object lives there
+    assert late["prefault"] == "running", late
+    assert late["populated_bytes"] >= late["high_water"] * late["arena_bytes"] + (16 << 20), late
+    assert late["prefaulted_blocks"] >= 30 and late["fallback_arenas"] == 0, late
+    assert late["populated_bytes"] <= late["writable_bytes"], late
+    assert "at least 2 MiB" in got["errors"][0] and "already started" in got["errors"][1]
+
+
+def test_a_forked_child_of_a_prefaulting_process_allocates_without_the_thread() -> None:
+    """fork() while the prefault thread works: the child has no such thread (its copy of
+    the lock is released, its state is off) and allocates and frees on its own; the
+    parent's thread carries on."""
+    got = run(
+        """
+        import time
+        hugearena.install(1 << 30, 4 << 20)
+        hugearena.prefault(8 << 20)
+        codes = []
+        for round_ in range(5):
+            objs = make(200_000, b"r%d" % round_)  # the thread is busy meanwhile
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    assert hugearena.stats()["prefault"] == "off"
+                    check(objs, 200_000, b"r%d" % round_)
+                    more = make(600_000, b"c")
+                    check(more, 600_000, b"c")
+                    os._exit(0)
+                except BaseException:
+                    os._exit(1)
+            _, status = os.waitpid(pid, 0)
+            codes.append(os.waitstatus_to_exitcode(status))
+        more = make(600_000, b"after")
+        time.sleep(0.2)
+        check(more, 600_000, b"after")
+        print(json.dumps({"codes": codes, **hugearena.stats()}))
+        """
+    )
+    assert got["codes"] == [0] * 5, got
+    assert got["prefault"] == "running" and got["prefaulted_blocks"] > 4, got
+
+
+def test_prefault_needs_the_allocator() -> None:
+    got = run(
+        """
+        try:
+            hugearena.prefault(8 << 20)
+            error = None
+        except RuntimeError as exc:
+            error = str(exc)
+        print(json.dumps({"error": error, **hugearena.stats()}))
+        """
+    )
+    assert got["error"] and "install()" in got["error"] and got["prefault"] == "off"
