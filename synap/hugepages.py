@@ -5,8 +5,8 @@ the kernel takes to copy the page tables: ~7-10 ms for a million keys mapped wit
 pages, ~0.5 ms when the same memory is mapped with 2 MiB pages. ``kv_store.huge_pages``
 (``never``, the default, or ``auto``; ``SYNAP_HUGE_PAGES`` in the environment wins)
 says whether :func:`start` installs :mod:`synap.hugearena` (C): Python's object arenas
-from one ``MADV_HUGEPAGE`` range, and blocks of 4 MiB or more (dict tables) advised the
-same way. It does so when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/
+from one ``MADV_HUGEPAGE`` range kept populated ahead by a thread, and blocks of 4 MiB
+or more (dict tables) collapsed onto huge pages by another. It does so when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/
 enabled``) is ``always`` or ``madvise`` and the C module is built; otherwise the process
 runs on 4 KiB pages as before, and :func:`status` says why (INFO memory ``synap_huge_pages``).
 
@@ -198,8 +198,8 @@ def start(config_mode: str) -> Status:
         decision.reason,
         logging.INFO,
         f"Python's object arenas come from a {reserve / 1024**3:.1f} GiB MADV_HUGEPAGE range "
-        f"({prefault}), blocks of {RAW_MIN_BYTES // 2**20} MiB or more are advised too "
-        "(kv_store.huge_pages)",
+        f"({prefault}), blocks of {RAW_MIN_BYTES // 2**20} MiB or more are collapsed onto them "
+        "by a thread (kv_store.huge_pages)",
     )
     return _status
 
@@ -253,7 +253,8 @@ def _maintain() -> None:
     """The collapse thread: as soon as the last forked child is gone, put the master's
     memory back on huge pages (``hugearena.collapse``: MADV_COLLAPSE, the GIL released
     meanwhile); and, looking every ``COLLAPSE_EVERY_S``, glibc's heap when it grew by
-    2 MiB or more.
+    2 MiB or more, and the large blocks (dict tables) when one was allocated since: they
+    are allocated on 4 KiB pages (cheap to fault in), and collapsed here.
     Nothing else is asked of the kernel: each MADV_COLLAPSE call drains the kernel's
     per-CPU page lists under the memory map's lock, which a ``fork()`` then waits for
     (up to tens of ms on a loaded machine).
@@ -269,20 +270,23 @@ def _maintain() -> None:
     from synap import hugearena
 
     heap_seen = hugearena.heap_end()
+    blocks_seen = 0
     while True:
         _wake.wait(COLLAPSE_EVERY_S)
         _wake.clear()
         heap = hugearena.heap_end()
         heap_seen = min(heap_seen, heap)  # (a trimmed heap that grows again is new memory)
+        blocks = int(hugearena.stats().get("raw_blocks", 0))
         with _collapse_lock:
             if _children:
                 continue
             # after a fork: everything (its copy-on-write split the heap's pages too)
             what = (3 if _forked_since else 0) | (2 if heap - heap_seen >= HUGE_PAGE else 0)
+            what |= 4 if blocks != blocks_seen else 0  # a new large block (a dict table)
             _forked_since = False
         if not what:
             continue
-        heap_seen = heap
+        heap_seen, blocks_seen = heap, blocks
         started = time.perf_counter()
         try:
             done, failed, supported = hugearena.collapse(what)
