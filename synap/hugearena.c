@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,7 +91,7 @@ static uintptr_t read_start_brk(void);
  * prefault thread's state; neither holds it across anything slower than mprotect. */
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t prefault_wake = PTHREAD_COND_INITIALIZER;
-enum { PREFAULT_OFF, PREFAULT_RUNNING, PREFAULT_UNSUPPORTED, PREFAULT_FAILED };
+enum { PREFAULT_OFF, PREFAULT_RUNNING, PREFAULT_UNSUPPORTED, PREFAULT_FAILED, PREFAULT_DONE };
 static int prefault_state;       /* PREFAULT_* (grow_lock) */
 static size_t prefault_ahead;    /* bytes kept populated beyond the high-water mark */
 static size_t populated;         /* [base, base + populated) populated by the thread */
@@ -155,7 +156,8 @@ static void *arena_alloc(void *ctx, size_t size) {
     set_used(s);
     hint = s + 1;
     live++;
-    if (prefault_ahead && high * slot + prefault_ahead > __atomic_load_n(&populated, __ATOMIC_ACQUIRE)) {
+    size_t ahead = __atomic_load_n(&prefault_ahead, __ATOMIC_RELAXED);
+    if (ahead && high * slot + ahead > __atomic_load_n(&populated, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&grow_lock); /* wake the prefault thread: we near its frontier */
         pthread_cond_signal(&prefault_wake);
         pthread_mutex_unlock(&grow_lock);
@@ -190,12 +192,18 @@ static void arena_free(void *ctx, void *ptr, size_t size) {
 }
 
 /* The live large RAW blocks (the dict tables), for collapse(): a small table under a
- * mutex (the RAW domain runs without the GIL). A block beyond BIG_MAX is advised but not
- * collapsed; frees look the table up only while it holds something. */
+ * mutex (the RAW domain runs without the GIL). ``done``: collapsed since allocated (or
+ * given up on after BIG_TRIES attempts), so collapse(COLLAPSE_LARGE) skips it; a fork's
+ * collapse(COLLAPSE_MEMORY) takes every block again. A block beyond BIG_MAX is advised
+ * MADV_HUGEPAGE when allocated (khugepaged's to collapse); frees look the table up only
+ * while it holds something. */
 #define BIG_MAX 64
+#define BIG_TRIES 3
 static struct {
     void *p;
     size_t n;
+    int done;
+    int tries;
 } big[BIG_MAX];
 static int big_count;
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -213,16 +221,21 @@ static void big_forget(void *p) {
     pthread_mutex_unlock(&big_lock);
 }
 
-static void big_remember(void *p, size_t n) {
+static int big_remember(void *p, size_t n) {
+    int found = 0;
     pthread_mutex_lock(&big_lock);
     for (int i = 0; i < BIG_MAX; i++)
         if (big[i].p == NULL) {
             big[i].p = p;
             big[i].n = n;
+            big[i].done = 0;
+            big[i].tries = 0;
             __atomic_fetch_add(&big_count, 1, __ATOMIC_RELEASE);
+            found = 1;
             break;
         }
     pthread_mutex_unlock(&big_lock);
+    return found;
 }
 
 static void advise_interior(void *ptr, size_t n) {
@@ -230,7 +243,8 @@ static void advise_interior(void *ptr, size_t n) {
     uintptr_t end = ((uintptr_t)ptr + n) & ~(uintptr_t)(BLOCK - 1);
     if (end > start) { /* (collapse() advises and collapses it, off the event loop) */
         __atomic_fetch_add(&raw_blocks, 1, __ATOMIC_RELAXED);
-        big_remember(ptr, n);
+        if (!big_remember(ptr, n)) /* the table is full: khugepaged's, as before */
+            (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
     }
 }
 
@@ -344,23 +358,33 @@ static void *prefault_main(void *unused) {
         size_t h = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot / BLOCK * BLOCK;
         if (h > at)
             at = h; /* the event loop outran us: its blocks are faulted in already */
+        if (at + BLOCK > end)
+            break; /* the whole range is populated: nothing left to do */
         while (prefault_state == PREFAULT_RUNNING &&
-               (at + BLOCK > end || __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead <= at)) {
+               __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead <= at) {
             pthread_cond_wait(&prefault_wake, &grow_lock);
             at = populated;
             h = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot / BLOCK * BLOCK;
             if (h > at)
                 at = h;
         }
-        if (prefault_state != PREFAULT_RUNNING)
+        if (prefault_state != PREFAULT_RUNNING || at + BLOCK > end)
             break;
         if (at + BLOCK > writable) {
-            if (mprotect(base + writable, at + BLOCK - writable, PROT_READ | PROT_WRITE) != 0) {
+            /* the whole window in one call: the loop then has no mprotect of its own to
+             * make (which would wait for the address space's lock behind a populate) */
+            size_t want = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead;
+            want = (want + BLOCK - 1) / BLOCK * BLOCK;
+            if (want < at + BLOCK)
+                want = at + BLOCK;
+            if (want > end)
+                want = end;
+            if (mprotect(base + writable, want - writable, PROT_READ | PROT_WRITE) != 0) {
                 prefault_errno = errno;
                 prefault_state = PREFAULT_FAILED;
                 break;
             }
-            __atomic_store_n(&writable, at + BLOCK, __ATOMIC_RELEASE);
+            __atomic_store_n(&writable, want, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&grow_lock);
         struct timespec t0, t1;
@@ -381,7 +405,9 @@ static void *prefault_main(void *unused) {
         prefaulted_blocks++;
         __atomic_store_n(&populated, at + BLOCK, __ATOMIC_RELEASE);
     }
-    prefault_ahead = 0; /* arena_alloc stops waking us */
+    __atomic_store_n(&prefault_ahead, 0, __ATOMIC_RELAXED); /* arena_alloc stops waking us */
+    if (prefault_state == PREFAULT_RUNNING)
+        prefault_state = PREFAULT_DONE; /* the whole range is populated */
     pthread_mutex_unlock(&grow_lock);
     return NULL;
 }
@@ -391,7 +417,7 @@ static void *prefault_main(void *unused) {
 static void atfork_prepare(void) { pthread_mutex_lock(&grow_lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&grow_lock); }
 static void atfork_child(void) {
-    prefault_ahead = 0;
+    __atomic_store_n(&prefault_ahead, 0, __ATOMIC_RELAXED);
     if (prefault_state == PREFAULT_RUNNING)
         prefault_state = PREFAULT_OFF;
     pthread_cond_init(&prefault_wake, NULL);
@@ -427,14 +453,17 @@ static PyObject *prefault(PyObject *self, PyObject *args) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 << 10);
+    size_t stack = 64 << 10;
+    if (stack < (size_t)PTHREAD_STACK_MIN)
+        stack = (size_t)PTHREAD_STACK_MIN; /* 128 KiB on aarch64 */
+    (void)pthread_attr_setstacksize(&attr, stack);
     pthread_mutex_lock(&grow_lock);
-    prefault_ahead = (size_t)ahead / BLOCK * BLOCK;
+    __atomic_store_n(&prefault_ahead, (size_t)ahead / BLOCK * BLOCK, __ATOMIC_RELAXED);
     prefault_state = PREFAULT_RUNNING;
     pthread_t thread;
     int rc = pthread_create(&thread, &attr, prefault_main, NULL);
     if (rc != 0) {
-        prefault_ahead = 0;
+        __atomic_store_n(&prefault_ahead, 0, __ATOMIC_RELAXED);
         prefault_state = PREFAULT_OFF;
     }
     pthread_mutex_unlock(&grow_lock);
@@ -491,6 +520,28 @@ static uintptr_t read_start_brk(void) {
     return 0;
 }
 
+/* Whether this kernel has MADV_COLLAPSE (Linux 6.1): asked once, of a 2 MiB block of our
+ * own with every page present (EINVAL on a range means "unknown advice" only then). */
+static int collapse_support = -1;
+
+static int collapse_supported(void) {
+    int known = __atomic_load_n(&collapse_support, __ATOMIC_ACQUIRE);
+    if (known >= 0)
+        return known;
+    int result = 1;
+    char *raw = (char *)mmap(NULL, 2 * BLOCK, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw != MAP_FAILED) {
+        char *probe = (char *)(((uintptr_t)raw + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1));
+        memset(probe, 1, BLOCK);
+        if (madvise(probe, BLOCK, MADV_COLLAPSE) != 0 && errno == EINVAL)
+            result = 0;
+        munmap(raw, 2 * BLOCK);
+    }
+    __atomic_store_n(&collapse_support, result, __ATOMIC_RELEASE);
+    return result;
+}
+
 static PyObject *collapse(PyObject *self, PyObject *args) {
     (void)self;
     int what = COLLAPSE_ALL;
@@ -528,21 +579,28 @@ static PyObject *collapse(PyObject *self, PyObject *args) {
         }
     }
     int first_big = nr;
+    int big_index[BIG_MAX];
+    void *big_ptr[BIG_MAX];
     pthread_mutex_lock(&big_lock);
     for (int i = 0; i < BIG_MAX && (what & (COLLAPSE_MEMORY | COLLAPSE_LARGE)); i++)
-        if (big[i].p != NULL) {
+        if (big[i].p != NULL && ((what & COLLAPSE_MEMORY) || !big[i].done)) {
             ranges[nr].start = ((uintptr_t)big[i].p + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
             ranges[nr].end = ((uintptr_t)big[i].p + big[i].n) & ~(uintptr_t)(BLOCK - 1);
-            if (ranges[nr].end > ranges[nr].start)
+            if (ranges[nr].end > ranges[nr].start) {
+                big_index[nr - first_big] = i;
+                big_ptr[nr - first_big] = big[i].p;
                 nr++;
+            }
         }
     pthread_mutex_unlock(&big_lock);
     int end_big = nr;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t brk_end = heap_start ? (uintptr_t)sbrk(0) : 0;
     Py_ssize_t done = 0, failed = 0;
-    int supported = 1;
+    int big_ok[BIG_MAX];
+    int supported;
     Py_BEGIN_ALLOW_THREADS
+    supported = collapse_supported();
     if ((what & COLLAPSE_HEAP) && brk_end > heap_start + BLOCK) {
         uintptr_t lo = (heap_start + page - 1) & ~(page - 1);
         uintptr_t hi = brk_end & ~(page - 1);
@@ -554,18 +612,33 @@ static PyObject *collapse(PyObject *self, PyObject *args) {
                 nr++;
         }
     }
-    for (int k = 0; k < nr; k++) {
-        if (k >= first_big && k < end_big) /* a large block: huge from now on (khugepaged) */
+    for (int k = 0; k < nr && supported; k++) {
+        int is_big = k >= first_big && k < end_big;
+        if (is_big) { /* a large block: huge from now on (khugepaged keeps it so) */
+            big_ok[k - first_big] = 0;
             (void)madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_HUGEPAGE);
-        if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0)
+        }
+        if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0) {
             done++;
-        else if (errno == EINVAL && k == 0 && (what & (COLLAPSE_MEMORY | COLLAPSE_LARGE))) {
-            supported = 0; /* a kernel before 6.1 (the first range is ours) */
-            break;
+            if (is_big)
+                big_ok[k - first_big] = 1;
         } else
-            failed++; /* EAGAIN / ENOMEM: no huge page free now, or a block freed since */
+            /* EAGAIN / ENOMEM: no huge page free now; EINVAL: a 2 MiB block of the range
+             * has no page present (a block freed since, or not yet written) */
+            failed++;
     }
     Py_END_ALLOW_THREADS
+    if (supported && end_big > first_big) { /* the large blocks' outcome, for the next time */
+        pthread_mutex_lock(&big_lock);
+        for (int j = 0; j < end_big - first_big; j++) {
+            int i = big_index[j];
+            if (big[i].p != big_ptr[j])
+                continue; /* freed (and perhaps reused) meanwhile */
+            if (big_ok[j] || ++big[i].tries >= BIG_TRIES)
+                big[i].done = 1;
+        }
+        pthread_mutex_unlock(&big_lock);
+    }
     return Py_BuildValue("(nnO)", done, failed, supported ? Py_True : Py_False);
 }
 
@@ -578,7 +651,7 @@ static PyObject *heap_end(PyObject *self, PyObject *unused) {
 static PyObject *stats(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    static const char *states[] = {"off", "running", "unsupported", "failed"};
+    static const char *states[] = {"off", "running", "unsupported", "failed", "done"};
     pthread_mutex_lock(&grow_lock);
     int state = prefault_state;
     size_t blocks = prefaulted_blocks, done = populated;
@@ -587,7 +660,7 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     pthread_mutex_unlock(&grow_lock);
     PyObject *prefault_info = Py_BuildValue(
         "{s:s,s:n,s:n,s:n,s:d,s:i}", "prefault", states[state], "prefault_ahead_bytes",
-        (Py_ssize_t)prefault_ahead, "prefaulted_blocks", (Py_ssize_t)blocks, "populated_bytes",
+        (Py_ssize_t)__atomic_load_n(&prefault_ahead, __ATOMIC_RELAXED), "prefaulted_blocks", (Py_ssize_t)blocks, "populated_bytes",
         (Py_ssize_t)done, "prefault_longest_ms", (double)longest / 1e6, "prefault_errno", err);
     if (prefault_info == NULL)
         return NULL;

@@ -30,8 +30,9 @@ ENV = "SYNAP_HUGE_PAGES"
 MODES = ("auto", "never")
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 HUGE_PAGE = 2 * 1024 * 1024  # the only PMD size the allocator handles (x86-64, arm64 4K)
-# Blocks from the RAW allocator at least this big get MADV_HUGEPAGE: the keyspace's dict
-# tables (~40 MB per million keys), never the small blocks glibc carves from its heap.
+# Blocks from the RAW allocator at least this big are collapsed onto huge pages by the
+# collapse thread: the keyspace's dict tables (~40 MB per million keys), never the small
+# blocks glibc carves from its heap.
 RAW_MIN_BYTES = 4 * 1024 * 1024
 # The prefault thread (hugearena.prefault) keeps this much of the range populated beyond
 # the arenas in use: a fresh 2 MiB page costs its first toucher 0.2-9 ms here (zeroing,
@@ -286,7 +287,7 @@ def _maintain() -> None:
             _forked_since = False
         if not what:
             continue
-        heap_seen, blocks_seen = heap, blocks
+        heap_seen = heap
         started = time.perf_counter()
         try:
             done, failed, supported = hugearena.collapse(what)
@@ -294,6 +295,8 @@ def _maintain() -> None:
             log.warning("huge pages: collapse failed: %s", exc)
             return
         ms = (time.perf_counter() - started) * 1000
+        if not failed:  # else the large blocks not collapsed yet are tried again (3 times)
+            blocks_seen = blocks
         with _collapse_lock:
             _collapse_totals["runs"] += 1
             _collapse_totals["ranges"] += done

@@ -33,7 +33,12 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from synap.replication.framing import frame_limit_for
-from synap.replication.handshake import ErrorReceived, SessionEnded
+from synap.replication.handshake import (
+    AuthenticationFailed,
+    ErrorReceived,
+    ProtocolViolation,
+    SessionEnded,
+)
 from synap.replication.link_state import LinkState
 from synap.replication.messages import ErrorCode
 from synap.replication.peer_fields import (
@@ -71,9 +76,11 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # in the same wake-up (a timer would cost one more).
 ACK_DELAY_SECONDS = 0.001
 ACK_QUIET_SECONDS = 0.005
-# After this replica sends the master an ERROR it half-closes and reads (discarding) for
-# up to LINGER_SECONDS: closing with the master's unread full sync in the socket would
-# send an RST, and the master could lose the ERROR that tells its operator why.
+# After this replica refuses its master (its own ERROR: a protocol violation, a failed
+# authentication, an abort) it stops writing and reads (discarding) until the master
+# closes, for up to LINGER_SECONDS: closing with the master's unread full sync in the
+# socket would send an RST, and the master could lose the ERROR that tells its operator
+# why. Not after a timeout (a frozen master closes nothing) or the master's own ERROR.
 LINGER_SECONDS = 1.0
 
 
@@ -89,7 +96,8 @@ class _MasterConnection(asyncio.Protocol):
         self._received_any = False
         self._ack_timer: asyncio.TimerHandle | None = None  # the delayed ACK, if one is due
         self._records_at = 0.0  # time.time() when RECORDS last arrived
-        self.lingering = False  # ERROR sent, write side shut: input is discarded
+        self.lingering = False  # our ERROR sent, nothing more written: input is discarded
+        self._linger_timer: asyncio.TimerHandle | None = None
         self.gone: asyncio.Future[None] = self._loop.create_future()  # connection_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,6 +112,9 @@ class _MasterConnection(asyncio.Protocol):
         self._loading = None
         if not self.gone.done():
             self.gone.set_result(None)
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
@@ -239,7 +250,10 @@ class _MasterConnection(asyncio.Protocol):
             self.link.follows_itself = True
         if not self.closed.done():
             self.closed.set_result(reason)
-        self._close_after_error()
+        if isinstance(event, (ProtocolViolation, AuthenticationFailed)):
+            self._close_after_error()  # we refused the master: let it read why
+        elif self.transport is not None:
+            self.transport.close()
 
     def abort(self, reason: str) -> None:
         self._write(self.session.close(ErrorCode.PROTOCOL, reason))
@@ -248,20 +262,19 @@ class _MasterConnection(asyncio.Protocol):
         self._close_after_error()
 
     def _close_after_error(self) -> None:
-        """Half-close and drain until the master closes (or LINGER_SECONDS pass), so the
-        ERROR just written reaches the master's log; a plain close is kept for TLS."""
+        """Stop writing (half-close where the transport can: TLS cannot) and drain until
+        the master closes, or LINGER_SECONDS pass, so that the ERROR just written reaches
+        the master's log."""
         tr = self.transport
-        if tr is None or tr.is_closing():
-            return
-        if not tr.can_write_eof():
-            tr.close()
+        if tr is None or tr.is_closing() or self.lingering:
             return
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
         self.lingering = True
-        tr.write_eof()
-        self._loop.call_later(LINGER_SECONDS, tr.close)
+        if tr.can_write_eof():
+            tr.write_eof()
+        self._linger_timer = self._loop.call_later(LINGER_SECONDS, tr.close)
 
     def check_timeouts(self) -> None:
         for event in self.session.check_timeouts(now_ms()):
@@ -447,6 +460,11 @@ class ReplicaLink:
         try:
             reason = await conn.closed
             if conn.lingering:  # until the master has read our ERROR and closed
+                if self.state is not LinkState.STOPPED:
+                    self.state = LinkState.CONNECT  # the link is down meanwhile
+                self.connection = None
+                if self.link_down_since is None:
+                    self.link_down_since = time.time()
                 await asyncio.wait((conn.gone,), timeout=LINGER_SECONDS)
             return reason
         finally:

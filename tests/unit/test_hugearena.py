@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,17 @@ pytestmark = pytest.mark.skipif(
     not hugearena.BUILT or not sys.platform.startswith("linux"),
     reason="the C module is not built here (pure-Python build), or not Linux",
 )
+
+
+def _thp_mode() -> str:
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "none"
+    return next((w[1:-1] for w in text.split() if w.startswith("[")), "none")
+
+
+THP_MODE = _thp_mode()
 
 
 PRELUDE = """
@@ -150,21 +162,27 @@ def test_the_range_is_madvised_and_large_raw_blocks_are_collapsed_later() -> Non
         except RuntimeError as exc:
             second = str(exc)
         heap = [hugearena.heap_end(), hugearena.collapse(2)]
+        untouched = bytes(16 << 20)  # calloc: pages never written, EINVAL from the kernel
+        again = hugearena.collapse(4)
         print(json.dumps({**hugearena.stats(), "flags": arena_flags, "second": second,
-                          "heap": heap, "before": before, "after": after,
+                          "heap": heap, "before": before, "after": after, "again": again,
                           "collapsed": collapsed, "ok": big[123] == 7 and big[124] == 0}))
         """
     )
     assert " hg" in got["flags"], got["flags"]  # VM_HUGEPAGE on the arenas' writable part
     assert got["raw_blocks"] >= 1
     before_flags, before_huge = got["before"]
-    assert " hg" not in before_flags and before_huge < 4096, got["before"]
+    assert " hg" not in before_flags, got["before"]
+    if THP_MODE == "madvise":  # (with "always" the kernel faults it in huge at once)
+        assert before_huge < 4096, got["before"]
     after_flags, after_huge = got["after"]
-    done, _, supported = got["collapsed"]
+    done, failed, supported = got["collapsed"]
     assert " hg" in after_flags, got["after"]
-    if supported:  # Linux >= 6.1: the block's interior (at least 14 MiB) is huge now
+    if supported and not failed:  # Linux >= 6.1, a huge page was free: 14 MiB interior
         assert done >= 1 and after_huge >= 12 * 1024, got
     assert got["ok"]
+    # a block the kernel cannot collapse is a failure, not "this kernel has no MADV_COLLAPSE"
+    assert got["again"][2] == supported, got["again"]
     assert got["second"] and "already installed" in got["second"]
     heap_end, (_, _, supported) = got["heap"]
     assert 0 < got["heap_start"] < heap_end  # /proc/self/stat start_brk .. sbrk(0)
@@ -320,7 +338,7 @@ def test_the_prefault_thread_keeps_populated_memory_ahead_of_the_arenas() -> Non
     assert rss1 - rss0 >= 12, got["rss"]  # populated before any object lives there
     assert late["prefault"] == "running", late
     assert late["populated_bytes"] >= late["high_water"] * late["arena_bytes"] + (16 << 20), late
-    assert late["prefaulted_blocks"] >= 30 and late["fallback_arenas"] == 0, late
+    assert late["prefaulted_blocks"] >= 16 and late["fallback_arenas"] == 0, late
     assert late["populated_bytes"] <= late["writable_bytes"], late
     assert "at least 2 MiB" in got["errors"][0] and "already started" in got["errors"][1]
 
