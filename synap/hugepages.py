@@ -6,8 +6,9 @@ pages, ~0.5 ms when the same memory is mapped with 2 MiB pages. ``kv_store.huge_
 (``never``, the default, or ``auto``; ``SYNAP_HUGE_PAGES`` in the environment wins)
 says whether :func:`start` installs :mod:`synap.hugearena` (C): Python's object arenas
 from one ``MADV_HUGEPAGE`` range kept populated ahead by a thread, and blocks of 4 MiB
-or more (dict tables) collapsed onto huge pages by another. It does so when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/
-enabled``) is ``always`` or ``madvise`` and the C module is built; otherwise the process
+or more (dict tables) collapsed onto huge pages by another after each fork. It does so
+when the kernel's THP mode (``/sys/kernel/mm/transparent_hugepage/enabled``) is
+``always`` or ``madvise`` and the C module is built; otherwise the process
 runs on 4 KiB pages as before, and :func:`status` says why (INFO memory ``synap_huge_pages``).
 
 :func:`decide` is the pure decision (tests/unit/test_hugepages.py); :func:`start` reads
@@ -31,8 +32,8 @@ MODES = ("auto", "never")
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 HUGE_PAGE = 2 * 1024 * 1024  # the only PMD size the allocator handles (x86-64, arm64 4K)
 # Blocks from the RAW allocator at least this big are collapsed onto huge pages by the
-# collapse thread: the keyspace's dict tables (~40 MB per million keys), never the small
-# blocks glibc carves from its heap.
+# collapse thread after a fork: the keyspace's dict tables (~40 MB per million keys),
+# never the small blocks glibc carves from its heap.
 RAW_MIN_BYTES = 4 * 1024 * 1024
 # The prefault thread (hugearena.prefault) keeps this much of the range populated beyond
 # the arenas in use: a fresh 2 MiB page costs its first toucher 0.2-9 ms here (zeroing,
@@ -200,7 +201,7 @@ def start(config_mode: str) -> Status:
         logging.INFO,
         f"Python's object arenas come from a {reserve / 1024**3:.1f} GiB MADV_HUGEPAGE range "
         f"({prefault}), blocks of {RAW_MIN_BYTES // 2**20} MiB or more are collapsed onto them "
-        "by a thread (kv_store.huge_pages)",
+        "after each fork (kv_store.huge_pages)",
     )
     return _status
 
@@ -253,9 +254,11 @@ def fork_child_gone() -> None:
 def _maintain() -> None:
     """The collapse thread: as soon as the last forked child is gone, put the master's
     memory back on huge pages (``hugearena.collapse``: MADV_COLLAPSE, the GIL released
-    meanwhile); and, looking every ``COLLAPSE_EVERY_S``, glibc's heap when it grew by
-    2 MiB or more, and the large blocks (dict tables) when one was allocated since: they
-    are allocated on 4 KiB pages (cheap to fault in), and collapsed here.
+    meanwhile), the large blocks (dict tables) included: they are allocated on 4 KiB
+    pages, cheap to fault in, and not collapsed while the data set grows (collapsing
+    memory the event loop writes, a table on every insert, stalled it: p99 19-40 ms when
+    the arenas were collapsed so, against 5-7.5 ms); and, looking every
+    ``COLLAPSE_EVERY_S``, glibc's heap when it grew by 2 MiB or more.
     Nothing else is asked of the kernel: each MADV_COLLAPSE call drains the kernel's
     per-CPU page lists under the memory map's lock, which a ``fork()`` then waits for
     (up to tens of ms on a loaded machine).
@@ -271,19 +274,16 @@ def _maintain() -> None:
     from synap import hugearena
 
     heap_seen = hugearena.heap_end()
-    blocks_seen = 0
     while True:
         _wake.wait(COLLAPSE_EVERY_S)
         _wake.clear()
         heap = hugearena.heap_end()
         heap_seen = min(heap_seen, heap)  # (a trimmed heap that grows again is new memory)
-        blocks = int(hugearena.stats().get("raw_blocks", 0))
         with _collapse_lock:
             if _children:
                 continue
             # after a fork: everything (its copy-on-write split the heap's pages too)
             what = (3 if _forked_since else 0) | (2 if heap - heap_seen >= HUGE_PAGE else 0)
-            what |= 4 if blocks != blocks_seen else 0  # a new large block (a dict table)
             _forked_since = False
         if not what:
             continue
@@ -295,8 +295,6 @@ def _maintain() -> None:
             log.warning("huge pages: collapse failed: %s", exc)
             return
         ms = (time.perf_counter() - started) * 1000
-        if not failed:  # else the large blocks not collapsed yet are tried again (3 times)
-            blocks_seen = blocks
         with _collapse_lock:
             _collapse_totals["runs"] += 1
             _collapse_totals["ranges"] += done
