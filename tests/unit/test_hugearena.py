@@ -49,6 +49,18 @@ def check(objs, n, tag, step=1):
     assert len(objs) == n
     for i in range(0, n, 997):
         assert objs[i] == b"%s:%09d" % (tag, i * step), objs[i]
+
+def in_child(body):
+    # run body() in a forked child; its exit code (0: it returned, 1: it raised)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 """
 
 
@@ -194,19 +206,16 @@ def test_a_forked_child_allocates_and_frees_on_its_copy() -> None:
         """
         hugearena.install(1 << 30, 4 << 20)
         objs = make(500_000, b"p")
-        pid = os.fork()
-        if pid == 0:
-            try:
-                check(objs, 500_000, b"p")
-                del objs
-                more = make(800_000, b"q")
-                check(more, 800_000, b"q")
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-        _, status = os.waitpid(pid, 0)
+        def child():
+            global objs
+            check(objs, 500_000, b"p")
+            del objs
+            more = make(800_000, b"q")
+            check(more, 800_000, b"q")
+
+        code = in_child(child)
         check(objs, 500_000, b"p")
-        print(json.dumps({"child": os.waitstatus_to_exitcode(status)}))
+        print(json.dumps({"child": code}))
         """
     )
     assert got["child"] == 0
@@ -355,18 +364,13 @@ def test_a_forked_child_of_a_prefaulting_process_allocates_without_the_thread() 
         codes = []
         for round_ in range(5):
             objs = make(200_000, b"r%d" % round_)  # the thread is busy meanwhile
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    assert hugearena.stats()["prefault"] == "off"
-                    check(objs, 200_000, b"r%d" % round_)
-                    more = make(600_000, b"c")
-                    check(more, 600_000, b"c")
-                    os._exit(0)
-                except BaseException:
-                    os._exit(1)
-            _, status = os.waitpid(pid, 0)
-            codes.append(os.waitstatus_to_exitcode(status))
+            def child():
+                assert hugearena.stats()["prefault"] == "off"
+                check(objs, 200_000, b"r%d" % round_)
+                more = make(600_000, b"c")
+                check(more, 600_000, b"c")
+
+            codes.append(in_child(child))
         more = make(600_000, b"after")
         time.sleep(0.2)
         check(more, 600_000, b"after")
