@@ -192,18 +192,13 @@ static void arena_free(void *ctx, void *ptr, size_t size) {
 }
 
 /* The live large RAW blocks (the dict tables), for collapse(): a small table under a
- * mutex (the RAW domain runs without the GIL). ``done``: collapsed since allocated (or
- * given up on after BIG_TRIES attempts), so collapse(COLLAPSE_LARGE) skips it; a fork's
- * collapse(COLLAPSE_MEMORY) takes every block again. A block beyond BIG_MAX is advised
+ * mutex (the RAW domain runs without the GIL). A block beyond BIG_MAX is advised
  * MADV_HUGEPAGE when allocated (khugepaged's to collapse); frees look the table up only
  * while it holds something. */
 #define BIG_MAX 64
-#define BIG_TRIES 3
 static struct {
     void *p;
     size_t n;
-    int done;
-    int tries;
 } big[BIG_MAX];
 static int big_count;
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -228,8 +223,6 @@ static int big_remember(void *p, size_t n) {
         if (big[i].p == NULL) {
             big[i].p = p;
             big[i].n = n;
-            big[i].done = 0;
-            big[i].tries = 0;
             __atomic_fetch_add(&big_count, 1, __ATOMIC_RELEASE);
             found = 1;
             break;
@@ -496,7 +489,6 @@ static PyObject *prefault(PyObject *self, PyObject *args) {
 #define COLLAPSE_MEMORY 1 /* the arenas and the large blocks */
 #define COLLAPSE_HEAP 2   /* glibc's brk heap */
 #define COLLAPSE_ALL 3
-#define COLLAPSE_LARGE 4  /* the large blocks alone (a new dict table) */
 
 static uintptr_t read_start_brk(void) {
     char buf[2048];
@@ -579,25 +571,19 @@ static PyObject *collapse(PyObject *self, PyObject *args) {
         }
     }
     int first_big = nr;
-    int big_index[BIG_MAX];
-    void *big_ptr[BIG_MAX];
     pthread_mutex_lock(&big_lock);
-    for (int i = 0; i < BIG_MAX && (what & (COLLAPSE_MEMORY | COLLAPSE_LARGE)); i++)
-        if (big[i].p != NULL && ((what & COLLAPSE_MEMORY) || !big[i].done)) {
+    for (int i = 0; i < BIG_MAX && (what & COLLAPSE_MEMORY); i++)
+        if (big[i].p != NULL) {
             ranges[nr].start = ((uintptr_t)big[i].p + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1);
             ranges[nr].end = ((uintptr_t)big[i].p + big[i].n) & ~(uintptr_t)(BLOCK - 1);
-            if (ranges[nr].end > ranges[nr].start) {
-                big_index[nr - first_big] = i;
-                big_ptr[nr - first_big] = big[i].p;
+            if (ranges[nr].end > ranges[nr].start)
                 nr++;
-            }
         }
     pthread_mutex_unlock(&big_lock);
     int end_big = nr;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t brk_end = heap_start ? (uintptr_t)sbrk(0) : 0;
     Py_ssize_t done = 0, failed = 0;
-    int big_ok[BIG_MAX];
     int supported;
     Py_BEGIN_ALLOW_THREADS
     supported = collapse_supported();
@@ -613,32 +599,16 @@ static PyObject *collapse(PyObject *self, PyObject *args) {
         }
     }
     for (int k = 0; k < nr && supported; k++) {
-        int is_big = k >= first_big && k < end_big;
-        if (is_big) { /* a large block: huge from now on (khugepaged keeps it so) */
-            big_ok[k - first_big] = 0;
+        if (k >= first_big && k < end_big) /* a large block: huge from now on (khugepaged) */
             (void)madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_HUGEPAGE);
-        }
-        if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0) {
+        if (madvise((void *)ranges[k].start, ranges[k].end - ranges[k].start, MADV_COLLAPSE) == 0)
             done++;
-            if (is_big)
-                big_ok[k - first_big] = 1;
-        } else
+        else
             /* EAGAIN / ENOMEM: no huge page free now; EINVAL: a 2 MiB block of the range
              * has no page present (a block freed since, or not yet written) */
             failed++;
     }
     Py_END_ALLOW_THREADS
-    if (supported && end_big > first_big) { /* the large blocks' outcome, for the next time */
-        pthread_mutex_lock(&big_lock);
-        for (int j = 0; j < end_big - first_big; j++) {
-            int i = big_index[j];
-            if (big[i].p != big_ptr[j])
-                continue; /* freed (and perhaps reused) meanwhile */
-            if (big_ok[j] || ++big[i].tries >= BIG_TRIES)
-                big[i].done = 1;
-        }
-        pthread_mutex_unlock(&big_lock);
-    }
     return Py_BuildValue("(nnO)", done, failed, supported ? Py_True : Py_False);
 }
 
@@ -698,7 +668,7 @@ static PyMethodDef methods[] = {
      "handed out (MADV_POPULATE_WRITE), so the event loop does not take the first faults."},
     {"collapse", collapse, METH_VARARGS,
      "collapse(what=3) -> (collapsed, failed, supported): MADV_COLLAPSE the arenas and large "
-     "blocks (1), glibc's heap (2), both (3), or the large blocks alone (4)."},
+     "blocks (1), glibc's heap (2), or both (3)."},
     {"heap_end", heap_end, METH_NOARGS, "heap_end() -> the brk heap's end now (sbrk(0))."},
     {"address_range", range, METH_NOARGS,
      "address_range() -> (start, length) of the reserved range, or None before install()."},

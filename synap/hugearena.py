@@ -33,7 +33,7 @@ def stats() -> dict[str, int | bool]:
 
 def collapse(what: int = 3) -> tuple[int, int, bool]:
     """The C module's ``collapse``: (ranges collapsed, failed, supported); here nothing.
-    ``what``: 1 the arenas and large blocks, 2 glibc's heap, 3 both, 4 the large blocks."""
+    ``what``: 1 the arenas and large blocks, 2 glibc's heap, 3 both."""
     return 0, 0, True
 
 

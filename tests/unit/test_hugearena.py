@@ -137,7 +137,7 @@ def test_a_full_range_falls_back_to_plain_mmap_and_frees_both_kinds() -> None:
 def test_the_range_is_madvised_and_large_raw_blocks_are_collapsed_later() -> None:
     """The arena range is MADV_HUGEPAGE; a large RAW block is not when allocated (a
     dict resize would fault fresh huge pages on the event loop), it is remembered, and
-    collapse(4) (the large blocks alone) advises it and puts it on huge pages."""
+    collapse(1) advises it and puts it on huge pages."""
     got = run(
         """
         import ctypes
@@ -165,7 +165,7 @@ def test_the_range_is_madvised_and_large_raw_blocks_are_collapsed_later() -> Non
         big_at = ((big_at + (2 << 20) - 1) & ~((2 << 20) - 1)) + (2 << 20)  # its interior
         arena_flags, _ = mapping(start)
         before = mapping(big_at)
-        collapsed = hugearena.collapse(4)  # the large blocks alone
+        collapsed = hugearena.collapse(1)  # the arenas and the large blocks
         after = mapping(big_at)
         big[123] = 7
         second = None
@@ -175,7 +175,7 @@ def test_the_range_is_madvised_and_large_raw_blocks_are_collapsed_later() -> Non
             second = str(exc)
         heap = [hugearena.heap_end(), hugearena.collapse(2)]
         untouched = bytes(16 << 20)  # calloc: pages never written, EINVAL from the kernel
-        again = hugearena.collapse(4)
+        again = hugearena.collapse(1)
         print(json.dumps({**hugearena.stats(), "flags": arena_flags, "second": second,
                           "heap": heap, "before": before, "after": after, "again": again,
                           "collapsed": collapsed, "ok": big[123] == 7 and big[124] == 0}))
