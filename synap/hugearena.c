@@ -117,18 +117,22 @@ static size_t find_free(void) {
     return high;
 }
 
-/* Make [base, base + end) writable, rounded up to whole blocks (0, or -1 and errno). */
-static int grow_writable(size_t end) {
-    int rc = 0;
-    pthread_mutex_lock(&grow_lock);
+/* Make [base, base + end) writable, rounded up to whole blocks (0, or -1 and errno);
+ * grow_lock held.  The range is whole blocks, so the rounding stays inside it. */
+static int grow_writable_locked(size_t end) {
     size_t w = writable;
-    if (end > w) {
-        size_t grow = ((end - w) + BLOCK - 1) / BLOCK * BLOCK;
-        if (mprotect(base + w, grow, PROT_READ | PROT_WRITE) != 0)
-            rc = -1;
-        else
-            __atomic_store_n(&writable, w + grow, __ATOMIC_RELEASE);
-    }
+    if (end <= w)
+        return 0;
+    size_t grow = ((end - w) + BLOCK - 1) / BLOCK * BLOCK;
+    if (mprotect(base + w, grow, PROT_READ | PROT_WRITE) != 0)
+        return -1;
+    __atomic_store_n(&writable, w + grow, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int grow_writable(size_t end) {
+    pthread_mutex_lock(&grow_lock);
+    int rc = grow_writable_locked(end);
     pthread_mutex_unlock(&grow_lock);
     return rc;
 }
@@ -342,42 +346,37 @@ static PyObject *install(PyObject *self, PyObject *args) {
  * grow_lock while the kernel works.  Not covered: a block given back (MADV_DONTNEED) and
  * reused later faults on the event loop again, as without the thread.  A fork() waits
  * for a populate in flight (it takes the address space's lock). */
+/* The next block to populate (grow_lock held): after the last one populated, or after
+ * the arenas handed out when the event loop outran us (its blocks are faulted in). */
+static size_t prefault_next(void) {
+    size_t h = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot / BLOCK * BLOCK;
+    return h > populated ? h : populated;
+}
+
 static void *prefault_main(void *unused) {
     (void)unused;
     size_t end = nslots * slot;
     pthread_mutex_lock(&grow_lock);
     for (;;) {
-        size_t at = populated;
-        size_t h = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot / BLOCK * BLOCK;
-        if (h > at)
-            at = h; /* the event loop outran us: its blocks are faulted in already */
-        if (at + BLOCK > end)
-            break; /* the whole range is populated: nothing left to do */
-        while (prefault_state == PREFAULT_RUNNING &&
+        size_t at = prefault_next();
+        while (prefault_state == PREFAULT_RUNNING && at + BLOCK <= end &&
                __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead <= at) {
             pthread_cond_wait(&prefault_wake, &grow_lock);
-            at = populated;
-            h = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot / BLOCK * BLOCK;
-            if (h > at)
-                at = h;
+            at = prefault_next();
         }
+        /* (at the end of the range: the whole range is populated, nothing left to do) */
         if (prefault_state != PREFAULT_RUNNING || at + BLOCK > end)
             break;
-        if (at + BLOCK > writable) {
-            /* the whole window in one call: the loop then has no mprotect of its own to
-             * make (which would wait for the address space's lock behind a populate) */
-            size_t want = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead;
-            want = (want + BLOCK - 1) / BLOCK * BLOCK;
-            if (want < at + BLOCK)
-                want = at + BLOCK;
-            if (want > end)
-                want = end;
-            if (mprotect(base + writable, want - writable, PROT_READ | PROT_WRITE) != 0) {
-                prefault_errno = errno;
-                prefault_state = PREFAULT_FAILED;
-                break;
-            }
-            __atomic_store_n(&writable, want, __ATOMIC_RELEASE);
+        /* when the block is not writable yet, the whole window in one call: the loop then
+         * has no mprotect of its own to make (which would wait for the address space's
+         * lock behind a populate) */
+        size_t want = __atomic_load_n(&high, __ATOMIC_ACQUIRE) * slot + prefault_ahead;
+        if (want < at + BLOCK)
+            want = at + BLOCK;
+        if (at + BLOCK > writable && grow_writable_locked(want < end ? want : end) != 0) {
+            prefault_errno = errno;
+            prefault_state = PREFAULT_FAILED;
+            break;
         }
         pthread_mutex_unlock(&grow_lock);
         struct timespec t0, t1;
