@@ -115,9 +115,7 @@ class _MasterConnection(asyncio.Protocol):
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
+        self._cancel_delayed_ack()
         if not self.closed.done():
             if isinstance(exc, ssl.SSLError):
                 reason = explain_master_tls_error(exc, self.link.host)
@@ -268,9 +266,7 @@ class _MasterConnection(asyncio.Protocol):
         tr = self.transport
         if tr is None or tr.is_closing() or self.lingering:
             return
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
+        self._cancel_delayed_ack()
         self.lingering = True
         if tr.can_write_eof():
             tr.write_eof()
@@ -293,16 +289,18 @@ class _MasterConnection(asyncio.Protocol):
 
     def _send_ack(self) -> None:
         """ACK everything applied so far now (a delayed ACK still due is covered)."""
+        self._cancel_delayed_ack()
+        self._write(self.session.ack(self._fsynced()))
+
+    def _cancel_delayed_ack(self) -> None:
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
-        self._write(self.session.ack(self._fsynced()))
 
     def _delayed_ack(self) -> None:
+        # (The WAL's state now: a periodic fsync since the records is reported too.)
         self._ack_timer = None
-        if self.session.state is ReplicaState.STREAMING:
-            # The WAL's state now: a periodic fsync since the records is reported too.
-            self._write(self.session.ack(self._fsynced()))
+        self.send_ack()
 
     def _write(self, data: bytes) -> None:
         tr = self.transport
@@ -373,16 +371,21 @@ class ReplicaLink:
             await asyncio.gather(self._task, return_exceptions=True)
 
     # ----------------------------------------------------------------- loop
+    def _mark_down(self) -> None:
+        """The connection has ended: CONNECT (the spec's "disconnected", waiting to retry)
+        unless stopped, and the time the link went down, if not known already."""
+        if self.state is not LinkState.STOPPED:
+            self.state = LinkState.CONNECT
+        self.connection = None
+        if self.link_down_since is None:
+            self.link_down_since = time.time()
+
     async def _run(self) -> None:
         cfg = self.manager.config
         while not self._stopping:
             self.attempts += 1
             reason = await self._connect_once()
-            if self.state is not LinkState.STOPPED:
-                self.state = LinkState.CONNECT
-            self.connection = None
-            if self.link_down_since is None:
-                self.link_down_since = time.time()
+            self._mark_down()
             if self._stopping:
                 return
             truncate, self.pending_truncate = self.pending_truncate, None
@@ -460,11 +463,7 @@ class ReplicaLink:
         try:
             reason = await conn.closed
             if conn.lingering:  # until the master has read our ERROR and closed
-                if self.state is not LinkState.STOPPED:
-                    self.state = LinkState.CONNECT  # the link is down meanwhile
-                self.connection = None
-                if self.link_down_since is None:
-                    self.link_down_since = time.time()
+                self._mark_down()  # the link is down meanwhile
                 await asyncio.wait((conn.gone,), timeout=LINGER_SECONDS)
             return reason
         finally:
