@@ -52,6 +52,8 @@ C_TWINS = (
     "synap/persistence/walcodec.py",
     # pymalloc arenas on transparent huge pages (fork() of a big master; synap/hugepages.py)
     "synap/hugearena.py",
+    # 8-byte size classes for 129-504-byte objects (values; synap/sizeclasses.py)
+    "synap/tightalloc.py",
 )
 # Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
 # per-command loop for reads of plain GETs and SETs.

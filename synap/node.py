@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from synap import __version__, build, hugepages, logfmt
+from synap import __version__, build, hugepages, logfmt, sizeclasses
 from synap.api import views
 from synap.api.cmdstats import CommandStats
 from synap.api.http import HttpApi
@@ -299,6 +299,7 @@ class Node:
         self._warn_if_exposed()
         banner(f"🧩 Build: {build.state().describe()}")  # compiled (mypyc) or pure Python
         hugepages.log_status()  # Python's memory on huge pages, or why not (synap/hugepages.py)
+        sizeclasses.log_status()  # 8-byte size classes for values, or why not
         role = self.roles.role
         if self.coordinator is not None:
             fo = self.config.replication.failover

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from synap import __version__, build, hugepages
+from synap import __version__, build, hugepages, sizeclasses
 from synap.config import Config, ConfigError, load_config
 
 
@@ -145,6 +145,7 @@ def main(config_path: str | None, **options: Any) -> None:
     setup_logging(config.logging.level.upper(), config.logging.format)
     # Before the node is built: arenas allocated from here on can be huge pages.
     hugepages.start(config.kv_store.huge_pages)
+    sizeclasses.start(config.kv_store.size_classes, hugepages.status().active)
     for warning in _idle_flags(config, options):
         logging.getLogger("synap.server_cli").warning("%s", warning)
     from synap.node import run_node

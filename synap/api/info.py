@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from synap import __version__, hugepages
+from synap import __version__, hugepages, sizeclasses
 from synap.replication.peer_fields import escape_text
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ def _clients(node: NodeServices) -> list[tuple[str, Any]]:
 def _memory(node: NodeServices) -> list[tuple[str, Any]]:
     policy = node.config_values()["maxmemory-policy"]
     huge = hugepages.stats()
+    classes = sizeclasses.stats()
     return [
         ("used_memory", node.keyspace.used_memory),
         ("used_memory_rss", _rss_bytes()),
@@ -110,6 +111,11 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         ("synap_huge_pages_arenas", huge.get("arenas", 0)),
         ("synap_huge_pages_prefault", huge.get("prefault", "off")),
         ("synap_huge_pages_prefaulted_bytes", huge.get("populated_bytes", 0)),
+        # 8-byte size classes for 129-504-byte objects (kv_store.size_classes): "fine",
+        # or "pymalloc (why)"; the objects they hold and the bytes saved against pymalloc.
+        ("synap_size_classes", sizeclasses.status().describe()),
+        ("synap_size_classes_objects", classes.get("blocks", 0)),
+        ("synap_size_classes_saved_bytes", classes.get("saved_bytes", 0)),
     ]
 
 

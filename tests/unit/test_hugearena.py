@@ -7,15 +7,13 @@ and with every object's contents intact."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from synap import hugearena
+from tests.support.fresh_interpreter import run_fresh
 
 pytestmark = pytest.mark.skipif(
     not hugearena.BUILT or not sys.platform.startswith("linux"),
@@ -66,14 +64,7 @@ def in_child(body):
 
 def run(code: str, timeout: float = 120) -> dict:
     """Run PRELUDE and ``code`` in a new interpreter; it prints one JSON object last."""
-    out = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_fresh(PRELUDE, code, timeout)
 
 
 def test_churn_reuses_arenas_frees_old_ones_and_gives_memory_back() -> None:

@@ -1,0 +1,110 @@
+"""8-byte size classes for values (``kv_store.size_classes``): whether to use them, and doing so.
+
+pymalloc rounds every object up to a multiple of 16 bytes, so a 100-byte value (a
+133-byte ``bytes`` object) takes 144 bytes. With ``kv_store.size_classes: fine`` (the
+default) :func:`start` installs :mod:`synap.tightalloc` (C), which serves the objects of
+129-504 bytes that 16-byte rounding would pad by 9-15 bytes from classes 8 bytes smaller
+(136 for that value): 8 bytes saved per such key, about 4 bytes per key over values of
+96-471 bytes. ``pymalloc`` leaves Python's allocator alone. It is not installed when the
+C module is not built, nor under Python's debug allocators (``PYTHONMALLOC``, ``-X
+dev``) or tracemalloc, which must see every block.
+
+:func:`decide` is the pure decision (tests/unit/test_sizeclasses.py); :func:`start`
+installs and records the outcome (INFO memory ``synap_size_classes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("fine", "pymalloc")
+# Object sizes (bytes, headers included) served by the 8-byte classes. Smaller objects
+# (ints, tuples, keys of up to ~80 bytes) stay with pymalloc, whose hottest paths they
+# are; 504 is the largest size 16-byte rounding pads (505-512 round to 512 either way).
+LOW = 129
+HIGH = 504
+
+
+@dataclass(frozen=True)
+class Status:
+    """``active`` once installed, else the reason it is not."""
+
+    active: bool
+    reason: str
+
+    def describe(self) -> str:
+        """``fine`` or ``pymalloc (reason)``: INFO memory ``synap_size_classes``."""
+        return "fine" if self.active else f"pymalloc ({self.reason})"
+
+
+_status = Status(False, "not started (the server installs them at start-up)")
+log = logging.getLogger("synap.sizeclasses")
+
+
+def decide(
+    mode: str, built: bool, pythonmalloc: str | None, dev_mode: bool, tracing: bool
+) -> Status:
+    """Whether to install :mod:`synap.tightalloc`: ``mode`` is ``kv_store.size_classes``,
+    ``built`` whether the C module is the one imported, ``pythonmalloc`` the raw
+    ``PYTHONMALLOC``, ``dev_mode`` Python's ``-X dev``, ``tracing`` tracemalloc's state."""
+    if mode == "pymalloc":
+        return Status(False, "kv_store.size_classes is pymalloc")
+    if not built:
+        return Status(False, "the C module synap.tightalloc is not built (pure-Python build)")
+    if pythonmalloc and pythonmalloc.strip() not in ("pymalloc", "default"):
+        return Status(False, f"PYTHONMALLOC is {pythonmalloc.strip()}")
+    if dev_mode:
+        return Status(False, "Python runs in development mode (-X dev)")
+    if tracing:
+        return Status(False, "tracemalloc is tracing")
+    return Status(True, "kv_store.size_classes is fine")
+
+
+def start(mode: str, via_arenas: bool) -> Status:
+    """Decide, install when the decision says so, record it for :func:`status`. Called
+    once, early in ``synap-server`` (objects allocated before keep pymalloc's classes),
+    after :func:`synap.hugepages.start`: with huge pages active (``via_arenas``) the
+    classes take their 1 MiB chunks from the huge-page range."""
+    global _status
+    from synap import tightalloc
+
+    decision = decide(
+        mode,
+        bool(getattr(tightalloc, "BUILT", 0)),
+        os.environ.get("PYTHONMALLOC"),
+        bool(sys.flags.dev_mode),
+        tracemalloc.is_tracing(),
+    )
+    if decision.active:
+        try:
+            tightalloc.install(LOW, HIGH, via_arenas)
+        except (OSError, RuntimeError, ValueError) as exc:
+            decision = Status(False, f"install failed: {exc}")
+    _status = decision
+    return _status
+
+
+def log_status() -> None:
+    """The one start-up line: ``size classes: fine (why)`` or ``size classes: pymalloc
+    (why)``. The node logs it beside the huge-page line."""
+    status = _status
+    word = "fine" if status.active else "pymalloc"
+    detail = f"; objects of {LOW}-{HIGH} bytes take 8-byte classes" if status.active else ""
+    log.info("size classes: %s (%s)%s", word, status.reason, detail)
+
+
+def status() -> Status:
+    """What this process runs on (:func:`start`'s outcome)."""
+    return _status
+
+
+def stats() -> dict[str, Any]:
+    """The classes' counters (``blocks``, ``saved_bytes``, ``chunks``, ...); empty when off."""
+    from synap import tightalloc
+
+    return dict(tightalloc.stats()) if _status.active else {}

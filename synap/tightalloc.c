@@ -1,0 +1,371 @@
+/* Tighter size classes for mid-sized Python objects: the C twin of tightalloc.py.
+ *
+ * pymalloc rounds every request up to a multiple of 16 bytes (its ALIGNMENT on 64-bit
+ * builds since CPython 3.8).  A keyspace's values are mostly bytes objects of 33 bytes
+ * of header plus the value: a 100-byte value asks for 133 bytes and gets 144.  For half
+ * of all sizes the next multiple of 8 is 8 bytes smaller than the next multiple of 16,
+ * and jemalloc (Redis) has classes every 8 or 16 bytes there.
+ *
+ * install(lo, hi, via_arenas) hooks the OBJ domain (PyMem_SetAllocator, wrapping the
+ * previous allocator as tracemalloc does).  A request of n bytes, lo <= n <= hi, whose
+ * next multiple of 8 is an odd multiple of 8 (16k + 8: where pymalloc would waste 8
+ * bytes more) is served here from a pool of 16k + 8-byte blocks; every other request,
+ * and every free or realloc of memory that is not ours, goes to the previous allocator
+ * unchanged.  Blocks are 8-byte aligned, as pymalloc's were before 3.8 (every CPython
+ * object is; a C type whose struct needs 16 has a size that is a multiple of 16, which
+ * never comes here).
+ *
+ * Layout, as pymalloc's: 1 MiB chunks (1 MiB aligned) cut into 16 KiB pools, one size
+ * class per pool; a pool's header holds its free list, and a block's pool is its address
+ * rounded down to 16 KiB.  A bitmap with one bit per 1 MiB of the address space (16 MiB
+ * of address space, untouched except where chunks are) says which chunks are ours, so a
+ * free costs one load to tell ours from the previous allocator's.  An empty pool goes
+ * back to its chunk; a chunk whose pools are all empty is given back (one spare kept),
+ * so RSS falls when keys are deleted, as with pymalloc's arenas.
+ *
+ * Chunks come from the arena allocator in place at install() when via_arenas is true
+ * (synap.hugearena's: then they live in its huge-page range, are prefaulted and
+ * collapsed with pymalloc's arenas) as long as it hands out 1 MiB-aligned memory, else
+ * from mmap.  pymalloc calls the OBJ domain with the GIL held, so the state needs no
+ * lock; a forked child inherits it whole.  Tests: tests/unit/test_tightalloc.py. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define CHUNK ((size_t)1 << 20)
+#define POOL ((size_t)16 << 10)
+#define POOLS (CHUNK / POOL)
+#define NCLASSES 32       /* block sizes 16k + 8 for k < 32: 8 .. 504 */
+#define ADDRESS_BITS 47   /* user space on x86-64 and arm64 (4-level tables) */
+#define MAP_WORDS (((size_t)1 << (ADDRESS_BITS - 20)) / 64)
+
+typedef struct chunk chunk;
+
+typedef struct pool {
+    struct pool *next, *prev; /* in the class's list of pools with a free block */
+    void *freelist;           /* freed blocks, linked through their first word */
+    chunk *owner;
+    uint32_t bump;            /* offset of the first block never handed out */
+    uint32_t nused, cap, size;
+} pool;
+
+#define HEADER ((sizeof(pool) + 7) & ~(size_t)7)
+
+struct chunk {
+    char *base;
+    chunk *next, *prev;       /* in the list of chunks with an empty pool */
+    pool *empty;              /* pools given back, linked through next */
+    uint32_t nempty;          /* given back + never used */
+    uint32_t fresh;           /* pools [fresh, POOLS) never used */
+    int from_arena;
+};
+
+static PyMemAllocatorEx prev;
+static PyObjectArenaAllocator arenas;
+static int installed, via_arenas;
+static size_t lo, span;       /* n is a candidate when n - lo <= span */
+static uint64_t *map;         /* one bit per 1 MiB chunk of the address space */
+static pool *usable[NCLASSES];
+static chunk *roomy;          /* chunks with an empty pool */
+
+static size_t chunks_live, chunks_released, blocks_live, pools_live, fallbacks;
+static size_t bytes_live;     /* sum of the live blocks' sizes */
+
+static inline int ours(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    return (a >> ADDRESS_BITS) == 0 && ((map[a >> 26] >> ((a >> 20) & 63)) & 1);
+}
+
+static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8); }
+
+static void map_set(const char *base, int on) {
+    uintptr_t a = (uintptr_t)base;
+    if (on)
+        map[a >> 26] |= (uint64_t)1 << ((a >> 20) & 63);
+    else
+        map[a >> 26] &= ~((uint64_t)1 << ((a >> 20) & 63));
+}
+
+static void list_remove_chunk(chunk *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        roomy = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+static void list_push_chunk(chunk *c) {
+    c->prev = NULL;
+    c->next = roomy;
+    if (roomy)
+        roomy->prev = c;
+    roomy = c;
+}
+
+static char *aligned_mmap(void) {
+    char *p = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+    if (start > p)
+        munmap(p, (size_t)(start - p));
+    char *end = start + CHUNK;
+    if (end < p + 2 * CHUNK)
+        munmap(end, (size_t)(p + 2 * CHUNK - end));
+    return start;
+}
+
+static chunk *chunk_new(void) {
+    chunk *c = PyMem_RawCalloc(1, sizeof(chunk));
+    if (c == NULL)
+        return NULL;
+    char *mem = NULL;
+    if (via_arenas) {
+        mem = arenas.alloc(arenas.ctx, CHUNK);
+        if (mem != NULL && ((uintptr_t)mem & (CHUNK - 1))) {
+            arenas.free(arenas.ctx, mem, CHUNK);
+            mem = NULL;
+        }
+        c->from_arena = mem != NULL;
+    }
+    if (mem == NULL)
+        mem = aligned_mmap();
+    if (mem == NULL || ((uintptr_t)mem >> ADDRESS_BITS)) {
+        if (mem != NULL)
+            munmap(mem, CHUNK);
+        PyMem_RawFree(c);
+        return NULL;
+    }
+    c->base = mem;
+    c->nempty = POOLS;
+    map_set(mem, 1);
+    list_push_chunk(c);
+    chunks_live++;
+    return c;
+}
+
+static void chunk_release(chunk *c) {
+    list_remove_chunk(c);
+    map_set(c->base, 0);
+    if (c->from_arena)
+        arenas.free(arenas.ctx, c->base, CHUNK);
+    else
+        munmap(c->base, CHUNK);
+    PyMem_RawFree(c);
+    chunks_live--;
+    chunks_released++;
+}
+
+static void push_usable(pool *p, unsigned k) {
+    p->prev = NULL;
+    p->next = usable[k];
+    if (usable[k])
+        usable[k]->prev = p;
+    usable[k] = p;
+}
+
+static void remove_usable(pool *p, unsigned k) {
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        usable[k] = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+}
+
+/* A fresh pool for class k, at the head of usable[k]; NULL when no chunk can be had. */
+static pool *pool_new(unsigned k) {
+    chunk *c = roomy ? roomy : chunk_new();
+    if (c == NULL)
+        return NULL;
+    pool *p;
+    if (c->empty != NULL) {
+        p = c->empty;
+        c->empty = p->next;
+    } else {
+        p = (pool *)(c->base + (size_t)c->fresh++ * POOL);
+    }
+    if (--c->nempty == 0)
+        list_remove_chunk(c);
+    p->owner = c;
+    p->freelist = NULL;
+    p->size = (uint32_t)(16 * k + 8);
+    p->bump = (uint32_t)HEADER;
+    p->nused = 0;
+    p->cap = (uint32_t)((POOL - HEADER) / p->size);
+    push_usable(p, k);
+    pools_live++;
+    return p;
+}
+
+static void pool_release(pool *p, unsigned k) {
+    remove_usable(p, k);
+    pools_live--;
+    chunk *c = p->owner;
+    p->next = c->empty;
+    c->empty = p;
+    if (c->nempty++ == 0)
+        list_push_chunk(c);
+    /* all empty, and another chunk has room: give this one back */
+    if (c->nempty == POOLS && (c->next != NULL || c->prev != NULL))
+        chunk_release(c);
+}
+
+static void *class_alloc(unsigned k) {
+    pool *p = usable[k];
+    if (p == NULL && (p = pool_new(k)) == NULL)
+        return NULL;
+    void *b = p->freelist;
+    if (b != NULL) {
+        p->freelist = *(void **)b;
+    } else {
+        b = (char *)p + p->bump;
+        p->bump += p->size;
+    }
+    if (++p->nused == p->cap)
+        remove_usable(p, k);
+    blocks_live++;
+    bytes_live += p->size;
+    return b;
+}
+
+static void class_free(void *b) {
+    pool *p = (pool *)((uintptr_t)b & ~(uintptr_t)(POOL - 1));
+    unsigned k = p->size >> 4;
+    *(void **)b = p->freelist;
+    p->freelist = b;
+    blocks_live--;
+    bytes_live -= p->size;
+    if (p->nused-- == p->cap)
+        push_usable(p, k);
+    if (p->nused == 0)
+        pool_release(p, k);
+}
+
+static void *t_malloc(void *ctx, size_t n) {
+    (void)ctx;
+    if (routed(n)) {
+        void *b = class_alloc((unsigned)((n + 7) >> 4));
+        if (b != NULL)
+            return b;
+        fallbacks++;
+    }
+    return prev.malloc(prev.ctx, n);
+}
+
+static void *t_calloc(void *ctx, size_t nelem, size_t elsize) {
+    (void)ctx;
+    if (elsize != 0 && nelem > SIZE_MAX / elsize)
+        return NULL;
+    size_t n = nelem * elsize;
+    if (routed(n)) {
+        void *b = class_alloc((unsigned)((n + 7) >> 4));
+        if (b != NULL)
+            return memset(b, 0, n);
+        fallbacks++;
+    }
+    return prev.calloc(prev.ctx, nelem, elsize);
+}
+
+static void *t_realloc(void *ctx, void *ptr, size_t n) {
+    if (!ours(ptr))
+        return prev.realloc(prev.ctx, ptr, n);
+    pool *p = (pool *)((uintptr_t)ptr & ~(uintptr_t)(POOL - 1));
+    size_t old = p->size;
+    if (routed(n) && ((n + 7) >> 4) == (old >> 4))
+        return ptr; /* the same class */
+    void *q = t_malloc(ctx, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, n < old ? n : old);
+    class_free(ptr);
+    return q;
+}
+
+static void t_free(void *ctx, void *ptr) {
+    (void)ctx;
+    if (ours(ptr))
+        class_free(ptr);
+    else
+        prev.free(prev.ctx, ptr);
+}
+
+static PyObject *install(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_ssize_t low, high;
+    int arenas_too;
+    if (!PyArg_ParseTuple(args, "nnp", &low, &high, &arenas_too))
+        return NULL;
+    if (installed) {
+        PyErr_SetString(PyExc_RuntimeError, "tightalloc is already installed");
+        return NULL;
+    }
+    if (low < 1 || high < low || high > 16 * (NCLASSES - 1) + 8) {
+        PyErr_Format(PyExc_ValueError, "sizes must satisfy 1 <= lo <= hi <= %d",
+                     16 * (NCLASSES - 1) + 8);
+        return NULL;
+    }
+    void *m = mmap(NULL, MAP_WORDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    map = m;
+    lo = (size_t)low;
+    span = (size_t)(high - low);
+    via_arenas = arenas_too;
+    PyObject_GetArenaAllocator(&arenas);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &prev);
+    PyMemAllocatorEx mine = {NULL, t_malloc, t_calloc, t_realloc, t_free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &mine);
+    installed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *stats(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (!installed)
+        return Py_BuildValue("{s:O}", "installed", Py_False);
+    return Py_BuildValue(
+        "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", Py_True, "lo",
+        (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)blocks_live,
+        "block_bytes", (Py_ssize_t)bytes_live, "saved_bytes", (Py_ssize_t)(8 * blocks_live),
+        "pools", (Py_ssize_t)pools_live, "chunks", (Py_ssize_t)chunks_live,
+        "released_chunks", (Py_ssize_t)chunks_released, "fallbacks", (Py_ssize_t)fallbacks);
+}
+
+static PyObject *owns(PyObject *self, PyObject *obj) {
+    (void)self;
+    if (!installed)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(ours(obj));
+}
+
+static PyMethodDef methods[] = {
+    {"install", install, METH_VARARGS,
+     "install(lo, hi, via_arenas): serve object requests of lo..hi bytes that pymalloc "
+     "would round up by more than 8 from 8-byte size classes."},
+    {"stats", stats, METH_NOARGS, "stats() -> dict: the allocator's counters."},
+    {"owns", owns, METH_O, "owns(obj) -> whether obj's memory came from these classes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "tightalloc",
+    "8-byte size classes for mid-sized objects (C twin of synap/tightalloc.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit_tightalloc(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "BUILT", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

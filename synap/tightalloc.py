@@ -1,0 +1,29 @@
+"""Tighter size classes for mid-sized objects: the pure-Python stand-in for ``tightalloc.c``.
+
+The compiled build has ``tightalloc.c`` beside this file, built by setup.py into an
+extension of the same name that Python imports instead of it (as ``hugearena`` is). The C
+module hooks Python's object allocator (``PyMem_SetAllocator``) and serves the requests
+that pymalloc's 16-byte classes would round up by more than 8 bytes (a 100-byte value's
+133-byte bytes object: 144 there, 136 here) from 8-byte classes. Python code cannot
+replace an allocator: this module only says so; :mod:`synap.sizeclasses` decides whether
+to install and reports why not.
+"""
+
+from __future__ import annotations
+
+BUILT = 0  # the C module's BUILT is 1
+
+
+def install(lo: int, hi: int, via_arenas: bool) -> None:
+    """The C module's ``install``; here always an error (nothing to install)."""
+    raise RuntimeError("the 8-byte size classes are C only (pure-Python build)")
+
+
+def stats() -> dict[str, int | bool]:
+    """The C module's counters; here: not installed."""
+    return {"installed": False}
+
+
+def owns(obj: object) -> bool:
+    """Whether ``obj``'s memory came from the 8-byte classes; here never."""
+    return False

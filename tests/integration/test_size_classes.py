@@ -1,0 +1,61 @@
+"""8-byte size classes for values (kv_store.size_classes, synap/sizeclasses.py) on real
+servers: by default a node serves 100-byte values from them (INFO memory counts the
+objects and the bytes saved; the start-up log says so), a replica fed by a forked full
+sync holds the master's exact data, and with ``size_classes: pymalloc`` or the
+pure-Python build nothing is installed and the node says why."""
+
+from __future__ import annotations
+
+from synap import tightalloc
+from tests.support.checks import assert_same_data
+from tests.support.server import NodeFactory
+
+FORK = {"SYNAP_FULL_SYNC_FORK": "always"}
+KEYS = 20_000
+
+
+def fill(r) -> None:  # type: ignore[no-untyped-def]
+    for first in range(0, KEYS, 1000):
+        r.mset({f"key:{i:07d}": f"{i}-".ljust(100, "v") for i in range(first, first + 1000)})
+
+
+def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
+    node_factory: NodeFactory,
+) -> None:
+    master = node_factory.master(env=FORK)
+    r = master.redis()
+    memory = r.info("memory")
+    if not tightalloc.BUILT:
+        assert memory["synap_size_classes"].startswith("pymalloc (the C module")
+        return
+    assert memory["synap_size_classes"] == "fine"
+    assert "size classes: fine (kv_store.size_classes is fine)" in master.log_text()
+    before = memory["synap_size_classes_objects"]
+    fill(r)
+    memory = r.info("memory")
+    assert memory["synap_size_classes_objects"] - before >= KEYS * 0.9  # other objects churn
+    assert memory["synap_size_classes_saved_bytes"] == 8 * memory["synap_size_classes_objects"]
+    assert r.get("key:0000007") == b"7-".ljust(100, b"v")
+    replica = node_factory.replica(master)
+    assert_same_data(master, [replica], timeout=60)
+    assert replica.redis().info("memory")["synap_size_classes_objects"] >= KEYS * 0.9
+    r.delete(*[f"key:{i:07d}" for i in range(KEYS)])
+    assert r.info("memory")["synap_size_classes_objects"] < before + KEYS // 10
+
+
+def test_pymalloc_leaves_the_allocator_alone_and_says_so(node_factory: NodeFactory) -> None:
+    node = node_factory(config={"kv_store": {"size_classes": "pymalloc"}})
+    r = node.redis()
+    fill(r)
+    memory = r.info("memory")
+    assert memory["synap_size_classes"] == "pymalloc (kv_store.size_classes is pymalloc)"
+    assert memory["synap_size_classes_objects"] == 0
+    assert "size classes: pymalloc (kv_store.size_classes is pymalloc)" in node.log_text()
+    assert r.get("key:0000007") == b"7-".ljust(100, b"v")
+
+
+def test_the_pure_python_build_runs_without_and_says_why(node_factory: NodeFactory) -> None:
+    node = node_factory(env={"SYNAP_PURE_PYTHON": "1"})
+    assert node.redis().info("memory")["synap_size_classes"] == (
+        "pymalloc (the C module synap.tightalloc is not built (pure-Python build))"
+    )
