@@ -592,8 +592,13 @@ def best_rate(fn: Callable[[], int], reps: int = 5) -> float:
 
 
 def part_append() -> list[str]:
+    from synap import sizeclasses
     from synap.replication.backlog import ReplicationBacklog
     from synap.store.history import History
+
+    # As in a server: the backlog copies each sealed segment out of fork()'s reach
+    # (synap.tightalloc.detach_many), which needs the allocator installed.
+    sizeclasses.start("fine", False)
 
     n = 2_000_000
     records = [b"\x91\x94\x00\xc4\x0ckey:%08d\xc4\x64%s\x00" % (i, b"v" * 100) for i in range(1000)]

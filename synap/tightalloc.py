@@ -14,7 +14,7 @@ from __future__ import annotations
 BUILT = 0  # the C module's BUILT is 1
 
 
-def install(lo: int, hi: int, via_arenas: bool) -> None:
+def install(lo: int, hi: int, via_arenas: bool, detach_min: int = 512) -> None:
     """The C module's ``install``; here always an error (nothing to install)."""
     raise RuntimeError("the 8-byte size classes are C only (pure-Python build)")
 
@@ -22,6 +22,22 @@ def install(lo: int, hi: int, via_arenas: bool) -> None:
 def stats() -> dict[str, int | bool]:
     """The C module's counters; here: not installed."""
     return {"installed": False}
+
+
+def detach(record: bytes) -> bytes:
+    """The C module's ``detach`` (a copy in memory a forked child does not get); here the
+    record itself."""
+    return record
+
+
+def detach_many(records: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+    """``[detach(r) for r in records]``, in one call."""
+    return list(records)
+
+
+def is_detached(obj: object) -> bool:
+    """Whether :func:`detach` made ``obj``; here never."""
+    return False
 
 
 def owns(obj: object) -> bool:

@@ -231,14 +231,23 @@ class SnapshotChild:
         parent = os.getpid()
         cpu = _thread_cpu()
         hugepages.fork_started()
+        # The collector is off across the fork, so the child starts with it off: the
+        # replication log's records are not mapped in the child (tightalloc.detach,
+        # MADV_DONTFORK), and a collection visiting the lists that hold them would crash it.
+        collecting = gc.isenabled()
+        gc.disable()
         started = time.perf_counter()
         try:
             pid = os.fork()
         except BaseException:
+            if collecting:
+                gc.enable()
             hugepages.fork_child_gone()
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
+        if collecting:
+            gc.enable()
         fork_ms = (time.perf_counter() - started) * 1000
         fork_cpu_ms = (_thread_cpu() - cpu) * 1000
         os.close(write_fd)

@@ -1,8 +1,9 @@
 """8-byte size classes for values (kv_store.size_classes, synap/sizeclasses.py) on real
 servers: by default a node serves 100-byte values from them (INFO memory counts the
-objects and the bytes saved; the start-up log says so), a replica fed by a forked full
-sync holds the master's exact data, and with ``size_classes: pymalloc`` or the
-pure-Python build nothing is installed and the node says why."""
+objects and the bytes saved; the start-up log says so), the master's sealed log records
+live where fork() does not copy them, a replica fed by a forked full sync holds the
+master's exact data, and with ``size_classes: pymalloc`` or the pure-Python build nothing
+is installed and the node says why."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.support.checks import assert_same_data
 from tests.support.server import NodeFactory
 
 FORK = {"SYNAP_FULL_SYNC_FORK": "always"}
-KEYS = 20_000
+KEYS = 60_000  # 60 MSET records of ~117 kB: the log seals a segment (4 MiB)
 
 
 def fill(r) -> None:  # type: ignore[no-untyped-def]
@@ -36,6 +37,8 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     assert memory["synap_size_classes_objects"] - before >= KEYS * 0.9  # other objects churn
     assert memory["synap_size_classes_saved_bytes"] == 8 * memory["synap_size_classes_objects"]
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
+    # the sealed part of the replication log is out of fork()'s reach (MADV_DONTFORK)
+    assert memory["synap_replication_log_unforked_bytes"] >= 3 * 2**20
     replica = node_factory.replica(master)
     assert_same_data(master, [replica], timeout=60)
     assert replica.redis().info("memory")["synap_size_classes_objects"] >= KEYS * 0.9
@@ -50,6 +53,7 @@ def test_pymalloc_leaves_the_allocator_alone_and_says_so(node_factory: NodeFacto
     memory = r.info("memory")
     assert memory["synap_size_classes"] == "pymalloc (kv_store.size_classes is pymalloc)"
     assert memory["synap_size_classes_objects"] == 0
+    assert memory["synap_replication_log_unforked_bytes"] == 0
     assert "size classes: pymalloc (kv_store.size_classes is pymalloc)" in node.log_text()
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
 

@@ -7,6 +7,7 @@ child reads and writes through it, and deleting the objects gives the memory bac
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -189,11 +190,73 @@ def test_with_huge_pages_the_chunks_come_from_the_huge_page_range() -> None:
     assert got["after"] < got["arenas"]  # emptied chunks went back to the arena allocator
 
 
+def test_detached_copies_are_exact_reused_and_not_in_a_forked_child() -> None:
+    got = run(
+        """
+        import signal
+        tightalloc.install(129, 504, False, 1)
+        sizes = [1, 7, 100, 511, 512, 4096, 70_000, 3_000_000]
+        originals = [os.urandom(n) for n in sizes]
+        copies = tightalloc.detach_many(originals)
+        exact = all(c == o and hash(c) == hash(o) and c is not o for c, o in zip(copies, originals))
+        flags = [tightalloc.is_detached(c) for c in copies] + [tightalloc.is_detached(originals[0])]
+        again = tightalloc.detach(copies[2]) is copies[2]        # already detached: itself
+        not_bytes = tightalloc.detach(bytearray(b"abc"))          # only exact bytes move
+        # the log frees its oldest records first: chunks are reused, the rest unmapped
+        log = []
+        for i in range(300):
+            log.append(tightalloc.detach_many([value(i, 900) for _ in range(1000)]))
+            if len(log) > 20:
+                log.pop(0)
+        busy = tightalloc.stats()
+        del log
+        idle = tightalloc.stats()
+        # a forked child does not have that memory: reading a copy kills it (SIGSEGV),
+        # while everything else stays readable
+        import resource
+        pid = os.fork()
+        if pid == 0:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
+            assert originals[4] == copies[4]  # the copy's bytes: not mapped here
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if originals[4] == bytes(bytearray(originals[4])) else 1)
+        _, status2 = os.waitpid(pid, 0)
+        print(json.dumps({"exact": exact, "flags": flags, "again": again,
+                          "not_bytes": type(not_bytes).__name__, "busy": busy, "idle": idle,
+                          "child": os.waitstatus_to_exitcode(status),
+                          "plain_child": os.waitstatus_to_exitcode(status2)}))
+        """
+    )
+    assert got["exact"] and got["again"] and got["not_bytes"] == "bytearray"
+    assert got["flags"] == [True] * 8 + [False]
+    busy, idle = got["busy"], got["idle"]
+    assert busy["detached_objects"] >= 20_000 and busy["detach_fallbacks"] == 0
+    assert busy["detached_chunks"] < 40  # ~19 MB live in 1 MiB chunks, emptied ones reused
+    assert idle["detached_objects"] == 8 and idle["detached_chunks"] <= 16 + 4
+    assert got["child"] == -signal.SIGSEGV
+    assert got["plain_child"] == 0
+
+
+def test_small_records_stay_where_they_are_by_default() -> None:
+    got = run(
+        """
+        tightalloc.install(129, 504, False)   # detach_min 512
+        small, big = value(1, 511), value(2, 512)
+        print(json.dumps({"small": tightalloc.detach(small) is small,
+                          "big": tightalloc.is_detached(tightalloc.detach(big))}))
+        """
+    )
+    assert got == {"small": True, "big": True}
+
+
 def test_install_checks_its_arguments_and_runs_once() -> None:
     got = run(
         """
         errors = []
-        for args in ((0, 504, False), (200, 100, False), (129, 520, False)):
+        for args in ((0, 504, False), (200, 100, False), (129, 520, False), (129, 504, False, 0)):
             try:
                 tightalloc.install(*args)
             except ValueError as exc:
@@ -206,4 +269,4 @@ def test_install_checks_its_arguments_and_runs_once() -> None:
         print(json.dumps({"errors": errors}))
         """
     )
-    assert len(got["errors"]) == 4 and "already installed" in got["errors"][-1]
+    assert len(got["errors"]) == 5 and "already installed" in got["errors"][-1]
