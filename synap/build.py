@@ -96,7 +96,7 @@ class BuildState:
             mypyc = len(self.compiled) - len(self.cython) - len(self.c_twins)
             text = f"compiled (mypyc, {mypyc} modules"
             if self.c_twins:
-                text += f"; C: {', '.join(m.rsplit('.', 1)[-1] for m in self.c_twins)}"
+                text += f"; C: {', '.join(sorted(m.rsplit('.', 1)[-1] for m in self.c_twins))}"
             if self.cython:
                 short = ", ".join(m.rsplit(".", 1)[-1] for m in self.cython)
                 text += f"; Cython: {short}"
