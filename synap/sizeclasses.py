@@ -5,9 +5,12 @@ pymalloc rounds every object up to a multiple of 16 bytes, so a 100-byte value (
 default) :func:`start` installs :mod:`synap.tightalloc` (C), which serves the objects of
 129-504 bytes that 16-byte rounding would pad by 9-15 bytes from classes 8 bytes smaller
 (136 for that value): 8 bytes saved per such key, about 4 bytes per key over values of
-96-471 bytes. ``pymalloc`` leaves Python's allocator alone. It is not installed when the
-C module is not built, nor under Python's debug allocators (``PYTHONMALLOC``, ``-X
-dev``) or tracemalloc, which must see every block.
+96-471 bytes. ``pymalloc`` leaves Python's allocator alone (``SYNAP_SIZE_CLASSES`` in the
+environment wins over the file). It is not installed when the C module is not built,
+nor when ``PYTHONMALLOC`` names another allocator or debug hooks, under ``-X dev``, or
+with tracemalloc tracing, which must see every block. The same module holds the
+replication log's large records where ``fork()`` does not copy them
+(:mod:`synap.replication.backlog`); with ``pymalloc`` they stay in the forked heap.
 
 :func:`decide` is the pure decision (tests/unit/test_sizeclasses.py); :func:`start`
 installs and records the outcome (INFO memory ``synap_size_classes``).
@@ -22,6 +25,7 @@ import tracemalloc
 from dataclasses import dataclass
 from typing import Any
 
+ENV = "SYNAP_SIZE_CLASSES"  # fine or pymalloc; wins over kv_store.size_classes
 MODES = ("fine", "pymalloc")
 # Object sizes (bytes, headers included) served by the 8-byte classes. Smaller objects
 # (ints, tuples, keys of up to ~80 bytes) stay with pymalloc, whose hottest paths they
@@ -47,12 +51,21 @@ log = logging.getLogger("synap.sizeclasses")
 
 
 def decide(
-    mode: str, built: bool, pythonmalloc: str | None, dev_mode: bool, tracing: bool
+    mode: str,
+    built: bool,
+    pythonmalloc: str | None,
+    dev_mode: bool,
+    tracing: bool,
+    env_value: str | None = None,
 ) -> Status:
     """Whether to install :mod:`synap.tightalloc`: ``mode`` is ``kv_store.size_classes``,
     ``built`` whether the C module is the one imported, ``pythonmalloc`` the raw
-    ``PYTHONMALLOC``, ``dev_mode`` Python's ``-X dev``, ``tracing`` tracemalloc's state."""
-    if mode == "pymalloc":
+    ``PYTHONMALLOC``, ``dev_mode`` Python's ``-X dev``, ``tracing`` tracemalloc's state,
+    ``env_value`` the raw ``SYNAP_SIZE_CLASSES`` (it wins when it names a mode)."""
+    from_env = (env_value or "").strip().lower()
+    if from_env == "pymalloc":
+        return Status(False, f"{ENV} is pymalloc")
+    if from_env != "fine" and mode == "pymalloc":
         return Status(False, "kv_store.size_classes is pymalloc")
     if not built:
         return Status(False, "the C module synap.tightalloc is not built (pure-Python build)")
@@ -62,7 +75,7 @@ def decide(
         return Status(False, "Python runs in development mode (-X dev)")
     if tracing:
         return Status(False, "tracemalloc is tracing")
-    return Status(True, "kv_store.size_classes is fine")
+    return Status(True, f"{ENV} is fine" if from_env == "fine" else "kv_store.size_classes is fine")
 
 
 def start(mode: str, via_arenas: bool) -> Status:
@@ -79,6 +92,7 @@ def start(mode: str, via_arenas: bool) -> Status:
         os.environ.get("PYTHONMALLOC"),
         bool(sys.flags.dev_mode),
         tracemalloc.is_tracing(),
+        os.environ.get(ENV),
     )
     if decision.active:
         try:

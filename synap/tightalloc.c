@@ -17,8 +17,8 @@
  *
  * Layout, as pymalloc's: 1 MiB chunks (1 MiB aligned) cut into 16 KiB pools, one size
  * class per pool; a pool's header holds its free list, and a block's pool is its address
- * rounded down to 16 KiB.  A bitmap with one bit per 1 MiB of the address space (16 MiB
- * of address space, untouched except where chunks are) says which chunks are ours, so a
+ * rounded down to 16 KiB.  A bitmap with one bit per 1 MiB of the address space (32 MiB
+ * reserved, untouched except where chunks are) says which chunks are ours, so a
  * free costs one load to tell ours from the previous allocator's.  An empty pool goes
  * back to its chunk; a chunk whose pools are all empty is given back (one spare kept),
  * so RSS falls when keys are deleted, as with pymalloc's arenas.
@@ -29,7 +29,7 @@
  * from mmap.  pymalloc calls the OBJ domain with the GIL held, so the state needs no
  * lock; a forked child inherits it whole.
  *
- * detach(b) copies a bytes object into memory marked MADV_DONTFORK (see dchunk below):
+ * detach(b) copies a bytes object into memory marked MADV_WIPEONFORK (see dchunk below):
  * the replication log's records, which a full sync's forked child never reads, so that
  * fork() does not copy their page tables (~40 % of a master's memory after a load of
  * MSETs; records shorter than detach_min stay).  The child must not touch them: it runs with the collector off from the fork
@@ -40,13 +40,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18 /* Linux 4.14 */
+#endif
 
 #define CHUNK ((size_t)1 << 20)
 #define POOL ((size_t)16 << 10)
 #define POOLS (CHUNK / POOL)
 #define NCLASSES 32       /* block sizes 16k + 8 for k < 32: 8 .. 504 */
-#define ADDRESS_BITS 47   /* user space on x86-64 and arm64 (4-level tables) */
+#define ADDRESS_BITS 48   /* user space on x86-64 and arm64 (4-level tables) */
 #define MAP_WORDS (((size_t)1 << (ADDRESS_BITS - 20)) / 64)
 
 typedef struct chunk chunk;
@@ -72,15 +77,20 @@ struct chunk {
 
 static PyMemAllocatorEx prev;
 static PyObjectArenaAllocator arenas;
+static PyMemAllocatorEx prev_mem;
 static int installed, via_arenas;
+static int forked_child;      /* this process is a fork of the one that installed */
+static int starved;           /* a chunk could not be had: serve nothing until one is freed */
 static Py_ssize_t detach_min = 512; /* smaller records stay where they are (install()) */
 static size_t lo, span;       /* n is a candidate when n - lo <= span */
 static uint64_t *map;         /* one bit per 1 MiB chunk of the address space */
 static pool *usable[NCLASSES];
 static chunk *roomy;          /* chunks with an empty pool */
 
-/* Detached objects (detach()): copies of bytes objects in chunks marked MADV_DONTFORK,
- * which a forked child does not get and fork() does not spend time on.  A detached chunk
+/* Detached objects (detach()): copies of bytes objects in chunks marked MADV_WIPEONFORK:
+ * fork() does not copy their page tables, and a forked child finds the range mapped but
+ * zeroed (so nothing it maps later lands where the bitmaps say "detached"; it abandons
+ * the chunks, see at_fork_child).  A detached chunk
  * starts with a dchunk header and is filled by bumping; each block is its size (8 bytes)
  * then the object.  A chunk goes back to the kernel when its last block is freed (the
  * replication log frees its records oldest first, so chunks empty in order); one bigger
@@ -114,7 +124,7 @@ static inline int ours(const void *p) {
     return (a >> ADDRESS_BITS) == 0 && ((map[a >> 26] >> ((a >> 20) & 63)) & 1);
 }
 
-static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8); }
+static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8) && !starved; }
 
 static void bit_set(uint64_t *bits, const char *base, int on) {
     uintptr_t a = (uintptr_t)base;
@@ -186,6 +196,7 @@ static chunk *chunk_new(void) {
     }
     if (mem == NULL) {
         PyMem_RawFree(c);
+        starved = 1;
         return NULL;
     }
     c->base = mem;
@@ -206,6 +217,7 @@ static void chunk_release(chunk *c) {
     PyMem_RawFree(c);
     chunks_live--;
     chunks_released++;
+    starved = 0;
 }
 
 static void push_usable(pool *p, unsigned k) {
@@ -307,10 +319,10 @@ static dchunk *dchunk_new(size_t need) {
         return c;
     }
     char *mem = aligned_mmap(size);
-    if (mem == NULL)
-        return NULL;
-    if (madvise(mem, size, MADV_DONTFORK) != 0) {
-        munmap(mem, size);
+    if (mem == NULL || madvise(mem, size, MADV_WIPEONFORK) != 0) {
+        if (mem != NULL)
+            munmap(mem, size);
+        starved = 1;
         return NULL;
     }
     bit_set(map, mem, 1);
@@ -334,6 +346,7 @@ static void dchunk_release(dchunk *c) {
     bit_set(dmap, (char *)c, 0);
     munmap(c, c->size);
     dchunks_live--;
+    starved = 0;
 }
 
 /* n bytes (a multiple of 8) of detached memory, after its 8-byte size; NULL if none */
@@ -359,6 +372,8 @@ static char *detached_alloc(size_t n) {
 }
 
 static void detached_free(void *b) {
+    if (forked_child) /* the chunk reads as zeros here: abandoned, see at_fork_child */
+        return;
     dchunk *c = (dchunk *)((uintptr_t)b & ~(uintptr_t)(CHUNK - 1));
     dobjects_live--;
     dbytes_live -= ((size_t *)b)[-1];
@@ -395,38 +410,82 @@ static void *t_calloc(void *ctx, size_t nelem, size_t elsize) {
     return prev.calloc(prev.ctx, nelem, elsize);
 }
 
+/* The usable size of one of our blocks, and freeing it (pooled or detached). */
+static size_t our_size(void *ptr) {
+    if (detached(ptr))
+        return ((size_t *)ptr)[-1];
+    return ((pool *)((uintptr_t)ptr & ~(uintptr_t)(POOL - 1)))->size;
+}
+
+static void our_free(void *ptr) {
+    if (detached(ptr))
+        detached_free(ptr);
+    else
+        class_free(ptr);
+}
+
+/* Move one of our blocks to a block of n bytes from alloc (the OBJ or the MEM domain). */
+static void *our_move(void *ptr, size_t n, void *(*alloc)(void *, size_t), void *ctx) {
+    size_t had = our_size(ptr);
+    void *q = alloc(ctx, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, n < had ? n : had);
+    our_free(ptr);
+    return q;
+}
+
 static void *t_realloc(void *ctx, void *ptr, size_t n) {
     if (!ours(ptr))
         return prev.realloc(prev.ctx, ptr, n);
-    if (detached(ptr)) { /* never done to a record; handled anyway: a copy, not detached */
-        size_t had = ((size_t *)ptr)[-1];
-        void *q = t_malloc(ctx, n);
-        if (q == NULL)
-            return NULL;
-        memcpy(q, ptr, n < had ? n : had);
-        detached_free(ptr);
-        return q;
-    }
-    pool *p = (pool *)((uintptr_t)ptr & ~(uintptr_t)(POOL - 1));
-    size_t old = p->size;
-    if (routed(n) && ((n + 7) >> 4) == (old >> 4))
+    if (!detached(ptr) && routed(n) && ((n + 7) >> 4) == (our_size(ptr) >> 4))
         return ptr; /* the same class */
-    void *q = t_malloc(ctx, n);
-    if (q == NULL)
-        return NULL;
-    memcpy(q, ptr, n < old ? n : old);
-    class_free(ptr);
-    return q;
+    return our_move(ptr, n, t_malloc, ctx);
 }
 
 static void t_free(void *ctx, void *ptr) {
     (void)ctx;
-    if (!ours(ptr))
-        prev.free(prev.ctx, ptr);
-    else if (detached(ptr))
-        detached_free(ptr);
+    if (ours(ptr))
+        our_free(ptr);
     else
-        class_free(ptr);
+        prev.free(prev.ctx, ptr);
+}
+
+/* The MEM domain (PyMem_Malloc ...) is pymalloc too on a stock build, so an extension
+ * that frees an object's memory with PyMem_Free (an API violation that works there)
+ * would hand our block to pymalloc, which passes it to glibc's free(): abort.  Its free
+ * and realloc take our blocks back; its allocations are unchanged. */
+static void *m_malloc(void *ctx, size_t n) {
+    (void)ctx;
+    return prev_mem.malloc(prev_mem.ctx, n);
+}
+
+static void *m_calloc(void *ctx, size_t nelem, size_t elsize) {
+    (void)ctx;
+    return prev_mem.calloc(prev_mem.ctx, nelem, elsize);
+}
+
+static void *m_realloc(void *ctx, void *ptr, size_t n) {
+    (void)ctx;
+    if (ours(ptr))
+        return our_move(ptr, n, prev_mem.malloc, prev_mem.ctx);
+    return prev_mem.realloc(prev_mem.ctx, ptr, n);
+}
+
+static void m_free(void *ctx, void *ptr) {
+    (void)ctx;
+    if (ours(ptr))
+        our_free(ptr);
+    else
+        prev_mem.free(prev_mem.ctx, ptr);
+}
+
+/* A forked child gets the detached chunks zeroed (MADV_WIPEONFORK): it leaves them be. */
+static void at_fork_child(void) {
+    forked_child = 1;
+    dcur = NULL;
+    dspare = NULL;
+    dspare_count = 0;
 }
 
 static PyObject *install(PyObject *self, PyObject *args) {
@@ -461,10 +520,17 @@ static PyObject *install(PyObject *self, PyObject *args) {
     span = (size_t)(high - low);
     via_arenas = arenas_too;
     detach_min = dmin;
+    if (pthread_atfork(NULL, NULL, at_fork_child) != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+        return NULL;
+    }
     PyObject_GetArenaAllocator(&arenas);
     PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &prev);
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &prev_mem);
     PyMemAllocatorEx mine = {NULL, t_malloc, t_calloc, t_realloc, t_free};
+    PyMemAllocatorEx mine_mem = {NULL, m_malloc, m_calloc, m_realloc, m_free};
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &mine);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mine_mem);
     installed = 1;
     Py_RETURN_NONE;
 }
@@ -475,23 +541,25 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     if (!installed)
         return Py_BuildValue("{s:O}", "installed", Py_False);
     return Py_BuildValue(
-        "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", Py_True, "lo",
+        "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", Py_True, "lo",
         (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)blocks_live,
         "block_bytes", (Py_ssize_t)bytes_live, "saved_bytes", (Py_ssize_t)(8 * blocks_live),
         "pools", (Py_ssize_t)pools_live, "chunks", (Py_ssize_t)chunks_live,
         "released_chunks", (Py_ssize_t)chunks_released, "fallbacks", (Py_ssize_t)fallbacks,
         "detached_objects", (Py_ssize_t)dobjects_live, "detached_bytes", (Py_ssize_t)dbytes_live,
         "detached_chunks", (Py_ssize_t)dchunks_live, "detach_fallbacks",
-        (Py_ssize_t)detach_fallbacks);
+        (Py_ssize_t)detach_fallbacks, "spare_chunks", (Py_ssize_t)dspare_count, "starved",
+        (Py_ssize_t)starved, "forked_child", (Py_ssize_t)forked_child);
 }
 
-/* A copy of a bytes object in detached memory (MADV_DONTFORK), or the object itself
+/* A copy of a bytes object in detached memory (MADV_WIPEONFORK), or the object itself
  * (not installed, not exact bytes, shorter than detach_min, already detached, or no
  * memory).  Small records stay: copying one costs ~30 ns on every write and on every
  * record a replica applies (a few % of a SET), for little of what fork() copies; a
  * large one (an MSET, a big value) costs less per byte than the write that made it. */
 static PyObject *detach_one(PyObject *obj) {
-    if (!installed || !PyBytes_CheckExact(obj) || PyBytes_GET_SIZE(obj) < detach_min ||
+    if (!installed || forked_child || starved || !PyBytes_CheckExact(obj) ||
+        PyBytes_GET_SIZE(obj) < detach_min ||
         (ours(obj) && detached(obj))) {
         Py_INCREF(obj);
         return obj;
@@ -507,7 +575,7 @@ static PyObject *detach_one(PyObject *obj) {
     PyObject_InitVar((PyVarObject *)op, &PyBytes_Type, n);
     _Py_COMP_DIAG_PUSH
     _Py_COMP_DIAG_IGNORE_DEPR_DECLS
-    op->ob_shash = -1;
+    op->ob_shash = ((PyBytesObject *)obj)->ob_shash; /* the hash, if computed */
     _Py_COMP_DIAG_POP
     memcpy(op->ob_sval, PyBytes_AS_STRING(obj), (size_t)n + 1);
     return (PyObject *)op;
@@ -550,7 +618,7 @@ static PyObject *is_detached(PyObject *self, PyObject *obj) {
 
 static PyMethodDef methods[] = {
     {"detach", detach, METH_O,
-     "detach(b) -> a copy of bytes b in memory a forked child does not get (MADV_DONTFORK); "
+     "detach(b) -> a copy of bytes b in memory a forked child gets zeroed (MADV_WIPEONFORK); "
      "b itself when not installed."},
     {"detach_many", detach_many, METH_O, "detach_many(records) -> [detach(r) for r in records]."},
     {"is_detached", is_detached, METH_O, "is_detached(obj) -> whether detach() made obj."},

@@ -116,8 +116,14 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         ("synap_size_classes", sizeclasses.status().describe()),
         ("synap_size_classes_objects", classes.get("blocks", 0)),
         ("synap_size_classes_saved_bytes", classes.get("saved_bytes", 0)),
+        # requests served by pymalloc (and records left in place) because no chunk could
+        # be had: memory limits (RLIMIT_AS, vm.max_map_count), or none free
+        (
+            "synap_size_classes_fallbacks",
+            classes.get("fallbacks", 0) + classes.get("detach_fallbacks", 0),
+        ),
         # the replication log's records of 512 B or more, held where a full sync's
-        # fork() does not copy them (MADV_DONTFORK; synap/replication/backlog.py)
+        # fork() does not copy them (MADV_WIPEONFORK; synap/replication/backlog.py)
         ("synap_replication_log_unforked_bytes", classes.get("detached_bytes", 0)),
     ]
 

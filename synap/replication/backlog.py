@@ -22,7 +22,7 @@ The one counter is the tail's *budget*: each record costs its length plus a fixe
 charge (segment bytes / segment records), so one comparison enforces both segment
 limits (a segment of small records fills by count, one of large records by bytes).
 A sealed segment's records of 512 bytes or more are copied, once, into memory that a
-forked child does not get (:func:`synap.tightalloc.detach_many`, ``MADV_DONTFORK``), so
+forked child gets zeroed (:func:`synap.tightalloc.detach_many`, ``MADV_WIPEONFORK``), so
 the ``fork()`` of a full sync does not copy those pages' tables (the child never reads
 the log). Smaller records stay: copying costs ~30 ns each, a few % of a SET. The price of the
 segments is granularity. Both bounds are hard upper limits (the byte bound is exceeded

@@ -232,8 +232,8 @@ class SnapshotChild:
         cpu = _thread_cpu()
         hugepages.fork_started()
         # The collector is off across the fork, so the child starts with it off: the
-        # replication log's records are not mapped in the child (tightalloc.detach,
-        # MADV_DONTFORK), and a collection visiting the lists that hold them would crash it.
+        # replication log's records read as zeros in the child (tightalloc.detach,
+        # MADV_WIPEONFORK), and a collection visiting the lists that hold them would crash it.
         collecting = gc.isenabled()
         gc.disable()
         started = time.perf_counter()
