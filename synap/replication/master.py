@@ -212,7 +212,11 @@ class ReplicaConnection(asyncio.Protocol):
             if isinstance(event, AckReceived):
                 self.server.on_ack()
             elif isinstance(event, SyncRequested):
-                self._on_sync_requested(event)
+                # One read can hold the replica's HELLO and, right behind it, its ERROR
+                # (it is changing role): then the session has ended already, and the
+                # SessionEnded event that follows closes the connection.
+                if self.session.ended is None:
+                    self._on_sync_requested(event)
             elif isinstance(event, HelloReceived):
                 log.info(
                     "replica %s connected from %s (announces %s), follows %s at offset %d",

@@ -78,6 +78,32 @@ def cluster(node_factory: NodeFactory) -> Iterator[tuple[SynapProcess, SynapProc
         assert "Traceback" not in node.log_text(), node.name
 
 
+def test_a_hello_followed_at_once_by_the_replicas_error_is_a_clean_disconnect(
+    cluster: tuple[SynapProcess, SynapProcess],
+) -> None:
+    # A replica that changes role right after connecting: its HELLO (a sync request) and
+    # its ERROR arrive in one read. The master must not answer a session that has ended
+    # (it logged a LocalProtocolError traceback for the CONTINUE it tried to send).
+    master, _ = cluster
+    state = digest(master)
+    session = ReplicaSession(
+        "leaving", None, str(state["replication_id"]), int(state["offset"]), None
+    )
+    now = int(time.time() * 1000)
+    hello = session.initiate(now)
+    bye = session.close(ErrorCode.SHUTTING_DOWN, "replica is changing role or shutting down")
+    with socket.create_connection((HOST, master.replica_port), timeout=10) as sock:
+        sock.sendall(hello + bye)
+        sock.settimeout(10)
+        while sock.recv(65536):  # the master closes the connection
+            pass
+    deadline = time.monotonic() + 5
+    while "replica leaving" not in master.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "replica leaving (" in master.log_text() and "disconnected" in master.log_text()
+    assert "Traceback" not in master.log_text()
+
+
 def test_replica_claiming_an_offset_from_the_future_gets_a_full_sync(
     cluster: tuple[SynapProcess, SynapProcess],
 ) -> None:
