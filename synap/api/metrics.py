@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from synap import __version__, hugepages
+from synap import __version__, hugepages, sizeclasses
 from synap.latency import CommandTimings, LatencyHistogram
 from synap.replication.link_state import STATUS_WORDS
 from synap.replication.peer_fields import escape_text
@@ -248,6 +248,19 @@ class NodeCollector(Collector):
             "synap_huge_pages_active",
             "1 when Python's object arenas are on transparent huge pages (INFO synap_huge_pages).",
             int(hugepages.status().active),
+        )
+        classes = sizeclasses.stats()
+        yield _gauge(
+            "synap_size_classes_saved_bytes",
+            "Bytes the 8-byte size classes save against pymalloc's 16-byte classes "
+            "(INFO synap_size_classes_saved_bytes; 0 when kv_store.size_classes is pymalloc).",
+            classes.get("saved_bytes", 0),
+        )
+        yield _gauge(
+            "synap_replication_log_unforked_bytes",
+            "Bytes of the replication log's records held where a full sync's fork() does "
+            "not copy them (INFO synap_replication_log_unforked_bytes).",
+            classes.get("detached_bytes", 0),
         )
         yield _histogram(
             "synap_replication_full_sync_duration_seconds",

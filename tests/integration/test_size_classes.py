@@ -39,6 +39,16 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
     # the sealed part of the replication log is out of fork()'s reach (MADV_DONTFORK)
     assert memory["synap_replication_log_unforked_bytes"] >= 3 * 2**20
+    gauges = {
+        name: float(value)
+        for name, value in (
+            line.split() for line in master.http.get("/metrics").text.splitlines()
+            if line.startswith(("synap_size_classes_saved_bytes ",
+                                "synap_replication_log_unforked_bytes "))
+        )
+    }  # fmt: skip
+    assert gauges["synap_size_classes_saved_bytes"] >= 8 * KEYS * 0.9
+    assert gauges["synap_replication_log_unforked_bytes"] >= 3 * 2**20
     replica = node_factory.replica(master)
     assert_same_data(master, [replica], timeout=60)
     assert replica.redis().info("memory")["synap_size_classes_objects"] >= KEYS * 0.9
