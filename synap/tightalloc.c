@@ -111,17 +111,19 @@ static size_t dspare_count;
 static dchunk *dcur;          /* the detached chunk being filled */
 static size_t dchunks_live, dobjects_live, dbytes_live, detach_fallbacks;
 
-static inline int detached(const void *p) {
+/* The bit of the 1 MiB that p lies in, in one of the two bitmaps (below 2^ADDRESS_BITS). */
+static inline int bit_get(const uint64_t *bits, const void *p) {
     uintptr_t a = (uintptr_t)p;
-    return (dmap[a >> 26] >> ((a >> 20) & 63)) & 1;
+    return (bits[a >> 26] >> ((a >> 20) & 63)) & 1;
 }
+
+static inline int detached(const void *p) { return bit_get(dmap, p); }
 
 static size_t chunks_live, chunks_released, blocks_live, pools_live, fallbacks;
 static size_t bytes_live;     /* sum of the live blocks' sizes */
 
 static inline int ours(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    return (a >> ADDRESS_BITS) == 0 && ((map[a >> 26] >> ((a >> 20) & 63)) & 1);
+    return ((uintptr_t)p >> ADDRESS_BITS) == 0 && bit_get(map, p);
 }
 
 static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8) && !starved; }
@@ -133,8 +135,6 @@ static void bit_set(uint64_t *bits, const char *base, int on) {
     else
         bits[a >> 26] &= ~((uint64_t)1 << ((a >> 20) & 63));
 }
-
-static void map_set(const char *base, int on) { bit_set(map, base, on); }
 
 static void list_remove_chunk(chunk *c) {
     if (c->prev)
@@ -201,7 +201,7 @@ static chunk *chunk_new(void) {
     }
     c->base = mem;
     c->nempty = POOLS;
-    map_set(mem, 1);
+    bit_set(map, mem, 1);
     list_push_chunk(c);
     chunks_live++;
     return c;
@@ -209,7 +209,7 @@ static chunk *chunk_new(void) {
 
 static void chunk_release(chunk *c) {
     list_remove_chunk(c);
-    map_set(c->base, 0);
+    bit_set(map, c->base, 0);
     if (c->from_arena)
         arenas.free(arenas.ctx, c->base, CHUNK);
     else
@@ -443,27 +443,25 @@ static void *t_realloc(void *ctx, void *ptr, size_t n) {
     return our_move(ptr, n, t_malloc, ctx);
 }
 
-static void t_free(void *ctx, void *ptr) {
-    (void)ctx;
+/* Free ptr: ours back to its pool or chunk, anything else to ``next`` (the allocator
+ * the hook wraps). */
+static inline void free_via(const PyMemAllocatorEx *next, void *ptr) {
     if (ours(ptr))
         our_free(ptr);
     else
-        prev.free(prev.ctx, ptr);
+        next->free(next->ctx, ptr);
+}
+
+static void t_free(void *ctx, void *ptr) {
+    (void)ctx;
+    free_via(&prev, ptr);
 }
 
 /* The MEM domain (PyMem_Malloc ...) is pymalloc too on a stock build, so an extension
  * that frees an object's memory with PyMem_Free (an API violation that works there)
  * would hand our block to pymalloc, which passes it to glibc's free(): abort.  Its free
- * and realloc take our blocks back; its allocations are unchanged. */
-static void *m_malloc(void *ctx, size_t n) {
-    (void)ctx;
-    return prev_mem.malloc(prev_mem.ctx, n);
-}
-
-static void *m_calloc(void *ctx, size_t nelem, size_t elsize) {
-    (void)ctx;
-    return prev_mem.calloc(prev_mem.ctx, nelem, elsize);
-}
+ * and realloc take our blocks back; its malloc and calloc are the previous allocator's
+ * own functions (install()), with no hop through here. */
 
 static void *m_realloc(void *ctx, void *ptr, size_t n) {
     (void)ctx;
@@ -474,10 +472,7 @@ static void *m_realloc(void *ctx, void *ptr, size_t n) {
 
 static void m_free(void *ctx, void *ptr) {
     (void)ctx;
-    if (ours(ptr))
-        our_free(ptr);
-    else
-        prev_mem.free(prev_mem.ctx, ptr);
+    free_via(&prev_mem, ptr);
 }
 
 /* A forked child gets the detached chunks zeroed (MADV_WIPEONFORK): it leaves them be. */
@@ -528,7 +523,7 @@ static PyObject *install(PyObject *self, PyObject *args) {
     PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &prev);
     PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &prev_mem);
     PyMemAllocatorEx mine = {NULL, t_malloc, t_calloc, t_realloc, t_free};
-    PyMemAllocatorEx mine_mem = {NULL, m_malloc, m_calloc, m_realloc, m_free};
+    PyMemAllocatorEx mine_mem = {prev_mem.ctx, prev_mem.malloc, prev_mem.calloc, m_realloc, m_free};
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &mine);
     PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mine_mem);
     installed = 1;
