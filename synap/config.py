@@ -104,6 +104,10 @@ class KVStoreConfig(_Section):
     # 8-byte size classes for 129-504-byte objects (synap/sizeclasses.py): fine = a
     # 100-byte value takes 136 bytes instead of pymalloc's 144.
     size_classes: Literal["fine", "pymalloc"] = "fine"
+    # A master's values of up to 471 bytes in memory shared with a full sync's forked
+    # child (synap/sizeclasses.py): its fork() copies no page tables for them.
+    # SYNAP_SHARED_VALUES in the environment wins.
+    shared_values: bool = True
 
 
 class LogRetentionConfig(_Section):

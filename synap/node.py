@@ -81,6 +81,7 @@ class Node:
             kv.max_memory_mb * 1024 * 1024,
             EvictionPolicy(kv.eviction_policy),
             expire_on_access=initial_role is not Role.REPLICA,
+            share_values=sizeclasses.sharing().active,
         )
         self.history = History()
         self.commands = Commands(

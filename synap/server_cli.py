@@ -145,7 +145,11 @@ def main(config_path: str | None, **options: Any) -> None:
     setup_logging(config.logging.level.upper(), config.logging.format)
     # Before the node is built: arenas allocated from here on can be huge pages.
     hugepages.start(config.kv_store.huge_pages)
-    sizeclasses.start(config.kv_store.size_classes, hugepages.status().active)
+    sizeclasses.start(
+        config.kv_store.size_classes,
+        hugepages.status().active,
+        config.kv_store.shared_values,
+    )
     for warning in _idle_flags(config, options):
         logging.getLogger("synap.server_cli").warning("%s", warning)
     from synap.node import run_node

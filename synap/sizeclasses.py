@@ -12,12 +12,23 @@ with tracemalloc tracing, which must see every block. The same module holds the
 replication log's large records where ``fork()`` does not copy them
 (:mod:`synap.replication.backlog`); with ``pymalloc`` they stay in the forked heap.
 
+**Shared values** (``kv_store.shared_values``, on by default with ``fine``): a node that
+takes writes (a master, or a standalone node) stores each value of up to
+:data:`SHARED_MAX_VALUE` bytes as a copy in memory mapped ``MAP_SHARED``
+(``tightalloc.share``), which ``fork()`` maps into a full sync's child without copying a
+page table, so the master's clients wait for a shorter fork. The child reads them
+without touching a reference count (:mod:`synap.replication.snapcodec`); the values a
+master frees while a child lives are quarantined and reused once it is gone
+(:func:`fork_started`, :func:`fork_child_gone`, freed a slice at a time from the event
+loop).
+
 :func:`decide` is the pure decision (tests/unit/test_sizeclasses.py); :func:`start`
 installs and records the outcome (INFO memory ``synap_size_classes``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -26,6 +37,11 @@ from dataclasses import dataclass
 from typing import Any
 
 ENV = "SYNAP_SIZE_CLASSES"  # fine or pymalloc; wins over kv_store.size_classes
+SHARED_ENV = "SYNAP_SHARED_VALUES"  # on or off; wins over kv_store.shared_values
+# The longest value share() copies: its bytes object (33 bytes of header) fits 504.
+SHARED_MAX_VALUE = 471
+# Quarantined blocks freed per event-loop step once the last child is gone (~1 ms).
+RELEASE_SLICE = 16384
 MODES = ("fine", "pymalloc")
 # Object sizes (bytes, headers included) served by the 8-byte classes. Smaller objects
 # (ints, tuples, keys of up to ~80 bytes) stay with pymalloc, whose hottest paths they
@@ -45,8 +61,13 @@ class Status:
         """``fine`` or ``pymalloc (reason)``: INFO memory ``synap_size_classes``."""
         return "fine" if self.active else f"pymalloc ({self.reason})"
 
+    def describe_switch(self) -> str:
+        """``on`` or ``off (reason)``: INFO memory ``synap_shared_values``."""
+        return "on" if self.active else f"off ({self.reason})"
+
 
 _status = Status(False, "not started (the server installs them at start-up)")
+_sharing = Status(False, "not started (the server decides at start-up)")
 log = logging.getLogger("synap.sizeclasses")
 
 
@@ -78,12 +99,28 @@ def decide(
     return Status(True, f"{ENV} is fine" if from_env == "fine" else "kv_store.size_classes is fine")
 
 
-def start(mode: str, via_arenas: bool) -> Status:
-    """Decide, install when the decision says so, record it for :func:`status`. Called
-    once, early in ``synap-server`` (objects allocated before keep pymalloc's classes),
-    after :func:`synap.hugepages.start`: with huge pages active (``via_arenas``) the
-    classes take their 1 MiB chunks from the huge-page range."""
-    global _status
+def decide_sharing(classes: Status, wanted: bool, env_value: str | None = None) -> Status:
+    """Whether values are shared with forked children: ``classes`` is :func:`decide`'s
+    outcome (sharing needs the C module installed), ``wanted`` is
+    ``kv_store.shared_values``, ``env_value`` the raw ``SYNAP_SHARED_VALUES`` (``on`` or
+    ``off`` win over the file)."""
+    from_env = (env_value or "").strip().lower()
+    if from_env in ("off", "0", "false", "no"):
+        return Status(False, f"{SHARED_ENV} is off")
+    if from_env not in ("on", "1", "true", "yes") and not wanted:
+        return Status(False, "kv_store.shared_values is false")
+    if not classes.active:
+        return Status(False, f"size classes are pymalloc: {classes.reason}")
+    return Status(True, f"{SHARED_ENV} is on" if from_env else "kv_store.shared_values is true")
+
+
+def start(mode: str, via_arenas: bool, shared_values: bool = False) -> Status:
+    """Decide, install when the decision says so, record it for :func:`status` (and the
+    sharing of values for :func:`sharing`). Called once, early in ``synap-server``
+    (objects allocated before keep pymalloc's classes), after
+    :func:`synap.hugepages.start`: with huge pages active (``via_arenas``) the classes
+    take their 1 MiB chunks from the huge-page range."""
+    global _status, _sharing
     from synap import tightalloc
 
     decision = decide(
@@ -94,12 +131,15 @@ def start(mode: str, via_arenas: bool) -> Status:
         tracemalloc.is_tracing(),
         os.environ.get(ENV),
     )
+    sharing = decide_sharing(decision, shared_values, os.environ.get(SHARED_ENV))
     if decision.active:
         try:
-            tightalloc.install(LOW, HIGH, via_arenas)
+            tightalloc.install(LOW, HIGH, via_arenas, 512, sharing.active)
         except (OSError, RuntimeError, ValueError) as exc:
             decision = Status(False, f"install failed: {exc}")
+            sharing = Status(False, f"size classes are pymalloc: {decision.reason}")
     _status = decision
+    _sharing = sharing
     return _status
 
 
@@ -110,11 +150,59 @@ def log_status() -> None:
     word = "fine" if status.active else "pymalloc"
     detail = f"; objects of {LOW}-{HIGH} bytes take 8-byte classes" if status.active else ""
     log.info("size classes: %s (%s)%s", word, status.reason, detail)
+    shared = _sharing
+    if shared.active:
+        log.info(
+            "shared values: on (%s); a master's values of up to %d bytes are not copied "
+            "by a full sync's fork()",
+            shared.reason,
+            SHARED_MAX_VALUE,
+        )
+    else:
+        log.info("shared values: off (%s)", shared.reason)
 
 
 def status() -> Status:
     """What this process runs on (:func:`start`'s outcome)."""
     return _status
+
+
+def sharing() -> Status:
+    """Whether this process shares values with forked children (INFO memory
+    ``synap_shared_values``)."""
+    return _sharing
+
+
+def fork_started() -> None:
+    """A child that reads the keyspace is about to be forked: until it is gone, the shared
+    values the master frees are quarantined (the child may still be reading them)."""
+    if _sharing.active:
+        from synap import tightalloc
+
+        tightalloc.reader_started()
+
+
+def fork_child_gone() -> None:
+    """Such a child has exited and been reaped: once none is left, give the quarantined
+    blocks back, :data:`RELEASE_SLICE` per event-loop step (all at once without a loop)."""
+    if not _sharing.active:
+        return
+    from synap import tightalloc
+
+    if tightalloc.reader_ended() > 0:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        while tightalloc.release_quarantined(RELEASE_SLICE):
+            pass
+        return
+
+    def release() -> None:
+        if tightalloc.release_quarantined(RELEASE_SLICE):  # (0 once a new child runs)
+            loop.call_soon(release)
+
+    release()
 
 
 def stats() -> dict[str, Any]:

@@ -33,7 +33,19 @@
  * the replication log's records, which a full sync's forked child never reads, so that
  * fork() does not copy their page tables (~40 % of a master's memory after a load of
  * MSETs; records shorter than detach_min stay).  The child must not touch them: it runs with the collector off from the fork
- * on (synap/replication/fork_snapshot.py).  Tests: tests/unit/test_tightalloc.py. */
+ * on (synap/replication/fork_snapshot.py).
+ *
+ * share(b) copies a bytes object of up to SHARE_MAX bytes (a keyspace value; a master
+ * stores every value so) into chunks mapped MAP_SHARED: fork() copies no page tables for
+ * a shared mapping either, yet the child reads them (the full sync's snapshot).  Values
+ * are immutable, so what the child reads is what the master stored, with two rules:
+ * while a child may read (reader_started() .. reader_ended()) a freed shared block is
+ * quarantined, not reused (the child may still be reading the value it held), and
+ * release_quarantined() gives those back afterwards; and the child never writes there,
+ * not even a reference count, which is why the snapshot is encoded by
+ * synap/replication/snapcodec.c from borrowed references (a forked child ignores frees
+ * of shared blocks and shares nothing).  Shared blocks come in 8-byte classes, 40 to
+ * SHARE_MAX.  Tests: tests/unit/test_tightalloc.py. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -51,6 +63,8 @@
 #define POOL ((size_t)16 << 10)
 #define POOLS (CHUNK / POOL)
 #define NCLASSES 32       /* block sizes 16k + 8 for k < 32: 8 .. 504 */
+#define SHARE_MAX 504     /* largest shared block: 8k for k < SCLASSES */
+#define SCLASSES 64
 #define ADDRESS_BITS 48   /* user space on x86-64 and arm64 (4-level tables) */
 #define MAP_WORDS (((size_t)1 << (ADDRESS_BITS - 20)) / 64)
 
@@ -62,7 +76,19 @@ typedef struct pool {
     chunk *owner;
     uint32_t bump;            /* offset of the first block never handed out */
     uint32_t nused, cap, size;
+    uint32_t cls;             /* index in its heap's usable[] */
 } pool;
+
+/* The pools of one kind of memory: the 16k + 8 classes in private chunks (priv), or the
+ * 8k classes in shared chunks (shr, share()). */
+typedef struct heap {
+    pool *usable[SCLASSES];
+    chunk *roomy;             /* chunks with an empty pool */
+    int shared, starved;      /* starved: a chunk could not be had, serve nothing until one is freed */
+    size_t chunks_live, chunks_released, blocks_live, pools_live;
+    size_t bytes_live;        /* sum of the live blocks' sizes */
+    size_t odd_blocks;        /* live blocks of 16k + 8 bytes: pymalloc's would be 8 more */
+} heap;
 
 #define HEADER ((sizeof(pool) + 7) & ~(size_t)7)
 
@@ -73,6 +99,7 @@ struct chunk {
     uint32_t nempty;          /* given back + never used */
     uint32_t fresh;           /* pools [fresh, POOLS) never used */
     int from_arena;
+    heap *h;
 };
 
 static PyMemAllocatorEx prev;
@@ -80,12 +107,16 @@ static PyObjectArenaAllocator arenas;
 static PyMemAllocatorEx prev_mem;
 static int installed, via_arenas;
 static int forked_child;      /* this process is a fork of the one that installed */
-static int starved;           /* a chunk could not be had: serve nothing until one is freed */
+static int sharing;           /* share() copies (install()) */
 static Py_ssize_t detach_min = 512; /* smaller records stay where they are (install()) */
 static size_t lo, span;       /* n is a candidate when n - lo <= span */
 static uint64_t *map;         /* one bit per 1 MiB chunk of the address space */
-static pool *usable[NCLASSES];
-static chunk *roomy;          /* chunks with an empty pool */
+static heap priv, shr = {.shared = 1};
+/* Shared blocks freed while a child may read them, linked through their first word (the
+ * reference count, which the child never reads). */
+static long readers;
+static void *quarantine;
+static size_t quarantined, share_fallbacks;
 
 /* Detached objects (detach()): copies of bytes objects in chunks marked MADV_WIPEONFORK:
  * fork() does not copy their page tables, and a forked child finds the range mapped but
@@ -119,14 +150,20 @@ static inline int bit_get(const uint64_t *bits, const void *p) {
 
 static inline int detached(const void *p) { return bit_get(dmap, p); }
 
-static size_t chunks_live, chunks_released, blocks_live, pools_live, fallbacks;
-static size_t bytes_live;     /* sum of the live blocks' sizes */
+static size_t fallbacks;
 
 static inline int ours(const void *p) {
     return ((uintptr_t)p >> ADDRESS_BITS) == 0 && bit_get(map, p);
 }
 
-static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8) && !starved; }
+static inline int routed(size_t n) { return n - lo <= span && ((n + 7) & 8) && !priv.starved; }
+
+static inline pool *pool_of(const void *b) {
+    return (pool *)((uintptr_t)b & ~(uintptr_t)(POOL - 1));
+}
+
+/* One of our pooled blocks (not detached) in a shared chunk. */
+static inline int in_shared(const void *b) { return pool_of(b)->owner->h->shared; }
 
 static void bit_set(uint64_t *bits, const char *base, int on) {
     uintptr_t a = (uintptr_t)base;
@@ -140,7 +177,7 @@ static void list_remove_chunk(chunk *c) {
     if (c->prev)
         c->prev->next = c->next;
     else
-        roomy = c->next;
+        c->h->roomy = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
@@ -148,16 +185,17 @@ static void list_remove_chunk(chunk *c) {
 
 static void list_push_chunk(chunk *c) {
     c->prev = NULL;
-    c->next = roomy;
-    if (roomy)
-        roomy->prev = c;
-    roomy = c;
+    c->next = c->h->roomy;
+    if (c->next)
+        c->next->prev = c;
+    c->h->roomy = c;
 }
 
 /* n bytes (a multiple of CHUNK) of fresh memory at a CHUNK-aligned address below
  * 2^ADDRESS_BITS, or NULL */
-static char *aligned_mmap(size_t n) {
-    char *p = mmap(NULL, n + CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+static char *aligned_mmap(size_t n, int shared) {
+    char *p = mmap(NULL, n + CHUNK, PROT_READ | PROT_WRITE,
+                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     char *start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
@@ -173,12 +211,13 @@ static char *aligned_mmap(size_t n) {
     return start;
 }
 
-static chunk *chunk_new(void) {
+static chunk *chunk_new(heap *h) {
     chunk *c = PyMem_RawCalloc(1, sizeof(chunk));
     if (c == NULL)
         return NULL;
+    c->h = h;
     char *mem = NULL;
-    if (via_arenas) {
+    if (via_arenas && !h->shared) {
         mem = arenas.alloc(arenas.ctx, CHUNK);
         if (mem != NULL && ((uintptr_t)mem & (CHUNK - 1))) {
             arenas.free(arenas.ctx, mem, CHUNK);
@@ -192,55 +231,58 @@ static chunk *chunk_new(void) {
     }
     if (mem == NULL) {
         c->from_arena = 0;
-        mem = aligned_mmap(CHUNK);
+        mem = aligned_mmap(CHUNK, h->shared);
     }
     if (mem == NULL) {
         PyMem_RawFree(c);
-        starved = 1;
+        h->starved = 1;
         return NULL;
     }
     c->base = mem;
     c->nempty = POOLS;
     bit_set(map, mem, 1);
     list_push_chunk(c);
-    chunks_live++;
+    h->chunks_live++;
     return c;
 }
 
 static void chunk_release(chunk *c) {
+    heap *h = c->h;
     list_remove_chunk(c);
     bit_set(map, c->base, 0);
     if (c->from_arena)
         arenas.free(arenas.ctx, c->base, CHUNK);
     else
-        munmap(c->base, CHUNK);
+        munmap(c->base, CHUNK); /* a shared one stays readable in a child that maps it */
     PyMem_RawFree(c);
-    chunks_live--;
-    chunks_released++;
-    starved = 0;
+    h->chunks_live--;
+    h->chunks_released++;
+    h->starved = 0;
 }
 
-static void push_usable(pool *p, unsigned k) {
+static void push_usable(heap *h, pool *p) {
+    unsigned k = p->cls;
     p->prev = NULL;
-    p->next = usable[k];
-    if (usable[k])
-        usable[k]->prev = p;
-    usable[k] = p;
+    p->next = h->usable[k];
+    if (h->usable[k])
+        h->usable[k]->prev = p;
+    h->usable[k] = p;
 }
 
-static void remove_usable(pool *p, unsigned k) {
+static void remove_usable(heap *h, pool *p) {
     if (p->prev)
         p->prev->next = p->next;
     else
-        usable[k] = p->next;
+        h->usable[p->cls] = p->next;
     if (p->next)
         p->next->prev = p->prev;
     p->next = p->prev = NULL;
 }
 
-/* A fresh pool for class k, at the head of usable[k]; NULL when no chunk can be had. */
-static pool *pool_new(unsigned k) {
-    chunk *c = roomy ? roomy : chunk_new();
+/* A fresh pool of class k (blocks of size bytes), at the head of h->usable[k]; NULL when
+ * no chunk can be had. */
+static pool *pool_new(heap *h, unsigned k, uint32_t size) {
+    chunk *c = h->roomy ? h->roomy : chunk_new(h);
     if (c == NULL)
         return NULL;
     pool *p;
@@ -254,18 +296,19 @@ static pool *pool_new(unsigned k) {
         list_remove_chunk(c);
     p->owner = c;
     p->freelist = NULL;
-    p->size = (uint32_t)(16 * k + 8);
+    p->size = size;
+    p->cls = k;
     p->bump = (uint32_t)HEADER;
     p->nused = 0;
     p->cap = (uint32_t)((POOL - HEADER) / p->size);
-    push_usable(p, k);
-    pools_live++;
+    push_usable(h, p);
+    h->pools_live++;
     return p;
 }
 
-static void pool_release(pool *p, unsigned k) {
-    remove_usable(p, k);
-    pools_live--;
+static void pool_release(heap *h, pool *p) {
+    remove_usable(h, p);
+    h->pools_live--;
     chunk *c = p->owner;
     p->next = c->empty;
     c->empty = p;
@@ -276,9 +319,10 @@ static void pool_release(pool *p, unsigned k) {
         chunk_release(c);
 }
 
-static void *class_alloc(unsigned k) {
-    pool *p = usable[k];
-    if (p == NULL && (p = pool_new(k)) == NULL)
+/* A block of class k of heap h (size bytes: 16k + 8 in priv, 8k in shr); NULL if none. */
+static void *class_alloc(heap *h, unsigned k, uint32_t size) {
+    pool *p = h->usable[k];
+    if (p == NULL && (p = pool_new(h, k, size)) == NULL)
         return NULL;
     void *b = p->freelist;
     if (b != NULL) {
@@ -288,23 +332,39 @@ static void *class_alloc(unsigned k) {
         p->bump += p->size;
     }
     if (++p->nused == p->cap)
-        remove_usable(p, k);
-    blocks_live++;
-    bytes_live += p->size;
+        remove_usable(h, p);
+    h->blocks_live++;
+    h->bytes_live += p->size;
+    h->odd_blocks += (p->size >> 3) & 1;
     return b;
 }
 
-static void class_free(void *b) {
-    pool *p = (pool *)((uintptr_t)b & ~(uintptr_t)(POOL - 1));
-    unsigned k = p->size >> 4;
+static void block_free(pool *p, void *b) {
+    heap *h = p->owner->h;
     *(void **)b = p->freelist;
     p->freelist = b;
-    blocks_live--;
-    bytes_live -= p->size;
+    h->blocks_live--;
+    h->bytes_live -= p->size;
+    h->odd_blocks -= (p->size >> 3) & 1;
     if (p->nused-- == p->cap)
-        push_usable(p, k);
+        push_usable(h, p);
     if (p->nused == 0)
-        pool_release(p, k);
+        pool_release(h, p);
+}
+
+static void class_free(void *b) {
+    pool *p = pool_of(b);
+    if (p->owner->h->shared) {
+        if (forked_child) /* the master's memory: a child never writes there */
+            return;
+        if (readers > 0) { /* a child may be reading it: reused after release_quarantined() */
+            *(void **)b = quarantine;
+            quarantine = b;
+            quarantined++;
+            return;
+        }
+    }
+    block_free(p, b);
 }
 
 static dchunk *dchunk_new(size_t need) {
@@ -318,11 +378,11 @@ static dchunk *dchunk_new(size_t need) {
         c->size = size;
         return c;
     }
-    char *mem = aligned_mmap(size);
+    char *mem = aligned_mmap(size, 0);
     if (mem == NULL || madvise(mem, size, MADV_WIPEONFORK) != 0) {
         if (mem != NULL)
             munmap(mem, size);
-        starved = 1;
+        priv.starved = 1;
         return NULL;
     }
     bit_set(map, mem, 1);
@@ -346,7 +406,7 @@ static void dchunk_release(dchunk *c) {
     bit_set(dmap, (char *)c, 0);
     munmap(c, c->size);
     dchunks_live--;
-    starved = 0;
+    priv.starved = 0;
 }
 
 /* n bytes (a multiple of 8) of detached memory, after its 8-byte size; NULL if none */
@@ -388,7 +448,8 @@ static void detached_free(void *b) {
 static void *t_malloc(void *ctx, size_t n) {
     (void)ctx;
     if (routed(n)) {
-        void *b = class_alloc((unsigned)((n + 7) >> 4));
+        unsigned k = (unsigned)((n + 7) >> 4);
+        void *b = class_alloc(&priv, k, 16 * k + 8);
         if (b != NULL)
             return b;
         fallbacks++;
@@ -402,7 +463,8 @@ static void *t_calloc(void *ctx, size_t nelem, size_t elsize) {
         return NULL;
     size_t n = nelem * elsize;
     if (routed(n)) {
-        void *b = class_alloc((unsigned)((n + 7) >> 4));
+        unsigned k = (unsigned)((n + 7) >> 4);
+        void *b = class_alloc(&priv, k, 16 * k + 8);
         if (b != NULL)
             return memset(b, 0, n);
         fallbacks++;
@@ -414,7 +476,7 @@ static void *t_calloc(void *ctx, size_t nelem, size_t elsize) {
 static size_t our_size(void *ptr) {
     if (detached(ptr))
         return ((size_t *)ptr)[-1];
-    return ((pool *)((uintptr_t)ptr & ~(uintptr_t)(POOL - 1)))->size;
+    return pool_of(ptr)->size;
 }
 
 static void our_free(void *ptr) {
@@ -438,7 +500,7 @@ static void *our_move(void *ptr, size_t n, void *(*alloc)(void *, size_t), void 
 static void *t_realloc(void *ctx, void *ptr, size_t n) {
     if (!ours(ptr))
         return prev.realloc(prev.ctx, ptr, n);
-    if (!detached(ptr) && routed(n) && ((n + 7) >> 4) == (our_size(ptr) >> 4))
+    if (!detached(ptr) && !in_shared(ptr) && routed(n) && ((n + 7) >> 4) == (our_size(ptr) >> 4))
         return ptr; /* the same class */
     return our_move(ptr, n, t_malloc, ctx);
 }
@@ -486,8 +548,8 @@ static void at_fork_child(void) {
 static PyObject *install(PyObject *self, PyObject *args) {
     (void)self;
     Py_ssize_t low, high, dmin = 512;
-    int arenas_too;
-    if (!PyArg_ParseTuple(args, "nnp|n", &low, &high, &arenas_too, &dmin))
+    int arenas_too, share_too = 0;
+    if (!PyArg_ParseTuple(args, "nnp|np", &low, &high, &arenas_too, &dmin, &share_too))
         return NULL;
     if (installed) {
         PyErr_SetString(PyExc_RuntimeError, "tightalloc is already installed");
@@ -515,6 +577,7 @@ static PyObject *install(PyObject *self, PyObject *args) {
     span = (size_t)(high - low);
     via_arenas = arenas_too;
     detach_min = dmin;
+    sharing = share_too;
     if (pthread_atfork(NULL, NULL, at_fork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         return NULL;
@@ -535,16 +598,100 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     (void)unused;
     if (!installed)
         return Py_BuildValue("{s:O}", "installed", Py_False);
-    return Py_BuildValue(
+    PyObject *d = Py_BuildValue(
         "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", Py_True, "lo",
-        (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)blocks_live,
-        "block_bytes", (Py_ssize_t)bytes_live, "saved_bytes", (Py_ssize_t)(8 * blocks_live),
-        "pools", (Py_ssize_t)pools_live, "chunks", (Py_ssize_t)chunks_live,
-        "released_chunks", (Py_ssize_t)chunks_released, "fallbacks", (Py_ssize_t)fallbacks,
+        (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)(priv.blocks_live + shr.blocks_live),
+        "block_bytes", (Py_ssize_t)(priv.bytes_live + shr.bytes_live), "saved_bytes",
+        (Py_ssize_t)(8 * (priv.odd_blocks + shr.odd_blocks)),
+        "pools", (Py_ssize_t)priv.pools_live, "chunks", (Py_ssize_t)priv.chunks_live,
+        "released_chunks", (Py_ssize_t)priv.chunks_released, "fallbacks", (Py_ssize_t)fallbacks,
         "detached_objects", (Py_ssize_t)dobjects_live, "detached_bytes", (Py_ssize_t)dbytes_live,
         "detached_chunks", (Py_ssize_t)dchunks_live, "detach_fallbacks",
         (Py_ssize_t)detach_fallbacks, "spare_chunks", (Py_ssize_t)dspare_count, "starved",
-        (Py_ssize_t)starved, "forked_child", (Py_ssize_t)forked_child);
+        (Py_ssize_t)priv.starved, "forked_child", (Py_ssize_t)forked_child);
+    if (d == NULL)
+        return NULL;
+    PyObject *more = Py_BuildValue(
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
+        "shared_objects", (Py_ssize_t)shr.blocks_live, "shared_bytes", (Py_ssize_t)shr.bytes_live,
+        "shared_chunks", (Py_ssize_t)shr.chunks_live, "shared_released_chunks",
+        (Py_ssize_t)shr.chunks_released, "share_fallbacks", (Py_ssize_t)share_fallbacks,
+        "quarantined", (Py_ssize_t)quarantined, "readers", (Py_ssize_t)readers,
+        "shared_starved", (Py_ssize_t)shr.starved);
+    if (more == NULL || PyDict_Update(d, more) < 0) {
+        Py_XDECREF(more);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(more);
+    return d;
+}
+
+/* A copy of bytes object obj in a shared chunk (see the top of the file), or obj itself:
+ * sharing off, in a forked child, not exact bytes, 0 or 1 byte long (CPython's cached
+ * singletons), bigger than SHARE_MAX with its header, already shared, or no memory. */
+static PyObject *share(PyObject *self, PyObject *obj) {
+    (void)self;
+    if (!sharing || forked_child || shr.starved || !PyBytes_CheckExact(obj))
+        goto same;
+    Py_ssize_t n = PyBytes_GET_SIZE(obj);
+    size_t total = (offsetof(PyBytesObject, ob_sval) + (size_t)n + 1 + 7) & ~(size_t)7;
+    if (n < 2 || total > SHARE_MAX || (ours(obj) && !detached(obj) && in_shared(obj)))
+        goto same;
+    PyBytesObject *op = (PyBytesObject *)class_alloc(&shr, (unsigned)(total >> 3), (uint32_t)total);
+    if (op == NULL) {
+        share_fallbacks++;
+        goto same;
+    }
+    PyObject_InitVar((PyVarObject *)op, &PyBytes_Type, n);
+    _Py_COMP_DIAG_PUSH
+    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+    op->ob_shash = ((PyBytesObject *)obj)->ob_shash;
+    _Py_COMP_DIAG_POP
+    memcpy(op->ob_sval, PyBytes_AS_STRING(obj), (size_t)n + 1);
+    return (PyObject *)op;
+same:
+    Py_INCREF(obj);
+    return obj;
+}
+
+static PyObject *is_shared(PyObject *self, PyObject *obj) {
+    (void)self;
+    if (!installed)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(ours(obj) && !detached(obj) && in_shared(obj));
+}
+
+static PyObject *reader_started(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    readers++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *reader_ended(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (readers > 0)
+        readers--;
+    return PyLong_FromLong(readers);
+}
+
+/* Free up to limit quarantined blocks; how many are left (0 while a child may read them). */
+static PyObject *release_quarantined(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (readers > 0) /* the last reader's reader_ended() starts it again */
+        return PyLong_FromLong(0);
+    while (quarantine != NULL && limit-- > 0) {
+        void *b = quarantine;
+        quarantine = *(void **)b;
+        quarantined--;
+        block_free(pool_of(b), b);
+    }
+    return PyLong_FromSize_t(quarantined);
 }
 
 /* A copy of a bytes object in detached memory (MADV_WIPEONFORK), or the object itself
@@ -553,7 +700,7 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
  * record a replica applies (a few % of a SET), for little of what fork() copies; a
  * large one (an MSET, a big value) costs less per byte than the write that made it. */
 static PyObject *detach_one(PyObject *obj) {
-    if (!installed || forked_child || starved || !PyBytes_CheckExact(obj) ||
+    if (!installed || forked_child || priv.starved || !PyBytes_CheckExact(obj) ||
         PyBytes_GET_SIZE(obj) < detach_min ||
         (ours(obj) && detached(obj))) {
         Py_INCREF(obj);
@@ -618,10 +765,21 @@ static PyMethodDef methods[] = {
     {"detach_many", detach_many, METH_O, "detach_many(records) -> [detach(r) for r in records]."},
     {"is_detached", is_detached, METH_O, "is_detached(obj) -> whether detach() made obj."},
     {"install", install, METH_VARARGS,
-     "install(lo, hi, via_arenas, detach_min=512): serve object requests of lo..hi bytes "
-     "that pymalloc would round up by more than 8 from 8-byte size classes; detach() copies "
-     "bytes of at least detach_min bytes."},
+     "install(lo, hi, via_arenas, detach_min=512, sharing=False): serve object requests of "
+     "lo..hi bytes that pymalloc would round up by more than 8 from 8-byte size classes; "
+     "detach() copies bytes of at least detach_min bytes; share() copies when sharing."},
     {"stats", stats, METH_NOARGS, "stats() -> dict: the allocator's counters."},
+    {"share", share, METH_O,
+     "share(b) -> a copy of bytes b in memory a forked child shares (MAP_SHARED), or b itself "
+     "when sharing is off or b does not fit."},
+    {"is_shared", is_shared, METH_O, "is_shared(obj) -> whether share() made obj."},
+    {"reader_started", reader_started, METH_NOARGS,
+     "reader_started(): a child that reads shared blocks is about to be forked."},
+    {"reader_ended", reader_ended, METH_NOARGS,
+     "reader_ended() -> readers left: such a child is gone (reaped)."},
+    {"release_quarantined", release_quarantined, METH_O,
+     "release_quarantined(limit) -> left: free up to limit shared blocks freed while a child "
+     "could read them (none while one still can)."},
     {"owns", owns, METH_O, "owns(obj) -> whether obj's memory came from these classes."},
     {NULL, NULL, 0, NULL},
 };

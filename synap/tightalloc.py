@@ -14,7 +14,9 @@ from __future__ import annotations
 BUILT = 0  # the C module's BUILT is 1
 
 
-def install(lo: int, hi: int, via_arenas: bool, detach_min: int = 512) -> None:
+def install(
+    lo: int, hi: int, via_arenas: bool, detach_min: int = 512, sharing: bool = False
+) -> None:
     """The C module's ``install``; here always an error (nothing to install)."""
     raise RuntimeError("the 8-byte size classes are C only (pure-Python build)")
 
@@ -43,3 +45,29 @@ def is_detached(obj: object) -> bool:
 def owns(obj: object) -> bool:
     """Whether ``obj``'s memory came from the 8-byte classes; here never."""
     return False
+
+
+def share(value: bytes) -> bytes:
+    """The C module's ``share`` (a copy in memory a forked child shares, MAP_SHARED); here
+    the value itself."""
+    return value
+
+
+def is_shared(obj: object) -> bool:
+    """Whether :func:`share` made ``obj``; here never."""
+    return False
+
+
+def reader_started() -> None:
+    """A child that reads shared values is about to be forked; nothing to count here."""
+
+
+def reader_ended() -> int:
+    """Such a child is gone; returns how many are left (here always 0)."""
+    return 0
+
+
+def release_quarantined(limit: int) -> int:
+    """Free up to ``limit`` shared blocks freed while a child could read them; returns how
+    many are left (0 while a child still can; here none)."""
+    return 0

@@ -125,6 +125,13 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         # the replication log's records of 512 B or more, held where a full sync's
         # fork() does not copy them (MADV_WIPEONFORK; synap/replication/backlog.py)
         ("synap_replication_log_unforked_bytes", classes.get("detached_bytes", 0)),
+        # values held in memory a full sync's forked child shares (kv_store.shared_values):
+        # "on" or "off (why)"; how many, their bytes, and those freed while a child
+        # could read them, given back once it is gone
+        ("synap_shared_values", sizeclasses.sharing().describe_switch()),
+        ("synap_shared_values_objects", classes.get("shared_objects", 0)),
+        ("synap_shared_values_bytes", classes.get("shared_bytes", 0)),
+        ("synap_shared_values_quarantined", classes.get("quarantined", 0)),
     ]
 
 

@@ -262,6 +262,12 @@ class NodeCollector(Collector):
             "not copy them (INFO synap_replication_log_unforked_bytes).",
             classes.get("detached_bytes", 0),
         )
+        yield _gauge(
+            "synap_shared_values_bytes",
+            "Bytes of values held in memory a full sync's fork() shares with its child "
+            "instead of copying its page tables (INFO synap_shared_values_bytes).",
+            classes.get("shared_bytes", 0),
+        )
         yield _histogram(
             "synap_replication_full_sync_duration_seconds",
             "Time to send a full sync to a replica.",

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from synap import hugepages
+from synap import hugepages, sizeclasses
 from synap.replication.master_session import MasterSession, batch_entries
 from synap.replication.messages import SNAPSHOT_KIND_JSON
 
@@ -231,6 +231,7 @@ class SnapshotChild:
         parent = os.getpid()
         cpu = _thread_cpu()
         hugepages.fork_started()
+        sizeclasses.fork_started()  # shared values freed from now on wait for the child
         # The collector is off across the fork, so the child starts with it off: the
         # replication log's records read as zeros in the child (tightalloc.detach,
         # MADV_WIPEONFORK), and a collection visiting the lists that hold them would crash it.
@@ -243,6 +244,7 @@ class SnapshotChild:
             if collecting:
                 gc.enable()
             hugepages.fork_child_gone()
+            sizeclasses.fork_child_gone()
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
@@ -312,6 +314,7 @@ class SnapshotChild:
         hugepages.fork_started() was told of before the fork."""
         self._reaped = True
         hugepages.fork_child_gone()
+        sizeclasses.fork_child_gone()
 
     def _poll(self) -> int | None:
         if self._reaped:

@@ -15,6 +15,11 @@ set, and every write states the kind of the value it stores.  The set is small o
 for RESP workloads, and the hot paths test it for emptiness first.  (Its memory is not
 counted in :attr:`Keyspace.used_memory`.)
 
+With ``share_values`` a node that owns its writes (``expire_on_access``: a master or a
+standalone node) stores each value as :func:`synap.tightalloc.share`'s copy, in memory a
+full sync's forked child shares instead of having its page tables copied (a replica
+stores values as they come: its apply path stays as short as it was).
+
 On a replica ``expire_on_access`` is false: logically expired keys are hidden from reads
 but only deleted when the master's ``DEL`` arrives (Redis does the same since 3.2), so
 all nodes apply the same history in the same order.
@@ -29,6 +34,7 @@ from typing import Any, Final
 
 from synap.clock import now_ms as now_ms  # re-exported: the store's clock
 from synap.store import watch
+from synap.tightalloc import share
 
 # Rough bytes of bookkeeping per key beyond the key and value payloads: two bytes
 # objects (33 B headers each) plus a dict slot.  Used only for max_memory accounting.
@@ -63,6 +69,7 @@ class Keyspace:
         eviction: EvictionPolicy = EvictionPolicy.NONE,
         *,
         expire_on_access: bool = True,
+        share_values: bool = False,
     ) -> None:
         self.data: dict[bytes, bytes] = {}
         self.expires: dict[bytes, int] = {}
@@ -72,6 +79,8 @@ class Keyspace:
         self.max_memory_bytes = max_memory_bytes
         self.eviction = eviction
         self.expire_on_access = expire_on_access
+        # Store values as shared copies while expire_on_access (see the module docstring).
+        self.share_values = share_values
         # Keys the keyspace removed by itself (expiry, eviction), to be propagated.
         self.removed: list[bytes] = []
         self.evicted_total = 0
@@ -136,6 +145,8 @@ class Keyspace:
             self.used_memory += len(key) + len(value) + KEY_OVERHEAD
         else:
             self.used_memory += len(value) - len(old)
+        if self.share_values and self.expire_on_access:
+            value = share(value)
         data[key] = value
         if is_json:
             self.json_keys.add(key)
@@ -184,6 +195,9 @@ class Keyspace:
         of json kind (they must all be in ``data``)."""
         if self.watched:
             watch.touch_all(self, self.data, data)
+        if self.share_values and self.expire_on_access:  # recovery on a master
+            for key, value in data.items():  # (replacing values keeps the dict's size)
+                data[key] = share(value)
         self.data = data
         self.expires = expires
         self.json_keys = json_keys if json_keys is not None else set()

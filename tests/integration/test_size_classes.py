@@ -37,7 +37,7 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     assert memory["synap_size_classes_objects"] - before >= KEYS * 0.9  # other objects churn
     assert memory["synap_size_classes_saved_bytes"] == 8 * memory["synap_size_classes_objects"]
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
-    # the sealed part of the replication log is out of fork()'s reach (MADV_DONTFORK)
+    # the sealed part of the replication log is out of fork()'s reach (MADV_WIPEONFORK)
     assert memory["synap_replication_log_unforked_bytes"] >= 3 * 2**20
     gauges = {
         name: float(value)
@@ -49,11 +49,39 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     }  # fmt: skip
     assert gauges["synap_size_classes_saved_bytes"] >= 8 * KEYS * 0.9
     assert gauges["synap_replication_log_unforked_bytes"] >= 3 * 2**20
+    # a master's values sit in memory its full sync's child shares (kv_store.shared_values)
+    assert memory["synap_shared_values"] == "on"
+    assert memory["synap_shared_values_objects"] >= KEYS
+    assert memory["synap_shared_values_bytes"] >= 136 * KEYS  # 133-byte objects, 8-byte classes
+    assert "shared values: on (kv_store.shared_values is true)" in master.log_text()
     replica = node_factory.replica(master)
     assert_same_data(master, [replica], timeout=60)
-    assert replica.redis().info("memory")["synap_size_classes_objects"] >= KEYS * 0.9
+    assert "by process" in master.log_text()  # the forked child sent it, read shared values
+    replica_memory = replica.redis().info("memory")
+    assert replica_memory["synap_size_classes_objects"] >= KEYS * 0.9
+    assert replica_memory["synap_shared_values_objects"] == 0  # a replica applies as it gets
+    assert master.redis().info("memory")["synap_shared_values_quarantined"] == 0
     r.delete(*[f"key:{i:07d}" for i in range(KEYS)])
     assert r.info("memory")["synap_size_classes_objects"] < before + KEYS // 10
+
+
+def test_shared_values_off_keeps_the_values_in_the_forked_heap_and_says_why(
+    node_factory: NodeFactory,
+) -> None:
+    master = node_factory.master(config={"kv_store": {"shared_values": False}}, env=FORK)
+    r = master.redis()
+    fill(r)
+    memory = r.info("memory")
+    assert memory["synap_shared_values"] == "off (kv_store.shared_values is false)"
+    assert memory["synap_shared_values_objects"] == 0
+    assert "shared values: off (kv_store.shared_values is false)" in master.log_text()
+    replica = node_factory.replica(master)
+    assert_same_data(master, [replica], timeout=60)
+    env_off = node_factory(config={"kv_store": {"shared_values": True}},
+                           env={"SYNAP_SHARED_VALUES": "off"})  # fmt: skip
+    assert env_off.redis().info("memory")["synap_shared_values"] == (
+        "off (SYNAP_SHARED_VALUES is off)"
+    )
 
 
 def test_pymalloc_leaves_the_allocator_alone_and_says_so(node_factory: NodeFactory) -> None:
@@ -64,6 +92,9 @@ def test_pymalloc_leaves_the_allocator_alone_and_says_so(node_factory: NodeFacto
     assert memory["synap_size_classes"] == "pymalloc (kv_store.size_classes is pymalloc)"
     assert memory["synap_size_classes_objects"] == 0
     assert memory["synap_replication_log_unforked_bytes"] == 0
+    assert memory["synap_shared_values"] == (
+        "off (size classes are pymalloc: kv_store.size_classes is pymalloc)"
+    )
     assert "size classes: pymalloc (kv_store.size_classes is pymalloc)" in node.log_text()
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
 
