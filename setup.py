@@ -54,6 +54,9 @@ C_TWINS = (
     "synap/hugearena.py",
     # 8-byte size classes for 129-504-byte objects (values; synap/sizeclasses.py)
     "synap/tightalloc.py",
+    # a full sync's snapshot chunks, encoded without touching a value's reference count
+    # (the forked child's values may be in shared memory; synap/replication/fork_snapshot.py)
+    "synap/replication/snapcodec.py",
 )
 # Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
 # per-command loop for reads of plain GETs and SETs.

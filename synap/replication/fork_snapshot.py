@@ -10,10 +10,12 @@ SNAPSHOT_END and streams the records after the offset on its own transport as be
 The longest step the master's loop takes is the ``fork()`` itself (its page tables: ~10 ms
 for the ~300 MB of a million keys on 4 KiB pages, ~2-3 ms on the huge pages
 :mod:`synap.hugepages` puts Python's memory on; the collapse thread there waits while a
-child is alive, :class:`SnapshotChild` tells it). The cost moves to the other core and to memory: the child touches
-every key and value (reference counts), so the pages holding them are copied while it
-runs, up to the size of the data set (Redis's copy-on-write is smaller, as it does not
-write to the objects it reads).
+child is alive, :class:`SnapshotChild` tells it). The cost moves to the other core and to memory: the child encodes
+with :class:`~synap.replication.snapcodec.ChunkEncoder`, whose C twin (the compiled build)
+reads keys and values through borrowed references and never writes to a value, as Redis
+does not write to the objects it reads; the pure-Python one changes every value's
+reference count, so the pages holding them are copied while it runs, up to the size of
+the data set.
 
 Used on POSIX for plain TCP replica connections of data sets of at least
 :data:`FORK_MIN_KEYS` keys; TLS connections (the TLS state lives in the master's process)
@@ -33,12 +35,13 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from synap import hugepages, sizeclasses
-from synap.replication.master_session import MasterSession, batch_entries
-from synap.replication.messages import SNAPSHOT_KIND_JSON
+from synap.replication import snapcodec
+from synap.replication.master_session import SNAPSHOT_CHUNK_BYTES, MasterSession
+from synap.replication.snapcodec import ChunkEncoder
 
 if TYPE_CHECKING:
     from synap.store.keyspace import Keyspace
@@ -75,6 +78,8 @@ def usable(transport: asyncio.BaseTransport | None, keys: int) -> bool:
         return False
     if transport.get_extra_info("ssl_object") is not None:
         return False
+    if sizeclasses.sharing().active and not snapcodec.BUILT:
+        return False  # a child must not hold references to shared values (sizeclasses)
     sock = transport.get_extra_info("socket")
     return sock is not None and sock.fileno() >= 0
 
@@ -101,20 +106,6 @@ def _send_all(sock: socket.socket, data: bytes) -> None:
     with memoryview(data) as view:
         while view:
             view = view[sock.send(view) :]
-
-
-def _entries(keyspace: Keyspace) -> Iterator[tuple[Any, ...]]:
-    data, expires, json_keys = keyspace.data, keyspace.expires, keyspace.json_keys
-    if not expires and not json_keys:
-        for key, value in data.items():
-            yield (key, value, 0)
-        return
-    expiry = expires.get
-    for key, value in data.items():
-        if json_keys and key in json_keys:
-            yield (key, value, expiry(key, 0), SNAPSHOT_KIND_JSON)
-        else:
-            yield (key, value, expiry(key, 0))
 
 
 def _close_other_fds(keep: set[int]) -> None:
@@ -186,8 +177,14 @@ def _child(
         sock.settimeout(timeout_s)
         _send_all(sock, head)
         sent = len(head)
-        for chunks, batch in enumerate(batch_entries(_entries(keyspace)), 1):
-            frame = session.snapshot_chunk(batch)
+        # (keys and values only borrowed, never a reference count change: snapcodec)
+        encoder = ChunkEncoder(
+            keyspace.data, keyspace.expires, keyspace.json_keys, SNAPSHOT_CHUNK_BYTES
+        )
+        chunks = 0
+        while (chunk := encoder.next_chunk()) is not None:
+            chunks += 1
+            frame = session.snapshot_chunk_encoded(*chunk)
             _send_all(sock, frame)
             sent += len(frame)
             if chunks % PROGRESS_CHUNKS == 0:

@@ -396,19 +396,26 @@ class MasterSession(SessionBase):
         snapshot into chunks of a sensible size.
         """
         self._require("send a snapshot chunk", MasterState.SYNCING_FULL)
-        if not entries:
+        return self.snapshot_chunk_encoded(encode_snapshot_payload(entries), len(entries))
+
+    def snapshot_chunk_encoded(self, payload: bytes, count: int) -> bytes:
+        """The next SNAPSHOT_CHUNK frame for a ``payload`` already encoded (as
+        :func:`encode_snapshot_payload` encodes them) from ``count`` entries: what
+        :meth:`snapshot_chunk` does after encoding (the forked child's
+        :class:`~synap.replication.snapcodec.ChunkEncoder` encodes its chunks itself)."""
+        self._require("send a snapshot chunk", MasterState.SYNCING_FULL)
+        if count < 1:
             raise ValueError("a snapshot chunk holds at least one entry")
-        if self._snapshot_keys_sent + len(entries) > self._snapshot_keys:
+        if self._snapshot_keys_sent + count > self._snapshot_keys:
             raise LocalProtocolError(
                 f"snapshot announced {self._snapshot_keys} keys, but chunks now hold "
-                f"{self._snapshot_keys_sent + len(entries)}"
+                f"{self._snapshot_keys_sent + count}"
             )
-        payload = encode_snapshot_payload(entries)
         crc = zlib.crc32(payload)
         self._snapshot_crc = zlib.crc32(payload, self._snapshot_crc)
         frame = SnapshotChunk(self._snapshot_seq, crc, payload).encode()
         self._snapshot_seq += 1
-        self._snapshot_keys_sent += len(entries)
+        self._snapshot_keys_sent += count
         return self._with_outbox(frame)
 
     def snapshot_end(self, now_ms: int) -> bytes:
