@@ -99,16 +99,23 @@ def decide(
     return Status(True, f"{ENV} is fine" if from_env == "fine" else "kv_store.size_classes is fine")
 
 
-def decide_sharing(classes: Status, wanted: bool, env_value: str | None = None) -> Status:
+def decide_sharing(
+    classes: Status, wanted: bool, env_value: str | None = None, huge_pages: bool = False
+) -> Status:
     """Whether values are shared with forked children: ``classes`` is :func:`decide`'s
     outcome (sharing needs the C module installed), ``wanted`` is
     ``kv_store.shared_values``, ``env_value`` the raw ``SYNAP_SHARED_VALUES`` (``on`` or
-    ``off`` win over the file)."""
+    ``off`` win over the file), ``huge_pages`` whether Python's memory is on huge pages
+    (then a fork copies few page tables anyway, and the values stay there, unless the
+    environment says ``on``)."""
     from_env = (env_value or "").strip().lower()
+    forced = from_env in ("on", "1", "true", "yes")
     if from_env in ("off", "0", "false", "no"):
         return Status(False, f"{SHARED_ENV} is off")
-    if from_env not in ("on", "1", "true", "yes") and not wanted:
+    if not forced and not wanted:
         return Status(False, "kv_store.shared_values is false")
+    if huge_pages and not forced:
+        return Status(False, "huge pages are active: fork() copies few page tables already")
     if not classes.active:
         return Status(False, f"size classes are pymalloc: {classes.reason}")
     return Status(True, f"{SHARED_ENV} is on" if from_env else "kv_store.shared_values is true")
@@ -131,7 +138,7 @@ def start(mode: str, via_arenas: bool, shared_values: bool = False) -> Status:
         tracemalloc.is_tracing(),
         os.environ.get(ENV),
     )
-    sharing = decide_sharing(decision, shared_values, os.environ.get(SHARED_ENV))
+    sharing = decide_sharing(decision, shared_values, os.environ.get(SHARED_ENV), via_arenas)
     if decision.active:
         try:
             tightalloc.install(LOW, HIGH, via_arenas, 512, sharing.active)

@@ -68,6 +68,10 @@ def test_with_auto_the_keys_live_on_huge_pages_and_a_forked_sync_is_exact(
     assert grown >= 8 * 1024, f"AnonHugePages grew by {grown} kB only"
     memory = master.redis().info("memory")
     assert memory["synap_huge_pages_arenas"] >= 8
+    # the values stay on the huge pages (kv_store.shared_values needs 4 KiB pages to pay)
+    assert memory["synap_shared_values"] == (
+        "off (huge pages are active: fork() copies few page tables already)"
+    )
     # the prefault thread holds populated memory ahead of the arenas in use
     assert memory["synap_huge_pages_prefault"] == "running"
     assert memory["synap_huge_pages_prefaulted_bytes"] >= 8 * 2**20

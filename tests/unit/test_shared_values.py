@@ -184,4 +184,8 @@ def test_sharing_needs_the_size_classes_and_says_why_it_is_off() -> None:
         "off (size classes are pymalloc: kv_store.size_classes is pymalloc)"
     )
     assert not decide_sharing(pym, True, "on").active
+    assert decide_sharing(fine, True, None, huge_pages=True).describe_switch() == (
+        "off (huge pages are active: fork() copies few page tables already)"
+    )
+    assert decide_sharing(fine, True, "on", huge_pages=True).active
     assert sizeclasses.SHARED_MAX_VALUE == 504 - 33
