@@ -142,13 +142,26 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--reads-per-iteration", type=int, default=24)
     ap.add_argument("--valgrind", action="store_true")
+    ap.add_argument(
+        "--as-server",
+        action="store_true",
+        help="install the allocator as synap-server does (kv_store defaults: 8-byte size "
+        "classes, shared values; SYNAP_SIZE_CLASSES / SYNAP_SHARED_VALUES apply)",
+    )
     args = ap.parse_args()
+    if args.as_server:
+        from synap import sizeclasses
+
+        sizeclasses.start("fine", False, True)
+        print(f"# size classes {sizeclasses.status().describe()}, shared values "
+              f"{sizeclasses.sharing().describe_switch()}", file=sys.stderr)  # fmt: skip
     uvloop.install()
     for setup in args.setups.split(","):
         if setup not in SETUPS:
             sys.exit(f"unknown setup {setup!r}: use {', '.join(SETUPS)}")
         common = ["--op", args.op, "--conns", str(args.conns)]
         common += ["--reads-per-iteration", str(args.reads_per_iteration), "--setups", setup]
+        common += ["--as-server"] if args.as_server else []
         if args.valgrind:
             me = [sys.executable, __file__, *common]
             small = instructions([*me, "--n", "16000"])

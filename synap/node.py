@@ -81,7 +81,8 @@ class Node:
             kv.max_memory_mb * 1024 * 1024,
             EvictionPolicy(kv.eviction_policy),
             expire_on_access=initial_role is not Role.REPLICA,
-            share_values=sizeclasses.sharing().active,
+            # (only a node that replicates forks: a standalone one keeps its write path)
+            share_values=sizeclasses.sharing().active and repl.enabled,
         )
         self.history = History()
         self.commands = Commands(

@@ -65,6 +65,22 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     assert r.info("memory")["synap_size_classes_objects"] < before + KEYS // 10
 
 
+def test_a_restarted_master_shares_the_values_it_recovers(node_factory: NodeFactory) -> None:
+    if not tightalloc.BUILT:
+        return
+    master = node_factory.master(env=FORK)
+    fill(master.redis())
+    master.redis().execute_command("SAVE")  # part from the snapshot, part from the WAL
+    master.redis().set("after-save", "x" * 100)
+    master.restart()
+    r = master.redis()
+    assert r.get("key:0000042") == b"42-".ljust(100, b"v")
+    assert r.get("after-save") == b"x" * 100
+    assert r.info("memory")["synap_shared_values_objects"] >= KEYS + 1
+    replica = node_factory.replica(master)
+    assert_same_data(master, [replica], timeout=60)
+
+
 def test_shared_values_off_keeps_the_values_in_the_forked_heap_and_says_why(
     node_factory: NodeFactory,
 ) -> None:
