@@ -13,7 +13,7 @@ replication log's large records where ``fork()`` does not copy them
 (:mod:`synap.replication.backlog`); with ``pymalloc`` they stay in the forked heap.
 
 **Shared values** (``kv_store.shared_values``, on by default with ``fine``): a node that
-takes writes (a master, or a standalone node) stores each value of up to
+takes writes with replication enabled (a master) stores each value of up to
 :data:`SHARED_MAX_VALUE` bytes as a copy in memory mapped ``MAP_SHARED``
 (``tightalloc.share``), which ``fork()`` maps into a full sync's child without copying a
 page table, so the master's clients wait for a shorter fork. The child reads them

@@ -15,8 +15,8 @@ set, and every write states the kind of the value it stores.  The set is small o
 for RESP workloads, and the hot paths test it for emptiness first.  (Its memory is not
 counted in :attr:`Keyspace.used_memory`.)
 
-With ``share_values`` a node that owns its writes (``expire_on_access``: a master or a
-standalone node) stores each value as :func:`synap.tightalloc.share`'s copy, in memory a
+With ``share_values`` (set on nodes that replicate) a node that owns its writes
+(``expire_on_access``: a master) stores each value as :func:`synap.tightalloc.share`'s copy, in memory a
 full sync's forked child shares instead of having its page tables copied (a replica
 stores values as they come: its apply path stays as short as it was).
 
