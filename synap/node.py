@@ -82,7 +82,7 @@ class Node:
             EvictionPolicy(kv.eviction_policy),
             expire_on_access=initial_role is not Role.REPLICA,
             # (only a node that replicates forks: a standalone one keeps its write path)
-            share_values=sizeclasses.sharing().active and repl.enabled,
+            share_values=sizeclasses.settle_sharing(repl.enabled).active,
         )
         self.history = History()
         self.commands = Commands(

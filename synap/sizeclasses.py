@@ -118,7 +118,7 @@ def decide_sharing(
         return Status(False, "huge pages are active: fork() copies few page tables already")
     if not classes.active:
         return Status(False, f"size classes are pymalloc: {classes.reason}")
-    return Status(True, f"{SHARED_ENV} is on" if from_env else "kv_store.shared_values is true")
+    return Status(True, f"{SHARED_ENV} is on" if forced else "kv_store.shared_values is true")
 
 
 def start(mode: str, via_arenas: bool, shared_values: bool = False) -> Status:
@@ -180,6 +180,15 @@ def sharing() -> Status:
     return _sharing
 
 
+def settle_sharing(replicating: bool) -> Status:
+    """The node's say: only a node with replication enabled forks for full syncs, so a
+    standalone one keeps its write path (and INFO and the start-up line say so)."""
+    global _sharing
+    if _sharing.active and not replicating:
+        _sharing = Status(False, "replication is not enabled: a standalone node never forks")
+    return _sharing
+
+
 def fork_started() -> None:
     """A child that reads the keyspace is about to be forked: until it is gone, the shared
     values the master frees are quarantined (the child may still be reading them)."""
@@ -196,7 +205,11 @@ def fork_child_gone() -> None:
         return
     from synap import tightalloc
 
-    if tightalloc.reader_ended() > 0:
+    try:
+        if tightalloc.reader_ended() > 0:
+            return
+    except RuntimeError:  # more ends than starts: a bug, but never a reason to crash
+        log.error("shared values: a forked child ended twice", exc_info=True)
         return
     try:
         loop = asyncio.get_running_loop()

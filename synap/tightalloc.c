@@ -77,6 +77,7 @@ typedef struct pool {
     uint32_t bump;            /* offset of the first block never handed out */
     uint32_t nused, cap, size;
     uint32_t cls;             /* index in its heap's usable[] */
+    uint32_t gen;             /* shr: the generation it was made in (reader_started) */
 } pool;
 
 /* The pools of one kind of memory: the 16k + 8 classes in private chunks (priv), or the
@@ -100,6 +101,7 @@ struct chunk {
     uint32_t fresh;           /* pools [fresh, POOLS) never used */
     int from_arena;
     heap *h;
+    chunk *all_next, *all_prev; /* shr: every shared chunk (made read-only in a child) */
 };
 
 static PyMemAllocatorEx prev;
@@ -113,10 +115,18 @@ static size_t lo, span;       /* n is a candidate when n - lo <= span */
 static uint64_t *map;         /* one bit per 1 MiB chunk of the address space */
 static heap priv, shr = {.shared = 1};
 /* Shared blocks freed while a child may read them, linked through their first word (the
- * reference count, which the child never reads). */
+ * reference count, which the child never reads).  Only blocks that existed at the fork
+ * of a live reader wait: reader_started() seals every shared pool made so far (their
+ * generation is sealed_gen or older) and parks those with free blocks, so that blocks
+ * allocated after the fork come from fresh pools and are freed as usual; the quarantine
+ * is so bounded by what the heap held at the fork, as copy-on-write is by the data
+ * set.  The last reader_ended() puts the parked pools back. */
 static long readers;
 static void *quarantine;
-static size_t quarantined, share_fallbacks;
+static size_t quarantined, quarantined_bytes, share_fallbacks;
+static uint32_t generation = 1, sealed_gen;
+static pool *parked[SCLASSES];
+static chunk *shared_all;
 
 /* Detached objects (detach()): copies of bytes objects in chunks marked MADV_WIPEONFORK:
  * fork() does not copy their page tables, and a forked child finds the range mapped but
@@ -242,6 +252,12 @@ static chunk *chunk_new(heap *h) {
     c->nempty = POOLS;
     bit_set(map, mem, 1);
     list_push_chunk(c);
+    if (h->shared) {
+        c->all_next = shared_all;
+        if (shared_all)
+            shared_all->all_prev = c;
+        shared_all = c;
+    }
     h->chunks_live++;
     return c;
 }
@@ -249,6 +265,14 @@ static chunk *chunk_new(heap *h) {
 static void chunk_release(chunk *c) {
     heap *h = c->h;
     list_remove_chunk(c);
+    if (h->shared) {
+        if (c->all_prev)
+            c->all_prev->all_next = c->all_next;
+        else
+            shared_all = c->all_next;
+        if (c->all_next)
+            c->all_next->all_prev = c->all_prev;
+    }
     bit_set(map, c->base, 0);
     if (c->from_arena)
         arenas.free(arenas.ctx, c->base, CHUNK);
@@ -282,7 +306,8 @@ static void remove_usable(heap *h, pool *p) {
 /* A fresh pool of class k (blocks of size bytes), at the head of h->usable[k]; NULL when
  * no chunk can be had. */
 static pool *pool_new(heap *h, unsigned k, uint32_t size) {
-    chunk *c = h->roomy ? h->roomy : chunk_new(h);
+    /* (a starved shared heap still fills the chunks it has; the private one routes nothing) */
+    chunk *c = h->roomy ? h->roomy : (h->shared && h->starved) ? NULL : chunk_new(h);
     if (c == NULL)
         return NULL;
     pool *p;
@@ -298,6 +323,7 @@ static pool *pool_new(heap *h, unsigned k, uint32_t size) {
     p->freelist = NULL;
     p->size = size;
     p->cls = k;
+    p->gen = generation;
     p->bump = (uint32_t)HEADER;
     p->nused = 0;
     p->cap = (uint32_t)((POOL - HEADER) / p->size);
@@ -357,10 +383,11 @@ static void class_free(void *b) {
     if (p->owner->h->shared) {
         if (forked_child) /* the master's memory: a child never writes there */
             return;
-        if (readers > 0) { /* a child may be reading it: reused after release_quarantined() */
+        if (readers > 0 && p->gen <= sealed_gen) { /* it existed at a live child's fork */
             *(void **)b = quarantine;
             quarantine = b;
             quarantined++;
+            quarantined_bytes += p->size;
             return;
         }
     }
@@ -540,6 +567,10 @@ static void m_free(void *ctx, void *ptr) {
 /* A forked child gets the detached chunks zeroed (MADV_WIPEONFORK): it leaves them be. */
 static void at_fork_child(void) {
     forked_child = 1;
+    /* The master's values: a write from here would land in the master (a reference
+     * count, say). Read-only, it is a SIGSEGV of this child (a failed sync) instead. */
+    for (chunk *c = shared_all; c != NULL; c = c->all_next)
+        mprotect(c->base, CHUNK, PROT_READ);
     dcur = NULL;
     dspare = NULL;
     dspare_count = 0;
@@ -577,7 +608,6 @@ static PyObject *install(PyObject *self, PyObject *args) {
     span = (size_t)(high - low);
     via_arenas = arenas_too;
     detach_min = dmin;
-    sharing = share_too;
     if (pthread_atfork(NULL, NULL, at_fork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         return NULL;
@@ -590,6 +620,7 @@ static PyObject *install(PyObject *self, PyObject *args) {
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &mine);
     PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mine_mem);
     installed = 1;
+    sharing = share_too;
     Py_RETURN_NONE;
 }
 
@@ -600,9 +631,8 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
         return Py_BuildValue("{s:O}", "installed", Py_False);
     PyObject *d = Py_BuildValue(
         "{s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "installed", Py_True, "lo",
-        (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)(priv.blocks_live + shr.blocks_live),
-        "block_bytes", (Py_ssize_t)(priv.bytes_live + shr.bytes_live), "saved_bytes",
-        (Py_ssize_t)(8 * (priv.odd_blocks + shr.odd_blocks)),
+        (Py_ssize_t)lo, "hi", (Py_ssize_t)(lo + span), "blocks", (Py_ssize_t)priv.blocks_live,
+        "block_bytes", (Py_ssize_t)priv.bytes_live, "saved_bytes", (Py_ssize_t)(8 * priv.odd_blocks),
         "pools", (Py_ssize_t)priv.pools_live, "chunks", (Py_ssize_t)priv.chunks_live,
         "released_chunks", (Py_ssize_t)priv.chunks_released, "fallbacks", (Py_ssize_t)fallbacks,
         "detached_objects", (Py_ssize_t)dobjects_live, "detached_bytes", (Py_ssize_t)dbytes_live,
@@ -612,11 +642,13 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     if (d == NULL)
         return NULL;
     PyObject *more = Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
-        "shared_objects", (Py_ssize_t)shr.blocks_live, "shared_bytes", (Py_ssize_t)shr.bytes_live,
-        "shared_chunks", (Py_ssize_t)shr.chunks_live, "shared_released_chunks",
-        (Py_ssize_t)shr.chunks_released, "share_fallbacks", (Py_ssize_t)share_fallbacks,
-        "quarantined", (Py_ssize_t)quarantined, "readers", (Py_ssize_t)readers,
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
+        "shared_objects", (Py_ssize_t)(shr.blocks_live - quarantined), "shared_bytes",
+        (Py_ssize_t)(shr.bytes_live - quarantined_bytes), "shared_saved_bytes",
+        (Py_ssize_t)(8 * shr.odd_blocks), "shared_chunks", (Py_ssize_t)shr.chunks_live,
+        "shared_released_chunks", (Py_ssize_t)shr.chunks_released, "share_fallbacks",
+        (Py_ssize_t)share_fallbacks, "quarantined", (Py_ssize_t)quarantined,
+        "quarantined_bytes", (Py_ssize_t)quarantined_bytes, "readers", (Py_ssize_t)readers,
         "shared_starved", (Py_ssize_t)shr.starved);
     if (more == NULL || PyDict_Update(d, more) < 0) {
         Py_XDECREF(more);
@@ -632,7 +664,7 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
  * singletons), bigger than SHARE_MAX with its header, already shared, or no memory. */
 static PyObject *share(PyObject *self, PyObject *obj) {
     (void)self;
-    if (!sharing || forked_child || shr.starved || !PyBytes_CheckExact(obj))
+    if (!sharing || forked_child || !PyBytes_CheckExact(obj))
         goto same;
     Py_ssize_t n = PyBytes_GET_SIZE(obj);
     size_t total = (offsetof(PyBytesObject, ob_sval) + (size_t)n + 1 + 7) & ~(size_t)7;
@@ -662,18 +694,41 @@ static PyObject *is_shared(PyObject *self, PyObject *obj) {
     return PyBool_FromLong(ours(obj) && !detached(obj) && in_shared(obj));
 }
 
+/* Move the pools of list *from onto the front of list *to. */
+static void splice(pool **from, pool **to) {
+    pool *head = *from;
+    if (head == NULL)
+        return;
+    pool *tail = head;
+    while (tail->next != NULL)
+        tail = tail->next;
+    tail->next = *to;
+    if (*to != NULL)
+        (*to)->prev = tail;
+    *to = head;
+    *from = NULL;
+}
+
 static PyObject *reader_started(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     readers++;
+    sealed_gen = generation++; /* every shared pool so far holds what the child may read */
+    for (unsigned k = 0; k < SCLASSES; k++)
+        splice(&shr.usable[k], &parked[k]);
     Py_RETURN_NONE;
 }
 
 static PyObject *reader_ended(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    if (readers > 0)
-        readers--;
+    if (readers == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "reader_ended() without reader_started()");
+        return NULL;
+    }
+    if (--readers == 0)
+        for (unsigned k = 0; k < SCLASSES; k++)
+            splice(&parked[k], &shr.usable[k]);
     return PyLong_FromLong(readers);
 }
 
@@ -689,6 +744,7 @@ static PyObject *release_quarantined(PyObject *self, PyObject *arg) {
         void *b = quarantine;
         quarantine = *(void **)b;
         quarantined--;
+        quarantined_bytes -= pool_of(b)->size;
         block_free(pool_of(b), b);
     }
     return PyLong_FromSize_t(quarantined);

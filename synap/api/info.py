@@ -120,7 +120,9 @@ def _memory(node: NodeServices) -> list[tuple[str, Any]]:
         # be had: memory limits (RLIMIT_AS, vm.max_map_count), or none free
         (
             "synap_size_classes_fallbacks",
-            classes.get("fallbacks", 0) + classes.get("detach_fallbacks", 0),
+            classes.get("fallbacks", 0)
+            + classes.get("detach_fallbacks", 0)
+            + classes.get("share_fallbacks", 0),
         ),
         # the replication log's records of 512 B or more, held where a full sync's
         # fork() does not copy them (MADV_WIPEONFORK; synap/replication/backlog.py)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import logging
 import os
 import resource
 import signal
@@ -79,9 +80,22 @@ def usable(transport: asyncio.BaseTransport | None, keys: int) -> bool:
     if transport.get_extra_info("ssl_object") is not None:
         return False
     if sizeclasses.sharing().active and not snapcodec.BUILT:
-        return False  # a child must not hold references to shared values (sizeclasses)
+        # a child must not hold references to shared values (sizeclasses)
+        _warn_once("full syncs run in process: values are shared with forked children "
+                   "but the C snapshot encoder (synap.replication.snapcodec) is not built; "
+                   "run `make install`, or set kv_store.shared_values: false")  # fmt: skip
+        return False
     sock = transport.get_extra_info("socket")
     return sock is not None and sock.fileno() >= 0
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger("synap.replication.fork_snapshot").warning("%s", message)
 
 
 def _thread_cpu() -> float:
@@ -240,8 +254,10 @@ class SnapshotChild:
         except BaseException:
             if collecting:
                 gc.enable()
-            hugepages.fork_child_gone()
-            sizeclasses.fork_child_gone()
+            try:
+                hugepages.fork_child_gone()
+            finally:
+                sizeclasses.fork_child_gone()
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
@@ -310,8 +326,10 @@ class SnapshotChild:
         """Once per child (every caller checks ``_reaped`` first): it is gone, which
         hugepages.fork_started() was told of before the fork."""
         self._reaped = True
-        hugepages.fork_child_gone()
-        sizeclasses.fork_child_gone()
+        try:
+            hugepages.fork_child_gone()
+        finally:
+            sizeclasses.fork_child_gone()  # (else the quarantine would wait forever)
 
     def _poll(self) -> int | None:
         if self._reaped:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from synap import tightalloc
 from tests.support.checks import assert_same_data
-from tests.support.server import NodeFactory
+from tests.support.server import NodeFactory, wait_for
 
 FORK = {"SYNAP_FULL_SYNC_FORK": "always"}
 KEYS = 60_000  # 60 MSET records of ~117 kB: the log seals a segment (4 MiB)
@@ -31,10 +31,9 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
         return
     assert memory["synap_size_classes"] == "fine"
     assert "size classes: fine (kv_store.size_classes is fine)" in master.log_text()
-    before = memory["synap_size_classes_objects"]
     fill(r)
     memory = r.info("memory")
-    assert memory["synap_size_classes_objects"] - before >= KEYS * 0.9  # other objects churn
+    # (a master's values are its shared values, below; its size classes hold the rest)
     assert memory["synap_size_classes_saved_bytes"] == 8 * memory["synap_size_classes_objects"]
     assert r.get("key:0000007") == b"7-".ljust(100, b"v")
     # the sealed part of the replication log is out of fork()'s reach (MADV_WIPEONFORK)
@@ -43,11 +42,11 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
         name: float(value)
         for name, value in (
             line.split() for line in master.http.get("/metrics").text.splitlines()
-            if line.startswith(("synap_size_classes_saved_bytes ",
+            if line.startswith(("synap_shared_values_bytes ",
                                 "synap_replication_log_unforked_bytes "))
         )
     }  # fmt: skip
-    assert gauges["synap_size_classes_saved_bytes"] >= 8 * KEYS * 0.9
+    assert gauges["synap_shared_values_bytes"] >= 136 * KEYS
     assert gauges["synap_replication_log_unforked_bytes"] >= 3 * 2**20
     # a master's values sit in memory its full sync's child shares (kv_store.shared_values)
     assert memory["synap_shared_values"] == "on"
@@ -58,11 +57,31 @@ def test_by_default_values_take_the_8_byte_classes_and_a_full_sync_is_exact(
     assert_same_data(master, [replica], timeout=60)
     assert "by process" in master.log_text()  # the forked child sent it, read shared values
     replica_memory = replica.redis().info("memory")
-    assert replica_memory["synap_size_classes_objects"] >= KEYS * 0.9
+    before = replica_memory["synap_size_classes_objects"]
+    assert before >= KEYS * 0.9  # a replica's values take the (private) 8-byte classes
+    assert replica_memory["synap_size_classes_saved_bytes"] == 8 * before
     assert replica_memory["synap_shared_values_objects"] == 0  # a replica applies as it gets
     assert master.redis().info("memory")["synap_shared_values_quarantined"] == 0
     r.delete(*[f"key:{i:07d}" for i in range(KEYS)])
-    assert r.info("memory")["synap_size_classes_objects"] < before + KEYS // 10
+    assert r.info("memory")["synap_shared_values_objects"] == 0  # (no child reads: freed)
+    wait_for(
+        lambda: replica.redis().info("memory")["synap_size_classes_objects"] < before - KEYS * 0.9,
+        10,
+        message="the replica's deleted values still hold their blocks",
+    )
+
+
+def test_a_standalone_node_does_not_share_and_says_why(node_factory: NodeFactory) -> None:
+    if not tightalloc.BUILT:
+        return
+    node = node_factory()
+    r = node.redis()
+    r.set("k", "v" * 100)
+    memory = r.info("memory")
+    reason = "off (replication is not enabled: a standalone node never forks)"
+    assert memory["synap_shared_values"] == reason
+    assert memory["synap_shared_values_objects"] == 0
+    assert f"shared values: {reason}" in node.log_text()
 
 
 def test_a_restarted_master_shares_the_values_it_recovers(node_factory: NodeFactory) -> None:
