@@ -54,6 +54,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18 /* Linux 4.14 */
@@ -127,6 +128,7 @@ static size_t quarantined, quarantined_bytes, share_fallbacks;
 static uint32_t generation = 1, sealed_gen;
 static pool *parked[SCLASSES];
 static chunk *shared_all;
+static size_t protect_failures; /* in a child: shared chunks left writable */
 
 /* Detached objects (detach()): copies of bytes objects in chunks marked MADV_WIPEONFORK:
  * fork() does not copy their page tables, and a forked child finds the range mapped but
@@ -570,7 +572,10 @@ static void at_fork_child(void) {
     /* The master's values: a write from here would land in the master (a reference
      * count, say). Read-only, it is a SIGSEGV of this child (a failed sync) instead. */
     for (chunk *c = shared_all; c != NULL; c = c->all_next)
-        mprotect(c->base, CHUNK, PROT_READ);
+        if (mprotect(c->base, CHUNK, PROT_READ) != 0)
+            protect_failures++;
+    /* (and no core dump of the master's memory should the backstop fire) */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     dcur = NULL;
     dspare = NULL;
     dspare_count = 0;
@@ -642,14 +647,15 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     if (d == NULL)
         return NULL;
     PyObject *more = Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
         "shared_objects", (Py_ssize_t)(shr.blocks_live - quarantined), "shared_bytes",
         (Py_ssize_t)(shr.bytes_live - quarantined_bytes), "shared_saved_bytes",
         (Py_ssize_t)(8 * shr.odd_blocks), "shared_chunks", (Py_ssize_t)shr.chunks_live,
         "shared_released_chunks", (Py_ssize_t)shr.chunks_released, "share_fallbacks",
         (Py_ssize_t)share_fallbacks, "quarantined", (Py_ssize_t)quarantined,
         "quarantined_bytes", (Py_ssize_t)quarantined_bytes, "readers", (Py_ssize_t)readers,
-        "shared_starved", (Py_ssize_t)shr.starved);
+        "shared_starved", (Py_ssize_t)shr.starved, "protect_failures",
+        (Py_ssize_t)protect_failures);
     if (more == NULL || PyDict_Update(d, more) < 0) {
         Py_XDECREF(more);
         Py_DECREF(d);
@@ -694,11 +700,17 @@ static PyObject *is_shared(PyObject *self, PyObject *obj) {
     return PyBool_FromLong(ours(obj) && !detached(obj) && in_shared(obj));
 }
 
-/* Move the pools of list *from onto the front of list *to. */
+/* Move the pools of list *from onto the front of list *to: O(1) when *to is empty (a
+ * first reader parks everything so), else a walk of *from (callers pass the short one). */
 static void splice(pool **from, pool **to) {
     pool *head = *from;
     if (head == NULL)
         return;
+    if (*to == NULL) {
+        *to = head;
+        *from = NULL;
+        return;
+    }
     pool *tail = head;
     while (tail->next != NULL)
         tail = tail->next;
@@ -716,6 +728,7 @@ static PyObject *reader_started(PyObject *self, PyObject *unused) {
     sealed_gen = generation++; /* every shared pool so far holds what the child may read */
     for (unsigned k = 0; k < SCLASSES; k++)
         splice(&shr.usable[k], &parked[k]);
+    shr.starved = 0; /* a sync is a good moment to try for a chunk again */
     Py_RETURN_NONE;
 }
 
@@ -727,8 +740,11 @@ static PyObject *reader_ended(PyObject *self, PyObject *unused) {
         return NULL;
     }
     if (--readers == 0)
-        for (unsigned k = 0; k < SCLASSES; k++)
-            splice(&parked[k], &shr.usable[k]);
+        for (unsigned k = 0; k < SCLASSES; k++) { /* (the fresh pools are the short list) */
+            splice(&shr.usable[k], &parked[k]);
+            shr.usable[k] = parked[k];
+            parked[k] = NULL;
+        }
     return PyLong_FromLong(readers);
 }
 
