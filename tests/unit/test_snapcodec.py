@@ -8,7 +8,6 @@ changes size are refused."""
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import random
 import signal
@@ -27,19 +26,10 @@ from hypothesis import strategies as st
 import synap.replication.snapcodec as loaded
 from synap.replication.master_session import batch_entries
 from synap.replication.messages import SNAPSHOT_KIND_JSON, encode_snapshot_payload
+from tests.support.twins import pure_twin
 
-SOURCE = Path(loaded.__file__ or "").with_name("snapcodec.py")
-
-
-def _pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("snapcodec_source", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PURE = _pure()
+PURE = pure_twin(loaded, "snapcodec")
+SOURCE = Path(PURE.__file__ or "")
 TWINS = [pytest.param(PURE, id="pure")]
 if loaded.BUILT:
     TWINS.append(pytest.param(loaded, id="c"))

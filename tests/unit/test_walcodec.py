@@ -6,11 +6,9 @@ reader reads them back."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import zlib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given
@@ -18,19 +16,9 @@ from hypothesis import strategies as st
 
 import synap.persistence.walcodec as loaded
 from synap.persistence.wal import WAL_MAGIC, iter_segment
+from tests.support.twins import pure_twin
 
-SOURCE = Path(loaded.__file__).with_name("walcodec.py")
-
-
-def _pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("walcodec_source", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PURE = _pure()
+PURE = pure_twin(loaded, "walcodec")
 
 
 def reference(first_offset: int, records: list[bytes]) -> bytes:
