@@ -177,6 +177,9 @@ static inline pool *pool_of(const void *b) {
 /* One of our pooled blocks (not detached) in a shared chunk. */
 static inline int in_shared(const void *b) { return pool_of(b)->owner->h->shared; }
 
+/* Whether p is one of our blocks in a shared chunk (what share() makes). */
+static inline int shared_block(const void *p) { return ours(p) && !detached(p) && in_shared(p); }
+
 static void bit_set(uint64_t *bits, const char *base, int on) {
     uintptr_t a = (uintptr_t)base;
     if (on)
@@ -665,22 +668,16 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     return d;
 }
 
-/* A copy of bytes object obj in a shared chunk (see the top of the file), or obj itself:
- * sharing off, in a forked child, not exact bytes, 0 or 1 byte long (CPython's cached
- * singletons), bigger than SHARE_MAX with its header, already shared, or no memory. */
-static PyObject *share(PyObject *self, PyObject *obj) {
-    (void)self;
-    if (!sharing || forked_child || !PyBytes_CheckExact(obj))
-        goto same;
+/* The block a copy of bytes object obj takes: its header, bytes and NUL, rounded to 8. */
+static size_t bytes_block(PyObject *obj) {
+    return (offsetof(PyBytesObject, ob_sval) + (size_t)PyBytes_GET_SIZE(obj) + 1 + 7) & ~(size_t)7;
+}
+
+/* Make block (bytes_block(obj) bytes) a copy of obj: the same bytes, the cached hash if
+ * computed; a new reference. */
+static PyObject *copy_bytes_to(void *block, PyObject *obj) {
+    PyBytesObject *op = block;
     Py_ssize_t n = PyBytes_GET_SIZE(obj);
-    size_t total = (offsetof(PyBytesObject, ob_sval) + (size_t)n + 1 + 7) & ~(size_t)7;
-    if (n < 2 || total > SHARE_MAX || (ours(obj) && !detached(obj) && in_shared(obj)))
-        goto same;
-    PyBytesObject *op = (PyBytesObject *)class_alloc(&shr, (unsigned)(total >> 3), (uint32_t)total);
-    if (op == NULL) {
-        share_fallbacks++;
-        goto same;
-    }
     PyObject_InitVar((PyVarObject *)op, &PyBytes_Type, n);
     _Py_COMP_DIAG_PUSH
     _Py_COMP_DIAG_IGNORE_DEPR_DECLS
@@ -688,6 +685,24 @@ static PyObject *share(PyObject *self, PyObject *obj) {
     _Py_COMP_DIAG_POP
     memcpy(op->ob_sval, PyBytes_AS_STRING(obj), (size_t)n + 1);
     return (PyObject *)op;
+}
+
+/* A copy of bytes object obj in a shared chunk (see the top of the file), or obj itself:
+ * sharing off, in a forked child, not exact bytes, 0 or 1 byte long (CPython's cached
+ * singletons), bigger than SHARE_MAX with its header, already shared, or no memory. */
+static PyObject *share(PyObject *self, PyObject *obj) {
+    (void)self;
+    if (!sharing || forked_child || !PyBytes_CheckExact(obj))
+        goto same;
+    size_t total = bytes_block(obj);
+    if (PyBytes_GET_SIZE(obj) < 2 || total > SHARE_MAX || shared_block(obj))
+        goto same;
+    void *block = class_alloc(&shr, (unsigned)(total >> 3), (uint32_t)total);
+    if (block == NULL) {
+        share_fallbacks++;
+        goto same;
+    }
+    return copy_bytes_to(block, obj);
 same:
     Py_INCREF(obj);
     return obj;
@@ -697,7 +712,7 @@ static PyObject *is_shared(PyObject *self, PyObject *obj) {
     (void)self;
     if (!installed)
         Py_RETURN_FALSE;
-    return PyBool_FromLong(ours(obj) && !detached(obj) && in_shared(obj));
+    return PyBool_FromLong(shared_block(obj));
 }
 
 /* Move the pools of list *from onto the front of list *to: O(1) when *to is empty (a
@@ -715,8 +730,7 @@ static void splice(pool **from, pool **to) {
     while (tail->next != NULL)
         tail = tail->next;
     tail->next = *to;
-    if (*to != NULL)
-        (*to)->prev = tail;
+    (*to)->prev = tail;
     *to = head;
     *from = NULL;
 }
@@ -778,21 +792,13 @@ static PyObject *detach_one(PyObject *obj) {
         Py_INCREF(obj);
         return obj;
     }
-    Py_ssize_t n = PyBytes_GET_SIZE(obj);
-    size_t total = (offsetof(PyBytesObject, ob_sval) + (size_t)n + 1 + 7) & ~(size_t)7;
-    PyBytesObject *op = (PyBytesObject *)detached_alloc(total);
-    if (op == NULL) {
+    char *block = detached_alloc(bytes_block(obj));
+    if (block == NULL) {
         detach_fallbacks++;
         Py_INCREF(obj);
         return obj;
     }
-    PyObject_InitVar((PyVarObject *)op, &PyBytes_Type, n);
-    _Py_COMP_DIAG_PUSH
-    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
-    op->ob_shash = ((PyBytesObject *)obj)->ob_shash; /* the hash, if computed */
-    _Py_COMP_DIAG_POP
-    memcpy(op->ob_sval, PyBytes_AS_STRING(obj), (size_t)n + 1);
-    return (PyObject *)op;
+    return copy_bytes_to(block, obj);
 }
 
 static PyObject *detach(PyObject *self, PyObject *obj) {

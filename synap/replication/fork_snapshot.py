@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -81,21 +82,36 @@ def usable(transport: asyncio.BaseTransport | None, keys: int) -> bool:
         return False
     if sizeclasses.sharing().active and not snapcodec.BUILT:
         # a child must not hold references to shared values (sizeclasses)
-        _warn_once("full syncs run in process: values are shared with forked children "
-                   "but the C snapshot encoder (synap.replication.snapcodec) is not built; "
-                   "run `make install`, or set kv_store.shared_values: false")  # fmt: skip
+        _warn_no_encoder()
         return False
     sock = transport.get_extra_info("socket")
     return sock is not None and sock.fileno() >= 0
 
 
-_warned: set[str] = set()
+@functools.cache
+def _warn_no_encoder() -> None:
+    """Said once per process: why large full syncs do not fork."""
+    logging.getLogger("synap.replication.fork_snapshot").warning(
+        "full syncs run in process: values are shared with forked children but the C "
+        "snapshot encoder (synap.replication.snapcodec) is not built; run `make install`, "
+        "or set kv_store.shared_values: false"
+    )
 
 
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        logging.getLogger("synap.replication.fork_snapshot").warning("%s", message)
+def _child_coming() -> None:
+    """Before a fork: the collapse thread waits (hugepages), and the shared values freed
+    from now on wait for the child (sizeclasses)."""
+    hugepages.fork_started()
+    sizeclasses.fork_started()
+
+
+def _child_gone() -> None:
+    """A child told of by :func:`_child_coming` is gone: tell both modules, the second
+    even if the first raises (else the quarantine would wait forever)."""
+    try:
+        hugepages.fork_child_gone()
+    finally:
+        sizeclasses.fork_child_gone()
 
 
 def _thread_cpu() -> float:
@@ -241,8 +257,7 @@ class SnapshotChild:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         cpu = _thread_cpu()
-        hugepages.fork_started()
-        sizeclasses.fork_started()  # shared values freed from now on wait for the child
+        _child_coming()
         # The collector is off across the fork, so the child starts with it off: the
         # replication log's records read as zeros in the child (tightalloc.detach,
         # MADV_WIPEONFORK), and a collection visiting the lists that hold them would crash it.
@@ -254,10 +269,7 @@ class SnapshotChild:
         except BaseException:
             if collecting:
                 gc.enable()
-            try:
-                hugepages.fork_child_gone()
-            finally:
-                sizeclasses.fork_child_gone()
+            _child_gone()
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
@@ -324,12 +336,9 @@ class SnapshotChild:
 
     def _mark_reaped(self) -> None:
         """Once per child (every caller checks ``_reaped`` first): it is gone, which
-        hugepages.fork_started() was told of before the fork."""
+        :func:`_child_coming` told of before the fork."""
         self._reaped = True
-        try:
-            hugepages.fork_child_gone()
-        finally:
-            sizeclasses.fork_child_gone()  # (else the quarantine would wait forever)
+        _child_gone()
 
     def _poll(self) -> int | None:
         if self._reaped:

@@ -395,7 +395,6 @@ class MasterSession(SessionBase):
         Sequence numbers and CRCs are tracked here. Use :func:`batch_entries` to cut the
         snapshot into chunks of a sensible size.
         """
-        self._require("send a snapshot chunk", MasterState.SYNCING_FULL)
         return self.snapshot_chunk_encoded(encode_snapshot_payload(entries), len(entries))
 
     def snapshot_chunk_encoded(self, payload: bytes, count: int) -> bytes:
