@@ -140,9 +140,17 @@ class SegmentReader:
         self._buf, self._at = buf, at
         return True
 
+    def _grew(self) -> bool:
+        """Whether the segment being read holds more than has been read into the buffer."""
+        assert self._file is not None
+        return os.fstat(self._file.fileno()).st_size > self._buf_start + len(self._buf)
+
     def _incomplete(self, what: str) -> bool:
-        """Data ends inside a record: not written yet (newest segment) or damage."""
-        if self._is_last_segment():
+        """Data ends inside a record: not written yet (newest segment) or damage. The
+        writer creates the next segment only after its last write to this one, so a read
+        that ended inside that write can find a newer segment already: when this one has
+        grown since, the rest is read by the next call (True: stop here for now)."""
+        if self._is_last_segment() or self._grew():
             return True
         assert self._path is not None
         raise LogCorrupt(self._path, self.next_offset, what)
@@ -229,5 +237,13 @@ class SegmentReader:
         return out
 
     def _advance_segment(self) -> bool:
-        """At the end of a segment: open the next one, which must start right after it."""
-        return self._open_segment_for(self._expected, exact=True)
+        """At the end of a segment: open the next one, which must start right after it.
+        The end may have been a write in progress when a newer segment already exists
+        (see :meth:`_incomplete`): then this one has grown, and the next call reads on
+        (False: nothing more for now)."""
+        try:
+            return self._open_segment_for(self._expected, exact=True)
+        except LogCorrupt:
+            if self._file is not None and self._grew():
+                return False
+            raise
