@@ -140,6 +140,9 @@ class Node:
         # RESP replies held back until this loop iteration's records are written out
         # (reply_after_flush): (transport, bytes), in the order they were produced.
         self._held_replies: list[tuple[asyncio.Transport, bytes]] = []
+        # The loop, once started: asyncio.get_running_loop() costs a getpid() system call,
+        # and _schedule_flush runs once per loop iteration that writes.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.resp_address: tuple[str, int] | None = None
         self.rpc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
@@ -164,6 +167,7 @@ class Node:
                 except (PersistenceError, ValueError) as exc:
                     log.error("could not record the new replication id: %s", exc)
         # From here on records are published once per loop iteration (flush_replies).
+        self._loop = asyncio.get_running_loop()
         self.history.on_pending = self._schedule_flush
         await self._start_http()
         # SynapRPC before RESP: a client that sees the RESP port open finds SynapRPC too.
@@ -494,7 +498,7 @@ class Node:
         history = self.history
         if not history.flush_scheduled:
             history.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
         if self.history.flush_scheduled:  # (not already done by flush_replies)

@@ -189,26 +189,29 @@ def settle_sharing(replicating: bool) -> Status:
     return _sharing
 
 
-def fork_started() -> None:
+def fork_started() -> int | None:
     """A child that reads the keyspace is about to be forked: until it is gone, the shared
-    values the master frees are quarantined (the child may still be reading them)."""
-    if _sharing.active:
-        from synap import tightalloc
-
-        tightalloc.reader_started()
-
-
-def fork_child_gone() -> None:
-    """Such a child has exited and been reaped: once none is left, give the quarantined
-    blocks back, :data:`RELEASE_SLICE` per event-loop step (all at once without a loop)."""
+    values the master frees that it may read are quarantined. Returns the token to hand
+    :func:`fork_child_gone` (None when values are not shared)."""
     if not _sharing.active:
+        return None
+    from synap import tightalloc
+
+    return tightalloc.reader_started()
+
+
+def fork_child_gone(token: int | None) -> None:
+    """The child :func:`fork_started` gave ``token`` for has exited and been reaped: give
+    back the quarantined blocks no live child can read any more (what only it and older
+    children could read), :data:`RELEASE_SLICE` per event-loop step (all at once without
+    a loop)."""
+    if token is None or not _sharing.active:
         return
     from synap import tightalloc
 
     try:
-        if tightalloc.reader_ended() > 0:
-            return
-    except RuntimeError:  # more ends than starts: a bug, but never a reason to crash
+        tightalloc.reader_ended(token)
+    except RuntimeError:  # an unknown or second end: a bug, but never a reason to crash
         log.error("shared values: a forked child ended twice", exc_info=True)
         return
     try:
@@ -219,7 +222,7 @@ def fork_child_gone() -> None:
         return
 
     def release() -> None:
-        if tightalloc.release_quarantined(RELEASE_SLICE):  # (0 once a new child runs)
+        if tightalloc.release_quarantined(RELEASE_SLICE):  # (what a new child may read waits)
             loop.call_soon(release)
 
     release()

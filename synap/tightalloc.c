@@ -115,17 +115,28 @@ static Py_ssize_t detach_min = 512; /* smaller records stay where they are (inst
 static size_t lo, span;       /* n is a candidate when n - lo <= span */
 static uint64_t *map;         /* one bit per 1 MiB chunk of the address space */
 static heap priv, shr = {.shared = 1};
-/* Shared blocks freed while a child may read them, linked through their first word (the
- * reference count, which the child never reads).  Only blocks that existed at the fork
- * of a live reader wait: reader_started() seals every shared pool made so far (their
- * generation is sealed_gen or older) and parks those with free blocks, so that blocks
- * allocated after the fork come from fresh pools and are freed as usual; the quarantine
- * is so bounded by what the heap held at the fork, as copy-on-write is by the data
- * set.  The last reader_ended() puts the parked pools back. */
+/* Shared blocks freed while a child may read them wait in a quarantine instead.  Each
+ * reader_started() seals every shared pool made so far (its seal: their generation is
+ * that or older) and parks those with free blocks, so that blocks allocated after the
+ * fork come from fresh pools and are freed as usual; the quarantine is so bounded by
+ * what the heap held at a fork, as copy-on-write is by the data set.  A child reads only
+ * blocks that were live at its fork: a freed block waits, tagged with the newest live
+ * seal, until every child whose seal is at most that tag is gone (a child forked after
+ * the free never saw the block).  So when children overlap, each one's end gives back
+ * what only it and older ones could read.  The parked pools come back when none is left. */
+#define MAX_READERS 64        /* live readers (full syncs running at once) */
 static long readers;
-static void *quarantine;
+static uint32_t live_seals[MAX_READERS];
+static uint32_t newest_live;  /* the largest live seal (0: no reader) */
+typedef struct qbatch {
+    uint32_t tag;             /* the newest live seal when these were freed */
+    void *head;               /* the blocks, linked through their first word */
+    size_t count, bytes;
+    struct qbatch *next;
+} qbatch;
+static qbatch *qhead, *qtail; /* oldest first */
 static size_t quarantined, quarantined_bytes, share_fallbacks;
-static uint32_t generation = 1, sealed_gen;
+static uint32_t generation = 1;
 static pool *parked[SCLASSES];
 static chunk *shared_all;
 static size_t protect_failures; /* in a child: shared chunks left writable */
@@ -301,8 +312,10 @@ static void push_usable(heap *h, pool *p) {
 static void remove_usable(heap *h, pool *p) {
     if (p->prev)
         p->prev->next = p->next;
-    else
+    else if (h->usable[p->cls] == p)
         h->usable[p->cls] = p->next;
+    else if (h->shared && parked[p->cls] == p) /* (emptied by a release while parked) */
+        parked[p->cls] = p->next;
     if (p->next)
         p->next->prev = p->prev;
     p->next = p->prev = NULL;
@@ -383,18 +396,41 @@ static void block_free(pool *p, void *b) {
         pool_release(h, p);
 }
 
+/* Put b in the quarantine batch of the newest live seal; 0 if no batch can be had (the
+ * caller frees b: only when memory is gone, and then the newest batch takes it). */
+static int quarantine(void *b, uint32_t size) {
+    qbatch *q = qtail;
+    if (q == NULL || q->tag != newest_live) {
+        qbatch *fresh = PyMem_RawMalloc(sizeof(qbatch));
+        if (fresh != NULL) {
+            *fresh = (qbatch){.tag = newest_live};
+            if (qtail != NULL)
+                qtail->next = fresh;
+            else
+                qhead = fresh;
+            qtail = q = fresh;
+        } else if (q == NULL) {
+            return 0;
+        } else if (q->tag < newest_live) {
+            q->tag = newest_live; /* later: waits for more children, never fewer */
+        }
+    }
+    *(void **)b = q->head;
+    q->head = b;
+    q->count++;
+    q->bytes += size;
+    quarantined++;
+    quarantined_bytes += size;
+    return 1;
+}
+
 static void class_free(void *b) {
     pool *p = pool_of(b);
     if (p->owner->h->shared) {
         if (forked_child) /* the master's memory: a child never writes there */
             return;
-        if (readers > 0 && p->gen <= sealed_gen) { /* it existed at a live child's fork */
-            *(void **)b = quarantine;
-            quarantine = b;
-            quarantined++;
-            quarantined_bytes += p->size;
+        if (p->gen <= newest_live && quarantine(b, p->size)) /* a live child may read it */
             return;
-        }
     }
     block_free(p, b);
 }
@@ -738,22 +774,37 @@ static void splice(pool **from, pool **to) {
 static PyObject *reader_started(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    readers++;
-    sealed_gen = generation++; /* every shared pool so far holds what the child may read */
+    if (readers == MAX_READERS) {
+        PyErr_SetString(PyExc_RuntimeError, "too many children reading shared values at once");
+        return NULL;
+    }
+    uint32_t seal = generation++; /* every shared pool so far holds what the child may read */
+    live_seals[readers++] = seal;
+    newest_live = seal;
     for (unsigned k = 0; k < SCLASSES; k++)
         splice(&shr.usable[k], &parked[k]);
     shr.starved = 0; /* a sync is a good moment to try for a chunk again */
-    Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(seal);
 }
 
-static PyObject *reader_ended(PyObject *self, PyObject *unused) {
+static PyObject *reader_ended(PyObject *self, PyObject *arg) {
     (void)self;
-    (void)unused;
-    if (readers == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "reader_ended() without reader_started()");
+    unsigned long seal = PyLong_AsUnsignedLong(arg);
+    if (seal == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    long i = 0;
+    while (i < readers && live_seals[i] != seal)
+        i++;
+    if (i == readers) {
+        PyErr_Format(PyExc_RuntimeError, "reader_ended(%lu) without reader_started()", seal);
         return NULL;
     }
-    if (--readers == 0)
+    live_seals[i] = live_seals[--readers];
+    newest_live = 0;
+    for (i = 0; i < readers; i++)
+        if (live_seals[i] > newest_live)
+            newest_live = live_seals[i];
+    if (readers == 0)
         for (unsigned k = 0; k < SCLASSES; k++) { /* (the fresh pools are the short list) */
             splice(&shr.usable[k], &parked[k]);
             shr.usable[k] = parked[k];
@@ -762,22 +813,57 @@ static PyObject *reader_ended(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(readers);
 }
 
-/* Free up to limit quarantined blocks; how many are left (0 while a child may read them). */
+/* Whether no live child can read what batch q holds: every child whose seal is at most
+ * q's tag is gone. */
+static int releasable(const qbatch *q) {
+    for (long i = 0; i < readers; i++)
+        if (live_seals[i] <= q->tag)
+            return 0;
+    return 1;
+}
+
+/* Free up to limit quarantined blocks that no live child can read; how many such blocks
+ * are left (0 when the rest, if any, waits for a child). */
 static PyObject *release_quarantined(PyObject *self, PyObject *arg) {
     (void)self;
     Py_ssize_t limit = PyLong_AsSsize_t(arg);
     if (limit == -1 && PyErr_Occurred())
         return NULL;
-    if (readers > 0) /* the last reader's reader_ended() starts it again */
-        return PyLong_FromLong(0);
-    while (quarantine != NULL && limit-- > 0) {
-        void *b = quarantine;
-        quarantine = *(void **)b;
-        quarantined--;
-        quarantined_bytes -= pool_of(b)->size;
-        block_free(pool_of(b), b);
+    size_t left = 0;
+    qbatch *prev = NULL, *q = qhead;
+    while (q != NULL) {
+        qbatch *next = q->next;
+        if (!releasable(q)) {
+            prev = q;
+            q = next;
+            continue;
+        }
+        while (q->head != NULL && limit > 0) {
+            void *b = q->head;
+            q->head = *(void **)b;
+            pool *p = pool_of(b);
+            q->count--;
+            q->bytes -= p->size;
+            quarantined--;
+            quarantined_bytes -= p->size;
+            block_free(p, b);
+            limit--;
+        }
+        if (q->head != NULL) {
+            left += q->count;
+            prev = q;
+        } else { /* emptied: unlink it */
+            if (prev != NULL)
+                prev->next = next;
+            else
+                qhead = next;
+            if (qtail == q)
+                qtail = prev;
+            PyMem_RawFree(q);
+        }
+        q = next;
     }
-    return PyLong_FromSize_t(quarantined);
+    return PyLong_FromSize_t(left);
 }
 
 /* A copy of a bytes object in detached memory (MADV_WIPEONFORK), or the object itself
@@ -852,12 +938,12 @@ static PyMethodDef methods[] = {
      "when sharing is off or b does not fit."},
     {"is_shared", is_shared, METH_O, "is_shared(obj) -> whether share() made obj."},
     {"reader_started", reader_started, METH_NOARGS,
-     "reader_started(): a child that reads shared blocks is about to be forked."},
-    {"reader_ended", reader_ended, METH_NOARGS,
-     "reader_ended() -> readers left: such a child is gone (reaped)."},
+     "reader_started() -> seal: a child that reads shared blocks is about to be forked."},
+    {"reader_ended", reader_ended, METH_O,
+     "reader_ended(seal) -> readers left: the child reader_started() said seal of is gone."},
     {"release_quarantined", release_quarantined, METH_O,
      "release_quarantined(limit) -> left: free up to limit shared blocks freed while a child "
-     "could read them (none while one still can)."},
+     "could read them and that no live child can read now; how many such are left."},
     {"owns", owns, METH_O, "owns(obj) -> whether obj's memory came from these classes."},
     {NULL, NULL, 0, NULL},
 };

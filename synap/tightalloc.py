@@ -58,16 +58,19 @@ def is_shared(obj: object) -> bool:
     return False
 
 
-def reader_started() -> None:
-    """A child that reads shared values is about to be forked; nothing to count here."""
+def reader_started() -> int:
+    """A child that reads shared values is about to be forked; returns its seal, for
+    :func:`reader_ended` (nothing is shared here, so nothing waits)."""
+    return 0
 
 
-def reader_ended() -> int:
-    """Such a child is gone; returns how many are left (here always 0)."""
+def reader_ended(seal: int) -> int:
+    """The child :func:`reader_started` returned ``seal`` for is gone; returns how many
+    are left (here always 0)."""
     return 0
 
 
 def release_quarantined(limit: int) -> int:
-    """Free up to ``limit`` shared blocks freed while a child could read them; returns how
-    many are left (0 while a child still can; here none)."""
+    """Free up to ``limit`` shared blocks freed while a child could read them and that no
+    live child can read now; returns how many such are left (here none)."""
     return 0

@@ -98,20 +98,22 @@ def _warn_no_encoder() -> None:
     )
 
 
-def _child_coming() -> None:
+def _child_coming() -> int | None:
     """Before a fork: the collapse thread waits (hugepages), and the shared values freed
-    from now on wait for the child (sizeclasses)."""
+    from now on that the child may read wait for it (sizeclasses). Returns the token to
+    hand :func:`_child_gone`."""
+    token = sizeclasses.fork_started()  # (first: it refuses when too many children read)
     hugepages.fork_started()
-    sizeclasses.fork_started()
+    return token
 
 
-def _child_gone() -> None:
-    """A child told of by :func:`_child_coming` is gone: tell both modules, the second
-    even if the first raises (else the quarantine would wait forever)."""
+def _child_gone(token: int | None) -> None:
+    """The child :func:`_child_coming` returned ``token`` for is gone: tell both modules,
+    the second even if the first raises (else the quarantine would wait forever)."""
     try:
         hugepages.fork_child_gone()
     finally:
-        sizeclasses.fork_child_gone()
+        sizeclasses.fork_child_gone(token)
 
 
 def _thread_cpu() -> float:
@@ -234,7 +236,12 @@ class SnapshotChild:
     """A child process sending one snapshot; the master awaits :meth:`result`."""
 
     def __init__(
-        self, pid: int, report_fd: int, fork_ms: float = 0.0, fork_cpu_ms: float = 0.0
+        self,
+        pid: int,
+        report_fd: int,
+        fork_ms: float = 0.0,
+        fork_cpu_ms: float = 0.0,
+        token: int | None = None,
     ) -> None:
         self.pid = pid
         self.fork_ms = fork_ms  # how long fork() held the master (Redis: latest_fork_usec)
@@ -242,6 +249,7 @@ class SnapshotChild:
         self._fd = report_fd
         self._reaped = False
         self._stopped = False
+        self._token = token  # _child_coming()'s, for _child_gone()
 
     @classmethod
     def start(
@@ -257,7 +265,7 @@ class SnapshotChild:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         cpu = _thread_cpu()
-        _child_coming()
+        token = _child_coming()
         # The collector is off across the fork, so the child starts with it off: the
         # replication log's records read as zeros in the child (tightalloc.detach,
         # MADV_WIPEONFORK), and a collection visiting the lists that hold them would crash it.
@@ -269,7 +277,7 @@ class SnapshotChild:
         except BaseException:
             if collecting:
                 gc.enable()
-            _child_gone()
+            _child_gone(token)
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)
             _child(parent, sock_fd, write_fd, head, session, keyspace, timeout_s)
@@ -279,7 +287,7 @@ class SnapshotChild:
         fork_cpu_ms = (_thread_cpu() - cpu) * 1000
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return cls(pid, read_fd, fork_ms, fork_cpu_ms)
+        return cls(pid, read_fd, fork_ms, fork_cpu_ms, token)
 
     async def result(self, progress: Callable[[int, int], None]) -> tuple[int, int, int, int]:
         """Wait for the child: ``(keys, chunk sequence, crc, bytes sent)``. ``progress``
@@ -338,7 +346,7 @@ class SnapshotChild:
         """Once per child (every caller checks ``_reaped`` first): it is gone, which
         :func:`_child_coming` told of before the fork."""
         self._reaped = True
-        _child_gone()
+        _child_gone(self._token)
 
     def _poll(self) -> int | None:
         if self._reaped:

@@ -399,9 +399,14 @@ class ReplicaConnection(asyncio.Protocol):
             node.history.replid, offset, count, now_ms(), manager.epoch
         )
         sock = transport.get_extra_info("socket")
-        child = fork_snapshot.SnapshotChild.start(
-            sock.fileno(), head, self.session, keyspace, float(timeout)
-        )
+        try:
+            child = fork_snapshot.SnapshotChild.start(
+                sock.fileno(), head, self.session, keyspace, float(timeout)
+            )
+        except (OSError, RuntimeError) as exc:  # no fork (memory, process limits), or
+            # too many children reading shared values at once: the replica retries later
+            self._drop(f"full sync to replica {self.replica_id} failed: could not fork: {exc}")
+            return
         self.snapshot_child = child
         manager.total_forks += 1
         manager.latest_fork_usec = round(child.fork_ms * 1000)
