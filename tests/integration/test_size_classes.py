@@ -7,8 +7,11 @@ is installed and the node says why."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 from synap import tightalloc
-from tests.support.checks import assert_same_data
+from tests.support.checks import assert_same_data, syncs
 from tests.support.server import NodeFactory, wait_for
 
 FORK = {"SYNAP_FULL_SYNC_FORK": "always"}
@@ -139,3 +142,49 @@ def test_the_pure_python_build_runs_without_and_says_why(node_factory: NodeFacto
     assert node.redis().info("memory")["synap_size_classes"] == (
         "pymalloc (the C module synap.tightalloc is not built (pure-Python build))"
     )
+
+
+def test_overlapping_forked_full_syncs_under_rewrites_are_exact_and_give_memory_back(
+    node_factory: NodeFactory,
+) -> None:
+    """Three replicas started at once while a writer rewrites the keys: their forked
+    syncs overlap and each child ends on its own; every replica ends with the master's
+    data, and once the children are gone nothing is left in quarantine."""
+    if not tightalloc.BUILT:
+        return
+    master = node_factory.master(env=FORK)
+    r = master.redis()
+    fill(r)
+    stop = threading.Event()
+    rewrites = [0]
+
+    def rewrite() -> None:
+        w = master.redis()
+        deadline = time.monotonic() + 60
+        i = 0
+        while not stop.is_set() and time.monotonic() < deadline:
+            pipe = w.pipeline(transaction=False)
+            for _ in range(200):
+                i = (i + 7919) % KEYS
+                pipe.set(f"key:{i:07d}", f"r{rewrites[0]}-{i}-".ljust(100, "w"))
+            pipe.execute()
+            rewrites[0] += 1
+
+    writer = threading.Thread(target=rewrite, daemon=True)
+    writer.start()
+    replicas = [node_factory.replica(master, wait=False) for _ in range(3)]
+    for replica in replicas:
+        replica.wait_ready()
+    wait_for(
+        lambda: all(syncs(replica)[0] >= 1 for replica in replicas), 60,
+        message="not every replica completed a full sync",
+    )  # fmt: skip
+    stop.set()
+    writer.join(10)
+    assert rewrites[0] > 0
+    assert_same_data(master, replicas, timeout=60)
+    assert master.log_text().count("by process") >= 3  # forked children sent them
+    wait_for(
+        lambda: r.info("memory")["synap_shared_values_quarantined"] == 0, 10,
+        message="values freed during the syncs are still held",
+    )  # fmt: skip
