@@ -101,8 +101,9 @@ struct chunk {
     uint32_t nempty;          /* given back + never used */
     uint32_t fresh;           /* pools [fresh, POOLS) never used */
     int from_arena;
+    int in_range;             /* shr: carved from a reserved range (below) */
     heap *h;
-    chunk *all_next, *all_prev; /* shr: every shared chunk (made read-only in a child) */
+    chunk *all_next, *all_prev; /* shr: every shared chunk outside a range (read-only in a child) */
 };
 
 static PyMemAllocatorEx prev;
@@ -139,6 +140,19 @@ static size_t quarantined, quarantined_bytes, share_fallbacks;
 static uint32_t generation = 1;
 static pool *parked[SCLASSES];
 static chunk *shared_all;
+/* Shared chunks are carved from ranges of RANGE bytes reserved whole (MAP_SHARED |
+ * MAP_NORESERVE: address space, no memory until touched): a range is one mapping, so a
+ * master holding many GiB of values keeps few (vm.max_map_count; fork() walks each one)
+ * and a child makes a range read-only with one mprotect.  A released chunk's pages go
+ * back to the kernel (MADV_REMOVE) and the chunk is reused before the range grows.
+ * Should no range be had, a chunk is its own mapping (shared_all). */
+#define RANGE ((size_t)1 << 30)
+#define MAX_RANGES 4096
+static char *ranges[MAX_RANGES];
+static unsigned nranges;
+static size_t range_used;     /* bytes of ranges[nranges - 1] handed out at least once */
+static chunk *range_spare;    /* released chunks in a range, linked through all_next */
+static int range_failed;      /* a reservation failed: chunks are their own mappings */
 static size_t protect_failures; /* in a child: shared chunks left writable */
 
 /* Detached objects (detach()): copies of bytes objects in chunks marked MADV_WIPEONFORK:
@@ -237,12 +251,55 @@ static char *aligned_mmap(size_t n, int shared) {
     return start;
 }
 
+/* A chunk of a reserved range (a released one first), or NULL (then the caller maps one). */
+static char *range_chunk(void) {
+    if (range_failed)
+        return NULL;
+    if (nranges == 0 || range_used == RANGE) {
+        if (nranges == MAX_RANGES)
+            return NULL;
+        char *p = mmap(NULL, RANGE + CHUNK, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            range_failed = 1;
+            return NULL;
+        }
+        char *start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+        if (start > p)
+            munmap(p, (size_t)(start - p));
+        if (start + RANGE < p + RANGE + CHUNK)
+            munmap(start + RANGE, (size_t)(p + RANGE + CHUNK - (start + RANGE)));
+        if ((uintptr_t)(start + RANGE - 1) >> ADDRESS_BITS) {
+            munmap(start, RANGE);
+            range_failed = 1;
+            return NULL;
+        }
+        ranges[nranges++] = start;
+        range_used = 0;
+    }
+    char *mem = ranges[nranges - 1] + range_used;
+    range_used += CHUNK;
+    return mem;
+}
+
 static chunk *chunk_new(heap *h) {
+    if (h->shared && range_spare != NULL) { /* a released chunk of a range: reuse it */
+        chunk *c = range_spare;
+        range_spare = c->all_next;
+        char *base = c->base;
+        *c = (chunk){.base = base, .nempty = POOLS, .in_range = 1, .h = h};
+        bit_set(map, base, 1);
+        list_push_chunk(c);
+        h->chunks_live++;
+        return c;
+    }
     chunk *c = PyMem_RawCalloc(1, sizeof(chunk));
     if (c == NULL)
         return NULL;
     c->h = h;
     char *mem = NULL;
+    if (h->shared && (mem = range_chunk()) != NULL)
+        c->in_range = 1;
     if (via_arenas && !h->shared) {
         mem = arenas.alloc(arenas.ctx, CHUNK);
         if (mem != NULL && ((uintptr_t)mem & (CHUNK - 1))) {
@@ -268,7 +325,7 @@ static chunk *chunk_new(heap *h) {
     c->nempty = POOLS;
     bit_set(map, mem, 1);
     list_push_chunk(c);
-    if (h->shared) {
+    if (h->shared && !c->in_range) {
         c->all_next = shared_all;
         if (shared_all)
             shared_all->all_prev = c;
@@ -281,6 +338,16 @@ static chunk *chunk_new(heap *h) {
 static void chunk_release(chunk *c) {
     heap *h = c->h;
     list_remove_chunk(c);
+    if (c->in_range) { /* its pages go back; the chunk waits for reuse */
+        bit_set(map, c->base, 0);
+        madvise(c->base, CHUNK, MADV_REMOVE);
+        c->all_next = range_spare;
+        range_spare = c;
+        h->chunks_live--;
+        h->chunks_released++;
+        h->starved = 0;
+        return;
+    }
     if (h->shared) {
         if (c->all_prev)
             c->all_prev->all_next = c->all_next;
@@ -610,6 +677,9 @@ static void at_fork_child(void) {
     forked_child = 1;
     /* The master's values: a write from here would land in the master (a reference
      * count, say). Read-only, it is a SIGSEGV of this child (a failed sync) instead. */
+    for (unsigned i = 0; i < nranges; i++)
+        if (mprotect(ranges[i], RANGE, PROT_READ) != 0)
+            protect_failures++;
     for (chunk *c = shared_all; c != NULL; c = c->all_next)
         if (mprotect(c->base, CHUNK, PROT_READ) != 0)
             protect_failures++;
@@ -686,7 +756,7 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     if (d == NULL)
         return NULL;
     PyObject *more = Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "sharing", (Py_ssize_t)sharing,
         "shared_objects", (Py_ssize_t)(shr.blocks_live - quarantined), "shared_bytes",
         (Py_ssize_t)(shr.bytes_live - quarantined_bytes), "shared_saved_bytes",
         (Py_ssize_t)(8 * shr.odd_blocks), "shared_chunks", (Py_ssize_t)shr.chunks_live,
@@ -694,7 +764,7 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
         (Py_ssize_t)share_fallbacks, "quarantined", (Py_ssize_t)quarantined,
         "quarantined_bytes", (Py_ssize_t)quarantined_bytes, "readers", (Py_ssize_t)readers,
         "shared_starved", (Py_ssize_t)shr.starved, "protect_failures",
-        (Py_ssize_t)protect_failures);
+        (Py_ssize_t)protect_failures, "shared_ranges", (Py_ssize_t)nranges);
     if (more == NULL || PyDict_Update(d, more) < 0) {
         Py_XDECREF(more);
         Py_DECREF(d);

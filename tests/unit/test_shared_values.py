@@ -335,6 +335,42 @@ def test_at_most_64_children_read_at_once_and_a_refused_one_leaves_no_trace() ->
     assert got["readers"] == 64 and got["left"] == 0 and got["distinct"] == 64
 
 
+@built
+def test_shared_chunks_are_carved_from_one_mapping_and_their_pages_go_back() -> None:
+    """40 MiB of values take 40 chunks but one memory mapping (a master with many GiB of
+    values stays far below vm.max_map_count, and fork() walks one mapping, not one per
+    MiB); freed, the chunks' pages go back to the kernel; shared again, they are reused."""
+    got = run(
+        """
+        def maps():
+            return sum(1 for line in open("/proc/self/maps") if "/dev/zero" in line)
+
+        def shmem_kb():
+            line = [x for x in open("/proc/self/status") if x.startswith("RssShmem")][0]
+            return int(line.split()[1])
+
+        tightalloc.install(129, 504, False, 512, True)
+        before = maps()
+        vals = [tightalloc.share(value(i)) for i in range(300_000)]
+        full = tightalloc.stats(), maps(), shmem_kb()
+        del vals
+        freed = tightalloc.stats(), shmem_kb()
+        vals = [tightalloc.share(value(i)) for i in range(300_000)]
+        again = tightalloc.stats(), maps()
+        print(json.dumps({"before": before, "full": full, "freed": freed, "again": again}))
+        """
+    )
+    (stats, maps, shmem), (freed, freed_shmem), (again, again_maps) = (
+        got["full"],
+        got["freed"],
+        got["again"],
+    )
+    assert got["before"] == 0 and maps == 1 and stats["shared_ranges"] == 1
+    assert stats["shared_chunks"] >= 39 and shmem >= 39 * 1024
+    assert freed["shared_chunks"] <= 1 and freed_shmem <= 2 * 1024
+    assert again["shared_chunks"] == stats["shared_chunks"] and again_maps == 1
+
+
 def test_sharing_needs_the_size_classes_and_says_why_it_is_off() -> None:
     fine = Status(True, "kv_store.size_classes is fine")
     assert decide_sharing(fine, True).describe_switch() == "on"
