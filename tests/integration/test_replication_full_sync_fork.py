@@ -6,6 +6,7 @@ socket, or anything else of the master's, open)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -100,3 +101,47 @@ def test_a_master_killed_mid_snapshot_takes_the_child_with_it(node_factory: Node
     master.kill(signal.SIGKILL)
     wait_for(lambda: not alive(child), 10, message=f"snapshot child {child} outlived the master")
     replica.thaw()
+
+
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
+
+
+def test_a_full_sync_whose_fork_fails_drops_the_replica_which_syncs_once_fork_works(
+    node_factory: NodeFactory,
+) -> None:
+    """fork() refused (a pids cgroup at its limit, as a container's would be): the master
+    says why, keeps serving, and the replica, dropped, syncs at a later try."""
+    if not (PIDS_CGROUP / "cgroup.procs").exists():
+        pytest.skip("needs a writable cgroup v1 pids controller")
+    master = node_factory.master(config={"replication": FAST}, env=ENV)
+    fill(master)
+    group = PIDS_CGROUP / f"synap-test-{master.pid}"
+    try:
+        group.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot make a pids cgroup here: {exc}")
+    try:
+        try:
+            (group / "cgroup.procs").write_text(str(master.pid))
+            (group / "pids.max").write_text((group / "pids.current").read_text().strip())
+        except OSError as exc:
+            pytest.skip(f"cannot use a pids cgroup here: {exc}")
+        replica = node_factory.replica(master, config={"replication": FAST})
+        wait_for(
+            lambda: "could not fork" in master.log_text(), 20,
+            message="the failed fork was not reported",
+        )  # fmt: skip
+        assert master.redis().dbsize() == KEYS  # the master serves on
+        assert syncs(replica)[0] == 0
+        (group / "pids.max").write_text("max")
+        assert_same_data(master, [replica], timeout=60)
+        assert "by process" in master.log_text()
+    finally:
+        with contextlib.suppress(OSError):
+            (group / "pids.max").write_text("max")
+        if master.is_running():
+            with contextlib.suppress(OSError):
+                (PIDS_CGROUP / "cgroup.procs").write_text(str(master.pid))
+        with contextlib.suppress(Exception):  # (never hide the test's own failure)
+            wait_for(lambda: not (group / "cgroup.procs").read_text().split(), 10)
+            group.rmdir()
