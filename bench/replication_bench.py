@@ -59,6 +59,7 @@ from _common import (  # noqa: E402
     PYTHON,
     RespClient,
     Server,
+    can_pin,
     fmt_num,
     free_port,
     load_keys,
@@ -90,23 +91,28 @@ class Pair:
         tmp: Path,
         replica_extra: tuple[str, ...] = (),
         master_extra: tuple[str, ...] = (),
+        cpus: tuple[str, str] | None = None,
     ) -> None:
+        """``cpus``: the CPUs of the master and of the replica (``taskset``), else unpinned."""
         self.kind = kind
         self.tmp = tmp
         self.replica_extra = replica_extra
         self.replica: Server | None = None
+        self.master_cpu: str | None = cpus[0] if cpus is not None else None
+        self.replica_cpu: str | None = cpus[1] if cpus is not None else None
         if kind == "synap":
             self.repl_port = free_port()
             # INFO level: the master logs each full sync's fork time (read by part_sync).
             self.master, _ = synap_server(
                 tmp,
                 name="synap-master",
+                cpu=self.master_cpu,
                 role="master",
                 replica_port=self.repl_port,
                 extra=("--log-level", "info", *master_extra),
             )
         else:
-            self.master = redis_server(tmp, name="redis-master")
+            self.master = redis_server(tmp, name="redis-master", cpu=self.master_cpu)
             self.repl_port = self.master.resp_port
             mc = self.master.client()
             mc.call("CONFIG", "SET", "repl-diskless-sync", "yes")
@@ -119,9 +125,11 @@ class Pair:
         self.drop_replica()
         name = f"{self.kind}-replica-{time.monotonic_ns()}"
         if self.kind == "synap":
-            self.replica, _ = synap_server(self.tmp, name=name)
+            self.replica, _ = synap_server(self.tmp, name=name, cpu=self.replica_cpu)
         else:
-            self.replica = redis_server(self.tmp, name=name, extra=self.replica_extra)
+            self.replica = redis_server(
+                self.tmp, name=name, cpu=self.replica_cpu, extra=self.replica_extra
+            )
         return self.replica
 
     def attach(self) -> None:
@@ -405,11 +413,16 @@ def visible_latencies(pair: Pair, proc: subprocess.Popen[str] | None) -> list[fl
     return lat
 
 
-def part_lag(tmp: Path, reps: int) -> list[str]:
+def part_lag(tmp: Path, reps: int, pin: bool = False) -> list[str]:
+    """``pin`` (``--lag-pin on``): the master on CPU 0 and the replica on CPU 1, as on two
+    machines, for Redis alike; the writer and the probe stay unpinned. Off by default:
+    the master then shares CPU 0 with part of the writer, which costs both servers under
+    load (docs/BENCHMARKS.md §4 (ii))."""
     loads = [(0, 0), (1, 300_000), (16, 2_000_000)]  # pipeline 0: no writer (idle)
     results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    cpus = ("0", "1") if pin and can_pin() else None
     for kind in ("synap", "redis"):
-        pair = Pair(kind, tmp)
+        pair = Pair(kind, tmp, cpus=cpus)
         try:
             for rep in range(reps):
                 pair.new_replica()
@@ -486,7 +499,8 @@ def part_lag(tmp: Path, reps: int) -> list[str]:
             )
     return [
         print_table(
-            f"(ii) Write-to-visible latency on the replica under a SET load, median of {reps}",
+            f"(ii) Write-to-visible latency on the replica under a SET load, median of {reps}"
+            + (", master on CPU 0 and replica on CPU 1" if cpus else ", unpinned"),
             ["writer", "server", "writer SET/s", "p50", "p99 (runs)", "max", "target", "verdict"],
             rows,
         )
@@ -847,6 +861,12 @@ def main(argv: list[str] | None = None) -> list[str]:
         action="store_true",
         help="(v): the probe SETs random loaded keys instead of GET (copy-on-write faults)",
     )
+    ap.add_argument(
+        "--lag-pin",
+        choices=("on", "off"),
+        default="off",
+        help="(ii): master on CPU 0 and replica on CPU 1 (on), or both unpinned (off)",
+    )
     ap.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.probe:
@@ -858,7 +878,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     with workdir("repl") as tmp:
         handlers: dict[str, Callable[[], list[str]]] = {
             "sync": lambda: part_sync(tmp, args.reps, args.keys, args.probe_writes),
-            "lag": lambda: part_lag(tmp, args.reps),
+            "lag": lambda: part_lag(tmp, args.reps, args.lag_pin == "on"),
             "catchup": lambda: part_catchup(tmp, args.reps, args.catchup_records),
             "append": part_append,
             "stall": lambda: part_stall(args.keys),
