@@ -136,6 +136,8 @@ typedef struct qbatch {
     struct qbatch *next;
 } qbatch;
 static qbatch *qhead, *qtail; /* oldest first */
+static qbatch qspare;         /* taken when PyMem_RawMalloc fails (never freed) */
+static int qspare_used;
 static size_t quarantined, quarantined_bytes, share_fallbacks;
 static uint32_t generation = 1;
 static pool *parked[SCLASSES];
@@ -457,18 +459,38 @@ static void block_free(pool *p, void *b) {
     h->blocks_live--;
     h->bytes_live -= p->size;
     h->odd_blocks -= (p->size >> 3) & 1;
-    if (p->nused-- == p->cap)
-        push_usable(h, p);
+    if (p->nused-- == p->cap) {
+        /* released while a child runs: a pool of its fork waits with the parked ones,
+         * so values stored meanwhile come from fresh pools (and are freed at once) */
+        if (h->shared && p->gen <= newest_live) {
+            p->prev = NULL;
+            p->next = parked[p->cls];
+            if (p->next)
+                p->next->prev = p;
+            parked[p->cls] = p;
+        } else {
+            push_usable(h, p);
+        }
+    }
     if (p->nused == 0)
         pool_release(h, p);
 }
 
-/* Put b in the quarantine batch of the newest live seal; 0 if no batch can be had (the
- * caller frees b: only when memory is gone, and then the newest batch takes it). */
-static int quarantine(void *b, uint32_t size) {
+/* Put b in the quarantine batch of the newest live seal.  It cannot fail: without
+ * memory for a new batch, the spare one, or else the newest batch, takes b (its tag then
+ * rises: it waits for more children, never fewer). */
+static void quarantine(void *b, uint32_t size) {
     qbatch *q = qtail;
+    /* A batch tagged above every live seal waits for exactly the children one tagged
+     * newest_live does (all live seals are <= newest_live, later ones > both): reuse it. */
+    if (q != NULL && q->tag > newest_live)
+        q->tag = newest_live;
     if (q == NULL || q->tag != newest_live) {
         qbatch *fresh = PyMem_RawMalloc(sizeof(qbatch));
+        if (fresh == NULL && !qspare_used) {
+            fresh = &qspare;
+            qspare_used = 1;
+        }
         if (fresh != NULL) {
             *fresh = (qbatch){.tag = newest_live};
             if (qtail != NULL)
@@ -476,9 +498,7 @@ static int quarantine(void *b, uint32_t size) {
             else
                 qhead = fresh;
             qtail = q = fresh;
-        } else if (q == NULL) {
-            return 0;
-        } else if (q->tag < newest_live) {
+        } else { /* (q != NULL: the spare is in the list) */
             q->tag = newest_live; /* later: waits for more children, never fewer */
         }
     }
@@ -488,7 +508,6 @@ static int quarantine(void *b, uint32_t size) {
     q->bytes += size;
     quarantined++;
     quarantined_bytes += size;
-    return 1;
 }
 
 static void class_free(void *b) {
@@ -496,8 +515,10 @@ static void class_free(void *b) {
     if (p->owner->h->shared) {
         if (forked_child) /* the master's memory: a child never writes there */
             return;
-        if (p->gen <= newest_live && quarantine(b, p->size)) /* a live child may read it */
+        if (p->gen <= newest_live) { /* a live child may read it */
+            quarantine(b, p->size);
             return;
+        }
     }
     block_free(p, b);
 }
@@ -929,7 +950,10 @@ static PyObject *release_quarantined(PyObject *self, PyObject *arg) {
                 qhead = next;
             if (qtail == q)
                 qtail = prev;
-            PyMem_RawFree(q);
+            if (q == &qspare)
+                qspare_used = 0;
+            else
+                PyMem_RawFree(q);
         }
         q = next;
     }

@@ -265,7 +265,12 @@ class SnapshotChild:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         cpu = _thread_cpu()
-        token = _child_coming()
+        try:
+            token = _child_coming()
+        except BaseException:  # (too many children reading at once)
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         # The collector is off across the fork, so the child starts with it off: the
         # replication log's records read as zeros in the child (tightalloc.detach,
         # MADV_WIPEONFORK), and a collection visiting the lists that hold them would crash it.
@@ -277,6 +282,8 @@ class SnapshotChild:
         except BaseException:
             if collecting:
                 gc.enable()
+            os.close(read_fd)
+            os.close(write_fd)
             _child_gone(token)
             raise
         if pid == 0:  # pragma: no cover - the child never returns (os._exit)

@@ -371,6 +371,116 @@ def test_shared_chunks_are_carved_from_one_mapping_and_their_pages_go_back() -> 
     assert again["shared_chunks"] == stats["shared_chunks"] and again_maps == 1
 
 
+@built
+def test_a_free_that_finds_no_memory_for_its_batch_still_waits_for_the_child() -> None:
+    """Quarantining a block needs a batch record; with no memory for one (every
+    allocation failing), the block still waits (a spare batch takes it) instead of being
+    freed and reused under a child that may read it."""
+    got = run(
+        """
+        try:
+            import _testcapi
+        except ImportError:
+            print(json.dumps({"skip": True}))
+            raise SystemExit
+        vals = None
+        tightalloc.install(129, 504, False, 512, True)
+        vals = [tightalloc.share(value(i)) for i in range(1000)]   # full pools
+        victim = vals.pop(0)
+        addr = id(victim)
+        seal = tightalloc.reader_started()
+        _testcapi.set_nomemory(0, 0)    # every allocation fails from here ...
+        victim = None                   # ... the free among them
+        _testcapi.remove_mem_hooks()
+        after = tightalloc.stats()
+        new = [tightalloc.share(value(10**6 + i)) for i in range(50)]
+        reused = any(id(x) == addr for x in new)
+        tightalloc.reader_ended(seal)
+        while tightalloc.release_quarantined(1000):
+            pass
+        print(json.dumps({"skip": False, "quarantined": after["quarantined"],
+                          "reused": reused, "end": tightalloc.stats()["quarantined"]}))
+        """
+    )
+    if got["skip"]:
+        pytest.skip("_testcapi is not built here")
+    assert got["quarantined"] == 1 and not got["reused"] and got["end"] == 0
+
+
+@built
+def test_values_stored_after_an_overlapping_childs_release_are_freed_at_once() -> None:
+    """Child A ends while B runs: the blocks only A could read come back, but into the
+    pools of the forks, which wait for B; values stored meanwhile take fresh pools, so
+    rewriting them holds nothing in quarantine (B never saw them)."""
+    got = run(
+        """
+        tightalloc.install(129, 504, False, 512, True)
+        live = {k: tightalloc.share(value(k)) for k in range(12000)}   # full pools
+        a = tightalloc.reader_started()
+        for k in range(0, 12000, 2):
+            live[k] = None                                             # only A may read
+        b = tightalloc.reader_started()
+        tightalloc.reader_ended(a)
+        while tightalloc.release_quarantined(10**9):
+            pass
+        released = tightalloc.stats()["quarantined"]
+        for r in range(5):                                             # churn during B
+            for k in range(0, 12000, 2):
+                live[k] = tightalloc.share(value(10**6 * (r + 1) + k))
+        churned = tightalloc.stats()["quarantined"]
+        tightalloc.reader_ended(b)
+        print(json.dumps({"released": released, "churned": churned}))
+        """
+    )
+    assert got["released"] == 0 and got["churned"] == 0
+
+
+@built
+def test_a_refused_or_failed_fork_leaves_no_descriptor_open() -> None:
+    """The 65th child at once (refused) and a fork() that fails both undo what the start
+    opened: no descriptor is left behind, and no reader is counted."""
+    got = run(
+        """
+        from synap import sizeclasses
+        from synap.replication import fork_snapshot
+        tightalloc.install(129, 504, False, 512, True)
+        sizeclasses._sharing = sizeclasses.Status(True, "test")   # as on a master
+
+        def fds():
+            return len(os.listdir("/proc/self/fd"))
+
+        held = [tightalloc.reader_started() for _ in range(64)]
+        before = fds()
+        refused = 0
+        for _ in range(5):
+            try:
+                fork_snapshot.SnapshotChild.start(-1, b"", None, None, 1.0)
+            except RuntimeError:
+                refused += 1
+        after_refused = fds()
+        for seal in held:
+            tightalloc.reader_ended(seal)
+
+        def no_fork():
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        os.fork = no_fork
+        failed = 0
+        for _ in range(5):
+            try:
+                fork_snapshot.SnapshotChild.start(-1, b"", None, None, 1.0)
+            except OSError:
+                failed += 1
+        print(json.dumps({"refused": refused, "failed": failed, "before": before,
+                          "after_refused": after_refused, "after_failed": fds(),
+                          "readers": tightalloc.stats()["readers"]}))
+        """
+    )
+    assert got["refused"] == 5 and got["failed"] == 5
+    assert got["after_refused"] == got["before"] == got["after_failed"]
+    assert got["readers"] == 0
+
+
 def test_sharing_needs_the_size_classes_and_says_why_it_is_off() -> None:
     fine = Status(True, "kv_store.size_classes is fine")
     assert decide_sharing(fine, True).describe_switch() == "on"
