@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import hiredis
+
+T = TypeVar("T")  # what a server start returns beside the Server
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -131,10 +133,14 @@ class RespClient:
             self.sock.close()
 
 
-def wait_resp(port: int, timeout: float = READY_TIMEOUT_S) -> None:
+def wait_resp(
+    port: int, timeout: float = READY_TIMEOUT_S, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Wait for a PING answer on ``port``; give up early once ``alive()`` says the
+    server's process is gone."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             c = RespClient(port, timeout=2)
             try:
@@ -189,11 +195,13 @@ class Server:
             argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
         )
         self.pid = self.proc.pid
+        self.exited_early = False  # (wait_ready: the process ended before it answered)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> Server:
         try:
-            wait_resp(self.resp_port, timeout)
+            wait_resp(self.resp_port, timeout, alive=lambda: self.proc.poll() is None)
         except RuntimeError:
+            self.exited_early = self.proc.poll() is not None
             self.stop()
             raise RuntimeError(f"{self.name} did not start; log:\n{self.log_tail()}") from None
         return self
@@ -251,31 +259,55 @@ def synap_server(
 ) -> tuple[Server, int]:
     """Start ``python -m synap`` (standalone unless ``role``); returns (server, http port).
     SynapRPC is off unless ``rpc_port`` is given."""
-    resp_port = free_port()
-    http = http_port if http_port is not None else free_port()
-    argv = [PYTHON, "-m", "synap", "--host", HOST, "--port", str(http)]
-    argv += ["--resp-port", str(resp_port), "--rpc-port", str(rpc_port), "--log-level", "warning"]
-    if role:
-        argv += ["--role", role]
-    if master:
-        argv += ["--master-address", master]
-    if replica_port is not None:
-        argv += ["--replica-listen", f"{HOST}:{replica_port}"]
-    argv += list(extra)
-    return Server(name, pinned(argv, cpu), resp_port, workdir).wait_ready(), http
+
+    def attempt() -> tuple[Server, int]:
+        resp_port = free_port()
+        http = http_port if http_port is not None else free_port()
+        argv = [PYTHON, "-m", "synap", "--host", HOST, "--port", str(http)]
+        argv += ["--resp-port", str(resp_port), "--rpc-port", str(rpc_port)]
+        argv += ["--log-level", "warning"]
+        if role:
+            argv += ["--role", role]
+        if master:
+            argv += ["--master-address", master]
+        if replica_port is not None:
+            argv += ["--replica-listen", f"{HOST}:{replica_port}"]
+        argv += list(extra)
+        return Server(name, pinned(argv, cpu), resp_port, workdir), http
+
+    return start_retrying(attempt)
+
+
+def start_retrying(attempt: Callable[[], tuple[Server, T]], tries: int = 3) -> tuple[Server, T]:
+    """``attempt()`` starts a server on ports free_port() picked; should the process exit
+    before it is ready (a port taken meanwhile, e.g. as a client's ephemeral port, by
+    the time it binds), try again on new ports, up to ``tries`` times."""
+    for left in range(tries - 1, -1, -1):
+        server, extra = attempt()
+        try:
+            return server.wait_ready(), extra
+        except RuntimeError:
+            if left == 0 or not server.exited_early:
+                raise
+            log(f"{server.name} exited before it was ready; starting it again on new ports")
+    raise AssertionError("unreachable")
 
 
 def redis_server(
     workdir: Path, *, name: str = "redis", cpu: str | None = None, extra: Sequence[str] = ()
 ) -> Server:
-    port = free_port()
     rdir = workdir / name
     rdir.mkdir(exist_ok=True)
-    argv = ["redis-server", "--bind", HOST, "--port", str(port), "--save", "", "--appendonly"]
-    argv += ["no", "--daemonize", "no", "--protected-mode", "no", "--dir", str(rdir)]
-    argv += ["--logfile", str(rdir / "redis.log"), "--enable-debug-command", "local"]
-    argv += list(extra)
-    return Server(name, pinned(argv, cpu), port, workdir).wait_ready()
+
+    def attempt() -> tuple[Server, None]:
+        port = free_port()
+        argv = ["redis-server", "--bind", HOST, "--port", str(port), "--save", ""]
+        argv += ["--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"]
+        argv += ["--dir", str(rdir), "--logfile", str(rdir / "redis.log")]
+        argv += ["--enable-debug-command", "local", *extra]
+        return Server(name, pinned(argv, cpu), port, workdir), None
+
+    return start_retrying(attempt)[0]
 
 
 @contextlib.contextmanager
