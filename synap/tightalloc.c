@@ -235,9 +235,8 @@ static void list_push_chunk(chunk *c) {
 
 /* n bytes (a multiple of CHUNK) of fresh memory at a CHUNK-aligned address below
  * 2^ADDRESS_BITS, or NULL */
-static char *aligned_mmap(size_t n, int shared) {
-    char *p = mmap(NULL, n + CHUNK, PROT_READ | PROT_WRITE,
-                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
+static char *aligned_mmap(size_t n, int flags) {
+    char *p = mmap(NULL, n + CHUNK, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     char *start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
@@ -260,19 +259,8 @@ static char *range_chunk(void) {
     if (nranges == 0 || range_used == RANGE) {
         if (nranges == MAX_RANGES)
             return NULL;
-        char *p = mmap(NULL, RANGE + CHUNK, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) {
-            range_failed = 1;
-            return NULL;
-        }
-        char *start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
-        if (start > p)
-            munmap(p, (size_t)(start - p));
-        if (start + RANGE < p + RANGE + CHUNK)
-            munmap(start + RANGE, (size_t)(p + RANGE + CHUNK - (start + RANGE)));
-        if ((uintptr_t)(start + RANGE - 1) >> ADDRESS_BITS) {
-            munmap(start, RANGE);
+        char *start = aligned_mmap(RANGE, MAP_SHARED | MAP_NORESERVE);
+        if (start == NULL) {
             range_failed = 1;
             return NULL;
         }
@@ -285,23 +273,19 @@ static char *range_chunk(void) {
 }
 
 static chunk *chunk_new(heap *h) {
-    if (h->shared && range_spare != NULL) { /* a released chunk of a range: reuse it */
-        chunk *c = range_spare;
-        range_spare = c->all_next;
-        char *base = c->base;
-        *c = (chunk){.base = base, .nempty = POOLS, .in_range = 1, .h = h};
-        bit_set(map, base, 1);
-        list_push_chunk(c);
-        h->chunks_live++;
-        return c;
-    }
-    chunk *c = PyMem_RawCalloc(1, sizeof(chunk));
-    if (c == NULL)
-        return NULL;
-    c->h = h;
+    chunk *c;
     char *mem = NULL;
-    if (h->shared && (mem = range_chunk()) != NULL)
+    if (h->shared && range_spare != NULL) { /* a released chunk of a range: reuse it */
+        c = range_spare;
+        range_spare = c->all_next;
+        mem = c->base;
+        *c = (chunk){.in_range = 1};
+    } else if ((c = PyMem_RawCalloc(1, sizeof(chunk))) == NULL) {
+        return NULL;
+    } else if (h->shared && (mem = range_chunk()) != NULL) {
         c->in_range = 1;
+    }
+    c->h = h;
     if (via_arenas && !h->shared) {
         mem = arenas.alloc(arenas.ctx, CHUNK);
         if (mem != NULL && ((uintptr_t)mem & (CHUNK - 1))) {
@@ -316,7 +300,7 @@ static chunk *chunk_new(heap *h) {
     }
     if (mem == NULL) {
         c->from_arena = 0;
-        mem = aligned_mmap(CHUNK, h->shared);
+        mem = aligned_mmap(CHUNK, h->shared ? MAP_SHARED : MAP_PRIVATE);
     }
     if (mem == NULL) {
         PyMem_RawFree(c);
@@ -340,43 +324,41 @@ static chunk *chunk_new(heap *h) {
 static void chunk_release(chunk *c) {
     heap *h = c->h;
     list_remove_chunk(c);
+    bit_set(map, c->base, 0);
     if (c->in_range) { /* its pages go back; the chunk waits for reuse */
-        bit_set(map, c->base, 0);
         madvise(c->base, CHUNK, MADV_REMOVE);
         c->all_next = range_spare;
         range_spare = c;
-        h->chunks_live--;
-        h->chunks_released++;
-        h->starved = 0;
-        return;
-    }
-    if (h->shared) {
-        if (c->all_prev)
-            c->all_prev->all_next = c->all_next;
+    } else {
+        if (h->shared) {
+            if (c->all_prev)
+                c->all_prev->all_next = c->all_next;
+            else
+                shared_all = c->all_next;
+            if (c->all_next)
+                c->all_next->all_prev = c->all_prev;
+        }
+        if (c->from_arena)
+            arenas.free(arenas.ctx, c->base, CHUNK);
         else
-            shared_all = c->all_next;
-        if (c->all_next)
-            c->all_next->all_prev = c->all_prev;
+            munmap(c->base, CHUNK); /* a shared one stays readable in a child that maps it */
+        PyMem_RawFree(c);
     }
-    bit_set(map, c->base, 0);
-    if (c->from_arena)
-        arenas.free(arenas.ctx, c->base, CHUNK);
-    else
-        munmap(c->base, CHUNK); /* a shared one stays readable in a child that maps it */
-    PyMem_RawFree(c);
     h->chunks_live--;
     h->chunks_released++;
     h->starved = 0;
 }
 
-static void push_usable(heap *h, pool *p) {
-    unsigned k = p->cls;
+/* p at the head of the pool list *head (a heap's usable[k], or parked[k]). */
+static void push_pool(pool **head, pool *p) {
     p->prev = NULL;
-    p->next = h->usable[k];
-    if (h->usable[k])
-        h->usable[k]->prev = p;
-    h->usable[k] = p;
+    p->next = *head;
+    if (*head)
+        (*head)->prev = p;
+    *head = p;
 }
+
+static void push_usable(heap *h, pool *p) { push_pool(&h->usable[p->cls], p); }
 
 static void remove_usable(heap *h, pool *p) {
     if (p->prev)
@@ -462,15 +444,7 @@ static void block_free(pool *p, void *b) {
     if (p->nused-- == p->cap) {
         /* released while a child runs: a pool of its fork waits with the parked ones,
          * so values stored meanwhile come from fresh pools (and are freed at once) */
-        if (h->shared && p->gen <= newest_live) {
-            p->prev = NULL;
-            p->next = parked[p->cls];
-            if (p->next)
-                p->next->prev = p;
-            parked[p->cls] = p;
-        } else {
-            push_usable(h, p);
-        }
+        push_pool(h->shared && p->gen <= newest_live ? &parked[p->cls] : &h->usable[p->cls], p);
     }
     if (p->nused == 0)
         pool_release(h, p);
@@ -534,7 +508,7 @@ static dchunk *dchunk_new(size_t need) {
         c->size = size;
         return c;
     }
-    char *mem = aligned_mmap(size, 0);
+    char *mem = aligned_mmap(size, MAP_PRIVATE);
     if (mem == NULL || madvise(mem, size, MADV_WIPEONFORK) != 0) {
         if (mem != NULL)
             munmap(mem, size);
