@@ -57,6 +57,8 @@ C_TWINS = (
     # a full sync's snapshot chunks, encoded without touching a value's reference count
     # (the forked child's values may be in shared memory; synap/replication/fork_snapshot.py)
     "synap/replication/snapcodec.py",
+    # prefetch the keyspace slots of a batch of keys (a replica's catch-up; synap/store/effects.py)
+    "synap/store/dictprefetch.py",
 )
 # Written for Cython (no .py source; synap/api/resp.py runs without it): the RESP
 # per-command loop for reads of plain GETs and SETs.

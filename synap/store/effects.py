@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
+from synap.store.dictprefetch import prefetch
+
 if TYPE_CHECKING:
     from synap.store.keyspace import Keyspace
 
@@ -171,9 +173,11 @@ def apply_concatenated(
 
     The semantics are :func:`apply_record`'s, record by record (a property test compares
     the two on arbitrary records). The common records, one plain or json SET or one DEL,
-    are read straight from the bytes (:func:`_apply_simple`): no msgpack objects, no
-    tuples. Any other record is delimited by msgpack and goes through
-    :func:`apply_record` itself. On a bad record, raises :class:`CorruptRecord` with
+    are read straight from the bytes (:func:`_read_simple`): no msgpack objects, no
+    tuples. They are read up to :data:`_READ_AHEAD` records ahead of their application,
+    so that the keyspace slots of their keys are prefetched together
+    (:mod:`synap.store.dictprefetch`). Any other record is delimited by msgpack and goes
+    through :func:`apply_record` itself, after the records before it. On a bad record, raises :class:`CorruptRecord` with
     ``index`` set to its position: ``applied`` then holds the records before it. A
     trailer that holds fewer than ``count`` whole records is a bad record at the first
     incomplete one; bytes after the ``count`` records are one at index ``count`` (every
@@ -183,25 +187,30 @@ def apply_concatenated(
     index = 0
     start = pos
     unpacker: Any = None  # made on the first record that is not a simple one
+    ahead = _ReadAhead()
     try:
         while index < count:
-            end = _apply_simple(keyspace, body, start, end_of_body)
+            end = _read_simple(ahead, body, start, end_of_body)
             if end < 0:
+                ahead.apply(keyspace)  # (in order: the records before this one first)
                 if unpacker is None:
                     unpacker = msgpack.Unpacker(None, raw=True, max_buffer_size=end_of_body)
                     unpacker.feed(body)
                 end = _skip_to(unpacker, start)
                 apply_record(keyspace, body[start:end])  # raises the error decode_record words
+            elif len(ahead.keys) == _READ_AHEAD:
+                ahead.apply(keyspace)
             applied.append(body[start:end])
             start = end
             index += 1
+        ahead.apply(keyspace)
         if start != end_of_body:
             raise CorruptRecord(f"{end_of_body - start} bytes follow the last of {count} records")
     except (IndexError, TypeError) as exc:  # put() given values of the wrong type
         corrupt = CorruptRecord(f"malformed operation in record {index}: {exc}")
         corrupt.index = index
         raise corrupt from exc
-    except CorruptRecord as exc:
+    except CorruptRecord as exc:  # (the records before the bad one are applied)
         exc.index = index
         raise
 
@@ -238,10 +247,52 @@ _UINT8: Final = 0xCC
 _UINT64: Final = 0xCF
 
 
-def _apply_simple(keyspace: Keyspace, body: bytes, p: int, n: int) -> int:
-    """Apply the record at ``body[p:]`` if it is one of the common ones, and return
-    where it ends; -1 (nothing applied) for any other record, or one that does not fit
-    before ``n``. What it applies is what :func:`apply_record` does for that record."""
+#: How many common records :func:`apply_concatenated` reads before it applies them (the
+#: keyspace slots of their keys prefetched at once; 32 measured best of 16, 32 and 64).
+_READ_AHEAD: Final = 32
+_DEL: Final = -1  # the kind of a DEL in _ReadAhead
+
+
+class _ReadAhead:
+    """Common records read from a frame and not applied yet, in order: parallel lists
+    of keys, values, expiry times and kinds (``KIND_PLAIN``, ``KIND_JSON`` or ``_DEL``,
+    whose value is empty)."""
+
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+        self.values: list[bytes] = []
+        self.expires: list[int] = []
+        self.kinds: list[int] = []
+
+    def add(self, key: bytes, value: bytes, expire_at_ms: int, kind: int) -> None:
+        self.keys.append(key)
+        self.values.append(value)
+        self.expires.append(expire_at_ms)
+        self.kinds.append(kind)
+
+    def apply(self, keyspace: Keyspace) -> None:
+        """Apply the records in order (their keys' slots prefetched first) and forget them."""
+        keys = self.keys
+        if not keys:
+            return
+        prefetch(keyspace.data, keys)
+        values, expires, kinds = self.values, self.expires, self.kinds
+        for i in range(len(keys)):
+            kind = kinds[i]
+            if kind == _DEL:
+                keyspace.remove(keys[i])
+            else:
+                keyspace.put(keys[i], values[i], expires[i], kind == KIND_JSON)
+        keys.clear()
+        values.clear()
+        expires.clear()
+        kinds.clear()
+
+
+def _read_simple(ahead: _ReadAhead, body: bytes, p: int, n: int) -> int:
+    """Add the record at ``body[p:]`` to ``ahead`` if it is one of the common ones, and
+    return where it ends; -1 (nothing added) for any other record, or one that does not
+    fit before ``n``. What ``ahead`` applies for it is what :func:`apply_record` does."""
     if p + 3 > n or body[p] != _ONE_OP:
         return -1
     shape = body[p + 1]
@@ -271,21 +322,21 @@ def _apply_simple(keyspace: Keyspace, body: bytes, p: int, n: int) -> int:
         else:
             return -1
         if shape == _FIXARRAY_4:
-            keyspace.put(body[key_at:key_end], body[value_at:value_end], expire_at)
+            ahead.add(body[key_at:key_end], body[value_at:value_end], expire_at, KIND_PLAIN)
             return q
         if q >= n:
             return -1
         kind = body[q]
         if kind not in (KIND_PLAIN, KIND_JSON):
             return -1
-        keyspace.put(body[key_at:key_end], body[value_at:value_end], expire_at, kind == KIND_JSON)
+        ahead.add(body[key_at:key_end], body[value_at:value_end], expire_at, kind)
         return q + 1
     if code == OP_DEL and shape == _FIXARRAY_2:
         key_at = _bin_start(body, p + 3, n)
         if key_at < 0:
             return -1
         key_end = key_at + _bin_length(body, p + 3)
-        keyspace.remove(body[key_at:key_end])
+        ahead.add(body[key_at:key_end], b"", 0, _DEL)
         return key_end
     return -1
 

@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synap.replication.messages import RecordsTrailer, decode_message, encode_records
-from synap.store.effects import CorruptRecord, apply_concatenated, apply_record, encode_record
+from synap.store.effects import (
+    _READ_AHEAD,
+    CorruptRecord,
+    apply_concatenated,
+    apply_record,
+    encode_record,
+)
 from synap.store.keyspace import Keyspace
 
 KEYS = [b"a", b"b", b"k" * 40, b"", b"\xff\x00"]
@@ -223,3 +229,47 @@ def test_an_operation_that_is_a_map_is_a_corrupt_record(record: bytes) -> None:
     records: list[bytes] = []
     with pytest.raises(CorruptRecord):
         apply_concatenated(Keyspace(), record, 0, 1, records)
+
+
+# Long frames of the common records (one SET or DEL each, as a master writes them) over a
+# few keys, with an occasional other record: runs longer than the read-ahead, which
+# applies common records in batches, and records that must wait for the batch before them.
+FEW_KEYS = st.sampled_from([b"a", b"b", b"c", b""])
+common_op = st.one_of(
+    st.tuples(st.just(0), FEW_KEYS, value, expire).map(list),
+    st.tuples(st.just(0), FEW_KEYS, value, expire, st.sampled_from([0, 1])).map(list),
+    st.tuples(st.just(1), FEW_KEYS).map(list),
+)
+common_record = common_op.map(lambda op: encode_record([op]))
+other_record = st.one_of(
+    st.tuples(st.just(2), FEW_KEYS, expire).map(lambda op: encode_record([list(op)])),
+    st.just(encode_record([[4]])),
+    st.lists(common_op, min_size=2, max_size=3).map(encode_record),
+    st.tuples(st.just(0), FEW_KEYS, value, expire, st.integers(2, 9)).map(
+        lambda op: encode_record([list(op)])  # a bad kind: the frame stops there
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(common_record, common_record, common_record, common_record, other_record),
+        min_size=1,
+        max_size=5 * _READ_AHEAD,
+    ),
+    SEED,
+)
+def test_long_runs_of_common_records_equal_replaying_each(
+    records: list[bytes], seed: list[list[object]]
+) -> None:
+    both(b"".join(records), 0, len(records), seed)
+
+
+def test_a_frame_of_many_common_records_crosses_every_read_ahead_boundary() -> None:
+    n = 3 * _READ_AHEAD + 1
+    records = [encode_record([[0, b"k%d" % (i % 5), b"v%d" % i, 0]]) for i in range(n)]
+    records[_READ_AHEAD] = encode_record([[1, b"k0"]])
+    records[2 * _READ_AHEAD - 1] = encode_record([[2, b"k1", 99]])  # not a common one
+    both(b"".join(records), 0, n, [])
+    both(b"".join(records) + b"\xc1", 0, n, [])  # a byte after the last record
