@@ -30,6 +30,7 @@ from synap.commands.errors import (
     OutOfMemoryError,
 )
 from synap.commands.glob import glob_match
+from synap.store.dictprefetch import prefetch as prefetch_slots
 from synap.store.effects import (
     KIND_JSON,
     OP_DEL,
@@ -194,6 +195,12 @@ class Commands:
         else:
             stats.hits += 1
         return value
+
+    def prefetch(self, keys: list[bytes]) -> None:
+        """A hint before a batch of :meth:`get_fast` / :meth:`set_fast` calls for ``keys``
+        (the RESP fast path's parsed requests): start loading their keyspace slots
+        together (:mod:`synap.store.dictprefetch`). Changes nothing."""
+        prefetch_slots(self.keyspace.data, keys)
 
     def get_fast(self, key: bytes) -> bytes | None:
         """:meth:`get` for a caller that found ``guard_reads`` off for its batch (the

@@ -224,6 +224,35 @@ def test_fast_path_matches_the_general_path(
     assert fast == general
 
 
+# Reads of long runs of plain GETs and SETs: the C loop parses 32 requests ahead of
+# running them (their keys' slots prefetched together), so runs longer than that, broken
+# by a request it does not take or a SET it refuses anywhere in a batch, must still be
+# answered exactly as the general path answers them.
+_AHEAD = 32
+mostly_fast = st.one_of(*[fast_command] * 9, special_command)
+_LONG = [
+    [b"SET", b"k%d" % (i % 3 + 1), b"%d" % i] if i % 2 else [b"GET", b"k2"] for i in range(100)
+]
+
+
+@FUZZ
+@example(commands=_LONG, cuts=[])
+@example(commands=_LONG[:_AHEAD] + [[b"DBSIZE"]] + _LONG[:40], cuts=[])
+@example(commands=_LONG[: _AHEAD - 1] + [[b"MULTI"], [b"EXEC"]] + _LONG, cuts=[])
+@example(commands=_LONG[:40] + [[b"SET", b"k1", b"y" * (MAX_VALUE + 1)]] + _LONG[:30], cuts=[])
+@example(commands=_LONG[: 2 * _AHEAD] + [[b"SET", b"k1", b"v", b"PX", b"500"]] + _LONG, cuts=[])
+@given(
+    commands=st.lists(mostly_fast, min_size=_AHEAD, max_size=4 * _AHEAD),
+    cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=2),
+)
+def test_long_plain_runs_match_the_general_path(
+    commands: list[list[bytes]], cuts: list[int]
+) -> None:
+    general = _run(commands, cuts, False, False, False)
+    fast = _run(commands, cuts, True, False, False)
+    assert fast == general
+
+
 @needs_pure("synap.api.resp")
 def test_a_run_of_plain_gets_and_sets_takes_the_fast_path() -> None:
     """The comparison above would pass if the fast path never ran: check it does (a

@@ -120,12 +120,29 @@ class _Broken:
     def set_fast_first(self, key: bytes, value: bytes) -> int:
         return self.cmds.set_fast_first(key, value)
 
+    def prefetch(self, keys: list[bytes]) -> None:
+        self.cmds.prefetch(keys)
+
 
 def test_an_exception_in_the_command_layer_is_returned_and_its_request_left() -> None:
     head = _encode(b"SET", b"a", b"1")
     taken, ran, gets, _, replies, error = run(head + _encode(b"GET", b"a"), _Broken(_cmds()))  # type: ignore[arg-type]
     assert (taken, ran, gets, replies) == (len(head), 1, 0, R.OK)
     assert isinstance(error, RuntimeError)
+
+
+def test_a_long_read_runs_in_batches_and_stops_where_a_request_raises() -> None:
+    """Requests are parsed 32 ahead of running: an exception in the 41st still leaves
+    exactly it and what follows, with the 40 before it run and answered."""
+    sets = b"".join(_encode(b"SET", b"k%d" % i, b"v%d" % i) for i in range(40))
+    rest = _encode(b"GET", b"k1") + _encode(b"SET", b"z", b"1") * 30
+    cmds = _cmds()
+    taken, ran, gets, _, replies, error = run(sets + rest, _Broken(cmds))  # type: ignore[arg-type]
+    assert (taken, ran, gets, replies) == (len(sets), 40, 0, R.OK * 40)
+    assert isinstance(error, RuntimeError)
+    assert cmds.keyspace.data == {b"seed": b"seeded"} | {b"k%d" % i: b"v%d" % i for i in range(40)}
+    taken, ran, gets, _, replies, error = run(sets + sets + sets, cmds)
+    assert (taken, ran, error) == (3 * len(sets), 120, None)
 
 
 def test_resp3_nil_and_a_large_value() -> None:
