@@ -850,12 +850,21 @@ def part_stall(nkeys: int) -> list[str]:
     ]
 
 
+PARTS = ("sync", "lag", "catchup", "append", "stall")
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="sync,lag,catchup,append,stall")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--catchup-records", type=int, default=500_000)
+    ap.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated, of {', '.join(PARTS)} (default: all)",
+    )
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per figure (median)")
+    ap.add_argument("--keys", type=int, default=1_000_000, help="(i), (v), (vi): keys loaded")
+    ap.add_argument(
+        "--catchup-records", type=int, default=500_000, help="(iii): SETs written while away"
+    )
     ap.add_argument(
         "--probe-writes",
         action="store_true",
@@ -873,6 +882,9 @@ def main(argv: list[str] | None = None) -> list[str]:
         probe_main(int(args.probe[0]), args.probe[1], 120, int(args.probe[2]))
         return []
     parts = args.parts.split(",")
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(unknown)}; have {', '.join(PARTS)}")
     need_tools("redis-server", "redis-benchmark")
     tables: list[str] = []
     with workdir("repl") as tmp:
